@@ -1,0 +1,839 @@
+//! The book: the state of the accounts a batch touches, and the one place commands are applied.
+//!
+//! The server loads into a [`Book`] the wallets, merchants, payments, codes and sales a batch of
+//! commands names, applies the whole batch in memory with [`Book::apply_all`], and persists
+//! [`Book::take_changes`] in one database transaction. Tests and benchmarks load everything.
+//! Either way the rules are the same code.
+//!
+//! Every command is applied all or nothing: each `apply_*` first computes and checks, and only
+//! then writes, so a rejected command leaves the book exactly as it was and its batch-mates
+//! unaffected.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use crate::calendar::{BusinessDate, Month};
+use crate::cashback::{BudgetState, Cashback};
+use crate::command::{CarryOverAccount, Command, Limit, Outcome, Receipt, Rejection};
+use crate::history::{Counterparty, HistoryItem, HistoryKind};
+use crate::id::{MerchantId, PaymentCode, TxId, WalletId};
+use crate::ledger::{Account, AccountKind, Transaction, Transfer, TxKind};
+use crate::money::{Amount, Won};
+use crate::payment::{CodeProblem, PaymentCodeState, PaymentState};
+use crate::policy::Policy;
+use crate::settlement::{DaySales, MerchantState, Settlement, SettlementLine};
+use crate::wallet::WalletState;
+
+/// Balances of the accounts there is one of, other than the cashback budget (whose balance is
+/// derived from [`BudgetState`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SystemBalances {
+    pub bank_clearing: Won,
+    pub settlement_payouts: Won,
+    pub fee_income: Won,
+    pub handover_opening: Won,
+}
+
+/// The loaded state of the ledger, and what changed since it was loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Book {
+    policy: Policy,
+    budget: BudgetState,
+    system: SystemBalances,
+    wallets: HashMap<WalletId, WalletState>,
+    merchants: HashMap<MerchantId, MerchantState>,
+    payments: HashMap<TxId, PaymentState>,
+    codes: HashMap<PaymentCode, PaymentCodeState>,
+    sales: BTreeMap<(BusinessDate, MerchantId), DaySales>,
+    settlements: BTreeMap<BusinessDate, Settlement>,
+    dirty: Dirty,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Dirty {
+    policy: bool,
+    budget: bool,
+    system: bool,
+    wallets: BTreeSet<WalletId>,
+    merchants: BTreeSet<MerchantId>,
+    payments: BTreeSet<TxId>,
+    codes: BTreeSet<PaymentCode>,
+    sales: BTreeSet<(BusinessDate, MerchantId)>,
+    settlements: BTreeSet<BusinessDate>,
+}
+
+/// Everything a batch changed, each entity once with its state after the batch: what the
+/// server writes back. Hot accounts (the budget, a busy merchant) appear once however many
+/// commands touched them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub policy: Option<Policy>,
+    pub budget: Option<BudgetState>,
+    pub system: Option<SystemBalances>,
+    pub wallets: Vec<(WalletId, WalletState)>,
+    pub merchants: Vec<(MerchantId, MerchantState)>,
+    pub payments: Vec<(TxId, PaymentState)>,
+    pub codes: Vec<(PaymentCode, PaymentCodeState)>,
+    pub sales: Vec<((BusinessDate, MerchantId), DaySales)>,
+    pub settlements: Vec<Settlement>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        *self == Changes::default()
+    }
+}
+
+impl Book {
+    /// An empty book under `policy`, with every system account at zero.
+    pub fn new(policy: Policy) -> Book {
+        Book {
+            policy,
+            budget: BudgetState::default(),
+            system: SystemBalances::default(),
+            wallets: HashMap::new(),
+            merchants: HashMap::new(),
+            payments: HashMap::new(),
+            codes: HashMap::new(),
+            sales: BTreeMap::new(),
+            settlements: BTreeMap::new(),
+            dirty: Dirty::default(),
+        }
+    }
+
+    // Loading. What is loaded is not a change; only what commands do is.
+
+    pub fn load_budget(&mut self, budget: BudgetState) {
+        self.budget = budget;
+    }
+
+    pub fn load_system(&mut self, system: SystemBalances) {
+        self.system = system;
+    }
+
+    pub fn load_wallet(&mut self, id: WalletId, state: WalletState) {
+        assert!(!state.balance.is_negative(), "wallet {id} loaded with a negative balance");
+        self.wallets.insert(id, state);
+    }
+
+    pub fn load_merchant(&mut self, id: MerchantId, state: MerchantState) {
+        self.merchants.insert(id, state);
+    }
+
+    pub fn load_payment(&mut self, id: TxId, state: PaymentState) {
+        self.payments.insert(id, state);
+    }
+
+    pub fn load_code(&mut self, code: PaymentCode, state: PaymentCodeState) {
+        self.codes.insert(code, state);
+    }
+
+    pub fn load_sales(&mut self, date: BusinessDate, merchant: MerchantId, sales: DaySales) {
+        self.sales.insert((date, merchant), sales);
+    }
+
+    pub fn load_settlement(&mut self, settlement: Settlement) {
+        self.settlements.insert(settlement.business_date, settlement);
+    }
+
+    /// A new wallet enters the book (a registration). Recorded as a change.
+    pub fn open_wallet(&mut self, id: WalletId, now: DateTime<Utc>) {
+        assert!(!self.wallets.contains_key(&id), "wallet {id} opened twice");
+        self.wallets.insert(id.clone(), WalletState::new(Month::of(now)));
+        self.dirty.wallets.insert(id);
+    }
+
+    /// A new merchant enters the book. Recorded as a change.
+    pub fn open_merchant(&mut self, id: MerchantId) {
+        assert!(!self.merchants.contains_key(&id), "merchant {id} opened twice");
+        self.merchants.insert(id.clone(), MerchantState::default());
+        self.dirty.merchants.insert(id);
+    }
+
+    /// A new payment code for `wallet`, valid from `now`. Recorded as a change.
+    pub fn issue_code(&mut self, code: PaymentCode, wallet: WalletId, now: DateTime<Utc>) -> PaymentCodeState {
+        assert!(!self.codes.contains_key(&code), "payment code issued twice");
+        let state = PaymentCodeState::issue(wallet, now);
+        self.codes.insert(code.clone(), state.clone());
+        self.dirty.codes.insert(code);
+        state
+    }
+
+    // Reading.
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn budget(&self) -> BudgetState {
+        self.budget
+    }
+
+    pub fn system(&self) -> SystemBalances {
+        self.system
+    }
+
+    pub fn wallet(&self, id: &WalletId) -> Option<&WalletState> {
+        self.wallets.get(id)
+    }
+
+    pub fn merchant(&self, id: &MerchantId) -> Option<&MerchantState> {
+        self.merchants.get(id)
+    }
+
+    pub fn payment(&self, id: &TxId) -> Option<&PaymentState> {
+        self.payments.get(id)
+    }
+
+    pub fn code(&self, code: &PaymentCode) -> Option<&PaymentCodeState> {
+        self.codes.get(code)
+    }
+
+    pub fn sales(&self, date: BusinessDate, merchant: &MerchantId) -> Option<&DaySales> {
+        self.sales.get(&(date, merchant.clone()))
+    }
+
+    pub fn settlement(&self, date: BusinessDate) -> Option<&Settlement> {
+        self.settlements.get(&date)
+    }
+
+    pub fn wallets(&self) -> impl Iterator<Item = (&WalletId, &WalletState)> {
+        self.wallets.iter()
+    }
+
+    pub fn merchants(&self) -> impl Iterator<Item = (&MerchantId, &MerchantState)> {
+        self.merchants.iter()
+    }
+
+    pub fn payments(&self) -> impl Iterator<Item = (&TxId, &PaymentState)> {
+        self.payments.iter()
+    }
+
+    /// The balance of one account, if it is loaded.
+    pub fn balance(&self, account: &Account) -> Option<Won> {
+        match account {
+            Account::Wallet(id) => self.wallets.get(id).map(|wallet| wallet.balance),
+            Account::Merchant(id) => self.merchants.get(id).map(|merchant| merchant.receivable),
+            Account::CashbackBudget => Some(self.budget.remaining()),
+            Account::BankClearing => Some(self.system.bank_clearing),
+            Account::SettlementPayouts => Some(self.system.settlement_payouts),
+            Account::FeeIncome => Some(self.system.fee_income),
+            Account::HandoverOpening => Some(self.system.handover_opening),
+        }
+    }
+
+    /// The sum of the loaded accounts' balances by kind. For a book that holds every account,
+    /// the balances sum to zero.
+    pub fn trial_balance(&self) -> BTreeMap<AccountKind, Won> {
+        fn sum(values: impl Iterator<Item = Won>) -> Won {
+            values.fold(Won::ZERO, |total, value| {
+                total.checked_add(value).expect("ledger totals stay inside the decimal range")
+            })
+        }
+        BTreeMap::from([
+            (AccountKind::CitizenWallet, sum(self.wallets.values().map(|wallet| wallet.balance))),
+            (AccountKind::MerchantReceivable, sum(self.merchants.values().map(|merchant| merchant.receivable))),
+            (AccountKind::CashbackBudget, self.budget.remaining()),
+            (AccountKind::BankClearing, self.system.bank_clearing),
+            (AccountKind::SettlementPayouts, self.system.settlement_payouts),
+            (AccountKind::FeeIncome, self.system.fee_income),
+            (AccountKind::HandoverOpening, self.system.handover_opening),
+        ])
+    }
+
+    /// What changed since the last call (or since loading), each entity once; clears the record.
+    pub fn take_changes(&mut self) -> Changes {
+        let dirty = std::mem::take(&mut self.dirty);
+        Changes {
+            policy: dirty.policy.then(|| self.policy.clone()),
+            budget: dirty.budget.then_some(self.budget),
+            system: dirty.system.then_some(self.system),
+            wallets: dirty
+                .wallets
+                .into_iter()
+                .map(|id| {
+                    let state = self.wallets[&id].clone();
+                    (id, state)
+                })
+                .collect(),
+            merchants: dirty
+                .merchants
+                .into_iter()
+                .map(|id| {
+                    let state = self.merchants[&id].clone();
+                    (id, state)
+                })
+                .collect(),
+            payments: dirty
+                .payments
+                .into_iter()
+                .map(|id| {
+                    let state = self.payments[&id].clone();
+                    (id, state)
+                })
+                .collect(),
+            codes: dirty
+                .codes
+                .into_iter()
+                .map(|code| {
+                    let state = self.codes[&code].clone();
+                    (code, state)
+                })
+                .collect(),
+            sales: dirty
+                .sales
+                .into_iter()
+                .map(|key| {
+                    let state = self.sales[&key];
+                    (key, state)
+                })
+                .collect(),
+            settlements: dirty.settlements.into_iter().map(|date| self.settlements[&date].clone()).collect(),
+        }
+    }
+
+    // Applying.
+
+    /// Applies commands in order, each on the state the ones before it left. A rejected command
+    /// changes nothing and does not stop the others.
+    pub fn apply_all(&mut self, commands: &[Command], now: DateTime<Utc>) -> Vec<Result<Outcome, Rejection>> {
+        commands.iter().map(|command| self.apply(command, now)).collect()
+    }
+
+    /// Applies one command at the instant `now`.
+    pub fn apply(&mut self, command: &Command, now: DateTime<Utc>) -> Result<Outcome, Rejection> {
+        let outcome = match command {
+            Command::Charge { id, wallet, amount } => self.charge(id, wallet, *amount, now),
+            Command::Gift { id, from, to, amount } => self.gift(id, from, to, *amount, now),
+            Command::Pay { id, cashback_id, merchant, code, amount } => {
+                self.pay(id, cashback_id, merchant, code, *amount, now)
+            }
+            Command::Refund { id, reversal_id, merchant, payment, amount } => {
+                self.refund(id, reversal_id, merchant, payment, *amount, now)
+            }
+            Command::TopUpBudget { id, amount } => Ok(self.top_up_budget(id, *amount, now)),
+            Command::SetPolicy { policy } => self.set_policy(policy),
+            Command::CloseDay { id, date } => self.close_day(id, *date, now),
+            Command::CarryOver { id, account, amount } => self.carry_over(id, account, *amount, now),
+        }?;
+        if let Some(transaction) = &outcome.transaction {
+            assert!(transaction.sum().is_zero(), "unbalanced transaction {transaction:?}");
+        }
+        Ok(outcome)
+    }
+
+    fn charge(
+        &mut self,
+        id: &TxId,
+        wallet_id: &WalletId,
+        amount: Amount,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, Rejection> {
+        let wallet = self.wallets.get(wallet_id).ok_or_else(|| Rejection::UnknownWallet(wallet_id.clone()))?;
+        let mut counters = wallet.counters_in(Month::of(now));
+        let limit = self.policy.monthly_charge_limit;
+        let charged_after = counters.charged.checked_add(amount.won())?;
+        if charged_after > limit {
+            return Err(Rejection::LimitExceeded(Limit::MonthlyCharge {
+                limit,
+                remaining: limit.remaining_after(counters.charged)?,
+            }));
+        }
+        let balance_after = wallet.balance.checked_add(amount.won())?;
+        self.check_holding_limit(wallet.balance, balance_after)?;
+        counters.charged = charged_after;
+
+        let wallet = self.wallet_mut(wallet_id);
+        wallet.balance = balance_after;
+        wallet.counters = counters;
+        self.system.bank_clearing = self.system.bank_clearing.checked_sub(amount.won())?;
+        self.dirty.system = true;
+
+        let account = Account::Wallet(wallet_id.clone());
+        let transfer = Transfer { from: Account::BankClearing, to: account, amount };
+        let history =
+            vec![self.history_item(id, wallet_id, HistoryKind::Charge, amount.won(), balance_after, now, None)];
+        Ok(self.outcome(
+            Receipt::Charged { charge_id: id.clone(), amount, balance: balance_after },
+            Transaction::from_transfers(id.clone(), TxKind::Charge, now, [transfer]),
+            history,
+        ))
+    }
+
+    fn gift(
+        &mut self,
+        id: &TxId,
+        from: &WalletId,
+        to: &WalletId,
+        amount: Amount,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, Rejection> {
+        if from == to {
+            return Err(Rejection::GiftToSelf);
+        }
+        let sender = self.wallets.get(from).ok_or_else(|| Rejection::UnknownWallet(from.clone()))?;
+        let receiver = self.wallets.get(to).ok_or_else(|| Rejection::UnknownWallet(to.clone()))?;
+        if sender.balance < amount.won() {
+            return Err(Rejection::InsufficientFunds {
+                account: Account::Wallet(from.clone()),
+                available: sender.balance,
+                needed: amount.won(),
+            });
+        }
+        let sender_after = sender.balance.checked_sub(amount.won())?;
+        let receiver_after = receiver.balance.checked_add(amount.won())?;
+        self.check_holding_limit(receiver.balance, receiver_after)?;
+
+        self.wallet_mut(from).balance = sender_after;
+        self.wallet_mut(to).balance = receiver_after;
+
+        let history = vec![
+            self.history_item(
+                id,
+                from,
+                HistoryKind::GiftOut,
+                amount.won().negate(),
+                sender_after,
+                now,
+                Some(Counterparty::Wallet(to.clone())),
+            ),
+            self.history_item(
+                id,
+                to,
+                HistoryKind::GiftIn,
+                amount.won(),
+                receiver_after,
+                now,
+                Some(Counterparty::Wallet(from.clone())),
+            ),
+        ];
+        let transfer = Transfer { from: Account::Wallet(from.clone()), to: Account::Wallet(to.clone()), amount };
+        Ok(self.outcome(
+            Receipt::Gifted { gift_id: id.clone(), amount, balance: sender_after },
+            Transaction::from_transfers(id.clone(), TxKind::Gift, now, [transfer]),
+            history,
+        ))
+    }
+
+    fn pay(
+        &mut self,
+        id: &TxId,
+        cashback_id: &TxId,
+        merchant_id: &MerchantId,
+        code: &PaymentCode,
+        amount: Amount,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, Rejection> {
+        let code_state = self.codes.get(code).ok_or(Rejection::PaymentCodeInvalid(CodeProblem::Unknown))?;
+        code_state.check(now).map_err(Rejection::PaymentCodeInvalid)?;
+        let wallet_id = code_state.wallet.clone();
+        let merchant =
+            self.merchants.get(merchant_id).ok_or_else(|| Rejection::UnknownMerchant(merchant_id.clone()))?;
+        let wallet = self.wallets.get(&wallet_id).ok_or_else(|| Rejection::UnknownWallet(wallet_id.clone()))?;
+        if wallet.balance < amount.won() {
+            return Err(Rejection::InsufficientFunds {
+                account: Account::Wallet(wallet_id),
+                available: wallet.balance,
+                needed: amount.won(),
+            });
+        }
+        assert!(!self.payments.contains_key(id), "payment id {id} used twice");
+        let month = Month::of(now);
+        let date = BusinessDate::of(now);
+        let mut counters = wallet.counters_in(month);
+        let cap_remaining = self.policy.cashback_monthly_spend_cap.remaining_after(counters.eligible_spent)?;
+        let Cashback { eligible, cashback } =
+            Cashback::of_payment(amount.won(), cap_remaining, self.policy.cashback_rate, self.budget.remaining())?;
+        let balance_paid = wallet.balance.checked_sub(amount.won())?;
+        let balance_after = balance_paid.checked_add(cashback)?;
+        counters.eligible_spent = counters.eligible_spent.checked_add(eligible)?;
+        counters.cashback_earned = counters.cashback_earned.checked_add(cashback)?;
+        let receivable_after = merchant.receivable.checked_add(amount.won())?;
+        let paid_out_after = self.budget.paid_out.checked_add(cashback)?;
+        let mut sales = self.sales.get(&(date, merchant_id.clone())).copied().unwrap_or_default();
+        sales.add_payment(amount)?;
+
+        self.codes.get_mut(code).expect("checked above").used = true;
+        self.dirty.codes.insert(code.clone());
+        let wallet = self.wallet_mut(&wallet_id);
+        wallet.balance = balance_after;
+        wallet.counters = counters;
+        self.merchant_mut(merchant_id).receivable = receivable_after;
+        self.budget.paid_out = paid_out_after;
+        self.dirty.budget = true;
+        self.put_sales(date, merchant_id, sales);
+        self.payments.insert(
+            id.clone(),
+            PaymentState {
+                merchant: merchant_id.clone(),
+                wallet: wallet_id.clone(),
+                amount,
+                cashback,
+                eligible,
+                month,
+                at: now,
+                refunded: Won::ZERO,
+                cashback_reversed: Won::ZERO,
+                eligible_returned: Won::ZERO,
+            },
+        );
+        self.dirty.payments.insert(id.clone());
+
+        let merchant = Some(Counterparty::Merchant(merchant_id.clone()));
+        let mut history = vec![self.history_item(
+            id,
+            &wallet_id,
+            HistoryKind::Payment,
+            amount.won().negate(),
+            balance_paid,
+            now,
+            merchant.clone(),
+        )];
+        let mut transfers = vec![Transfer {
+            from: Account::Wallet(wallet_id.clone()),
+            to: Account::Merchant(merchant_id.clone()),
+            amount,
+        }];
+        if let Ok(cashback_amount) = Amount::try_from(cashback) {
+            history.push(self.history_item(
+                cashback_id,
+                &wallet_id,
+                HistoryKind::Cashback,
+                cashback,
+                balance_after,
+                now,
+                merchant,
+            ));
+            transfers.push(Transfer {
+                from: Account::CashbackBudget,
+                to: Account::Wallet(wallet_id.clone()),
+                amount: cashback_amount,
+            });
+        }
+        Ok(self.outcome(
+            Receipt::Paid { payment_id: id.clone(), wallet: wallet_id, amount, cashback, at: now },
+            Transaction::from_transfers(id.clone(), TxKind::Payment, now, transfers),
+            history,
+        ))
+    }
+
+    fn refund(
+        &mut self,
+        id: &TxId,
+        reversal_id: &TxId,
+        merchant_id: &MerchantId,
+        payment_id: &TxId,
+        amount: Amount,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, Rejection> {
+        // Another merchant's payment is reported as unknown, so payment ids cannot be probed.
+        let payment = self
+            .payments
+            .get(payment_id)
+            .filter(|payment| &payment.merchant == merchant_id)
+            .ok_or_else(|| Rejection::UnknownPayment(payment_id.clone()))?;
+        let refundable = payment.refundable();
+        if amount.won() > refundable {
+            return Err(Rejection::RefundExceedsPayment { refundable });
+        }
+        let shares = payment.refund_shares(amount)?;
+        let merchant =
+            self.merchants.get(merchant_id).ok_or_else(|| Rejection::UnknownMerchant(merchant_id.clone()))?;
+        let wallet_id = payment.wallet.clone();
+        let wallet = self.wallets.get(&wallet_id).ok_or_else(|| Rejection::UnknownWallet(wallet_id.clone()))?;
+        let balance_refunded = wallet.balance.checked_add(amount.won())?;
+        let balance_after = balance_refunded.checked_sub(shares.cashback_reversed)?;
+        // The reversal can exceed the refund only in a corner of the floor rule (many tiny
+        // refunds, then the last one takes back all the cashback); the wallet must cover it.
+        if balance_after.is_negative() {
+            return Err(Rejection::InsufficientFunds {
+                account: Account::Wallet(wallet_id),
+                available: wallet.balance,
+                needed: shares.cashback_reversed.checked_sub(amount.won())?,
+            });
+        }
+        let month = Month::of(now);
+        let date = BusinessDate::of(now);
+        // Eligible spend comes back only while the payment's month lasts.
+        let eligible_returned = if payment.month == month { shares.eligible_returned } else { Won::ZERO };
+        let mut counters = wallet.counters_in(month);
+        counters.eligible_spent = counters.eligible_spent.checked_sub(eligible_returned)?;
+        assert!(!counters.eligible_spent.is_negative(), "eligible spend below zero after refund {id}");
+        let receivable_after = merchant.receivable.checked_sub(amount.won())?;
+        let reversed_after = self.budget.reversed.checked_add(shares.cashback_reversed)?;
+        let mut payment_after = payment.clone();
+        payment_after.refunded = payment_after.refunded.checked_add(amount.won())?;
+        payment_after.cashback_reversed = payment_after.cashback_reversed.checked_add(shares.cashback_reversed)?;
+        payment_after.eligible_returned = payment_after.eligible_returned.checked_add(eligible_returned)?;
+        assert!(payment_after.refunded <= payment_after.amount.won());
+        assert!(!shares.completes || payment_after.cashback_reversed == payment_after.cashback);
+        let mut sales = self.sales.get(&(date, merchant_id.clone())).copied().unwrap_or_default();
+        sales.add_refund(amount)?;
+
+        let wallet = self.wallet_mut(&wallet_id);
+        wallet.balance = balance_after;
+        wallet.counters = counters;
+        self.merchant_mut(merchant_id).receivable = receivable_after;
+        self.budget.reversed = reversed_after;
+        self.dirty.budget = true;
+        self.payments.insert(payment_id.clone(), payment_after);
+        self.dirty.payments.insert(payment_id.clone());
+        self.put_sales(date, merchant_id, sales);
+
+        let merchant = Some(Counterparty::Merchant(merchant_id.clone()));
+        let mut history = vec![self.history_item(
+            id,
+            &wallet_id,
+            HistoryKind::Refund,
+            amount.won(),
+            balance_refunded,
+            now,
+            merchant.clone(),
+        )];
+        let mut transfers = vec![Transfer {
+            from: Account::Merchant(merchant_id.clone()),
+            to: Account::Wallet(wallet_id.clone()),
+            amount,
+        }];
+        if let Ok(reversed) = Amount::try_from(shares.cashback_reversed) {
+            history.push(self.history_item(
+                reversal_id,
+                &wallet_id,
+                HistoryKind::CashbackReversal,
+                reversed.won().negate(),
+                balance_after,
+                now,
+                merchant,
+            ));
+            transfers.push(Transfer {
+                from: Account::Wallet(wallet_id.clone()),
+                to: Account::CashbackBudget,
+                amount: reversed,
+            });
+        }
+        Ok(self.outcome(
+            Receipt::Refunded { refund_id: id.clone(), amount, cashback_reversed: shares.cashback_reversed },
+            Transaction::from_transfers(id.clone(), TxKind::Refund, now, transfers),
+            history,
+        ))
+    }
+
+    fn top_up_budget(&mut self, id: &TxId, amount: Amount, now: DateTime<Utc>) -> Outcome {
+        // Both sums stay far below the decimal range (at most 10^12 per top-up).
+        self.budget.funded = self.budget.funded.checked_add(amount.won()).expect("budget within range");
+        self.system.bank_clearing = self.system.bank_clearing.checked_sub(amount.won()).expect("clearing within range");
+        self.dirty.budget = true;
+        self.dirty.system = true;
+        let transfer = Transfer { from: Account::BankClearing, to: Account::CashbackBudget, amount };
+        self.outcome(
+            Receipt::BudgetToppedUp { budget: self.budget },
+            Transaction::from_transfers(id.clone(), TxKind::CashbackBudgetTopUp, now, [transfer]),
+            Vec::new(),
+        )
+    }
+
+    fn set_policy(&mut self, policy: &Policy) -> Result<Outcome, Rejection> {
+        self.policy = policy.clone().validate()?;
+        self.dirty.policy = true;
+        Ok(Outcome {
+            receipt: Receipt::PolicySet { policy: self.policy.clone() },
+            transaction: None,
+            history: Vec::new(),
+            balances: Vec::new(),
+        })
+    }
+
+    fn close_day(&mut self, id: &TxId, date: BusinessDate, now: DateTime<Utc>) -> Result<Outcome, Rejection> {
+        let today = BusinessDate::of(now);
+        if date >= today {
+            return Err(Rejection::DateNotClosable { date, today });
+        }
+        if let Some(settlement) = self.settlements.get(&date) {
+            return Ok(Outcome {
+                receipt: Receipt::DayClosed { settlement: settlement.clone(), newly_closed: false },
+                transaction: None,
+                history: Vec::new(),
+                balances: Vec::new(),
+            });
+        }
+        let first_key = (date, MerchantId::parse(" ").expect("a one-space id is valid and sorts before visible text"));
+        let mut lines = Vec::new();
+        for ((_, merchant_id), sales) in self.sales.range(first_key..).take_while(|((day, _), _)| *day == date) {
+            if !sales.has_activity() {
+                continue;
+            }
+            let merchant =
+                self.merchants.get(merchant_id).ok_or_else(|| Rejection::UnknownMerchant(merchant_id.clone()))?;
+            lines.push(SettlementLine::compute(
+                merchant_id.clone(),
+                sales,
+                merchant.carried_negative,
+                self.policy.merchant_fee_rate,
+            )?);
+        }
+        let mut total_net_payable = Won::ZERO;
+        let mut total_fee = Won::ZERO;
+        let mut transfers = Vec::with_capacity(lines.len() * 2);
+        let mut receivables_after = Vec::with_capacity(lines.len());
+        for line in &lines {
+            let receivable = self.merchants[&line.merchant_id].receivable;
+            let receivable_after = receivable.checked_sub(line.fee)?.checked_sub(line.payout())?;
+            receivables_after.push(receivable_after);
+            total_net_payable = total_net_payable.checked_add(line.payout())?;
+            total_fee = total_fee.checked_add(line.fee)?;
+            let from = Account::Merchant(line.merchant_id.clone());
+            if let Ok(fee) = Amount::try_from(line.fee) {
+                transfers.push(Transfer { from: from.clone(), to: Account::FeeIncome, amount: fee });
+            }
+            if let Ok(payout) = Amount::try_from(line.payout()) {
+                transfers.push(Transfer { from, to: Account::SettlementPayouts, amount: payout });
+            }
+        }
+        let fee_income_after = self.system.fee_income.checked_add(total_fee)?;
+        let payouts_after = self.system.settlement_payouts.checked_add(total_net_payable)?;
+
+        for (line, receivable_after) in lines.iter().zip(receivables_after) {
+            let merchant = self.merchant_mut(&line.merchant_id);
+            merchant.receivable = receivable_after;
+            merchant.carried_negative = line.carried_out();
+        }
+        self.system.fee_income = fee_income_after;
+        self.system.settlement_payouts = payouts_after;
+        self.dirty.system = true;
+        let settlement = Settlement { business_date: date, tx_id: id.clone(), lines, total_net_payable, total_fee };
+        self.settlements.insert(date, settlement.clone());
+        self.dirty.settlements.insert(date);
+        let transaction = Transaction::from_transfers(id.clone(), TxKind::Settlement, now, transfers);
+        let mut outcome = self.outcome(Receipt::DayClosed { settlement, newly_closed: true }, transaction, Vec::new());
+        if outcome.transaction.as_ref().is_some_and(|transaction| transaction.postings().is_empty()) {
+            outcome.transaction = None;
+        }
+        Ok(outcome)
+    }
+
+    fn carry_over(
+        &mut self,
+        id: &TxId,
+        account: &CarryOverAccount,
+        amount: Won,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, Rejection> {
+        let magnitude = Amount::try_from(if amount.is_negative() { amount.negate() } else { amount })?;
+        let target = match account {
+            CarryOverAccount::Wallet(wallet) => Account::Wallet(wallet.clone()),
+            CarryOverAccount::Merchant(merchant) => Account::Merchant(merchant.clone()),
+            CarryOverAccount::CashbackBudget => Account::CashbackBudget,
+        };
+        let balance = match account {
+            CarryOverAccount::Wallet(wallet) => self
+                .wallets
+                .get(wallet)
+                .map(|state| state.balance)
+                .ok_or_else(|| Rejection::UnknownWallet(wallet.clone()))?,
+            CarryOverAccount::Merchant(merchant) => self
+                .merchants
+                .get(merchant)
+                .map(|state| state.receivable)
+                .ok_or_else(|| Rejection::UnknownMerchant(merchant.clone()))?,
+            CarryOverAccount::CashbackBudget => self.budget.remaining(),
+        };
+        let balance_after = balance.checked_add(amount)?;
+        if balance_after.is_negative() && target.kind().must_not_go_negative() {
+            return Err(Rejection::InsufficientFunds { account: target, available: balance, needed: magnitude.won() });
+        }
+        let handover_after = self.system.handover_opening.checked_sub(amount)?;
+
+        let mut history = Vec::new();
+        match account {
+            CarryOverAccount::Wallet(wallet) => {
+                self.wallet_mut(wallet).balance = balance_after;
+                history.push(self.history_item(
+                    id,
+                    wallet,
+                    HistoryKind::MigratedOpeningBalance,
+                    amount,
+                    balance_after,
+                    now,
+                    None,
+                ));
+            }
+            CarryOverAccount::Merchant(merchant) => self.merchant_mut(merchant).receivable = balance_after,
+            CarryOverAccount::CashbackBudget => {
+                self.budget.funded = self.budget.funded.checked_add(amount)?;
+                self.dirty.budget = true;
+            }
+        }
+        self.system.handover_opening = handover_after;
+        self.dirty.system = true;
+        let transfer = if amount.is_negative() {
+            Transfer { from: target.clone(), to: Account::HandoverOpening, amount: magnitude }
+        } else {
+            Transfer { from: Account::HandoverOpening, to: target.clone(), amount: magnitude }
+        };
+        Ok(self.outcome(
+            Receipt::CarriedOver { account: target, balance: balance_after },
+            Transaction::from_transfers(id.clone(), TxKind::OpeningBalance, now, [transfer]),
+            history,
+        ))
+    }
+
+    // Helpers: they compute or fetch, and never decide.
+
+    fn check_holding_limit(&self, balance_before: Won, balance_after: Won) -> Result<(), Rejection> {
+        let limit = self.policy.holding_limit;
+        if balance_after > limit {
+            return Err(Rejection::LimitExceeded(Limit::Holding {
+                limit,
+                room: limit.remaining_after(balance_before)?,
+            }));
+        }
+        Ok(())
+    }
+
+    fn wallet_mut(&mut self, id: &WalletId) -> &mut WalletState {
+        self.dirty.wallets.insert(id.clone());
+        self.wallets.get_mut(id).expect("the caller checked the wallet is loaded")
+    }
+
+    fn merchant_mut(&mut self, id: &MerchantId) -> &mut MerchantState {
+        self.dirty.merchants.insert(id.clone());
+        self.merchants.get_mut(id).expect("the caller checked the merchant is loaded")
+    }
+
+    fn put_sales(&mut self, date: BusinessDate, merchant: &MerchantId, sales: DaySales) {
+        let key = (date, merchant.clone());
+        self.sales.insert(key.clone(), sales);
+        self.dirty.sales.insert(key);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn history_item(
+        &self,
+        id: &TxId,
+        wallet: &WalletId,
+        kind: HistoryKind,
+        amount: Won,
+        balance_after: Won,
+        at: DateTime<Utc>,
+        counterparty: Option<Counterparty>,
+    ) -> HistoryItem {
+        assert!(!balance_after.is_negative(), "history item {id} leaves wallet {wallet} negative");
+        HistoryItem { id: id.clone(), wallet: wallet.clone(), kind, amount, balance_after, at, counterparty }
+    }
+
+    /// Wraps a transaction with the balances after it of the accounts it touched.
+    fn outcome(&self, receipt: Receipt, transaction: Transaction, history: Vec<HistoryItem>) -> Outcome {
+        let mut balances: Vec<(Account, Won)> = Vec::with_capacity(transaction.postings().len());
+        for posting in transaction.postings() {
+            if balances.iter().all(|(account, _)| account != &posting.account) {
+                let balance = self.balance(&posting.account).expect("a posted account is loaded");
+                if posting.account.kind().must_not_go_negative() {
+                    assert!(!balance.is_negative(), "{} below zero after {}", posting.account, transaction.id());
+                }
+                balances.push((posting.account.clone(), balance));
+            }
+        }
+        Outcome { receipt, transaction: Some(transaction), history, balances }
+    }
+}

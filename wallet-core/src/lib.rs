@@ -1,0 +1,36 @@
+//! The pure ledger of a regional currency.
+//!
+//! Money ([`money`]), the chart of accounts and balanced transactions ([`ledger`]), the city's
+//! [`policy`], wallets, payments, cashback, settlement, and the [`book`] that applies
+//! [`command::Command`]s to the state of the accounts they touch.
+//!
+//! This crate does no I/O, reads no clock and draws no random numbers: the caller passes in the
+//! instant and every id, so the same commands on the same state always give the same result.
+//! That is what lets the server apply batches in memory, the handover importer replay history,
+//! and the property tests check every invariant after every step.
+
+pub mod book;
+pub mod calendar;
+pub mod cashback;
+pub mod command;
+pub mod history;
+pub mod id;
+pub mod ledger;
+pub mod money;
+pub mod payment;
+pub mod policy;
+pub mod settlement;
+pub mod wallet;
+
+pub use book::{Book, Changes, SystemBalances};
+pub use calendar::{BusinessDate, Month};
+pub use cashback::BudgetState;
+pub use command::{CarryOverAccount, Command, Limit, Outcome, Receipt, Rejection};
+pub use history::{Counterparty, HistoryItem, HistoryKind};
+pub use id::{MerchantId, PaymentCode, TxId, WalletId};
+pub use ledger::{Account, AccountKind, Posting, Transaction, TxKind};
+pub use money::{Amount, AmountError, Rate, Won};
+pub use payment::{CodeProblem, PaymentCodeState, PaymentState};
+pub use policy::Policy;
+pub use settlement::{DaySales, MerchantState, Settlement, SettlementLine};
+pub use wallet::{WalletState, WalletView};

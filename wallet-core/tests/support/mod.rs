@@ -1,0 +1,182 @@
+//! A ledger with a few citizens and merchants, and one-line helpers for each operation.
+
+#![allow(dead_code)]
+
+use chrono::{DateTime, Duration, Utc};
+use wallet_core::*;
+
+pub fn won(value: i64) -> Won {
+    Won::from_i64(value)
+}
+
+pub fn amount(value: i64) -> Amount {
+    Amount::from_i64(value).expect("test amounts are positive")
+}
+
+pub fn rate(text: &str) -> Rate {
+    Rate::parse(text).expect("test rates are valid")
+}
+
+pub fn utc(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).expect("test instants are RFC 3339").with_timezone(&Utc)
+}
+
+pub fn wallet_id(name: &str) -> WalletId {
+    WalletId::parse(name).expect("test ids are valid")
+}
+
+pub fn merchant_id(name: &str) -> MerchantId {
+    MerchantId::parse(name).expect("test ids are valid")
+}
+
+pub fn tx_id(name: &str) -> TxId {
+    TxId::parse(name).expect("test ids are valid")
+}
+
+/// The policy the example tests use: round figures that make each rule visible.
+pub fn test_policy() -> Policy {
+    Policy {
+        cashback_rate: rate("0.1"),
+        cashback_monthly_spend_cap: won(500_000),
+        monthly_charge_limit: won(2_000_000),
+        holding_limit: won(3_000_000),
+        merchant_fee_rate: rate("0.01"),
+    }
+}
+
+/// A book, a clock that the test moves, and a counter for the ids the core never mints itself.
+pub struct Ledger {
+    pub book: Book,
+    pub now: DateTime<Utc>,
+    next_id: u64,
+}
+
+impl Ledger {
+    /// Citizens `alice`, `bob`, `carol`, merchants `bakery`, `grocer`, a budget of 1,000,000 won,
+    /// at 10:00 KST on 2026-12-10.
+    pub fn new() -> Ledger {
+        let now = utc("2026-12-10T01:00:00Z");
+        let mut book = Book::new(test_policy());
+        for name in ["alice", "bob", "carol"] {
+            book.open_wallet(wallet_id(name), now);
+        }
+        for name in ["bakery", "grocer"] {
+            book.open_merchant(merchant_id(name));
+        }
+        let mut ledger = Ledger { book, now, next_id: 0 };
+        ledger.top_up(1_000_000).expect("budget top-up");
+        ledger.book.take_changes();
+        ledger
+    }
+
+    pub fn fresh_id(&mut self, prefix: &str) -> TxId {
+        self.next_id += 1;
+        tx_id(&format!("{prefix}-{}", self.next_id))
+    }
+
+    pub fn advance(&mut self, seconds: i64) {
+        self.now += Duration::seconds(seconds);
+    }
+
+    pub fn apply(&mut self, command: Command) -> Result<Outcome, Rejection> {
+        let outcome = self.book.apply(&command, self.now);
+        assert_trial_balance_zero(&self.book);
+        outcome
+    }
+
+    pub fn charge(&mut self, wallet: &str, value: i64) -> Result<Outcome, Rejection> {
+        let id = self.fresh_id("charge");
+        self.apply(Command::Charge { id, wallet: wallet_id(wallet), amount: amount(value) })
+    }
+
+    pub fn gift(&mut self, from: &str, to: &str, value: i64) -> Result<Outcome, Rejection> {
+        let id = self.fresh_id("gift");
+        self.apply(Command::Gift { id, from: wallet_id(from), to: wallet_id(to), amount: amount(value) })
+    }
+
+    pub fn issue_code(&mut self, wallet: &str) -> PaymentCode {
+        let code = PaymentCode::parse(&format!("code-{}", self.fresh_id("c"))).expect("valid code");
+        self.book.issue_code(code.clone(), wallet_id(wallet), self.now);
+        code
+    }
+
+    pub fn pay_with(&mut self, merchant: &str, code: PaymentCode, value: i64) -> Result<Outcome, Rejection> {
+        let id = self.fresh_id("pay");
+        let cashback_id = self.fresh_id("cashback");
+        self.apply(Command::Pay { id, cashback_id, merchant: merchant_id(merchant), code, amount: amount(value) })
+    }
+
+    /// Issues a code for `wallet` and pays `merchant` with it.
+    pub fn pay(&mut self, merchant: &str, wallet: &str, value: i64) -> Result<Outcome, Rejection> {
+        let code = self.issue_code(wallet);
+        self.pay_with(merchant, code, value)
+    }
+
+    pub fn refund(&mut self, merchant: &str, payment: &TxId, value: i64) -> Result<Outcome, Rejection> {
+        let id = self.fresh_id("refund");
+        let reversal_id = self.fresh_id("reversal");
+        self.apply(Command::Refund {
+            id,
+            reversal_id,
+            merchant: merchant_id(merchant),
+            payment: payment.clone(),
+            amount: amount(value),
+        })
+    }
+
+    pub fn top_up(&mut self, value: i64) -> Result<Outcome, Rejection> {
+        let id = self.fresh_id("topup");
+        self.apply(Command::TopUpBudget { id, amount: amount(value) })
+    }
+
+    pub fn close(&mut self, date: &str) -> Result<Outcome, Rejection> {
+        let id = self.fresh_id("settlement");
+        self.apply(Command::CloseDay { id, date: BusinessDate::parse(date).expect("test dates are valid") })
+    }
+
+    pub fn balance(&self, wallet: &str) -> Won {
+        self.book.wallet(&wallet_id(wallet)).expect("wallet exists").balance
+    }
+
+    pub fn receivable(&self, merchant: &str) -> Won {
+        self.book.merchant(&merchant_id(merchant)).expect("merchant exists").receivable
+    }
+
+    pub fn view(&self, wallet: &str) -> WalletView {
+        let policy = self.book.policy().clone();
+        self.book.wallet(&wallet_id(wallet)).expect("wallet exists").view(Month::of(self.now), &policy).expect("view")
+    }
+}
+
+pub fn assert_trial_balance_zero(book: &Book) {
+    let total = book.trial_balance().values().fold(Won::ZERO, |sum, value| sum.checked_add(*value).unwrap());
+    assert_eq!(total, Won::ZERO, "trial balance {:?}", book.trial_balance());
+}
+
+pub fn payment_id(outcome: &Outcome) -> TxId {
+    match &outcome.receipt {
+        Receipt::Paid { payment_id, .. } => payment_id.clone(),
+        other => panic!("not a payment: {other:?}"),
+    }
+}
+
+pub fn cashback_of(outcome: &Outcome) -> Won {
+    match &outcome.receipt {
+        Receipt::Paid { cashback, .. } => *cashback,
+        other => panic!("not a payment: {other:?}"),
+    }
+}
+
+pub fn reversed_of(outcome: &Outcome) -> Won {
+    match &outcome.receipt {
+        Receipt::Refunded { cashback_reversed, .. } => *cashback_reversed,
+        other => panic!("not a refund: {other:?}"),
+    }
+}
+
+pub fn settlement_of(outcome: &Outcome) -> (&Settlement, bool) {
+    match &outcome.receipt {
+        Receipt::DayClosed { settlement, newly_closed } => (settlement, *newly_closed),
+        other => panic!("not a settlement: {other:?}"),
+    }
+}
