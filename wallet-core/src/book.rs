@@ -9,7 +9,7 @@
 //! then writes, so a rejected command leaves the book exactly as it was and its batch-mates
 //! unaffected.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -24,6 +24,12 @@ use crate::payment::{CodeProblem, PaymentCodeState, PaymentState};
 use crate::policy::Policy;
 use crate::settlement::{DaySales, MerchantState, Settlement, SettlementLine};
 use crate::wallet::WalletState;
+
+/// Hash maps with a fixed-seed fast hasher: the core draws no random numbers (so a run replays
+/// exactly), and the server's books hold only the few entities one batch touches, so there is
+/// no large table for crafted keys to degrade.
+type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+type Set<K> = HashSet<K, foldhash::fast::FixedState>;
 
 /// Balances of the accounts there is one of, other than the cashback budget (whose balance is
 /// derived from [`BudgetState`]).
@@ -41,11 +47,11 @@ pub struct Book {
     policy: Policy,
     budget: BudgetState,
     system: SystemBalances,
-    wallets: HashMap<WalletId, WalletState>,
-    merchants: HashMap<MerchantId, MerchantState>,
-    payments: HashMap<TxId, PaymentState>,
-    codes: HashMap<PaymentCode, PaymentCodeState>,
-    sales: BTreeMap<(BusinessDate, MerchantId), DaySales>,
+    wallets: Map<WalletId, WalletState>,
+    merchants: Map<MerchantId, MerchantState>,
+    payments: Map<TxId, PaymentState>,
+    codes: Map<PaymentCode, PaymentCodeState>,
+    sales: Map<(BusinessDate, MerchantId), DaySales>,
     settlements: BTreeMap<BusinessDate, Settlement>,
     dirty: Dirty,
 }
@@ -55,16 +61,16 @@ struct Dirty {
     policy: bool,
     budget: bool,
     system: bool,
-    wallets: BTreeSet<WalletId>,
-    merchants: BTreeSet<MerchantId>,
-    payments: BTreeSet<TxId>,
-    codes: BTreeSet<PaymentCode>,
-    sales: BTreeSet<(BusinessDate, MerchantId)>,
-    settlements: BTreeSet<BusinessDate>,
+    wallets: Set<WalletId>,
+    merchants: Set<MerchantId>,
+    payments: Set<TxId>,
+    codes: Set<PaymentCode>,
+    sales: Set<(BusinessDate, MerchantId)>,
+    settlements: Set<BusinessDate>,
 }
 
-/// Everything a batch changed, each entity once with its state after the batch: what the
-/// server writes back. Hot accounts (the budget, a busy merchant) appear once however many
+/// Everything a batch changed, each entity once with its state after the batch, in key order:
+/// what the server writes back (in a fixed order, so that concurrent writers lock rows alike). Hot accounts (the budget, a busy merchant) appear once however many
 /// commands touched them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
@@ -92,11 +98,11 @@ impl Book {
             policy,
             budget: BudgetState::default(),
             system: SystemBalances::default(),
-            wallets: HashMap::new(),
-            merchants: HashMap::new(),
-            payments: HashMap::new(),
-            codes: HashMap::new(),
-            sales: BTreeMap::new(),
+            wallets: Map::default(),
+            merchants: Map::default(),
+            payments: Map::default(),
+            codes: Map::default(),
+            sales: Map::default(),
             settlements: BTreeMap::new(),
             dirty: Dirty::default(),
         }
@@ -249,47 +255,16 @@ impl Book {
             policy: dirty.policy.then(|| self.policy.clone()),
             budget: dirty.budget.then_some(self.budget),
             system: dirty.system.then_some(self.system),
-            wallets: dirty
-                .wallets
-                .into_iter()
-                .map(|id| {
-                    let state = self.wallets[&id].clone();
-                    (id, state)
-                })
-                .collect(),
-            merchants: dirty
-                .merchants
-                .into_iter()
-                .map(|id| {
-                    let state = self.merchants[&id].clone();
-                    (id, state)
-                })
-                .collect(),
-            payments: dirty
-                .payments
-                .into_iter()
-                .map(|id| {
-                    let state = self.payments[&id].clone();
-                    (id, state)
-                })
-                .collect(),
-            codes: dirty
-                .codes
-                .into_iter()
-                .map(|code| {
-                    let state = self.codes[&code].clone();
-                    (code, state)
-                })
-                .collect(),
-            sales: dirty
-                .sales
-                .into_iter()
-                .map(|key| {
-                    let state = self.sales[&key];
-                    (key, state)
-                })
-                .collect(),
-            settlements: dirty.settlements.into_iter().map(|date| self.settlements[&date].clone()).collect(),
+            wallets: sorted_states(dirty.wallets, &self.wallets),
+            merchants: sorted_states(dirty.merchants, &self.merchants),
+            payments: sorted_states(dirty.payments, &self.payments),
+            codes: sorted_states(dirty.codes, &self.codes),
+            sales: sorted_states(dirty.sales, &self.sales),
+            settlements: {
+                let mut dates: Vec<_> = dirty.settlements.into_iter().collect();
+                dates.sort_unstable();
+                dates.into_iter().map(|date| self.settlements[&date].clone()).collect()
+            },
         }
     }
 
@@ -657,12 +632,11 @@ impl Book {
                 balances: Vec::new(),
             });
         }
-        let first_key = (date, MerchantId::parse(" ").expect("a one-space id is valid and sorts before visible text"));
-        let mut lines = Vec::new();
-        for ((_, merchant_id), sales) in self.sales.range(first_key..).take_while(|((day, _), _)| *day == date) {
-            if !sales.has_activity() {
-                continue;
-            }
+        let mut day_sales: Vec<_> =
+            self.sales.iter().filter(|((day, _), sales)| *day == date && sales.has_activity()).collect();
+        day_sales.sort_unstable_by(|((_, left), _), ((_, right), _)| left.cmp(right));
+        let mut lines = Vec::with_capacity(day_sales.len());
+        for ((_, merchant_id), sales) in day_sales {
             let merchant =
                 self.merchants.get(merchant_id).ok_or_else(|| Rejection::UnknownMerchant(merchant_id.clone()))?;
             lines.push(SettlementLine::compute(
@@ -836,4 +810,16 @@ impl Book {
         }
         Outcome { receipt, transaction: Some(transaction), history, balances }
     }
+}
+
+/// The states of the keys in `keys`, sorted by key.
+fn sorted_states<K: Ord + Clone + std::hash::Hash, V: Clone>(keys: Set<K>, states: &Map<K, V>) -> Vec<(K, V)> {
+    let mut keys: Vec<K> = keys.into_iter().collect();
+    keys.sort_unstable();
+    keys.into_iter()
+        .map(|key| {
+            let state = states.get(&key).expect("a changed entity is loaded").clone();
+            (key, state)
+        })
+        .collect()
 }

@@ -428,7 +428,8 @@ mod tests {
 
     #[test]
     fn refuses_every_other_input_form_with_its_reason() {
-        let cases: &[(&str, fn(&AmountError) -> bool)] = &[
+        type Expectation = fn(&AmountError) -> bool;
+        let cases: &[(&str, Expectation)] = &[
             ("", |e| matches!(e, AmountError::Empty)),
             ("10.5", |e| matches!(e, AmountError::Fraction(_))),
             ("10.0", |e| matches!(e, AmountError::Fraction(_))),

@@ -73,7 +73,7 @@ impl SettlementLine {
         carried_in: Won,
         fee_rate: Rate,
     ) -> Result<SettlementLine, Overflow> {
-        assert!(!(carried_in > Won::ZERO), "a carry is never positive: {carried_in}");
+        assert!(carried_in <= Won::ZERO, "a carry is never positive: {carried_in}");
         let fee = sales.payments_amount.floor_times(fee_rate)?;
         let net_payable = sales.net().checked_sub(fee)?.checked_add(carried_in)?;
         Ok(SettlementLine {
