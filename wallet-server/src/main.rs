@@ -1,1 +1,142 @@
-fn main() {}
+//! `wallet-server`: the command line of the regional-currency wallet backend.
+//!
+//! `serve` runs the REST API (applying pending migrations first); `admin create` makes the
+//! first city admin. Configuration is by environment variables, listed in the README.
+
+mod auth;
+mod clock;
+mod config;
+mod error;
+mod http;
+mod store;
+mod writer;
+
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpServer};
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "wallet-server", version, about = "The regional-currency wallet backend")]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run the REST API (WALLET_BIND, WALLET_DATABASE_URL, ... in the environment).
+    Serve,
+    /// Manage city admins.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a city admin; the password is read from the first line of standard input.
+    Create {
+        #[arg(long)]
+        login: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,actix_server=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("wallet-server: configuration error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Commands::Serve => serve(config),
+        Commands::Admin { command: AdminCommand::Create { login } } => create_admin(config, &login),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("wallet-server: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens the pool and applies pending migrations.
+fn open_database(config: &Config) -> Result<store::DbPool, String> {
+    let pool = store::open_pool(&config.database, config.pool_size + 1)
+        .map_err(|error| format!("cannot open the database: {error}"))?;
+    let mut connection = pool.get().map_err(|error| format!("cannot connect to the database: {error}"))?;
+    let applied = store::migrate(&mut connection).map_err(|error| error.to_string())?;
+    if applied > 0 {
+        tracing::info!(applied, "applied database migrations");
+    }
+    Ok(pool)
+}
+
+fn create_admin(config: Config, login: &str) -> Result<(), String> {
+    let login = http_login(login)?;
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password).map_err(|error| format!("cannot read the password: {error}"))?;
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    if !(8..=128).contains(&password.chars().count()) {
+        return Err("the password (first line of standard input) must be 8 to 128 characters".into());
+    }
+    let pool = open_database(&config)?;
+    let hash = actix_web::rt::System::new().block_on(auth::PasswordPool::new(config.argon2).hash(password));
+    let hash = hash.map_err(|error| error.to_string())?;
+    let mut connection = pool.get().map_err(|error| error.to_string())?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let created = store::auth::insert_principal(&mut connection, &id, &login, "admin", &hash, now_ms)
+        .map_err(|error| error.to_string())?;
+    if !created {
+        return Err(format!("the login {login:?} is taken; choose another"));
+    }
+    println!("created admin {login} ({id})");
+    Ok(())
+}
+
+fn http_login(login: &str) -> Result<String, String> {
+    let valid = (3..=64).contains(&login.len())
+        && login.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"._-".contains(&byte));
+    if valid {
+        Ok(login.to_owned())
+    } else {
+        Err("login must be 3 to 64 characters of a-z, 0-9, '.', '_' and '-'".into())
+    }
+}
+
+fn serve(config: Config) -> Result<(), String> {
+    let pool = open_database(&config)?;
+    let clock = Arc::new(clock::Clock::new(config.test_clock));
+    let writer = writer::Writer::start(pool.clone(), clock.clone(), config.writer_queue_max, config.batch_size_max);
+    let bind = config.bind.clone();
+    let workers = config.workers;
+    tracing::info!(%bind, database = ?config.database, "starting");
+    actix_web::rt::System::new().block_on(async move {
+        let passwords = auth::PasswordPool::new(config.argon2);
+        let state = web::Data::new(http::AppState { config, pool, writer, clock, passwords });
+        HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
+            .workers(workers)
+            .shutdown_timeout(30)
+            .bind(&bind)
+            .map_err(|error| format!("cannot listen on {bind}: {error}"))?
+            .run()
+            .await
+            .map_err(|error| format!("server error: {error}"))
+    })
+}

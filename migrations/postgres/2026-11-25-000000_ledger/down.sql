@@ -1,0 +1,13 @@
+DROP TABLE history;
+DROP TABLE postings;
+DROP TABLE idempotency;
+DROP TABLE sessions;
+DROP TABLE settlement_lines;
+DROP TABLE settlements;
+DROP TABLE daily_sales;
+DROP TABLE payments;
+DROP TABLE payment_codes;
+DROP TABLE ledger_state;
+DROP TABLE merchants;
+DROP TABLE wallets;
+DROP TABLE principals;

@@ -1,0 +1,131 @@
+//! Passwords (argon2id on a bounded pool) and session tokens (256-bit random, stored hashed).
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
+
+/// The cost of argon2id: memory in KiB, passes, lanes. Default: OWASP's m=19456, t=2, p=1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub passes: u32,
+    pub lanes: u32,
+}
+
+impl Default for Argon2Settings {
+    fn default() -> Argon2Settings {
+        Argon2Settings { memory_kib: 19_456, passes: 2, lanes: 1 }
+    }
+}
+
+impl Argon2Settings {
+    /// Parses `m=19456,t=2,p=1`.
+    pub fn parse(text: &str) -> Result<Argon2Settings, String> {
+        let mut settings = Argon2Settings::default();
+        for part in text.split(',') {
+            let (name, value) =
+                part.split_once('=').ok_or_else(|| format!("WALLET_ARGON2 part {part:?} is not name=value"))?;
+            let value: u32 =
+                value.trim().parse().map_err(|_| format!("WALLET_ARGON2 {name} value {value:?} is not a number"))?;
+            match name.trim() {
+                "m" => settings.memory_kib = value,
+                "t" => settings.passes = value,
+                "p" => settings.lanes = value,
+                other => return Err(format!("WALLET_ARGON2 has unknown parameter {other:?}; use m, t and p")),
+            }
+        }
+        settings.argon2().map_err(|error| format!("WALLET_ARGON2={text:?} is refused by argon2: {error}"))?;
+        Ok(settings)
+    }
+
+    fn argon2(&self) -> Result<Argon2<'static>, argon2::Error> {
+        let params = Params::new(self.memory_kib, self.passes, self.lanes, None)?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+}
+
+/// Hashes and verifies passwords on the blocking pool, at most one per core at a time, so a
+/// storm of logins cannot take all the memory (about `m` KiB per hash in flight) or all threads.
+#[derive(Clone)]
+pub struct PasswordPool {
+    settings: Argon2Settings,
+    permits: Arc<Semaphore>,
+    /// A hash of a random password, verified when a login is unknown, so that an unknown
+    /// login takes as long as a wrong password and logins cannot be probed by timing.
+    decoy_hash: Arc<str>,
+}
+
+impl PasswordPool {
+    pub fn new(settings: Argon2Settings) -> PasswordPool {
+        let cores = std::thread::available_parallelism().map(|cores| cores.get()).unwrap_or(2);
+        let decoy = hex::encode(random_bytes());
+        let decoy_hash = hash_now(settings, &decoy).expect("settings were validated at start");
+        PasswordPool { settings, permits: Arc::new(Semaphore::new(cores)), decoy_hash: decoy_hash.into() }
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        let _permit = self.permits.acquire().await.map_err(|_| ApiError::internal())?;
+        let settings = self.settings;
+        actix_web::web::block(move || hash_now(settings, &password)).await?.map_err(|_| ApiError::internal())
+    }
+
+    /// Whether `password` matches `stored` (a PHC string). `None` verifies against the decoy.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
+        let _permit = self.permits.acquire().await.map_err(|_| ApiError::internal())?;
+        let (stored, real) = match stored {
+            Some(stored) if !stored.is_empty() => (stored, true),
+            _ => (self.decoy_hash.to_string(), false),
+        };
+        let settings = self.settings;
+        let matches = actix_web::web::block(move || {
+            let Ok(parsed) = PasswordHash::new(&stored) else { return false };
+            settings.argon2().is_ok_and(|argon2| argon2.verify_password(password.as_bytes(), &parsed).is_ok())
+        })
+        .await?;
+        Ok(real && matches)
+    }
+}
+
+fn hash_now(settings: Argon2Settings, password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::encode_b64(&random_bytes()[..16])?;
+    let argon2 = settings.argon2().map_err(argon2::password_hash::Error::from)?;
+    Ok(argon2.hash_password(password.as_bytes(), &salt)?.to_string())
+}
+
+fn random_bytes() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+}
+
+/// A new session token (256 random bits, hex) and the hash that is all the database keeps.
+pub fn new_token() -> (String, String) {
+    let token = hex::encode(random_bytes());
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// An unguessable payment code: 128 random bits, hex.
+pub fn new_payment_code() -> String {
+    hex::encode(&random_bytes()[..16])
+}
+
+/// SHA-256 of a request, for telling an idempotent retry from a reuse of its key.
+pub fn request_hash(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hex::encode(hasher.finalize())
+}

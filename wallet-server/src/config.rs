@@ -1,0 +1,71 @@
+//! Configuration from the environment, typed and bounded. Every variable is listed in the README.
+
+use std::time::Duration;
+
+use crate::auth::Argon2Settings;
+use crate::store::DatabaseUrl;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `WALLET_BIND`: where the server listens.
+    pub bind: String,
+    /// `WALLET_DATABASE_URL`: a SQLite file path (default `wallet.sqlite3` in the working
+    /// directory) or a `postgres://` URL.
+    pub database: DatabaseUrl,
+    /// `WALLET_MAX_SESSIONS`: concurrent citizen sessions held at most.
+    pub sessions_capacity: i64,
+    /// `WALLET_ARGON2`: password hashing cost, `m=<KiB>,t=<passes>,p=<lanes>`.
+    pub argon2: Argon2Settings,
+    /// `WALLET_TEST_CLOCK=1`: enables `PUT /v1/admin/test-clock`.
+    pub test_clock: bool,
+    /// `WALLET_DB_POOL_SIZE`: connections for reads and logins (the writer has one more).
+    pub pool_size: u32,
+    /// `WALLET_WORKERS`: HTTP worker threads.
+    pub workers: usize,
+    /// `WALLET_WRITER_QUEUE_MAX`: money requests waiting for the writer before `overloaded`.
+    pub writer_queue_max: usize,
+    /// `WALLET_BATCH_SIZE_MAX`: money requests committed in one transaction at most.
+    pub batch_size_max: usize,
+    /// `WALLET_SESSION_IDLE_S`: a session unused this long is over.
+    pub session_idle: Duration,
+    /// `WALLET_SESSION_MAX_S`: a session is over this long after login, used or not.
+    pub session_lifetime: Duration,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+fn number<T: std::str::FromStr>(name: &str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, String>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(text) = var(name) else { return Ok(default) };
+    let value: T = text.parse().map_err(|_| format!("{name}={text:?} is not a number"))?;
+    if !range.contains(&value) {
+        return Err(format!("{name}={value} is outside {}..={}", range.start(), range.end()));
+    }
+    Ok(value)
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, String> {
+        let cores = std::thread::available_parallelism().map(|cores| cores.get()).unwrap_or(2);
+        Ok(Config {
+            bind: var("WALLET_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            database: DatabaseUrl::parse(&var("WALLET_DATABASE_URL").unwrap_or_else(|| "wallet.sqlite3".into())),
+            sessions_capacity: number("WALLET_MAX_SESSIONS", 50_000, 1..=10_000_000)?,
+            argon2: match var("WALLET_ARGON2") {
+                Some(text) => Argon2Settings::parse(&text)?,
+                None => Argon2Settings::default(),
+            },
+            test_clock: var("WALLET_TEST_CLOCK").as_deref() == Some("1"),
+            pool_size: number("WALLET_DB_POOL_SIZE", 8, 1..=256)?,
+            workers: number("WALLET_WORKERS", cores, 1..=256)?,
+            writer_queue_max: number("WALLET_WRITER_QUEUE_MAX", 4_096, 1..=1_000_000)?,
+            batch_size_max: number("WALLET_BATCH_SIZE_MAX", 256, 1..=10_000)?,
+            session_idle: Duration::from_secs(number("WALLET_SESSION_IDLE_S", 15 * 60, 10..=86_400)?),
+            session_lifetime: Duration::from_secs(number("WALLET_SESSION_MAX_S", 12 * 3_600, 60..=30 * 86_400)?),
+        })
+    }
+}

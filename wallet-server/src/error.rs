@@ -1,0 +1,129 @@
+//! The API's error answer and the one mapping from core rejections to API.md's codes.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+use wallet_core::Rejection;
+
+/// A non-2xx answer: `{"error":{"code","message"}}` (plus extra top-level fields where API.md
+/// has them, such as the waiting room's ticket).
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after_s: Option<u64>,
+    pub extra: Option<(&'static str, serde_json::Value)>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), retry_after_s: None, extra: None }
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "invalid_request", message)
+    }
+
+    pub fn validation(message: impl Into<String>) -> ApiError {
+        ApiError::new(422, "validation_failed", message)
+    }
+
+    pub fn invalid_amount(message: impl Into<String>) -> ApiError {
+        ApiError::new(422, "invalid_amount", message)
+    }
+
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            401,
+            "unauthorized",
+            "missing, unknown or expired session token; log in again with POST /v1/sessions",
+        )
+    }
+
+    pub fn forbidden(role: &str) -> ApiError {
+        ApiError::new(403, "forbidden", format!("this endpoint is not for the {role} role"))
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(404, "not_found", message)
+    }
+
+    pub fn overloaded(message: impl Into<String>) -> ApiError {
+        ApiError { retry_after_s: Some(1), ..ApiError::new(503, "overloaded", message) }
+    }
+
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            500,
+            "internal_error",
+            "the server could not complete the request; nothing was changed, try again",
+        )
+    }
+
+    /// The JSON body of this error.
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        if let Some((name, value)) = &self.extra {
+            body[*name] = value.clone();
+        }
+        body
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{} {}: {}", self.status, self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after_s {
+            response.insert_header(("Retry-After", seconds.to_string()));
+        }
+        response.json(self.body())
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> ApiError {
+        match error {
+            crate::store::StoreError::Pool(_) => {
+                ApiError::overloaded("no database connection is free; try again shortly")
+            }
+            other => {
+                tracing::error!(error = %other, "store failure");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(_: actix_web::error::BlockingError) -> ApiError {
+        ApiError::overloaded("the server's worker pool is saturated; try again shortly")
+    }
+}
+
+/// The API answer for each way the ledger refuses a command.
+pub fn rejection(rejection: &Rejection) -> ApiError {
+    let message = rejection.to_string();
+    match rejection {
+        Rejection::InsufficientFunds { .. } => ApiError::new(422, "insufficient_funds", message),
+        Rejection::LimitExceeded(_) => ApiError::new(422, "limit_exceeded", message),
+        Rejection::PaymentCodeInvalid(_) => ApiError::new(422, "payment_code_invalid", message),
+        Rejection::RefundExceedsPayment { .. } => ApiError::new(422, "refund_exceeds_payment", message),
+        Rejection::UnknownWallet(_) | Rejection::UnknownMerchant(_) | Rejection::UnknownPayment(_) => {
+            ApiError::not_found(message)
+        }
+        Rejection::GiftToSelf | Rejection::InvalidPolicy(_) => ApiError::validation(message),
+        Rejection::DateNotClosable { .. } => ApiError::new(422, "date_not_closed", message),
+        Rejection::InvalidAmount(_) | Rejection::Overflow => ApiError::invalid_amount(message),
+    }
+}

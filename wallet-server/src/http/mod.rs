@@ -1,0 +1,238 @@
+//! The REST API of `shared/API.md`: routes, shared state, and the helpers every handler uses to
+//! parse input into core types at the edge.
+
+mod admin;
+mod citizen;
+mod merchant;
+mod session;
+
+use std::sync::Arc;
+
+use actix_web::error::JsonPayloadError;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use wallet_core::{Amount, BudgetState};
+
+use crate::auth::PasswordPool;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::store::{self, DbConn, DbPool};
+use crate::writer::{Answer, Idempotency, WriteOp, Writer};
+
+/// Request bodies larger than this are refused with 413 (API.md).
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// Longest Idempotency-Key accepted (API.md: 1 to 255 visible ASCII characters).
+const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
+
+pub struct AppState {
+    pub config: Config,
+    pub pool: DbPool,
+    pub writer: Writer,
+    pub clock: Arc<Clock>,
+    pub passwords: PasswordPool,
+}
+
+pub type State = web::Data<AppState>;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .app_data(web::JsonConfig::default().limit(BODY_BYTES_MAX).error_handler(|error, _| json_error(&error).into()))
+        .app_data(web::PathConfig::default().error_handler(|error, _| ApiError::not_found(error.to_string()).into()))
+        .app_data(web::QueryConfig::default().error_handler(|error, _| ApiError::validation(error.to_string()).into()))
+        .route("/healthz", web::get().to(healthz))
+        .route("/metrics", web::get().to(metrics))
+        .configure(session::routes)
+        .configure(citizen::routes)
+        .configure(merchant::routes)
+        .configure(admin::routes)
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::not_found("no such endpoint; see /openapi.json for the API"))
+        }));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn metrics(state: State) -> Result<HttpResponse, ApiError> {
+    let (budget, active) = with_connection(&state, |connection, state| {
+        let (_, budget, _) = store::ledger::load_state(connection, false)?;
+        let now_ms = store::ledger::millis(state.clock.now());
+        let idle_ms = state.config.session_idle.as_millis() as i64;
+        let active = store::auth::count_active_citizen_sessions(connection, now_ms, idle_ms)?;
+        Ok((budget, active))
+    })
+    .await?;
+    let text = format!(
+        "# HELP wallet_sessions_active Citizen sessions holding a slot.\n# TYPE wallet_sessions_active gauge\n\
+         wallet_sessions_active {active}\n\
+         # HELP wallet_sessions_capacity Citizen sessions allowed at once.\n# TYPE wallet_sessions_capacity gauge\n\
+         wallet_sessions_capacity {}\n\
+         # HELP wallet_cashback_budget_remaining_won Unspent cashback budget.\n# TYPE wallet_cashback_budget_remaining_won gauge\n\
+         wallet_cashback_budget_remaining_won {}\n",
+        state.config.sessions_capacity,
+        budget.remaining(),
+    );
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text))
+}
+
+/// RFC 3339 in UTC with a `Z`, as API.md writes times.
+pub fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub fn budget_body(budget: &BudgetState) -> Value {
+    json!({"funded": budget.funded, "paid_out": budget.paid_out, "reversed": budget.reversed,
+           "remaining": budget.remaining()})
+}
+
+/// Maps a JSON body failure: too large 413, not JSON 400, wrong shape 422.
+fn json_error(error: &JsonPayloadError) -> ApiError {
+    match error {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::new(413, "payload_too_large", format!("the request body is over {BODY_BYTES_MAX} bytes"))
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::invalid_request("the body must be JSON with Content-Type: application/json")
+        }
+        other => ApiError::invalid_request(format!("the body is not valid JSON: {other}")),
+    }
+}
+
+/// Turns a JSON value into a request type; unknown or missing fields are 422.
+pub fn parse_body<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    serde_json::from_value(body)
+        .map_err(|error| ApiError::validation(format!("the request body does not fit: {error}")))
+}
+
+/// An amount from a request field: a JSON string of a whole number of won, else 422 invalid_amount.
+pub fn parse_amount(value: &Value) -> Result<Amount, ApiError> {
+    match value {
+        Value::String(text) => Amount::parse(text).map_err(|error| ApiError::invalid_amount(error.to_string())),
+        Value::Number(_) => Err(ApiError::invalid_amount(
+            "amount must be a JSON string of whole won, e.g. \"15000\", not a JSON number",
+        )),
+        _ => Err(ApiError::invalid_amount("amount must be a JSON string of whole won, e.g. \"15000\"")),
+    }
+}
+
+/// The Idempotency-Key of a money-moving request, with a hash of what the request asks.
+pub fn idempotency(request: &HttpRequest, body: &Value) -> Result<Idempotency, ApiError> {
+    let key = request
+        .headers()
+        .get("Idempotency-Key")
+        .ok_or_else(|| ApiError::invalid_request("the Idempotency-Key header is required for this request"))?;
+    let key = key.to_str().ok().filter(|key| {
+        !key.is_empty() && key.len() <= IDEMPOTENCY_KEY_LEN_MAX && key.bytes().all(|byte| byte.is_ascii_graphic())
+    });
+    let key = key.ok_or_else(|| {
+        ApiError::invalid_request("the Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces)")
+    })?;
+    let body = body.to_string();
+    let request_hash =
+        crate::auth::request_hash(&[request.method().as_str().as_bytes(), request.path().as_bytes(), body.as_bytes()]);
+    Ok(Idempotency { key: key.to_owned(), request_hash })
+}
+
+/// Sends a money request to the writer and answers with what it committed.
+pub async fn submit(state: &State, principal: &str, idempotency: Idempotency, op: WriteOp) -> HttpResponse {
+    let answer = state.writer.submit(principal.to_owned(), Some(idempotency), op).await;
+    respond(answer)
+}
+
+pub fn respond(answer: Answer) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(answer.status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::build(status);
+    if answer.status == 503 {
+        response.insert_header(("Retry-After", "1"));
+    }
+    response.json(answer.body)
+}
+
+/// Runs blocking database work on a pooled connection, off the async workers.
+pub async fn with_connection<T, F>(state: &State, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn, &AppState) -> Result<T, store::StoreError> + Send + 'static,
+{
+    let state = state.clone();
+    web::block(move || {
+        let mut connection = state.pool.get()?;
+        work(&mut connection, &state)
+    })
+    .await?
+    .map_err(ApiError::from)
+}
+
+/// Which role a session has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Citizen,
+    Merchant,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Citizen => "citizen",
+            Role::Merchant => "merchant",
+            Role::Admin => "admin",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Role> {
+        match text {
+            "citizen" => Some(Role::Citizen),
+            "merchant" => Some(Role::Merchant),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// The authenticated caller.
+pub struct Principal {
+    pub id: String,
+    pub token_hash: String,
+}
+
+/// Authenticates the bearer token and checks the role: 401 without a live session, 403 for
+/// another role. A session is kept alive by use; `last_seen` is written at most once a minute.
+pub async fn authenticate(state: &State, request: &HttpRequest, role: Option<Role>) -> Result<Principal, ApiError> {
+    let token = request
+        .headers()
+        .get("Authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty() && token.len() <= 128)
+        .ok_or_else(ApiError::unauthorized)?;
+    let token_hash = crate::auth::token_hash(token);
+    let principal = with_connection(state, move |connection, state| {
+        let Some(session) = store::auth::find_session(connection, &token_hash)? else { return Ok(None) };
+        let now_ms = store::ledger::millis(state.clock.now());
+        let idle_ms = state.config.session_idle.as_millis() as i64;
+        if session.expires_at_ms <= now_ms || session.last_seen_ms + idle_ms <= now_ms {
+            store::auth::delete_session(connection, &token_hash)?;
+            return Ok(None);
+        }
+        if now_ms - session.last_seen_ms > 60_000 {
+            store::auth::touch_session(connection, &token_hash, now_ms)?;
+        }
+        Ok(Some((session.principal_id, session.role, token_hash)))
+    })
+    .await?;
+    let (id, role_text, token_hash) = principal.ok_or_else(ApiError::unauthorized)?;
+    let session_role = Role::parse(&role_text).ok_or_else(ApiError::internal)?;
+    if let Some(required) = role {
+        if required != session_role {
+            return Err(ApiError::forbidden(session_role.as_str()));
+        }
+    }
+    Ok(Principal { id, token_hash })
+}

@@ -1,0 +1,224 @@
+//! Registration, login, logout, and the citizen waiting room.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use wallet_core::Month;
+
+use super::{authenticate, parse_body, rfc3339, with_connection, State};
+use crate::error::ApiError;
+use crate::store;
+
+/// A ticket not polled for this long is dropped (API.md).
+const TICKET_POLL_GRACE: Duration = Duration::from_secs(60);
+/// Most tickets held at once; past it a login is answered `overloaded`.
+const WAITING_ROOM_LEN_MAX: usize = 1_000_000;
+/// Seconds of wait assumed per place in line until issue 4 measures the real admission rate.
+const WAIT_PER_POSITION_S: u64 = 2;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .app_data(web::Data::new(WaitingRoom::default()))
+        .route("/v1/citizens", web::post().to(register))
+        .route("/v1/sessions", web::post().to(login))
+        .route("/v1/sessions/current", web::delete().to(logout))
+        .route("/v1/waiting-room/{ticket}", web::get().to(poll));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    login: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    login: String,
+    password: String,
+    ticket: Option<String>,
+}
+
+/// A login: 3 to 64 characters of `[a-z0-9._-]`.
+pub fn parse_login(login: &str) -> Result<&str, ApiError> {
+    let valid = (3..=64).contains(&login.len())
+        && login.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"._-".contains(&byte));
+    if valid {
+        Ok(login)
+    } else {
+        Err(ApiError::validation("login must be 3 to 64 characters of a-z, 0-9, '.', '_' and '-'"))
+    }
+}
+
+/// A password: 8 to 128 characters.
+pub fn parse_password(password: &str) -> Result<&str, ApiError> {
+    if (8..=128).contains(&password.chars().count()) {
+        Ok(password)
+    } else {
+        Err(ApiError::validation("password must be 8 to 128 characters"))
+    }
+}
+
+async fn register(state: State, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+    let credentials: Credentials = parse_body(body.into_inner())?;
+    let login = parse_login(&credentials.login)?.to_owned();
+    parse_password(&credentials.password)?;
+    let hash = state.passwords.hash(credentials.password).await?;
+    let citizen_id = uuid::Uuid::new_v4().to_string();
+    let wallet_id = uuid::Uuid::new_v4().to_string();
+    let (citizen, wallet) = (citizen_id.clone(), wallet_id.clone());
+    let created = with_connection(&state, move |connection, state| {
+        let now = state.clock.now();
+        store::write_transaction(connection, |connection| {
+            if !store::auth::insert_principal(
+                connection,
+                &citizen,
+                &login,
+                "citizen",
+                &hash,
+                store::ledger::millis(now),
+            )? {
+                return Ok(false);
+            }
+            store::auth::insert_wallet(connection, &wallet, &citizen, &Month::of(now).to_string())?;
+            Ok(true)
+        })
+    })
+    .await?;
+    if !created {
+        return Err(ApiError::new(409, "login_taken", "this login is taken; choose another"));
+    }
+    Ok(HttpResponse::Created().json(json!({"citizen_id": citizen_id, "wallet_id": wallet_id})))
+}
+
+async fn login(state: State, room: web::Data<WaitingRoom>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+    let body: LoginBody = parse_body(body.into_inner())?;
+    let login = body.login.clone();
+    let (principal, active) = with_connection(&state, move |connection, state| {
+        let principal = store::auth::find_principal(connection, &login)?;
+        let now_ms = store::ledger::millis(state.clock.now());
+        let idle_ms = state.config.session_idle.as_millis() as i64;
+        let active = match &principal {
+            Some(principal) if principal.role == "citizen" => {
+                store::auth::count_active_citizen_sessions(connection, now_ms, idle_ms)?
+            }
+            _ => 0,
+        };
+        Ok((principal, active))
+    })
+    .await?;
+    // Citizens wait for a free slot before any password work is done; merchants and admins never wait.
+    if principal.as_ref().is_some_and(|principal| principal.role == "citizen") {
+        let free = (state.config.sessions_capacity - active).max(0) as usize;
+        room.admit(body.ticket.as_deref(), free)?;
+    }
+    let stored = principal.as_ref().map(|principal| principal.password_hash.clone());
+    if !state.passwords.verify(body.password, stored).await? {
+        return Err(ApiError::new(401, "invalid_credentials", "login or password is wrong"));
+    }
+    let principal = principal.ok_or_else(ApiError::internal)?;
+    if principal.password_hash.is_empty() {
+        return Err(ApiError::new(401, "invalid_credentials", "this account must set a new password"));
+    }
+    let (token, token_hash) = crate::auth::new_token();
+    let role = principal.role.clone();
+    let expires_at = with_connection(&state, move |connection, state| {
+        let now = state.clock.now();
+        let expires_at = now + chrono::Duration::from_std(state.config.session_lifetime).unwrap_or_default();
+        store::auth::insert_session(
+            connection,
+            &token_hash,
+            &principal.principal_id,
+            &principal.role,
+            store::ledger::millis(now),
+            store::ledger::millis(expires_at),
+        )?;
+        Ok(expires_at)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(json!({"token": token, "role": role, "expires_at": rfc3339(expires_at)})))
+}
+
+async fn logout(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let principal = authenticate(&state, &request, None).await?;
+    with_connection(&state, move |connection, _| store::auth::delete_session(connection, &principal.token_hash))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn poll(state: State, room: web::Data<WaitingRoom>, ticket: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let active = with_connection(&state, |connection, state| {
+        let now_ms = store::ledger::millis(state.clock.now());
+        store::auth::count_active_citizen_sessions(connection, now_ms, state.config.session_idle.as_millis() as i64)
+    })
+    .await?;
+    let free = (state.config.sessions_capacity - active).max(0) as usize;
+    let position = room.poll(&ticket).ok_or_else(|| ApiError::not_found("no such ticket; it may have expired"))?;
+    Ok(HttpResponse::Ok().json(json!({
+        "position": position,
+        "estimated_wait_s": position as u64 * WAIT_PER_POSITION_S,
+        "ready": position <= free,
+    })))
+}
+
+/// First in, first out tickets for citizens waiting for a session slot. In memory, per server;
+/// issue 4 makes it shared through the database and measures the admission rate.
+#[derive(Default)]
+pub struct WaitingRoom {
+    queue: Mutex<VecDeque<(String, Instant)>>,
+}
+
+impl WaitingRoom {
+    /// Lets a login through when a slot is free for it, else answers 503 with its place in line.
+    fn admit(&self, ticket: Option<&str>, free: usize) -> Result<(), ApiError> {
+        let mut queue = self.queue.lock().map_err(|_| ApiError::internal())?;
+        let now = Instant::now();
+        queue.retain(|(_, polled)| now.duration_since(*polled) < TICKET_POLL_GRACE);
+        let position = ticket.and_then(|ticket| queue.iter().position(|(held, _)| held == ticket));
+        match position {
+            Some(index) if index < free => {
+                queue.remove(index);
+                return Ok(());
+            }
+            Some(index) => {
+                queue[index].1 = now;
+                return Err(waiting(&queue[index].0, index + 1));
+            }
+            None if queue.is_empty() && free > 0 => return Ok(()),
+            None => {}
+        }
+        if queue.len() >= WAITING_ROOM_LEN_MAX {
+            return Err(ApiError::overloaded("the waiting room is full; try again in a minute"));
+        }
+        let ticket = crate::auth::new_payment_code();
+        queue.push_back((ticket.clone(), now));
+        Err(waiting(&ticket, queue.len()))
+    }
+
+    fn poll(&self, ticket: &str) -> Option<usize> {
+        let mut queue = self.queue.lock().ok()?;
+        let now = Instant::now();
+        queue.retain(|(_, polled)| now.duration_since(*polled) < TICKET_POLL_GRACE);
+        let index = queue.iter().position(|(held, _)| held == ticket)?;
+        queue[index].1 = now;
+        Some(index + 1)
+    }
+}
+
+fn waiting(ticket: &str, position: usize) -> ApiError {
+    let wait_s = position as u64 * WAIT_PER_POSITION_S;
+    ApiError {
+        retry_after_s: Some(wait_s.clamp(1, 60)),
+        extra: Some(("waiting_room", json!({"ticket": ticket, "position": position, "estimated_wait_s": wait_s}))),
+        ..ApiError::new(
+            503,
+            "waiting_room",
+            "all citizen sessions are taken; you are in line: retry with the same credentials and this ticket",
+        )
+    }
+}

@@ -1,0 +1,158 @@
+//! Principals (who can log in) and their sessions.
+
+use diesel::prelude::*;
+
+use super::schema::*;
+use super::{is_unique_violation, DbConn, StoreResult};
+
+/// A principal as the login path needs it.
+pub struct PrincipalRow {
+    pub principal_id: String,
+    pub role: String,
+    pub password_hash: String,
+}
+
+/// A session as the authentication path needs it.
+pub struct SessionRow {
+    pub principal_id: String,
+    pub role: String,
+    pub last_seen_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// Inserts a principal; `Ok(false)` when the login is taken.
+pub fn insert_principal(
+    connection: &mut DbConn,
+    principal_id: &str,
+    login: &str,
+    role: &str,
+    password_hash: &str,
+    now_ms: i64,
+) -> StoreResult<bool> {
+    let inserted = diesel::insert_into(principals::table)
+        .values((
+            principals::principal_id.eq(principal_id),
+            principals::login.eq(login),
+            principals::role.eq(role),
+            principals::password_hash.eq(password_hash),
+            principals::created_at_ms.eq(now_ms),
+        ))
+        .execute(connection);
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(error) if is_unique_violation(&error) => Ok(false),
+        Err(error) => Err(error.into()),
+    }
+}
+
+pub fn insert_wallet(connection: &mut DbConn, wallet_id: &str, citizen_id: &str, month: &str) -> StoreResult<()> {
+    diesel::insert_into(wallets::table)
+        .values((
+            wallets::wallet_id.eq(wallet_id),
+            wallets::citizen_id.eq(citizen_id),
+            wallets::balance.eq(0i64),
+            wallets::month.eq(month),
+            wallets::charged.eq(0i64),
+            wallets::eligible_spent.eq(0i64),
+            wallets::cashback_earned.eq(0i64),
+        ))
+        .execute(connection)?;
+    Ok(())
+}
+
+pub struct NewMerchant<'a> {
+    pub merchant_id: &'a str,
+    pub name: &'a str,
+    pub business_number: &'a str,
+    pub bank_account: &'a str,
+    pub category: Option<&'a str>,
+}
+
+pub fn insert_merchant(connection: &mut DbConn, merchant: &NewMerchant<'_>) -> StoreResult<()> {
+    diesel::insert_into(merchants::table)
+        .values((
+            merchants::merchant_id.eq(merchant.merchant_id),
+            merchants::name.eq(merchant.name),
+            merchants::business_number.eq(merchant.business_number),
+            merchants::bank_account.eq(merchant.bank_account),
+            merchants::category.eq(merchant.category),
+            merchants::receivable.eq(0i64),
+            merchants::carried_negative.eq(0i64),
+        ))
+        .execute(connection)?;
+    Ok(())
+}
+
+pub fn find_principal(connection: &mut DbConn, login: &str) -> StoreResult<Option<PrincipalRow>> {
+    let row: Option<(String, String, String)> = principals::table
+        .filter(principals::login.eq(login))
+        .select((principals::principal_id, principals::role, principals::password_hash))
+        .first(connection)
+        .optional()?;
+    Ok(row.map(|(principal_id, role, password_hash)| PrincipalRow { principal_id, role, password_hash }))
+}
+
+pub fn wallet_of(connection: &mut DbConn, citizen_id: &str) -> StoreResult<Option<String>> {
+    Ok(wallets::table
+        .filter(wallets::citizen_id.eq(citizen_id))
+        .select(wallets::wallet_id)
+        .first(connection)
+        .optional()?)
+}
+
+pub fn insert_session(
+    connection: &mut DbConn,
+    token_hash: &str,
+    principal_id: &str,
+    role: &str,
+    now_ms: i64,
+    expires_at_ms: i64,
+) -> StoreResult<()> {
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::token_hash.eq(token_hash),
+            sessions::principal_id.eq(principal_id),
+            sessions::role.eq(role),
+            sessions::created_at_ms.eq(now_ms),
+            sessions::last_seen_ms.eq(now_ms),
+            sessions::expires_at_ms.eq(expires_at_ms),
+        ))
+        .execute(connection)?;
+    Ok(())
+}
+
+pub fn find_session(connection: &mut DbConn, token_hash: &str) -> StoreResult<Option<SessionRow>> {
+    let row: Option<(String, String, i64, i64)> = sessions::table
+        .filter(sessions::token_hash.eq(token_hash))
+        .select((sessions::principal_id, sessions::role, sessions::last_seen_ms, sessions::expires_at_ms))
+        .first(connection)
+        .optional()?;
+    Ok(row.map(|(principal_id, role, last_seen_ms, expires_at_ms)| SessionRow {
+        principal_id,
+        role,
+        last_seen_ms,
+        expires_at_ms,
+    }))
+}
+
+pub fn touch_session(connection: &mut DbConn, token_hash: &str, now_ms: i64) -> StoreResult<()> {
+    diesel::update(sessions::table.filter(sessions::token_hash.eq(token_hash)))
+        .set(sessions::last_seen_ms.eq(now_ms))
+        .execute(connection)?;
+    Ok(())
+}
+
+pub fn delete_session(connection: &mut DbConn, token_hash: &str) -> StoreResult<()> {
+    diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash))).execute(connection)?;
+    Ok(())
+}
+
+/// Citizen sessions that still hold a slot: not expired and seen within the idle timeout.
+pub fn count_active_citizen_sessions(connection: &mut DbConn, now_ms: i64, idle_timeout_ms: i64) -> StoreResult<i64> {
+    Ok(sessions::table
+        .filter(sessions::role.eq("citizen"))
+        .filter(sessions::last_seen_ms.gt(now_ms - idle_timeout_ms))
+        .filter(sessions::expires_at_ms.gt(now_ms))
+        .count()
+        .get_result(connection)?)
+}

@@ -1,0 +1,496 @@
+//! Loading the accounts a batch touches into a [`Book`], and writing a batch's changes back.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use wallet_core::{
+    Account, BudgetState, BusinessDate, Changes, DaySales, HistoryItem, MerchantId, MerchantState, Month, PaymentCode,
+    PaymentCodeState, PaymentState, Policy, Rate, Settlement, SystemBalances, Transaction, TxId, WalletId, WalletState,
+    Won,
+};
+
+use super::schema::*;
+use super::{DbConn, StoreError, StoreResult};
+
+/// Loads rows locked for the rest of the transaction on PostgreSQL (SQLite's `BEGIN IMMEDIATE`
+/// already holds the write lock). The query is written once and built in each arm, because
+/// diesel fixes its backend type per arm.
+macro_rules! load_locked {
+    ($connection:expr, $query:expr) => {
+        match $connection {
+            DbConn::Pg(pg) => $query.for_update().load(pg),
+            DbConn::Sqlite(sqlite) => $query.load(sqlite),
+        }
+    };
+}
+
+/// `INSERT … ON CONFLICT … DO UPDATE`: the same SQL on both backends, but diesel's
+/// MultiConnection does not offer upserts, so the statement is built in each arm.
+macro_rules! upsert {
+    ($connection:expr, $statement:expr) => {
+        match $connection {
+            DbConn::Pg(pg) => $statement.execute(pg),
+            DbConn::Sqlite(sqlite) => $statement.execute(sqlite),
+        }
+    };
+}
+
+pub fn won(value: i64) -> Won {
+    Won::from_i64(value)
+}
+
+pub fn cents(value: Won) -> StoreResult<i64> {
+    value.to_i64().ok_or_else(|| StoreError::Corrupt(format!("amount {value} does not fit a BIGINT")))
+}
+
+pub fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub fn instant(ms: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("time {ms} ms is out of range")))
+}
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {error}"))
+}
+
+type StateRow = (String, i64, i64, i64, String, i64, i64, i64, i64, i64, i64, i64);
+
+/// The city-wide row: policy, budget and system balances (locked on PostgreSQL).
+pub fn load_state(connection: &mut DbConn, lock: bool) -> StoreResult<(Policy, BudgetState, SystemBalances)> {
+    let query = ledger_state::table.filter(ledger_state::id.eq(1)).select((
+        ledger_state::cashback_rate,
+        ledger_state::cashback_monthly_spend_cap,
+        ledger_state::monthly_charge_limit,
+        ledger_state::holding_limit,
+        ledger_state::merchant_fee_rate,
+        ledger_state::budget_funded,
+        ledger_state::budget_paid_out,
+        ledger_state::budget_reversed,
+        ledger_state::bank_clearing,
+        ledger_state::settlement_payouts,
+        ledger_state::fee_income,
+        ledger_state::handover_opening,
+    ));
+    let rows: Vec<StateRow> = if lock { load_locked!(connection, query)? } else { query.load(connection)? };
+    let row = rows.into_iter().next().ok_or_else(|| StoreError::Corrupt("ledger_state row is missing".into()))?;
+    let policy = Policy {
+        cashback_rate: Rate::parse(&row.0).map_err(|error| corrupt("cashback_rate", error))?,
+        cashback_monthly_spend_cap: won(row.1),
+        monthly_charge_limit: won(row.2),
+        holding_limit: won(row.3),
+        merchant_fee_rate: Rate::parse(&row.4).map_err(|error| corrupt("merchant_fee_rate", error))?,
+    };
+    let budget = BudgetState { funded: won(row.5), paid_out: won(row.6), reversed: won(row.7) };
+    let system = SystemBalances {
+        bank_clearing: won(row.8),
+        settlement_payouts: won(row.9),
+        fee_income: won(row.10),
+        handover_opening: won(row.11),
+    };
+    Ok((policy, budget, system))
+}
+
+pub fn load_wallets(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<(WalletId, WalletState)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = wallets::table.filter(wallets::wallet_id.eq_any(ids)).order(wallets::wallet_id).select((
+        wallets::wallet_id,
+        wallets::balance,
+        wallets::month,
+        wallets::charged,
+        wallets::eligible_spent,
+        wallets::cashback_earned,
+    ));
+    let rows: Vec<(String, i64, String, i64, i64, i64)> = load_locked!(connection, query)?;
+    rows.into_iter()
+        .map(|(id, balance, month, charged, eligible_spent, cashback_earned)| {
+            let state = WalletState {
+                balance: won(balance),
+                counters: wallet_core::wallet::MonthCounters {
+                    month: Month::parse(&month).map_err(|error| corrupt("wallet month", error))?,
+                    charged: won(charged),
+                    eligible_spent: won(eligible_spent),
+                    cashback_earned: won(cashback_earned),
+                },
+            };
+            Ok((WalletId::parse(&id).map_err(|error| corrupt("wallet id", error))?, state))
+        })
+        .collect()
+}
+
+pub fn load_merchants(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<(MerchantId, MerchantState)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = merchants::table.filter(merchants::merchant_id.eq_any(ids)).order(merchants::merchant_id).select((
+        merchants::merchant_id,
+        merchants::receivable,
+        merchants::carried_negative,
+    ));
+    let rows: Vec<(String, i64, i64)> = load_locked!(connection, query)?;
+    rows.into_iter()
+        .map(|(id, receivable, carried_negative)| {
+            let id = MerchantId::parse(&id).map_err(|error| corrupt("merchant id", error))?;
+            Ok((id, MerchantState { receivable: won(receivable), carried_negative: won(carried_negative) }))
+        })
+        .collect()
+}
+
+type PaymentRow = (String, String, String, i64, i64, i64, String, i64, i64, i64, i64);
+
+pub fn load_payments(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<(TxId, PaymentState)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = payments::table.filter(payments::payment_id.eq_any(ids)).order(payments::payment_id).select((
+        payments::payment_id,
+        payments::merchant_id,
+        payments::wallet_id,
+        payments::amount,
+        payments::cashback,
+        payments::eligible,
+        payments::month,
+        payments::at_ms,
+        payments::refunded,
+        payments::cashback_reversed,
+        payments::eligible_returned,
+    ));
+    let rows: Vec<PaymentRow> = load_locked!(connection, query)?;
+    rows.into_iter()
+        .map(|row| {
+            let state = PaymentState {
+                merchant: MerchantId::parse(&row.1).map_err(|error| corrupt("payment merchant", error))?,
+                wallet: WalletId::parse(&row.2).map_err(|error| corrupt("payment wallet", error))?,
+                amount: wallet_core::Amount::try_from(won(row.3)).map_err(|error| corrupt("payment amount", error))?,
+                cashback: won(row.4),
+                eligible: won(row.5),
+                month: Month::parse(&row.6).map_err(|error| corrupt("payment month", error))?,
+                at: instant(row.7)?,
+                refunded: won(row.8),
+                cashback_reversed: won(row.9),
+                eligible_returned: won(row.10),
+            };
+            Ok((TxId::parse(&row.0).map_err(|error| corrupt("payment id", error))?, state))
+        })
+        .collect()
+}
+
+pub fn load_codes(connection: &mut DbConn, codes: &[String]) -> StoreResult<Vec<(PaymentCode, PaymentCodeState)>> {
+    if codes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = payment_codes::table.filter(payment_codes::code.eq_any(codes)).order(payment_codes::code).select((
+        payment_codes::code,
+        payment_codes::wallet_id,
+        payment_codes::expires_at_ms,
+        payment_codes::used,
+    ));
+    let rows: Vec<(String, String, i64, bool)> = load_locked!(connection, query)?;
+    rows.into_iter()
+        .map(|(code, wallet, expires_at_ms, used)| {
+            let state = PaymentCodeState {
+                wallet: WalletId::parse(&wallet).map_err(|error| corrupt("code wallet", error))?,
+                expires_at: instant(expires_at_ms)?,
+                used,
+            };
+            Ok((PaymentCode::parse(&code).map_err(|error| corrupt("payment code", error))?, state))
+        })
+        .collect()
+}
+
+/// The sales rows of one business date: of the given merchants, or of every merchant.
+pub fn load_sales(
+    connection: &mut DbConn,
+    date: BusinessDate,
+    merchants: Option<&[String]>,
+) -> StoreResult<Vec<(MerchantId, DaySales)>> {
+    let date_text = date.to_string();
+    let base = daily_sales::table.filter(daily_sales::business_date.eq(&date_text)).order(daily_sales::merchant_id);
+    let columns = (
+        daily_sales::merchant_id,
+        daily_sales::payments_count,
+        daily_sales::payments_amount,
+        daily_sales::refunds_count,
+        daily_sales::refunds_amount,
+    );
+    let rows: Vec<(String, i64, i64, i64, i64)> = match merchants {
+        Some(ids) if ids.is_empty() => Vec::new(),
+        Some(ids) => load_locked!(connection, base.filter(daily_sales::merchant_id.eq_any(ids)).select(columns))?,
+        None => load_locked!(connection, base.select(columns))?,
+    };
+    rows.into_iter()
+        .map(|(merchant, payments_count, payments_amount, refunds_count, refunds_amount)| {
+            let sales = DaySales {
+                payments_count: u64::try_from(payments_count).map_err(|error| corrupt("payments_count", error))?,
+                payments_amount: won(payments_amount),
+                refunds_count: u64::try_from(refunds_count).map_err(|error| corrupt("refunds_count", error))?,
+                refunds_amount: won(refunds_amount),
+            };
+            Ok((MerchantId::parse(&merchant).map_err(|error| corrupt("sales merchant", error))?, sales))
+        })
+        .collect()
+}
+
+/// A closed date's settlement, if the date has been closed.
+pub fn load_settlement(connection: &mut DbConn, date: BusinessDate) -> StoreResult<Option<Settlement>> {
+    let date_text = date.to_string();
+    let header: Option<(String, i64, i64)> = settlements::table
+        .filter(settlements::business_date.eq(&date_text))
+        .select((settlements::tx_id, settlements::total_net_payable, settlements::total_fee))
+        .first(connection)
+        .optional()?;
+    let Some((tx_id, total_net_payable, total_fee)) = header else {
+        return Ok(None);
+    };
+    let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64)> = settlement_lines::table
+        .filter(settlement_lines::business_date.eq(&date_text))
+        .order(settlement_lines::merchant_id)
+        .select((
+            settlement_lines::merchant_id,
+            settlement_lines::payments_count,
+            settlement_lines::payments_amount,
+            settlement_lines::refunds_count,
+            settlement_lines::refunds_amount,
+            settlement_lines::fee,
+            settlement_lines::carried_in,
+            settlement_lines::net_payable,
+        ))
+        .load(connection)?;
+    let lines = rows
+        .into_iter()
+        .map(|row| {
+            Ok(wallet_core::SettlementLine {
+                merchant_id: MerchantId::parse(&row.0).map_err(|error| corrupt("settlement merchant", error))?,
+                payments_count: u64::try_from(row.1).map_err(|error| corrupt("payments_count", error))?,
+                payments_amount: won(row.2),
+                refunds_count: u64::try_from(row.3).map_err(|error| corrupt("refunds_count", error))?,
+                refunds_amount: won(row.4),
+                fee: won(row.5),
+                carried_in: won(row.6),
+                net_payable: won(row.7),
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Some(Settlement {
+        business_date: date,
+        tx_id: TxId::parse(&tx_id).map_err(|error| corrupt("settlement tx", error))?,
+        lines,
+        total_net_payable: won(total_net_payable),
+        total_fee: won(total_fee),
+    }))
+}
+
+/// Writes everything a batch changed, each entity once.
+pub fn save_changes(connection: &mut DbConn, changes: &Changes, now: DateTime<Utc>) -> StoreResult<()> {
+    if changes.policy.is_some() || changes.budget.is_some() || changes.system.is_some() {
+        let (policy, budget, system) = load_state(connection, false)?;
+        let policy = changes.policy.clone().unwrap_or(policy);
+        let budget = changes.budget.unwrap_or(budget);
+        let system = changes.system.unwrap_or(system);
+        diesel::update(ledger_state::table.filter(ledger_state::id.eq(1)))
+            .set((
+                ledger_state::cashback_rate.eq(policy.cashback_rate.to_string()),
+                ledger_state::cashback_monthly_spend_cap.eq(cents(policy.cashback_monthly_spend_cap)?),
+                ledger_state::monthly_charge_limit.eq(cents(policy.monthly_charge_limit)?),
+                ledger_state::holding_limit.eq(cents(policy.holding_limit)?),
+                ledger_state::merchant_fee_rate.eq(policy.merchant_fee_rate.to_string()),
+                ledger_state::budget_funded.eq(cents(budget.funded)?),
+                ledger_state::budget_paid_out.eq(cents(budget.paid_out)?),
+                ledger_state::budget_reversed.eq(cents(budget.reversed)?),
+                ledger_state::bank_clearing.eq(cents(system.bank_clearing)?),
+                ledger_state::settlement_payouts.eq(cents(system.settlement_payouts)?),
+                ledger_state::fee_income.eq(cents(system.fee_income)?),
+                ledger_state::handover_opening.eq(cents(system.handover_opening)?),
+            ))
+            .execute(connection)?;
+    }
+    for (id, wallet) in &changes.wallets {
+        diesel::update(wallets::table.filter(wallets::wallet_id.eq(id.as_str())))
+            .set((
+                wallets::balance.eq(cents(wallet.balance)?),
+                wallets::month.eq(wallet.counters.month.to_string()),
+                wallets::charged.eq(cents(wallet.counters.charged)?),
+                wallets::eligible_spent.eq(cents(wallet.counters.eligible_spent)?),
+                wallets::cashback_earned.eq(cents(wallet.counters.cashback_earned)?),
+            ))
+            .execute(connection)?;
+    }
+    for (id, merchant) in &changes.merchants {
+        diesel::update(merchants::table.filter(merchants::merchant_id.eq(id.as_str())))
+            .set((
+                merchants::receivable.eq(cents(merchant.receivable)?),
+                merchants::carried_negative.eq(cents(merchant.carried_negative)?),
+            ))
+            .execute(connection)?;
+    }
+    for (code, state) in &changes.codes {
+        diesel::update(payment_codes::table.filter(payment_codes::code.eq(code.as_str())))
+            .set(payment_codes::used.eq(state.used))
+            .execute(connection)?;
+    }
+    for (id, payment) in &changes.payments {
+        let row = (
+            payments::payment_id.eq(id.as_str()),
+            payments::merchant_id.eq(payment.merchant.as_str()),
+            payments::wallet_id.eq(payment.wallet.as_str()),
+            payments::amount.eq(cents(payment.amount.won())?),
+            payments::cashback.eq(cents(payment.cashback)?),
+            payments::eligible.eq(cents(payment.eligible)?),
+            payments::month.eq(payment.month.to_string()),
+            payments::at_ms.eq(millis(payment.at)),
+            payments::refunded.eq(cents(payment.refunded)?),
+            payments::cashback_reversed.eq(cents(payment.cashback_reversed)?),
+            payments::eligible_returned.eq(cents(payment.eligible_returned)?),
+        );
+        upsert!(
+            connection,
+            diesel::insert_into(payments::table).values(row.clone()).on_conflict(payments::payment_id).do_update().set(
+                (
+                    payments::refunded.eq(excluded(payments::refunded)),
+                    payments::cashback_reversed.eq(excluded(payments::cashback_reversed)),
+                    payments::eligible_returned.eq(excluded(payments::eligible_returned)),
+                )
+            )
+        )?;
+    }
+    for ((date, merchant), sales) in &changes.sales {
+        let row = (
+            daily_sales::business_date.eq(date.to_string()),
+            daily_sales::merchant_id.eq(merchant.as_str()),
+            daily_sales::payments_count.eq(count(sales.payments_count)?),
+            daily_sales::payments_amount.eq(cents(sales.payments_amount)?),
+            daily_sales::refunds_count.eq(count(sales.refunds_count)?),
+            daily_sales::refunds_amount.eq(cents(sales.refunds_amount)?),
+        );
+        upsert!(
+            connection,
+            diesel::insert_into(daily_sales::table)
+                .values(row.clone())
+                .on_conflict((daily_sales::business_date, daily_sales::merchant_id))
+                .do_update()
+                .set((
+                    daily_sales::payments_count.eq(excluded(daily_sales::payments_count)),
+                    daily_sales::payments_amount.eq(excluded(daily_sales::payments_amount)),
+                    daily_sales::refunds_count.eq(excluded(daily_sales::refunds_count)),
+                    daily_sales::refunds_amount.eq(excluded(daily_sales::refunds_amount)),
+                ))
+        )?;
+    }
+    for settlement in &changes.settlements {
+        let date = settlement.business_date.to_string();
+        diesel::insert_into(settlements::table)
+            .values((
+                settlements::business_date.eq(&date),
+                settlements::tx_id.eq(settlement.tx_id.as_str()),
+                settlements::total_net_payable.eq(cents(settlement.total_net_payable)?),
+                settlements::total_fee.eq(cents(settlement.total_fee)?),
+                settlements::closed_at_ms.eq(millis(now)),
+            ))
+            .execute(connection)?;
+        for line in &settlement.lines {
+            diesel::insert_into(settlement_lines::table)
+                .values((
+                    settlement_lines::business_date.eq(&date),
+                    settlement_lines::merchant_id.eq(line.merchant_id.as_str()),
+                    settlement_lines::payments_count.eq(count(line.payments_count)?),
+                    settlement_lines::payments_amount.eq(cents(line.payments_amount)?),
+                    settlement_lines::refunds_count.eq(count(line.refunds_count)?),
+                    settlement_lines::refunds_amount.eq(cents(line.refunds_amount)?),
+                    settlement_lines::fee.eq(cents(line.fee)?),
+                    settlement_lines::carried_in.eq(cents(line.carried_in)?),
+                    settlement_lines::net_payable.eq(cents(line.net_payable)?),
+                ))
+                .execute(connection)?;
+        }
+    }
+    Ok(())
+}
+
+fn count(value: u64) -> StoreResult<i64> {
+    i64::try_from(value).map_err(|error| corrupt("count", error))
+}
+
+/// Appends a transaction's postings to the journal.
+pub fn save_transaction(connection: &mut DbConn, transaction: &Transaction) -> StoreResult<()> {
+    let kind = serde_plain(transaction.kind());
+    for posting in transaction.postings() {
+        let account_id = match &posting.account {
+            Account::Wallet(id) => Some(id.as_str()),
+            Account::Merchant(id) => Some(id.as_str()),
+            _ => None,
+        };
+        diesel::insert_into(postings::table)
+            .values((
+                postings::tx_id.eq(transaction.id().as_str()),
+                postings::tx_kind.eq(&kind),
+                postings::account_kind.eq(posting.account.kind().as_str()),
+                postings::account_id.eq(account_id),
+                postings::amount.eq(cents(posting.amount)?),
+                postings::at_ms.eq(millis(transaction.at())),
+            ))
+            .execute(connection)?;
+    }
+    Ok(())
+}
+
+pub fn save_history(connection: &mut DbConn, items: &[HistoryItem]) -> StoreResult<()> {
+    for item in items {
+        let counterparty = item.counterparty.as_ref().map(|counterparty| match counterparty {
+            wallet_core::Counterparty::Wallet(id) => id.to_string(),
+            wallet_core::Counterparty::Merchant(id) => id.to_string(),
+        });
+        diesel::insert_into(history::table)
+            .values((
+                history::item_id.eq(item.id.as_str()),
+                history::wallet_id.eq(item.wallet.as_str()),
+                history::kind.eq(item.kind.as_str()),
+                history::amount.eq(cents(item.amount)?),
+                history::balance_after.eq(cents(item.balance_after)?),
+                history::at_ms.eq(millis(item.at)),
+                history::counterparty.eq(counterparty),
+            ))
+            .execute(connection)?;
+    }
+    Ok(())
+}
+
+pub fn insert_code(connection: &mut DbConn, code: &PaymentCode, state: &PaymentCodeState) -> StoreResult<()> {
+    diesel::insert_into(payment_codes::table)
+        .values((
+            payment_codes::code.eq(code.as_str()),
+            payment_codes::wallet_id.eq(state.wallet.as_str()),
+            payment_codes::expires_at_ms.eq(millis(state.expires_at)),
+            payment_codes::used.eq(state.used),
+        ))
+        .execute(connection)?;
+    Ok(())
+}
+
+/// The snake_case name serde gives a unit enum variant.
+fn serde_plain<T: serde::Serialize>(value: T) -> String {
+    serde_json::to_value(value).ok().and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// One wallet, read without locking (for the citizen's view).
+pub fn load_wallets_unlocked(connection: &mut DbConn, id: &str) -> StoreResult<Option<WalletState>> {
+    let row: Option<(i64, String, i64, i64, i64)> = wallets::table
+        .filter(wallets::wallet_id.eq(id))
+        .select((wallets::balance, wallets::month, wallets::charged, wallets::eligible_spent, wallets::cashback_earned))
+        .first(connection)
+        .optional()?;
+    row.map(|(balance, month, charged, eligible_spent, cashback_earned)| {
+        Ok(WalletState {
+            balance: won(balance),
+            counters: wallet_core::wallet::MonthCounters {
+                month: Month::parse(&month).map_err(|error| corrupt("wallet month", error))?,
+                charged: won(charged),
+                eligible_spent: won(eligible_spent),
+                cashback_earned: won(cashback_earned),
+            },
+        })
+    })
+    .transpose()
+}

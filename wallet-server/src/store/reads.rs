@@ -1,0 +1,141 @@
+//! Queries that only read: the citizen's history, a merchant's sales, the trial balance, the
+//! settlement file, and the idempotency records the writer consults.
+
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+
+use super::schema::*;
+use super::{DbConn, StoreResult};
+
+pub struct HistoryRow {
+    pub seq: i64,
+    pub item_id: String,
+    pub kind: String,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub at_ms: i64,
+    pub counterparty: Option<String>,
+}
+
+/// Up to `limit` items of a wallet's history older than `before_seq`, newest first.
+pub fn history_page(
+    connection: &mut DbConn,
+    wallet_id: &str,
+    before_seq: Option<i64>,
+    limit: i64,
+) -> StoreResult<Vec<HistoryRow>> {
+    let rows: Vec<(i64, String, String, i64, i64, i64, Option<String>)> = history::table
+        .filter(history::wallet_id.eq(wallet_id))
+        .filter(history::seq.lt(before_seq.unwrap_or(i64::MAX)))
+        .order(history::seq.desc())
+        .limit(limit)
+        .select((
+            history::seq,
+            history::item_id,
+            history::kind,
+            history::amount,
+            history::balance_after,
+            history::at_ms,
+            history::counterparty,
+        ))
+        .load(connection)?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, item_id, kind, amount, balance_after, at_ms, counterparty)| HistoryRow {
+            seq,
+            item_id,
+            kind,
+            amount,
+            balance_after,
+            at_ms,
+            counterparty,
+        })
+        .collect())
+}
+
+/// One merchant's sales row for a date: (payments_count, payments_amount, refunds_count, refunds_amount).
+pub fn merchant_sales(
+    connection: &mut DbConn,
+    merchant_id: &str,
+    business_date: &str,
+) -> StoreResult<Option<(i64, i64, i64, i64)>> {
+    Ok(daily_sales::table
+        .filter(daily_sales::merchant_id.eq(merchant_id))
+        .filter(daily_sales::business_date.eq(business_date))
+        .select((
+            daily_sales::payments_count,
+            daily_sales::payments_amount,
+            daily_sales::refunds_count,
+            daily_sales::refunds_amount,
+        ))
+        .first(connection)
+        .optional()?)
+}
+
+/// Merchants' identity for the settlement file: (id, name, business_number, bank_account).
+pub fn merchant_identities(
+    connection: &mut DbConn,
+    ids: &[String],
+) -> StoreResult<Vec<(String, String, String, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(merchants::table
+        .filter(merchants::merchant_id.eq_any(ids))
+        .order(merchants::merchant_id)
+        .select((merchants::merchant_id, merchants::name, merchants::business_number, merchants::bank_account))
+        .load(connection)?)
+}
+
+#[derive(QueryableByName)]
+struct Total {
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
+/// Sum of all wallet balances and of all merchant receivables, in whole won.
+pub fn account_sums(connection: &mut DbConn) -> StoreResult<(i64, i64)> {
+    // PostgreSQL's SUM(BIGINT) is NUMERIC; the cast makes one query serve both backends.
+    let wallets: Total = diesel::sql_query("SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) AS total FROM wallets")
+        .get_result(connection)?;
+    let merchants: Total =
+        diesel::sql_query("SELECT CAST(COALESCE(SUM(receivable), 0) AS BIGINT) AS total FROM merchants")
+            .get_result(connection)?;
+    Ok((wallets.total, merchants.total))
+}
+
+/// A stored idempotent answer: (request_hash, status, body).
+pub fn idempotent_answer(
+    connection: &mut DbConn,
+    principal_id: &str,
+    key: &str,
+) -> StoreResult<Option<(String, i32, String)>> {
+    Ok(idempotency::table
+        .filter(idempotency::principal_id.eq(principal_id))
+        .filter(idempotency::idem_key.eq(key))
+        .select((idempotency::request_hash, idempotency::status, idempotency::body))
+        .first(connection)
+        .optional()?)
+}
+
+pub fn save_idempotent_answer(
+    connection: &mut DbConn,
+    principal_id: &str,
+    key: &str,
+    request_hash: &str,
+    status: u16,
+    body: &str,
+    now_ms: i64,
+) -> StoreResult<()> {
+    diesel::insert_into(idempotency::table)
+        .values((
+            idempotency::principal_id.eq(principal_id),
+            idempotency::idem_key.eq(key),
+            idempotency::request_hash.eq(request_hash),
+            idempotency::status.eq(i32::from(status)),
+            idempotency::body.eq(body),
+            idempotency::created_at_ms.eq(now_ms),
+        ))
+        .execute(connection)?;
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! Diesel's view of the tables in `migrations/` (the same on both backends).
+//!
+//! Written to match `migrations/*/up.sql`; the store tests create both schemas and use every
+//! table, so a mismatch fails the suite.
+
+diesel::table! {
+    principals (principal_id) {
+        principal_id -> Text,
+        login -> Text,
+        role -> Text,
+        password_hash -> Text,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    wallets (wallet_id) {
+        wallet_id -> Text,
+        citizen_id -> Text,
+        balance -> BigInt,
+        month -> Text,
+        charged -> BigInt,
+        eligible_spent -> BigInt,
+        cashback_earned -> BigInt,
+    }
+}
+
+diesel::table! {
+    merchants (merchant_id) {
+        merchant_id -> Text,
+        name -> Text,
+        business_number -> Text,
+        bank_account -> Text,
+        category -> Nullable<Text>,
+        receivable -> BigInt,
+        carried_negative -> BigInt,
+    }
+}
+
+diesel::table! {
+    ledger_state (id) {
+        id -> Integer,
+        cashback_rate -> Text,
+        cashback_monthly_spend_cap -> BigInt,
+        monthly_charge_limit -> BigInt,
+        holding_limit -> BigInt,
+        merchant_fee_rate -> Text,
+        budget_funded -> BigInt,
+        budget_paid_out -> BigInt,
+        budget_reversed -> BigInt,
+        bank_clearing -> BigInt,
+        settlement_payouts -> BigInt,
+        fee_income -> BigInt,
+        handover_opening -> BigInt,
+    }
+}
+
+diesel::table! {
+    payment_codes (code) {
+        code -> Text,
+        wallet_id -> Text,
+        expires_at_ms -> BigInt,
+        used -> Bool,
+    }
+}
+
+diesel::table! {
+    payments (payment_id) {
+        payment_id -> Text,
+        merchant_id -> Text,
+        wallet_id -> Text,
+        amount -> BigInt,
+        cashback -> BigInt,
+        eligible -> BigInt,
+        month -> Text,
+        at_ms -> BigInt,
+        refunded -> BigInt,
+        cashback_reversed -> BigInt,
+        eligible_returned -> BigInt,
+    }
+}
+
+diesel::table! {
+    daily_sales (business_date, merchant_id) {
+        business_date -> Text,
+        merchant_id -> Text,
+        payments_count -> BigInt,
+        payments_amount -> BigInt,
+        refunds_count -> BigInt,
+        refunds_amount -> BigInt,
+    }
+}
+
+diesel::table! {
+    settlements (business_date) {
+        business_date -> Text,
+        tx_id -> Text,
+        total_net_payable -> BigInt,
+        total_fee -> BigInt,
+        closed_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    settlement_lines (business_date, merchant_id) {
+        business_date -> Text,
+        merchant_id -> Text,
+        payments_count -> BigInt,
+        payments_amount -> BigInt,
+        refunds_count -> BigInt,
+        refunds_amount -> BigInt,
+        fee -> BigInt,
+        carried_in -> BigInt,
+        net_payable -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (token_hash) {
+        token_hash -> Text,
+        principal_id -> Text,
+        role -> Text,
+        created_at_ms -> BigInt,
+        last_seen_ms -> BigInt,
+        expires_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    idempotency (principal_id, idem_key) {
+        principal_id -> Text,
+        idem_key -> Text,
+        request_hash -> Text,
+        status -> Integer,
+        body -> Text,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    postings (seq) {
+        seq -> BigInt,
+        tx_id -> Text,
+        tx_kind -> Text,
+        account_kind -> Text,
+        account_id -> Nullable<Text>,
+        amount -> BigInt,
+        at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    history (seq) {
+        seq -> BigInt,
+        item_id -> Text,
+        wallet_id -> Text,
+        kind -> Text,
+        amount -> BigInt,
+        balance_after -> BigInt,
+        at_ms -> BigInt,
+        counterparty -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    principals,
+    wallets,
+    merchants,
+    ledger_state,
+    payment_codes,
+    payments,
+    daily_sales,
+    settlements,
+    settlement_lines,
+    sessions,
+    idempotency,
+    postings,
+    history,
+);
