@@ -281,7 +281,11 @@ async fn trial_balance(state: State, request: HttpRequest) -> Result<HttpRespons
     Ok(HttpResponse::Ok().json(json!({"accounts": accounts, "total": total})))
 }
 
-async fn admission(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+async fn admission(
+    state: State,
+    room: web::Data<super::session::WaitingRoom>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let active = with_connection(&state, |connection, state| {
         let now_ms = store::ledger::millis(state.clock.now());
@@ -291,9 +295,9 @@ async fn admission(state: State, request: HttpRequest) -> Result<HttpResponse, A
     Ok(HttpResponse::Ok().json(json!({
         "active_sessions": active,
         "session_capacity": state.config.sessions_capacity,
-        "waiting": 0,
-        "admitted_total": 0,
-        "shed_total": 0,
+        "waiting": room.waiting(),
+        "admitted_total": room.admitted_total.load(std::sync::atomic::Ordering::Relaxed),
+        "shed_total": room.shed_total.load(std::sync::atomic::Ordering::Relaxed),
     })))
 }
 

@@ -1,6 +1,7 @@
 //! Registration, login, logout, and the citizen waiting room.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -171,11 +172,27 @@ async fn poll(state: State, room: web::Data<WaitingRoom>, ticket: web::Path<Stri
 #[derive(Default)]
 pub struct WaitingRoom {
     queue: Mutex<VecDeque<(String, Instant)>>,
+    /// Citizen logins let through to the password check.
+    pub admitted_total: AtomicU64,
+    /// Citizen logins answered with a place in line instead.
+    pub shed_total: AtomicU64,
 }
 
 impl WaitingRoom {
-    /// Lets a login through when a slot is free for it, else answers 503 with its place in line.
+    /// Tickets in line now.
+    pub fn waiting(&self) -> usize {
+        self.queue.lock().map(|queue| queue.len()).unwrap_or(0)
+    }
+
     fn admit(&self, ticket: Option<&str>, free: usize) -> Result<(), ApiError> {
+        let admitted = self.admit_or_queue(ticket, free);
+        let counter = if admitted.is_ok() { &self.admitted_total } else { &self.shed_total };
+        counter.fetch_add(1, Ordering::Relaxed);
+        admitted
+    }
+
+    /// Lets a login through when a slot is free for it, else answers 503 with its place in line.
+    fn admit_or_queue(&self, ticket: Option<&str>, free: usize) -> Result<(), ApiError> {
         let mut queue = self.queue.lock().map_err(|_| ApiError::internal())?;
         let now = Instant::now();
         queue.retain(|(_, polled)| now.duration_since(*polled) < TICKET_POLL_GRACE);

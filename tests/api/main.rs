@@ -1,0 +1,21 @@
+//! Black-box tests of the REST contract (`../shared/API.md`): each scenario starts the real
+//! `wallet-server` binary on a fresh database and talks HTTP to it, once on SQLite and once on
+//! PostgreSQL (when `WALLET_TEST_POSTGRES_URL` is set).
+
+#[macro_use]
+#[path = "../support/mod.rs"]
+mod support;
+
+mod admin;
+mod charges;
+mod crash;
+mod gifts;
+mod health;
+mod history;
+mod idempotency;
+mod month;
+mod payments;
+mod refunds;
+mod roles;
+mod sessions;
+mod settlement;

@@ -1,0 +1,60 @@
+//! Citizen registration and sessions.
+
+use serde_json::json;
+
+use crate::support::{string, time, Backend, TestApp, ADMIN_LOGIN, CLOCK_START, PASSWORD};
+
+fn citizens_register_and_sessions_end(backend: Backend) {
+    let app = TestApp::start(backend);
+    let api = &app.api;
+    let register =
+        |login: &str, password: &str| api.post("/v1/citizens", "", &json!({"login": login, "password": password}), &[]);
+
+    let alice = register("alice", PASSWORD).expect(201);
+    let bob = register("bob.kim_2-x", PASSWORD).expect(201);
+    assert!(!string(&alice["citizen_id"]).is_empty() && !string(&alice["wallet_id"]).is_empty(), "{alice}");
+    assert_ne!(alice["citizen_id"], bob["citizen_id"]);
+    assert_ne!(alice["wallet_id"], bob["wallet_id"]);
+    register("alice", "another-password").expect_error(409, "login_taken");
+
+    // Boundaries: login 3-64 chars of [a-z0-9._-], password 8-128 chars.
+    register("abc", "12345678").expect(201);
+    register(&"z".repeat(64), &"p".repeat(128)).expect(201);
+    for (login, password) in [
+        ("ab", PASSWORD),
+        (&*"y".repeat(65), PASSWORD),
+        ("Alice2", PASSWORD),
+        ("al ice", PASSWORD),
+        ("al@ice", PASSWORD),
+        ("한글이름", PASSWORD),
+        ("carol", "1234567"),
+        ("carol", &*"p".repeat(129)),
+    ] {
+        register(login, password).expect_error(422, "validation_failed");
+    }
+
+    let login =
+        |login: &str, password: &str| api.post("/v1/sessions", "", &json!({"login": login, "password": password}), &[]);
+    let session = login("alice", PASSWORD).expect(201);
+    assert_eq!(session["role"], "citizen");
+    assert!(time(&session["expires_at"]) > time(&json!(CLOCK_START)), "a session expires after it starts: {session}");
+    let token = string(&session["token"]);
+    assert_eq!(login(ADMIN_LOGIN, PASSWORD).expect(201)["role"], "admin");
+
+    login("alice", "wrong-password").expect_error(401, "invalid_credentials");
+    login("nobody", PASSWORD).expect_error(401, "invalid_credentials");
+
+    assert_eq!(api.wallet(&token)["wallet_id"], alice["wallet_id"]);
+    api.get("/v1/wallet", "").expect_error(401, "unauthorized");
+    api.get("/v1/wallet", "not-a-token").expect_error(401, "unauthorized");
+    assert_eq!(api.delete("/v1/sessions/current", &token).status, 204);
+    api.get("/v1/wallet", &token).expect_error(401, "unauthorized");
+    api.delete("/v1/sessions/current", &token).expect_error(401, "unauthorized");
+
+    // A new session works after the old one ended.
+    let token = api.login("alice", PASSWORD);
+    assert_eq!(api.balance(&token), "0");
+    app.assert_books_balance();
+}
+
+scenarios!(citizens_register_and_sessions_end);
