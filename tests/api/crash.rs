@@ -95,4 +95,93 @@ fn acknowledged_charges_survive_a_crash(backend: Backend) {
     app.assert_books_balance();
 }
 
-scenarios!(acknowledged_charges_survive_a_crash);
+/// Payments streamed; each is of `1000 + index` won and earns 10% cashback.
+const PAYMENTS_COUNT: usize = 150;
+/// What the citizen charges before the stream: more than all the payments together.
+const PAYMENTS_FUNDING: usize = 500_000;
+
+/// A payment as the POS saw it acknowledged: (amount, cashback).
+type Acknowledged = (usize, usize);
+
+fn acknowledged_payments_survive_a_crash(backend: Backend) {
+    let mut app = TestApp::start(backend);
+    app.top_up_budget("1000000");
+    let admin = app.admin();
+    let mut alice = app.api.register_citizen("alice");
+    let mut bakery = app.api.create_merchant(&admin, "bakery");
+    app.api.charge(&alice.token, &PAYMENTS_FUNDING.to_string()).expect(201);
+
+    let kill_after = 30 + usize::from(uuid::Uuid::new_v4().as_bytes()[0]) % 100;
+    let acknowledged_count = Arc::new(AtomicUsize::new(0));
+    let streamer = {
+        let api = app.api.clone();
+        let (citizen, merchant) = (alice.token.clone(), bakery.token.clone());
+        let acknowledged_count = acknowledged_count.clone();
+        std::thread::spawn(move || {
+            let mut acknowledged: Vec<Acknowledged> = Vec::new();
+            for index in 0..PAYMENTS_COUNT {
+                let Ok(code) = api.try_send("POST", "/v1/wallet/payment-codes", &citizen, Body::Empty, &[]) else {
+                    return (acknowledged, None);
+                };
+                assert_eq!(code.status, 201, "{code}");
+                let (key, amount) = (new_key(), 1000 + index);
+                let body = serde_json::json!({"payment_code": code.json["code"], "amount": amount.to_string()});
+                let headers = [("Idempotency-Key", key.as_str())];
+                match api.try_send("POST", "/v1/payments", &merchant, Body::Json(&body), &headers) {
+                    Ok(reply) => {
+                        assert_eq!(reply.status, 201, "{reply}");
+                        let cashback: usize =
+                            reply.json["cashback"].as_str().and_then(|c| c.parse().ok()).expect("cashback");
+                        assert_eq!(cashback, amount / 10, "{reply}");
+                        acknowledged.push((amount, cashback));
+                        acknowledged_count.store(acknowledged.len(), Ordering::SeqCst);
+                    }
+                    Err(_) => return (acknowledged, Some((key, body, amount))),
+                }
+            }
+            (acknowledged, None)
+        })
+    };
+    let deadline = Instant::now() + STREAM_TIMEOUT;
+    while acknowledged_count.load(Ordering::SeqCst) < kill_after && !streamer.is_finished() && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    app.server.kill9();
+    let (mut acknowledged, in_flight) = streamer.join().expect("the streaming thread failed");
+    eprintln!("killed after {} acknowledged payments; in flight: {}", acknowledged.len(), in_flight.is_some());
+    assert!(acknowledged.len() >= kill_after.min(PAYMENTS_COUNT), "the stream stalled before the kill point");
+
+    app.restart();
+    alice.relogin(&app.api);
+    bakery.relogin(&app.api);
+    let api = &app.api;
+    if let Some((key, body, amount)) = in_flight {
+        // Committed or not before the kill, the retry with its key leaves it done exactly once.
+        let retry = api.post("/v1/payments", &bakery.token, &body, &[("Idempotency-Key", &key)]).expect(201);
+        assert_eq!(retry["amount"], amount.to_string(), "{retry}");
+        acknowledged.push((amount, amount / 10));
+    }
+    let paid: usize = acknowledged.iter().map(|(amount, _)| amount).sum();
+    let cashback: usize = acknowledged.iter().map(|(_, cashback)| cashback).sum();
+    assert_eq!(api.balance(&alice.token), (PAYMENTS_FUNDING - paid + cashback).to_string());
+    let sales = api.get("/v1/merchant/sales?date=2030-01-10", &bakery.token).expect(200);
+    assert_eq!(sales["payments_count"], acknowledged.len(), "{sales}");
+    assert_eq!(sales["payments_amount"], paid.to_string(), "{sales}");
+    // Payments and their cashback items pass one page: read every page.
+    let mut history = Vec::new();
+    let mut query = "limit=200".to_owned();
+    loop {
+        let page = api.history(&alice.token, &query);
+        history.extend(history_rows(&page));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => query = format!("limit=200&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let payments = history.iter().filter(|(kind, _, _)| kind == "payment").count();
+    assert_eq!(payments, acknowledged.len(), "each acknowledged payment is in the history once");
+    app.assert_books_balance();
+}
+
+scenarios!(acknowledged_charges_survive_a_crash, acknowledged_payments_survive_a_crash);

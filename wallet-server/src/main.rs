@@ -7,6 +7,7 @@ mod auth;
 mod clock;
 mod config;
 mod error;
+mod export;
 mod http;
 mod store;
 mod writer;
@@ -53,6 +54,9 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,actix_server=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // One line per request when its span closes: method, route, status, request id, time.
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .init();
     let cli = Cli::parse();
     let config = match Config::from_env() {
@@ -130,13 +134,17 @@ fn serve(config: Config) -> Result<(), String> {
     actix_web::rt::System::new().block_on(async move {
         let passwords = auth::PasswordPool::new(config.argon2);
         let state = web::Data::new(http::AppState { config, pool, writer, clock, passwords });
-        HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
-            .workers(workers)
-            .shutdown_timeout(30)
-            .bind(&bind)
-            .map_err(|error| format!("cannot listen on {bind}: {error}"))?
-            .run()
-            .await
-            .map_err(|error| format!("server error: {error}"))
+        // Each request gets a tracing span with a request id, method, route and status; the
+        // Authorization header (the token) is never recorded.
+        HttpServer::new(move || {
+            App::new().wrap(tracing_actix_web::TracingLogger::default()).app_data(state.clone()).configure(http::routes)
+        })
+        .workers(workers)
+        .shutdown_timeout(30)
+        .bind(&bind)
+        .map_err(|error| format!("cannot listen on {bind}: {error}"))?
+        .run()
+        .await
+        .map_err(|error| format!("server error: {error}"))
     })
 }

@@ -98,7 +98,7 @@ fn run(pool: DbPool, clock: Arc<Clock>, receiver: Receiver<WriteRequest>, batch_
             connection = pool.get().map_err(|error| tracing::error!(%error, "writer has no connection")).ok();
         }
         let answers = match connection.as_mut() {
-            Some(connection) => process(connection, &clock, &batch).unwrap_or_else(|error| {
+            Some(connection) => process_retrying(connection, &clock, &batch).unwrap_or_else(|error| {
                 tracing::error!(%error, batch = batch.len(), "batch failed; nothing of it was committed");
                 vec![Answer::from(ApiError::from(error)); batch.len()]
             }),
@@ -113,6 +113,20 @@ fn run(pool: DbPool, clock: Arc<Clock>, receiver: Receiver<WriteRequest>, batch_
         for (request, answer) in batch.into_iter().zip(answers) {
             let _ = request.reply.send(answer);
         }
+    }
+}
+
+/// [`process`], run once more when it failed on a unique key: with several servers on one
+/// PostgreSQL database, another server may have committed the same Idempotency-Key (or a
+/// concurrent registration) between our check and our insert. The whole batch was rolled back;
+/// the second run finds the other server's answer and replays it.
+fn process_retrying(connection: &mut DbConn, clock: &Clock, batch: &[WriteRequest]) -> StoreResult<Vec<Answer>> {
+    match process(connection, clock, batch) {
+        Err(StoreError::Query(error)) if store::is_unique_violation(&error) => {
+            tracing::warn!(%error, "batch met a concurrent commit of the same key; running it again");
+            process(connection, clock, batch)
+        }
+        other => other,
     }
 }
 

@@ -139,3 +139,75 @@ pub fn save_idempotent_answer(
         .execute(connection)?;
     Ok(())
 }
+
+/// One line of a closed date's settlement with the merchant's identity: the settlement file's row.
+pub struct SettlementRow {
+    pub merchant_id: String,
+    pub name: String,
+    pub business_number: String,
+    pub bank_account: String,
+    pub payments_count: i64,
+    pub payments_amount: i64,
+    pub refunds_count: i64,
+    pub refunds_amount: i64,
+    pub fee: i64,
+    pub carried_in: i64,
+    pub net_payable: i64,
+}
+
+type SettlementTuple = (String, String, String, String, i64, i64, i64, i64, i64, i64, i64);
+
+/// Up to `limit` settlement rows of `business_date` after merchant `after`, in merchant id order:
+/// pages of the settlement file, so a city's file is never held in memory whole.
+pub fn settlement_rows(
+    connection: &mut DbConn,
+    business_date: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> StoreResult<Vec<SettlementRow>> {
+    let rows: Vec<SettlementTuple> = settlement_lines::table
+        .inner_join(merchants::table.on(merchants::merchant_id.eq(settlement_lines::merchant_id)))
+        .filter(settlement_lines::business_date.eq(business_date))
+        .filter(settlement_lines::merchant_id.gt(after.unwrap_or("")))
+        .order(settlement_lines::merchant_id)
+        .limit(limit)
+        .select((
+            settlement_lines::merchant_id,
+            merchants::name,
+            merchants::business_number,
+            merchants::bank_account,
+            settlement_lines::payments_count,
+            settlement_lines::payments_amount,
+            settlement_lines::refunds_count,
+            settlement_lines::refunds_amount,
+            settlement_lines::fee,
+            settlement_lines::carried_in,
+            settlement_lines::net_payable,
+        ))
+        .load(connection)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| SettlementRow {
+            merchant_id: row.0,
+            name: row.1,
+            business_number: row.2,
+            bank_account: row.3,
+            payments_count: row.4,
+            payments_amount: row.5,
+            refunds_count: row.6,
+            refunds_amount: row.7,
+            fee: row.8,
+            carried_in: row.9,
+            net_payable: row.10,
+        })
+        .collect())
+}
+
+/// A closed date's totals: (total_net_payable, total_fee), or `None` if it is not closed.
+pub fn settlement_totals(connection: &mut DbConn, business_date: &str) -> StoreResult<Option<(i64, i64)>> {
+    Ok(settlements::table
+        .filter(settlements::business_date.eq(business_date))
+        .select((settlements::total_net_payable, settlements::total_fee))
+        .first(connection)
+        .optional()?)
+}
