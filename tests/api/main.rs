@@ -7,6 +7,7 @@
 mod support;
 
 mod admin;
+mod admission;
 mod charges;
 mod crash;
 mod gifts;

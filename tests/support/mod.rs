@@ -623,6 +623,8 @@ pub struct TestApp {
     pub server: TestServer,
     pub api: Client,
     admin: RefCell<String>,
+    /// The test clock last set: a restarted server starts on the real clock again.
+    clock: RefCell<String>,
 }
 
 impl TestApp {
@@ -636,18 +638,20 @@ impl TestApp {
         server.spawn();
         let api = server.client();
         let admin = RefCell::new(api.login(ADMIN_LOGIN, PASSWORD));
-        let app = TestApp { server, api, admin };
+        let app = TestApp { server, api, admin, clock: RefCell::new(CLOCK_START.to_owned()) };
         app.set_clock(CLOCK_START);
         app.set_policy(&[]);
         app
     }
 
     /// Restarts the server on the same database (see [`TestServer::restart`]), takes a client for
-    /// its new port and a new admin session.
+    /// its new port and a new admin session, and sets the test clock again where it was.
     pub fn restart(&mut self) {
         self.server.restart();
         self.api = self.server.client();
         *self.admin.borrow_mut() = self.api.login(ADMIN_LOGIN, PASSWORD);
+        let clock = self.clock.borrow().clone();
+        self.set_clock(&clock);
     }
 
     /// The admin's current session token.
@@ -661,6 +665,7 @@ impl TestApp {
     pub fn set_clock(&self, now: &str) {
         let reply = self.api.put("/v1/admin/test-clock", &self.admin(), &json!({"now": now}));
         assert!((200..300).contains(&reply.status), "cannot set the test clock: {reply}");
+        *self.clock.borrow_mut() = now.to_owned();
         *self.admin.borrow_mut() = self.api.login(ADMIN_LOGIN, PASSWORD);
     }
 

@@ -30,15 +30,19 @@ pub struct Config {
     pub session_idle: Duration,
     /// `WALLET_SESSION_MAX_S`: a session is over this long after login, used or not.
     pub session_lifetime: Duration,
+    /// `WALLET_ADMISSION=off` turns the request limiter off (for measuring what it prevents).
+    pub admission: bool,
+    /// `WALLET_CONCURRENCY_MAX`: the most requests the adaptive limiter ever lets in at once.
+    pub concurrency_max: usize,
 }
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
 }
 
-fn number<T: std::str::FromStr>(name: &str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, String>
+fn number<T>(name: &str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, String>
 where
-    T: PartialOrd + std::fmt::Display + Copy,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
     let Some(text) = var(name) else { return Ok(default) };
     let value: T = text.parse().map_err(|_| format!("{name}={text:?} is not a number"))?;
@@ -66,6 +70,12 @@ impl Config {
             batch_size_max: number("WALLET_BATCH_SIZE_MAX", 256, 1..=10_000)?,
             session_idle: Duration::from_secs(number("WALLET_SESSION_IDLE_S", 15 * 60, 10..=86_400)?),
             session_lifetime: Duration::from_secs(number("WALLET_SESSION_MAX_S", 12 * 3_600, 60..=30 * 86_400)?),
+            admission: match var("WALLET_ADMISSION").as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(other) => return Err(format!("WALLET_ADMISSION={other:?}; use on or off")),
+            },
+            concurrency_max: number("WALLET_CONCURRENCY_MAX", 1_024, 2..=100_000)?,
         })
     }
 }

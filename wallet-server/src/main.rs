@@ -3,6 +3,7 @@
 //! `serve` runs the REST API (applying pending migrations first); `admin create` makes the
 //! first city admin. Configuration is by environment variables, listed in the README.
 
+mod admission;
 mod auth;
 mod clock;
 mod config;
@@ -131,13 +132,27 @@ fn serve(config: Config) -> Result<(), String> {
     let bind = config.bind.clone();
     let workers = config.workers;
     tracing::info!(%bind, database = ?config.database, "starting");
+    let defaults = admission::limiter::Settings::default();
+    let limits = admission::limiter::Settings {
+        limit_max: config.concurrency_max,
+        limit_initial: defaults.limit_initial.min(config.concurrency_max),
+        limit_min: defaults.limit_min.min(config.concurrency_max),
+        ..defaults
+    };
+    let gate = admission::gate::Gate::new(limits, config.admission);
     actix_web::rt::System::new().block_on(async move {
         let passwords = auth::PasswordPool::new(config.argon2);
-        let state = web::Data::new(http::AppState { config, pool, writer, clock, passwords });
+        let waiting_room = http::WaitingRoom::default();
+        let state =
+            web::Data::new(http::AppState { config, pool, writer, clock, passwords, waiting_room, gate: gate.clone() });
         // Each request gets a tracing span with a request id, method, route and status; the
         // Authorization header (the token) is never recorded.
         HttpServer::new(move || {
-            App::new().wrap(tracing_actix_web::TracingLogger::default()).app_data(state.clone()).configure(http::routes)
+            App::new()
+                .wrap(admission::gate::Admission(gate.clone()))
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .app_data(state.clone())
+                .configure(http::routes)
         })
         .workers(workers)
         .shutdown_timeout(30)

@@ -3,8 +3,14 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 use wallet_core::{AccountKind, BusinessDate, Command, Policy, Rate, TxId, Won};
 
+use super::openapi::{
+    Admission, Budget, ClockNow, DayClosed, ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError,
+    InvalidJson, InvalidJsonOrKey, MerchantCreated, Overloaded, PayloadTooLarge, Policy as PolicyView,
+    SettlementReport, TrialBalance, Unauthorized,
+};
 use super::session::{parse_login, parse_password};
 use super::{authenticate, budget_body, idempotency, parse_amount, parse_body, submit, with_connection, Role, State};
 use crate::error::ApiError;
@@ -32,14 +38,25 @@ fn new_tx_id() -> TxId {
     TxId::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid id")
 }
 
-#[derive(Deserialize)]
+/// A new merchant and its login. Text fields are trimmed and must be 1 to 200 characters
+/// without control characters.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MerchantBody {
+    /// 3 to 64 characters of `[a-z0-9._-]`.
+    #[schema(pattern = "^[a-z0-9._-]{3,64}$", example = "bakery.jung")]
     login: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128, format = Password)]
     password: String,
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    #[schema(min_length = 1, max_length = 200)]
     business_number: String,
+    /// Where settlements are paid.
+    #[schema(min_length = 1, max_length = 200)]
     bank_account: String,
+    #[schema(min_length = 1, max_length = 200)]
     category: Option<String>,
 }
 
@@ -53,6 +70,24 @@ fn text_field<'a>(name: &str, value: &'a str) -> Result<&'a str, ApiError> {
     Ok(trimmed)
 }
 
+/// Registers a merchant with its login.
+#[utoipa::path(post, path = "/v1/admin/merchants", tag = "admin",
+    security(("bearer" = [])),
+    request_body = MerchantBody,
+    responses(
+        (status = 201, description = "The merchant was created.", body = MerchantCreated),
+        (status = 400, response = inline(InvalidJson)),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 409, description = "`login_taken`: another account has this login.", body = ErrorBody),
+        (status = 413, response = inline(PayloadTooLarge)),
+        (status = 422, description = "`validation_failed`: an unknown or missing field, a login that is not 3 to 64 \
+            characters of `[a-z0-9._-]`, a password that is not 8 to 128 characters, or a text field that is empty, \
+            over 200 characters or holds control characters.", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn create_merchant(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let body: MerchantBody = parse_body(body.into_inner())?;
@@ -90,19 +125,44 @@ async fn create_merchant(state: State, request: HttpRequest, body: web::Json<Val
     Ok(HttpResponse::Created().json(json!({"merchant_id": merchant_id})))
 }
 
+/// The policy in force.
+#[utoipa::path(get, path = "/v1/admin/policy", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The policy in force.", body = PolicyView),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn get_policy(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let (policy, _, _) = with_connection(&state, |connection, _| store::ledger::load_state(connection, false)).await?;
     Ok(HttpResponse::Ok().json(policy))
 }
 
-#[derive(Deserialize)]
+/// A whole new policy: every field is required.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PolicyBody {
+    /// Cashback per won of eligible spend: a decimal string from `"0"` to `"1"`, at most 9
+    /// fraction digits.
+    #[schema(value_type = String, pattern = "^[01](\\.[0-9]{1,9})?$", example = "0.1")]
     cashback_rate: Value,
+    /// Spend per citizen per KST month that earns cashback: whole won from `"0"` to `"1000000000000"`.
+    #[schema(value_type = String, pattern = "^(0|[1-9][0-9]{0,12})$", example = "300000")]
     cashback_monthly_spend_cap: Value,
+    /// Total a citizen may charge per KST month: whole won from `"0"` to `"1000000000000"`.
+    #[schema(value_type = String, pattern = "^(0|[1-9][0-9]{0,12})$", example = "500000")]
     monthly_charge_limit: Value,
+    /// Most a wallet may hold after a charge or a received gift: whole won from `"0"` to
+    /// `"1000000000000"`.
+    #[schema(value_type = String, pattern = "^(0|[1-9][0-9]{0,12})$", example = "2000000")]
     holding_limit: Value,
+    /// Share of a merchant's daily payments kept as a fee at settlement: a decimal string from
+    /// `"0"` to `"1"`, at most 9 fraction digits.
+    #[schema(value_type = String, pattern = "^[01](\\.[0-9]{1,9})?$", example = "0.005")]
     merchant_fee_rate: Value,
 }
 
@@ -121,6 +181,23 @@ fn limit_field(name: &str, value: &Value) -> Result<Won, ApiError> {
     Ok(won)
 }
 
+/// Replaces the policy; it applies from the next operation on.
+#[utoipa::path(put, path = "/v1/admin/policy", tag = "admin",
+    security(("bearer" = [])),
+    request_body = PolicyBody,
+    responses(
+        (status = 200, description = "The policy now in force.", body = PolicyView),
+        (status = 400, response = inline(InvalidJson)),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 413, response = inline(PayloadTooLarge)),
+        (status = 422, description = "`validation_failed`: an unknown or missing field, a rate that is not a decimal \
+            string from 0 to 1, a limit that is not a string of whole won from 0 to 1000000000000, or a policy the \
+            ledger refuses.", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn put_policy(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
     let body: PolicyBody = parse_body(body.into_inner())?;
@@ -135,12 +212,34 @@ async fn put_policy(state: State, request: HttpRequest, body: web::Json<Value>) 
     Ok(super::respond(answer))
 }
 
-#[derive(Deserialize)]
+/// Money added to the city's cashback budget.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TopUpBody {
+    /// Whole won as a JSON string, from `"1"` to `"1000000000000"`.
+    #[schema(value_type = String, pattern = "^[1-9][0-9]{0,12}$", example = "1000000")]
     amount: Value,
 }
 
+/// Tops up the city's cashback budget.
+#[utoipa::path(post, path = "/v1/admin/cashback-budget/top-ups", tag = "admin",
+    security(("bearer" = [])),
+    params(IdempotencyKey),
+    request_body = TopUpBody,
+    responses(
+        (status = 201, description = "The budget after the top-up.", body = Budget),
+        (status = 400, response = inline(InvalidJsonOrKey)),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 409, response = inline(IdempotencyConflict)),
+        (status = 413, response = inline(PayloadTooLarge)),
+        (status = 422, description = "`invalid_amount`: `amount` is not a string of whole won from 1 to \
+            1000000000000, or the budget would overflow; `validation_failed`: an unknown or missing field.",
+            body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn top_up(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
     let key = idempotency(&request, &body)?;
@@ -150,18 +249,53 @@ async fn top_up(state: State, request: HttpRequest, body: web::Json<Value>) -> R
     Ok(submit(&state, &principal.id, key, WriteOp::Ledger(command)).await)
 }
 
+/// The city's cashback budget.
+#[utoipa::path(get, path = "/v1/admin/cashback-budget", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The budget.", body = Budget),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn budget(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let (_, budget, _) = with_connection(&state, |connection, _| store::ledger::load_state(connection, false)).await?;
     Ok(HttpResponse::Ok().json(budget_body(&budget)))
 }
 
-#[derive(Deserialize)]
+/// The business date to close.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CloseBody {
+    /// `YYYY-MM-DD` in KST; a date before today.
+    #[schema(format = Date, example = "2025-03-14")]
     business_date: String,
 }
 
+/// Closes a business date and settles every merchant with activity that day.
+///
+/// Closing is idempotent: a date already closed is answered 200 with the same settlement.
+#[utoipa::path(post, path = "/v1/admin/settlements", tag = "admin",
+    security(("bearer" = [])),
+    request_body = CloseBody,
+    responses(
+        (status = 201, description = "The date was closed now.", body = DayClosed),
+        (status = 200, description = "The date was already closed; the settlement as closed then.", body = DayClosed),
+        (status = 400, response = inline(InvalidJson)),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 404, description = "`not_found`: a merchant with activity that day no longer exists (not \
+            expected).", body = ErrorBody),
+        (status = 413, response = inline(PayloadTooLarge)),
+        (status = 422, description = "`validation_failed`: an unknown or missing field, or `business_date` is not a \
+            `YYYY-MM-DD` date; `date_not_closed`: the date is today or in the future.", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn close_day(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
     let body: CloseBody = parse_body(body.into_inner())?;
@@ -171,89 +305,62 @@ async fn close_day(state: State, request: HttpRequest, body: web::Json<Value>) -
     Ok(super::respond(answer))
 }
 
-/// The settlement file's first line (API.md).
-const SETTLEMENT_CSV_HEADER: &str = "business_date,merchant_id,merchant_name,business_number,bank_account,\
-payments_count,payments_amount,refunds_count,refunds_amount,fee,net_payable\r\n";
-
+/// The settlement of a closed business date, as JSON or as the settlement CSV file.
+///
+/// JSON by default; with `Accept: text/csv` the settlement file: UTF-8, comma-separated, RFC 4180
+/// quoting, first line exactly
+/// `business_date,merchant_id,merchant_name,business_number,bank_account,payments_count,payments_amount,refunds_count,refunds_amount,fee,net_payable`,
+/// then one line per merchant with any activity that day.
+#[utoipa::path(get, path = "/v1/admin/settlements/{business_date}", tag = "admin",
+    security(("bearer" = [])),
+    params(("business_date" = String, Path, format = Date, description = "`YYYY-MM-DD` in KST.")),
+    responses(
+        (status = 200, description = "The settlement: JSON, or the CSV file when `Accept` names `text/csv`.",
+            content(
+                (SettlementReport = "application/json"),
+                (String = "text/csv")
+            )
+        ),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 404, description = "`not_found`: the date has not been closed, or is not a `YYYY-MM-DD` date.",
+            body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn settlement(state: State, request: HttpRequest, date: web::Path<String>) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
-    let date = BusinessDate::parse(&date).map_err(|error| ApiError::not_found(error.to_string()))?;
-    let (settlement, identities) = with_connection(&state, move |connection, _| {
-        let Some(settlement) = store::ledger::load_settlement(connection, date)? else { return Ok(None) };
-        let ids: Vec<String> = settlement.lines.iter().map(|line| line.merchant_id.to_string()).collect();
-        let identities = store::reads::merchant_identities(connection, &ids)?;
-        Ok(Some((settlement, identities)))
-    })
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("business date {date} has not been closed")))?;
+    let date = BusinessDate::parse(&date).map_err(|error| ApiError::not_found(error.to_string()))?.to_string();
+    let date_text = date.clone();
+    let totals = with_connection(&state, move |connection, _| store::reads::settlement_totals(connection, &date_text))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("business date {date} has not been closed")))?;
     let wants_csv = request
         .headers()
         .get("Accept")
         .and_then(|value| value.to_str().ok())
         .is_some_and(|accept| accept.contains("text/csv"));
-    let identity = |id: &str| identities.iter().find(|(merchant, ..)| merchant == id);
-    if wants_csv {
-        let mut csv = String::from(SETTLEMENT_CSV_HEADER);
-        for line in &settlement.lines {
-            let (_, name, business_number, bank_account) =
-                identity(line.merchant_id.as_str()).ok_or_else(ApiError::internal)?;
-            let fields = [
-                settlement.business_date.to_string(),
-                line.merchant_id.to_string(),
-                name.clone(),
-                business_number.clone(),
-                bank_account.clone(),
-                line.payments_count.to_string(),
-                line.payments_amount.to_string(),
-                line.refunds_count.to_string(),
-                line.refunds_amount.to_string(),
-                line.fee.to_string(),
-                line.net_payable.to_string(),
-            ];
-            let quoted: Vec<String> = fields.iter().map(|field| csv_field(field)).collect();
-            csv.push_str(&quoted.join(","));
-            csv.push_str("\r\n");
-        }
-        return Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(csv));
-    }
-    let merchants: Vec<Value> = settlement
-        .lines
-        .iter()
-        .map(|line| {
-            let (_, name, business_number, bank_account) =
-                identity(line.merchant_id.as_str()).cloned().unwrap_or_default();
-            json!({
-                "merchant_id": line.merchant_id,
-                "merchant_name": name,
-                "business_number": business_number,
-                "bank_account": bank_account,
-                "payments_count": line.payments_count,
-                "payments_amount": line.payments_amount,
-                "refunds_count": line.refunds_count,
-                "refunds_amount": line.refunds_amount,
-                "fee": line.fee,
-                "carried_in": line.carried_in,
-                "net_payable": line.net_payable,
-            })
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "business_date": settlement.business_date,
-        "merchants": merchants,
-        "total_net_payable": settlement.total_net_payable,
-        "total_fee": settlement.total_fee,
-    })))
-}
-
-/// RFC 4180: quote a field holding a comma, quote, CR or LF, doubling inner quotes.
-fn csv_field(field: &str) -> String {
-    if field.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
+    let (format, content_type) = if wants_csv {
+        (crate::export::Format::Csv, "text/csv; charset=utf-8")
     } else {
-        field.to_owned()
-    }
+        (crate::export::Format::Json, "application/json")
+    };
+    let rows = crate::export::settlement(state.pool.clone(), date, totals, format);
+    Ok(HttpResponse::Ok().content_type(content_type).streaming(rows))
 }
 
+/// The ledger's trial balance; its total is always zero.
+#[utoipa::path(get, path = "/v1/admin/ledger/trial-balance", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every account kind's balance and the total.", body = TrialBalance),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn trial_balance(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let (accounts, total) = with_connection(&state, |connection, _| {
@@ -281,11 +388,19 @@ async fn trial_balance(state: State, request: HttpRequest) -> Result<HttpRespons
     Ok(HttpResponse::Ok().json(json!({"accounts": accounts, "total": total})))
 }
 
-async fn admission(
-    state: State,
-    room: web::Data<super::session::WaitingRoom>,
-    request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
+/// Citizen session admission: sessions in use, capacity and the waiting room.
+#[utoipa::path(get, path = "/v1/admin/admission", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Admission now.", body = Admission),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
+async fn admission(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let room = &state.waiting_room;
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let active = with_connection(&state, |connection, state| {
         let now_ms = store::ledger::millis(state.clock.now());
@@ -298,15 +413,71 @@ async fn admission(
         "waiting": room.waiting(),
         "admitted_total": room.admitted_total.load(std::sync::atomic::Ordering::Relaxed),
         "shed_total": room.shed_total.load(std::sync::atomic::Ordering::Relaxed),
+        "estimated_wait_s": room.waiting() as u64 * super::session::WAIT_PER_POSITION_S,
+        "request_limiter": limiter_body(&state),
     })))
 }
 
-#[derive(Deserialize)]
+/// The adaptive request limiter's state, per priority class.
+pub fn limiter_body(state: &super::AppState) -> Value {
+    use crate::admission::limiter::Class;
+    let stats = state.gate.stats();
+    let classes: serde_json::Map<String, Value> = Class::ALL
+        .iter()
+        .map(|class| {
+            let index = *class as usize;
+            (
+                class.as_str().to_owned(),
+                json!({
+                    "limit": stats.class_limit(*class),
+                    "in_flight": stats.in_flight_by_class[index],
+                    "waiting": stats.waiting_by_class[index],
+                    "admitted_total": stats.admitted_by_class[index],
+                    "shed_total": stats.shed_by_class[index],
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "enabled": state.gate.is_enabled(),
+        "limit": stats.limit,
+        "in_flight": stats.in_flight,
+        "latency_recent_ms": stats.rtt_short_ms,
+        "latency_baseline_ms": stats.rtt_long_ms,
+        "classes": classes,
+    })
+}
+
+/// Where to move the test clock.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ClockBody {
+    /// RFC 3339; not before the server's clock.
+    #[schema(format = DateTime, example = "2025-03-15T00:00:00Z")]
     now: String,
 }
 
+/// Moves the server's test clock forward (only with `WALLET_TEST_CLOCK=1`).
+///
+/// Business dates, months, code expiry and session timeouts follow it. Without
+/// `WALLET_TEST_CLOCK=1` at start the endpoint does not exist (404).
+#[utoipa::path(put, path = "/v1/admin/test-clock", tag = "admin",
+    security(("bearer" = [])),
+    request_body = ClockBody,
+    responses(
+        (status = 200, description = "The clock was moved.", body = ClockNow),
+        (status = 400, response = inline(InvalidJson)),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 404, description = "`not_found`: the server was not started with `WALLET_TEST_CLOCK=1`.",
+            body = ErrorBody),
+        (status = 413, response = inline(PayloadTooLarge)),
+        (status = 422, description = "`validation_failed`: an unknown or missing field, `now` is not RFC 3339, or \
+            `now` is before the server's clock.", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn test_clock(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     if !state.clock.is_test_clock() {
         return Err(ApiError::not_found("no such endpoint; see /openapi.json for the API"));

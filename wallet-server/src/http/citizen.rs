@@ -3,8 +3,13 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 use wallet_core::{Command, Month, PaymentCode, TxId, WalletId};
 
+use super::openapi::{
+    ChargeReceipt, ErrorBody, Forbidden, GiftReceipt, HistoryPage, IdempotencyConflict, IdempotencyKey, InternalError,
+    InvalidJsonOrKey, Overloaded, PayloadTooLarge, PaymentCodeIssued, Unauthorized, WalletView,
+};
 use super::{authenticate, idempotency, parse_amount, parse_body, rfc3339, submit, with_connection, Role, State};
 use crate::error::ApiError;
 use crate::store;
@@ -37,6 +42,18 @@ fn new_tx_id() -> TxId {
     TxId::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid id")
 }
 
+/// The caller's wallet: balance and this month's counters.
+#[utoipa::path(get, path = "/v1/wallet", tag = "citizen",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The wallet.", body = WalletView),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 404, description = "`not_found`: the citizen has no wallet (not expected).", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn wallet(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (_, wallet_id) = citizen_wallet(&state, &request).await?;
     let id = wallet_id.to_string();
@@ -60,12 +77,38 @@ async fn wallet(state: State, request: HttpRequest) -> Result<HttpResponse, ApiE
     })))
 }
 
-#[derive(Deserialize)]
+/// A charge from the citizen's linked bank account.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChargeBody {
+    /// Whole won as a JSON string, from `"1"` to `"1000000000000"`.
+    #[schema(value_type = String, pattern = "^[1-9][0-9]{0,12}$", example = "15000")]
     amount: Value,
 }
 
+/// Charges the wallet from the citizen's linked bank account.
+///
+/// Refused with `limit_exceeded` when the month's charges would pass `monthly_charge_limit` or the
+/// balance would pass `holding_limit`.
+#[utoipa::path(post, path = "/v1/wallet/charges", tag = "citizen",
+    security(("bearer" = [])),
+    params(IdempotencyKey),
+    request_body = ChargeBody,
+    responses(
+        (status = 201, description = "The wallet was charged.", body = ChargeReceipt),
+        (status = 400, response = inline(InvalidJsonOrKey)),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 404, description = "`not_found`: the citizen has no wallet (not expected).", body = ErrorBody),
+        (status = 409, response = inline(IdempotencyConflict)),
+        (status = 413, response = inline(PayloadTooLarge)),
+        (status = 422, description = "`invalid_amount`: `amount` is not a string of whole won from 1 to \
+            1000000000000; `validation_failed`: an unknown or missing field; `limit_exceeded`: the monthly charge \
+            limit or the holding limit would be passed.", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn charge(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let (principal, wallet) = citizen_wallet(&state, &request).await?;
     let key = idempotency(&request, &body)?;
@@ -75,13 +118,40 @@ async fn charge(state: State, request: HttpRequest, body: web::Json<Value>) -> R
     Ok(submit(&state, &principal, key, WriteOp::Ledger(command)).await)
 }
 
-#[derive(Deserialize)]
+/// A gift to another wallet.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct GiftBody {
+    /// The receiving wallet; not the sender's own.
+    #[schema(format = "uuid")]
     to_wallet_id: String,
+    /// Whole won as a JSON string, from `"1"` to `"1000000000000"`.
+    #[schema(value_type = String, pattern = "^[1-9][0-9]{0,12}$", example = "5000")]
     amount: Value,
 }
 
+/// Gives money from the caller's wallet to another wallet; the receiver's holding limit applies.
+#[utoipa::path(post, path = "/v1/wallet/gifts", tag = "citizen",
+    security(("bearer" = [])),
+    params(IdempotencyKey),
+    request_body = GiftBody,
+    responses(
+        (status = 201, description = "The gift was made.", body = GiftReceipt),
+        (status = 400, response = inline(InvalidJsonOrKey)),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 404, description = "`not_found`: no wallet has `to_wallet_id` (or the caller has none).",
+            body = ErrorBody),
+        (status = 409, response = inline(IdempotencyConflict)),
+        (status = 413, response = inline(PayloadTooLarge)),
+        (status = 422, description = "`invalid_amount`: `amount` is not a string of whole won from 1 to \
+            1000000000000; `validation_failed`: an unknown or missing field, or a gift to the sender's own wallet; \
+            `insufficient_funds`: the balance is below `amount`; `limit_exceeded`: the receiver's holding limit \
+            would be passed.", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn gift(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let (principal, wallet) = citizen_wallet(&state, &request).await?;
     let key = idempotency(&request, &body)?;
@@ -92,6 +162,20 @@ async fn gift(state: State, request: HttpRequest, body: web::Json<Value>) -> Res
     Ok(submit(&state, &principal, key, WriteOp::Ledger(command)).await)
 }
 
+/// Issues a single-use payment code, valid 180 seconds, to show the merchant as a QR or barcode.
+///
+/// A wallet may hold many unexpired codes at once, each independent.
+#[utoipa::path(post, path = "/v1/wallet/payment-codes", tag = "citizen",
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "A new payment code.", body = PaymentCodeIssued),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 404, description = "`not_found`: the citizen has no wallet (not expected).", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn payment_code(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (principal, wallet) = citizen_wallet(&state, &request).await?;
     let code = PaymentCode::parse(&crate::auth::new_payment_code()).expect("hex is a valid code");
@@ -99,13 +183,33 @@ async fn payment_code(state: State, request: HttpRequest) -> Result<HttpResponse
     Ok(super::respond(answer))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct HistoryQuery {
+    /// Items per page, 1 to 200; 50 when left out.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200, default = 50, nullable = false)]
     limit: Option<String>,
+    /// The `next_cursor` of the previous page; left out for the newest items.
+    #[param(nullable = false)]
     cursor: Option<String>,
 }
 
+/// The wallet's history, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/wallet/transactions", tag = "citizen",
+    security(("bearer" = [])),
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "A page of history items.", body = HistoryPage),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 404, description = "`not_found`: the citizen has no wallet (not expected).", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `limit` is not a whole number from 1 to 200, `cursor` is \
+            not one this server gave, or an unknown query parameter.", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn transactions(
     state: State,
     request: HttpRequest,

@@ -3,8 +3,13 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 use wallet_core::{BusinessDate, Command, MerchantId, PaymentCode, TxId};
 
+use super::openapi::{
+    ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError, InvalidJsonOrKey, Overloaded,
+    PayloadTooLarge, PaymentReceipt, RefundReceipt, SalesSummary, Unauthorized,
+};
 use super::{authenticate, idempotency, parse_amount, parse_body, submit, with_connection, Role, State};
 use crate::error::ApiError;
 use crate::store;
@@ -25,13 +30,44 @@ fn merchant_id(id: &str) -> Result<MerchantId, ApiError> {
     MerchantId::parse(id).map_err(|_| ApiError::internal())
 }
 
-#[derive(Deserialize)]
+/// A payment with a citizen's payment code.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PaymentBody {
+    /// The code the citizen's app shows (single use, valid 180 seconds).
     payment_code: String,
+    /// Whole won as a JSON string, from `"1"` to `"1000000000000"`.
+    #[schema(value_type = String, pattern = "^[1-9][0-9]{0,12}$", example = "15000")]
     amount: Value,
 }
 
+/// Takes a payment from the wallet of a payment code.
+///
+/// Debits the wallet by `amount` and credits the merchant. Cashback is credited to the wallet at
+/// once: `floor(eligible * cashback_rate)`, `eligible` being `amount` limited to what is left of the
+/// citizen's monthly cashback spend cap, and the cashback limited to what is left in the city's
+/// cashback budget (an empty budget gives 0 cashback; the payment is still approved).
+#[utoipa::path(post, path = "/v1/payments", tag = "merchant",
+    security(("bearer" = [])),
+    params(IdempotencyKey),
+    request_body = PaymentBody,
+    responses(
+        (status = 201, description = "The payment was approved.", body = PaymentReceipt),
+        (status = 400, response = inline(InvalidJsonOrKey)),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 404, description = "`not_found`: the code's wallet or the merchant no longer exists (not \
+            expected).", body = ErrorBody),
+        (status = 409, response = inline(IdempotencyConflict)),
+        (status = 413, response = inline(PayloadTooLarge)),
+        (status = 422, description = "`invalid_amount`: `amount` is not a string of whole won from 1 to \
+            1000000000000; `validation_failed`: an unknown or missing field; `payment_code_invalid`: the code is \
+            unknown, expired or used; `insufficient_funds`: the wallet's balance is below `amount`.",
+            body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn pay(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Merchant)).await?;
     let key = idempotency(&request, &body)?;
@@ -45,12 +81,44 @@ async fn pay(state: State, request: HttpRequest, body: web::Json<Value>) -> Resu
     Ok(submit(&state, &principal.id, key, WriteOp::Ledger(command)).await)
 }
 
-#[derive(Deserialize)]
+/// A refund of part or all of a payment.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefundBody {
+    /// Whole won as a JSON string, from `"1"` to `"1000000000000"`; at most what is left to refund.
+    #[schema(value_type = String, pattern = "^[1-9][0-9]{0,12}$", example = "5000")]
     amount: Value,
 }
 
+/// Refunds part or all of one of the merchant's payments.
+///
+/// A refund of `R` of a payment `P` that earned cashback `C` reverses `floor(C * R / P)`, and the
+/// refund that completes the full refund reverses all cashback not yet reversed. The wallet
+/// receives `R` minus the reversed cashback. The sum of refunds never passes `P`.
+#[utoipa::path(post, path = "/v1/payments/{payment_id}/refunds", tag = "merchant",
+    security(("bearer" = [])),
+    params(
+        ("payment_id" = String, Path, format = "uuid", description = "The `payment_id` of the payment."),
+        IdempotencyKey
+    ),
+    request_body = RefundBody,
+    responses(
+        (status = 201, description = "The refund was made.", body = RefundReceipt),
+        (status = 400, response = inline(InvalidJsonOrKey)),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 404, description = "`not_found`: no payment of this merchant has this id (also for another \
+            merchant's payment).", body = ErrorBody),
+        (status = 409, response = inline(IdempotencyConflict)),
+        (status = 413, response = inline(PayloadTooLarge)),
+        (status = 422, description = "`invalid_amount`: `amount` is not a string of whole won from 1 to \
+            1000000000000; `validation_failed`: an unknown or missing field; `refund_exceeds_payment`: `amount` is \
+            more than is left to refund; `insufficient_funds`: the wallet cannot cover the cashback the refund \
+            reverses (a rare corner of the rounding rule).", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn refund(
     state: State,
     request: HttpRequest,
@@ -72,12 +140,29 @@ async fn refund(
     Ok(submit(&state, &principal.id, key, WriteOp::Ledger(command)).await)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct SalesQuery {
+    /// The business date, `YYYY-MM-DD` in KST; today when left out.
+    #[param(format = Date, nullable = false, example = "2025-03-14")]
     date: Option<String>,
 }
 
+/// The merchant's sales of one business date.
+#[utoipa::path(get, path = "/v1/merchant/sales", tag = "merchant",
+    security(("bearer" = [])),
+    params(SalesQuery),
+    responses(
+        (status = 200, description = "The day's sales.", body = SalesSummary),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 422, description = "`validation_failed`: `date` is not a `YYYY-MM-DD` date, or an unknown query \
+            parameter.", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
 async fn sales(state: State, request: HttpRequest, query: web::Query<SalesQuery>) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Merchant)).await?;
     let date = match &query.date {

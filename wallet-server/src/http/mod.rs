@@ -4,7 +4,10 @@
 mod admin;
 mod citizen;
 mod merchant;
+mod openapi;
 mod session;
+
+pub use session::WaitingRoom;
 
 use std::sync::Arc;
 
@@ -33,6 +36,9 @@ pub struct AppState {
     pub writer: Writer,
     pub clock: Arc<Clock>,
     pub passwords: PasswordPool,
+    /// One waiting room for the whole server (not one per worker).
+    pub waiting_room: session::WaitingRoom,
+    pub gate: Arc<crate::admission::gate::Gate>,
 }
 
 pub type State = web::Data<AppState>;
@@ -44,6 +50,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .app_data(web::QueryConfig::default().error_handler(|error, _| ApiError::validation(error.to_string()).into()))
         .route("/healthz", web::get().to(healthz))
         .route("/metrics", web::get().to(metrics))
+        .configure(openapi::routes)
         .configure(session::routes)
         .configure(citizen::routes)
         .configure(merchant::routes)
@@ -53,10 +60,27 @@ pub fn routes(config: &mut web::ServiceConfig) {
         }));
 }
 
+/// Liveness: answers at once; never queued or shed.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The server is up.", body = openapi::Health,
+        example = json!({"status": "ok"})))
+)]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// Prometheus metrics in the text exposition format.
+///
+/// Sessions in use and allowed, and the cashback budget left. Bind it to an internal address in
+/// production.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4.", body = String,
+            content_type = "text/plain; version=0.0.4"),
+        (status = 500, response = inline(openapi::InternalError)),
+        (status = 503, response = inline(openapi::Overloaded))
+    )
+)]
 async fn metrics(state: State) -> Result<HttpResponse, ApiError> {
     let (budget, active) = with_connection(&state, |connection, state| {
         let (_, budget, _) = store::ledger::load_state(connection, false)?;
@@ -66,16 +90,36 @@ async fn metrics(state: State) -> Result<HttpResponse, ApiError> {
         Ok((budget, active))
     })
     .await?;
-    let text = format!(
+    let mut text = format!(
         "# HELP wallet_sessions_active Citizen sessions holding a slot.\n# TYPE wallet_sessions_active gauge\n\
          wallet_sessions_active {active}\n\
          # HELP wallet_sessions_capacity Citizen sessions allowed at once.\n# TYPE wallet_sessions_capacity gauge\n\
          wallet_sessions_capacity {}\n\
+         # HELP wallet_waiting_room_tickets Citizens waiting for a session slot.\n# TYPE wallet_waiting_room_tickets gauge\n\
+         wallet_waiting_room_tickets {}\n\
          # HELP wallet_cashback_budget_remaining_won Unspent cashback budget.\n# TYPE wallet_cashback_budget_remaining_won gauge\n\
          wallet_cashback_budget_remaining_won {}\n",
         state.config.sessions_capacity,
+        state.waiting_room.waiting(),
         budget.remaining(),
     );
+    let stats = state.gate.stats();
+    text.push_str(&format!(
+        "# HELP wallet_request_limit Adaptive limit on requests in flight.\n# TYPE wallet_request_limit gauge\n\
+         wallet_request_limit {}\n\
+         # HELP wallet_requests_in_flight Requests being served.\n# TYPE wallet_requests_in_flight gauge\n\
+         wallet_requests_in_flight {}\n",
+        stats.limit, stats.in_flight
+    ));
+    for (name, help, values) in [
+        ("wallet_requests_admitted_total", "Requests let in, by priority class.", stats.admitted_by_class),
+        ("wallet_requests_shed_total", "Requests refused 503 overloaded, by priority class.", stats.shed_by_class),
+    ] {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+        for class in crate::admission::limiter::Class::ALL {
+            text.push_str(&format!("{name}{{class=\"{}\"}} {}\n", class.as_str(), values[class as usize]));
+        }
+    }
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text))
 }
 

@@ -217,7 +217,7 @@ pub fn load_sales(
         daily_sales::refunds_amount,
     );
     let rows: Vec<(String, i64, i64, i64, i64)> = match merchants {
-        Some(ids) if ids.is_empty() => Vec::new(),
+        Some([]) => Vec::new(),
         Some(ids) => load_locked!(connection, base.filter(daily_sales::merchant_id.eq_any(ids)).select(columns))?,
         None => load_locked!(connection, base.select(columns))?,
     };
@@ -234,6 +234,8 @@ pub fn load_sales(
         .collect()
 }
 
+type LineRow = (String, i64, i64, i64, i64, i64, i64, i64);
+
 /// A closed date's settlement, if the date has been closed.
 pub fn load_settlement(connection: &mut DbConn, date: BusinessDate) -> StoreResult<Option<Settlement>> {
     let date_text = date.to_string();
@@ -245,7 +247,7 @@ pub fn load_settlement(connection: &mut DbConn, date: BusinessDate) -> StoreResu
     let Some((tx_id, total_net_payable, total_fee)) = header else {
         return Ok(None);
     };
-    let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64)> = settlement_lines::table
+    let rows: Vec<LineRow> = settlement_lines::table
         .filter(settlement_lines::business_date.eq(&date_text))
         .order(settlement_lines::merchant_id)
         .select((

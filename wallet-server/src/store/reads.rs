@@ -17,6 +17,8 @@ pub struct HistoryRow {
     pub counterparty: Option<String>,
 }
 
+type HistoryTuple = (i64, String, String, i64, i64, i64, Option<String>);
+
 /// Up to `limit` items of a wallet's history older than `before_seq`, newest first.
 pub fn history_page(
     connection: &mut DbConn,
@@ -24,7 +26,7 @@ pub fn history_page(
     before_seq: Option<i64>,
     limit: i64,
 ) -> StoreResult<Vec<HistoryRow>> {
-    let rows: Vec<(i64, String, String, i64, i64, i64, Option<String>)> = history::table
+    let rows: Vec<HistoryTuple> = history::table
         .filter(history::wallet_id.eq(wallet_id))
         .filter(history::seq.lt(before_seq.unwrap_or(i64::MAX)))
         .order(history::seq.desc())
@@ -70,21 +72,6 @@ pub fn merchant_sales(
         ))
         .first(connection)
         .optional()?)
-}
-
-/// Merchants' identity for the settlement file: (id, name, business_number, bank_account).
-pub fn merchant_identities(
-    connection: &mut DbConn,
-    ids: &[String],
-) -> StoreResult<Vec<(String, String, String, String)>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(merchants::table
-        .filter(merchants::merchant_id.eq_any(ids))
-        .order(merchants::merchant_id)
-        .select((merchants::merchant_id, merchants::name, merchants::business_number, merchants::bank_account))
-        .load(connection)?)
 }
 
 #[derive(QueryableByName)]

@@ -1,0 +1,161 @@
+//! Admission: the citizen waiting room (capacity, FIFO tickets, dropped tickets, merchants never
+//! wait) and the request limiter (low classes shed with 503 + Retry-After, changing nothing,
+//! while POS payments go on). No assertion depends on how fast the machine is.
+
+use serde_json::json;
+
+use crate::support::{string, Backend, Body, Client, TestApp, PASSWORD};
+
+/// Logs `login` in, optionally with a waiting-room ticket; the raw reply.
+fn try_login(api: &Client, login: &str, ticket: Option<&str>) -> crate::support::Reply {
+    let mut body = json!({"login": login, "password": PASSWORD});
+    if let Some(ticket) = ticket {
+        body["ticket"] = json!(ticket);
+    }
+    api.post("/v1/sessions", "", &body, &[])
+}
+
+/// A 503 `waiting_room` answer: its ticket and position, after checking Retry-After.
+#[track_caller]
+fn queued(reply: &crate::support::Reply) -> (String, u64) {
+    reply.expect_error(503, "waiting_room");
+    let retry_after: u64 = reply.header("retry-after").parse().unwrap_or_else(|_| panic!("no Retry-After: {reply}"));
+    assert!(retry_after >= 1, "{reply}");
+    let room = &reply.json["waiting_room"];
+    let position = room["position"].as_u64().unwrap_or_else(|| panic!("no position: {reply}"));
+    assert!(room["estimated_wait_s"].as_u64().is_some(), "{reply}");
+    (string(&room["ticket"]), position)
+}
+
+/// Registers a citizen without logging in (a login would take a session slot).
+fn register(api: &Client, login: &str) -> String {
+    api.post("/v1/citizens", "", &json!({"login": login, "password": PASSWORD}), &[]).expect(201);
+    login.to_owned()
+}
+
+fn position_of(api: &Client, ticket: &str) -> u64 {
+    let poll = api.get(&format!("/v1/waiting-room/{ticket}"), "").expect(200);
+    poll["position"].as_u64().unwrap_or_else(|| panic!("no position in {poll}"))
+}
+
+fn a_full_server_queues_citizens_first_in_first_out(backend: Backend) {
+    // Two workers, so a ticket must be known to whichever worker a retry or poll lands on.
+    let app = TestApp::start_with(backend, &[("WALLET_MAX_SESSIONS", "2"), ("WALLET_WORKERS", "2")]);
+    let api = &app.api;
+    let citizens: Vec<String> = (0..4).map(|index| register(api, &format!("citizen{index}"))).collect();
+
+    let first = api.login(&citizens[0], PASSWORD);
+    let second = api.login(&citizens[1], PASSWORD);
+    let (third_ticket, third_position) = queued(&try_login(api, &citizens[2], None));
+    let (fourth_ticket, fourth_position) = queued(&try_login(api, &citizens[3], None));
+    assert_eq!((third_position, fourth_position), (1, 2));
+    // Re-polling never changes a place, whichever worker answers.
+    for _ in 0..6 {
+        assert_eq!(position_of(api, &third_ticket), 1);
+        assert_eq!(position_of(api, &fourth_ticket), 2);
+    }
+    // Merchants and admins never wait in the citizen waiting room.
+    let merchant = api.create_merchant(&app.admin(), "shop");
+    api.delete("/v1/sessions/current", &merchant.token).expect(204);
+    api.login(&merchant.login, PASSWORD);
+    let admission = api.get("/v1/admin/admission", &app.admin()).expect(200);
+    assert_eq!(
+        (admission["active_sessions"].as_u64(), admission["waiting"].as_u64()),
+        (Some(2), Some(2)),
+        "{admission}"
+    );
+
+    // A slot frees: the fourth, retrying first, does not jump the third.
+    api.delete("/v1/sessions/current", &first).expect(204);
+    assert_eq!(queued(&try_login(api, &citizens[3], Some(&fourth_ticket))).1, 2);
+    let third = try_login(api, &citizens[2], Some(&third_ticket)).expect(201);
+    assert_eq!(third["role"], "citizen");
+    assert_eq!(position_of(api, &fourth_ticket), 1, "the line moved up");
+    queued(&try_login(api, &citizens[3], Some(&fourth_ticket)));
+    api.delete("/v1/sessions/current", &second).expect(204);
+    try_login(api, &citizens[3], Some(&fourth_ticket)).expect(201);
+    api.get(&format!("/v1/waiting-room/{fourth_ticket}"), "").expect_error(404, "not_found");
+
+    let admission = api.get("/v1/admin/admission", &app.admin()).expect(200);
+    assert_eq!(
+        (admission["active_sessions"].as_u64(), admission["waiting"].as_u64()),
+        (Some(2), Some(0)),
+        "{admission}"
+    );
+    assert!(admission["shed_total"].as_u64() >= Some(3), "{admission}");
+}
+
+fn a_ticket_not_polled_for_a_minute_is_dropped(backend: Backend) {
+    let app = TestApp::start_with(backend, &[("WALLET_MAX_SESSIONS", "1")]);
+    let api = &app.api;
+    let holder = api.register_citizen("holder"); // its session holds the one slot
+    let late = register(api, "late");
+    let patient = register(api, "patient");
+    let (late_ticket, _) = queued(&try_login(api, &late, None));
+    app.set_clock("2030-01-10T01:00:30Z");
+    let (patient_ticket, patient_position) = queued(&try_login(api, &patient, None));
+    assert_eq!(patient_position, 2);
+    app.set_clock("2030-01-10T01:01:20Z"); // 80 s after the late ticket was last polled, 50 s after the patient one
+    assert_eq!(position_of(api, &patient_ticket), 1, "the dropped ticket freed its place");
+    api.get(&format!("/v1/waiting-room/{late_ticket}"), "").expect_error(404, "not_found");
+    // 80 s is within the session idle timeout: the holder still holds the slot.
+    api.get("/v1/wallet", &holder.token).expect(200);
+    queued(&try_login(api, &patient, Some(&patient_ticket)));
+}
+
+fn shedding_refuses_low_classes_quickly_and_changes_nothing(backend: Backend) {
+    // A limit of 2 requests in flight: logins may fill 1, POS payments 2. Real argon2 cost makes
+    // each registration slow enough that a burst of 40 cannot all get through.
+    let app = TestApp::start_with(
+        backend,
+        &[("WALLET_CONCURRENCY_MAX", "2"), ("WALLET_ARGON2", "m=19456,t=3,p=1"), ("WALLET_WORKERS", "4")],
+    );
+    let api = &app.api;
+    app.top_up_budget("1000000");
+    let payer = api.register_citizen("payer");
+    api.charge(&payer.token, "500000").expect(201);
+    let shop = api.create_merchant(&app.admin(), "shop");
+
+    let burst: Vec<_> = (0..40)
+        .map(|index| {
+            let api = api.clone();
+            std::thread::spawn(move || {
+                let login = format!("burst{index}");
+                let body = json!({"login": login, "password": PASSWORD});
+                (login, api.send("POST", "/v1/citizens", "", Body::Json(&body), &[]))
+            })
+        })
+        .collect();
+    // POS payments go on during the burst.
+    for _ in 0..5 {
+        let code = api.payment_code(&payer.token);
+        api.pay(&shop.token, &code, "1000").expect(201);
+    }
+    let answers: Vec<_> = burst.into_iter().map(|thread| thread.join().expect("burst thread")).collect();
+    let mut shed = 0;
+    for (login, reply) in &answers {
+        match reply.status {
+            201 => assert_eq!(try_login(api, login, None).status, 201, "{login} was registered"),
+            503 => {
+                shed += 1;
+                reply.expect_error(503, "overloaded");
+                assert!(reply.header("retry-after").parse::<u64>().is_ok(), "no Retry-After: {reply}");
+                // Refused means nothing was created.
+                try_login(api, login, None).expect_error(401, "invalid_credentials");
+            }
+            _ => panic!("unexpected answer to a registration in the burst: {reply}"),
+        }
+    }
+    assert!(shed > 0, "a burst of 40 slow registrations against a limit of 1 shed nothing");
+    let admission = api.get("/v1/admin/admission", &app.admin()).expect(200);
+    let logins = &admission["request_limiter"]["classes"]["logins"];
+    assert!(logins["shed_total"].as_u64() >= Some(shed), "{admission}");
+    assert_eq!(admission["request_limiter"]["classes"]["pos"]["shed_total"], 0, "{admission}");
+    app.assert_books_balance();
+}
+
+scenarios!(
+    a_full_server_queues_citizens_first_in_first_out,
+    a_ticket_not_polled_for_a_minute_is_dropped,
+    shedding_refuses_low_classes_quickly_and_changes_nothing
+);

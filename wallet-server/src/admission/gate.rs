@@ -1,0 +1,192 @@
+//! The gate in front of every handler: classifies each request, asks the [`Limiter`] for room,
+//! waits a bounded time in line, and answers 503 `overloaded` with `Retry-After` when there is
+//! none, before the handler has done anything.
+
+use std::collections::HashMap;
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use actix_web::body::EitherBody;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::Method;
+use actix_web::ResponseError;
+use tokio::sync::oneshot;
+
+use super::limiter::{Class, Decision, Limiter, Settings, Stats};
+use crate::error::ApiError;
+
+/// Which class a request is in; `None` for what is never queued or shed (health, metrics, the
+/// API document).
+pub fn classify(method: &Method, path: &str) -> Option<Class> {
+    match (method, path) {
+        (_, "/healthz" | "/metrics" | "/openapi.json") => None,
+        (&Method::POST, "/v1/payments") => Some(Class::Pos),
+        (&Method::POST, path) if path.starts_with("/v1/payments/") && path.ends_with("/refunds") => Some(Class::Pos),
+        (&Method::POST, "/v1/wallet/charges" | "/v1/wallet/gifts" | "/v1/wallet/payment-codes") => {
+            Some(Class::CitizenMoney)
+        }
+        // A logout frees a session slot: worth more than a read.
+        (&Method::DELETE, "/v1/sessions/current") => Some(Class::CitizenMoney),
+        (&Method::POST, "/v1/sessions" | "/v1/citizens") => Some(Class::Logins),
+        (_, path) if path.starts_with("/v1/admin/") => Some(Class::Admin),
+        _ => Some(Class::Reads),
+    }
+}
+
+struct Inner {
+    limiter: Limiter,
+    waiters: HashMap<u64, oneshot::Sender<()>>,
+}
+
+/// The shared admission state of one server.
+pub struct Gate {
+    inner: Mutex<Inner>,
+    enabled: bool,
+}
+
+impl Gate {
+    pub fn new(settings: Settings, enabled: bool) -> Arc<Gate> {
+        Arc::new(Gate {
+            inner: Mutex::new(Inner { limiter: Limiter::new(settings), waiters: HashMap::new() }),
+            enabled,
+        })
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.inner.lock().map(|inner| inner.limiter.stats()).unwrap_or_default()
+    }
+
+    /// Waits for room for a request of `class`: a permit, or `None` when it must be refused.
+    async fn enter(self: &Arc<Gate>, class: Class) -> Option<Permit> {
+        let waiting = {
+            let mut inner = self.inner.lock().ok()?;
+            match inner.limiter.try_start(class) {
+                Decision::Admitted => None,
+                Decision::Refused => return None,
+                Decision::Queued(ticket) => {
+                    let (sender, receiver) = oneshot::channel();
+                    inner.waiters.insert(ticket, sender);
+                    Some((ticket, receiver))
+                }
+            }
+        };
+        if let Some((ticket, receiver)) = waiting {
+            if !matches!(tokio::time::timeout(class.wait_max(), receiver).await, Ok(Ok(()))) {
+                let mut inner = self.inner.lock().ok()?;
+                inner.waiters.remove(&ticket);
+                if inner.limiter.abandon(class, ticket) {
+                    return None;
+                }
+                // Woken just as the wait ran out: the limiter has started it, so it goes ahead.
+            }
+        }
+        Some(Permit { gate: self.clone(), class, started: Instant::now() })
+    }
+
+    fn release(&self, class: Class, started: Instant) {
+        let Ok(mut inner) = self.inner.lock() else { return };
+        inner.limiter.finish(class, started.elapsed());
+        while let Some(ticket) = inner.limiter.next_to_wake() {
+            if let Some(sender) = inner.waiters.remove(&ticket) {
+                // A waiter whose wait has just run out finds itself started; see `enter`.
+                let _ = sender.send(());
+            }
+        }
+    }
+}
+
+/// Room for one request; dropping it (the response is done, or the client went away) frees the
+/// room and feeds the request's latency to the limiter.
+struct Permit {
+    gate: Arc<Gate>,
+    class: Class,
+    started: Instant,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.gate.release(self.class, self.started);
+    }
+}
+
+/// The actix middleware factory.
+pub struct Admission(pub Arc<Gate>);
+
+impl<S, B> Transform<S, ServiceRequest> for Admission
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = AdmissionService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(AdmissionService { service: Rc::new(service), gate: self.0.clone() }))
+    }
+}
+
+pub struct AdmissionService<S> {
+    service: Rc<S>,
+    gate: Arc<Gate>,
+}
+
+type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+impl<S, B> Service<ServiceRequest> for AdmissionService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<Result<Self::Response, Self::Error>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        let service = self.service.clone();
+        let gate = self.gate.clone();
+        let class = if gate.is_enabled() { classify(request.method(), request.path()) } else { None };
+        Box::pin(async move {
+            let Some(class) = class else {
+                return service.call(request).await.map(ServiceResponse::map_into_left_body);
+            };
+            let Some(permit) = gate.enter(class).await else {
+                let refusal = ApiError::overloaded(
+                    "the server is at capacity for this kind of request; retry after the time given in Retry-After",
+                );
+                return Ok(request.into_response(refusal.error_response()).map_into_right_body());
+            };
+            let response = service.call(request).await;
+            drop(permit);
+            response.map(ServiceResponse::map_into_left_body)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_classified_by_who_needs_them_most() {
+        assert_eq!(classify(&Method::POST, "/v1/payments"), Some(Class::Pos));
+        assert_eq!(classify(&Method::POST, "/v1/payments/abc/refunds"), Some(Class::Pos));
+        assert_eq!(classify(&Method::POST, "/v1/wallet/charges"), Some(Class::CitizenMoney));
+        assert_eq!(classify(&Method::GET, "/v1/wallet"), Some(Class::Reads));
+        assert_eq!(classify(&Method::GET, "/v1/merchant/sales"), Some(Class::Reads));
+        assert_eq!(classify(&Method::POST, "/v1/sessions"), Some(Class::Logins));
+        assert_eq!(classify(&Method::GET, "/v1/admin/settlements/2030-01-01"), Some(Class::Admin));
+        assert_eq!(classify(&Method::GET, "/healthz"), None);
+    }
+}

@@ -1,0 +1,4 @@
+//! Admission control: what the server takes on, and what it turns away quickly instead.
+
+pub mod gate;
+pub mod limiter;

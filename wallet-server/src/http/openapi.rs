@@ -1,0 +1,562 @@
+//! The OpenAPI 3 document of the REST API (`shared/API.md`), served at `GET /openapi.json`.
+//!
+//! The document is generated with utoipa from the `#[utoipa::path(...)]` attribute on each handler
+//! (method, path, parameters, request body, every answer), the request types the handlers parse
+//! (which derive `ToSchema`/`IntoParams`), and the schema-only types below. The handlers build
+//! their answers with `json!`, so the types here only describe those bodies and are never
+//! constructed. The document is built once per process and served as is.
+
+// Schema-only types: they describe JSON the handlers write with `json!` and are never built.
+#![allow(dead_code)]
+
+use std::sync::LazyLock;
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Regional-currency wallet API",
+        version = "1",
+        description = "The REST contract of `shared/API.md` for merchant POS vendors, the citizen app and the \
+            city's back office. JSON in and out, UTF-8; unknown request fields are rejected with 422. Money is a \
+            JSON string of whole won (`\"15000\"`); output amounts that can be negative carry a leading `-`. \
+            Times are RFC 3339 in UTC; a business date is `YYYY-MM-DD` and a month `YYYY-MM`, both in Korea \
+            Standard Time. Every error is `{\"error\":{\"code\",\"message\"}}`. Any endpoint but `/healthz` may \
+            answer 503 `overloaded` with `Retry-After` when the server sheds load; it then changed nothing. \
+            Request bodies over 64 KiB get 413 `payload_too_large`. Money-moving POSTs require an \
+            `Idempotency-Key`: the same principal, key and body get the original answer again; the same key \
+            with another body gets 409 `idempotency_conflict`. Data of another citizen or merchant is never \
+            visible: it is answered 404 `not_found`, not 403.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    paths(
+        super::healthz,
+        super::metrics,
+        openapi_json,
+        super::session::register,
+        super::session::login,
+        super::session::poll,
+        super::session::logout,
+        super::citizen::wallet,
+        super::citizen::charge,
+        super::citizen::gift,
+        super::citizen::payment_code,
+        super::citizen::transactions,
+        super::merchant::pay,
+        super::merchant::refund,
+        super::merchant::sales,
+        super::admin::create_merchant,
+        super::admin::get_policy,
+        super::admin::put_policy,
+        super::admin::top_up,
+        super::admin::budget,
+        super::admin::close_day,
+        super::admin::settlement,
+        super::admin::trial_balance,
+        super::admin::admission,
+        super::admin::test_clock,
+    ),
+    components(
+        schemas(
+            ErrorBody, ErrorDetail, WaitingRoomError, WaitingRoomTicket, SessionUnavailable, Health,
+            CitizenCreated, SessionCreated, Role, TicketStatus, WalletView, Currency, ChargeReceipt, GiftReceipt,
+            PaymentCodeIssued, HistoryPage, HistoryItem, PaymentReceipt, PaymentStatus, RefundReceipt,
+            SalesSummary, MerchantCreated, Policy, Budget, DayClosed, SettlementReport, SettlementLine,
+            TrialBalance, AccountBalance, Admission, ClockNow,
+        ),
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "operations", description = "Health, metrics and this document; no authentication."),
+        (name = "sessions", description = "Registration, login, logout and the citizen waiting room."),
+        (name = "citizen", description = "The citizen app: wallet, charges, gifts, payment codes, history."),
+        (name = "merchant", description = "Merchants' POS terminals: payments, refunds, the day's sales."),
+        (name = "admin", description = "The city's back office: merchants, policy, cashback budget, \
+            settlement, oversight, test clock."),
+    )
+)]
+pub struct ApiDoc;
+
+/// The security scheme every authenticated endpoint names: the token of `POST /v1/sessions`.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`Authorization: Bearer <token>` with the token of `POST /v1/sessions`. Three roles: \
+                         citizen, merchant, admin; another role's token gets 403 `forbidden`.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as JSON text, built once.
+static DOCUMENT: LazyLock<String> =
+    LazyLock::new(|| ApiDoc::openapi().to_json().expect("the OpenAPI document serialises to JSON"));
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    LazyLock::force(&DOCUMENT); // build it at start, not on the first request
+    config.route("/openapi.json", web::get().to(openapi_json));
+}
+
+/// The OpenAPI 3 document of this API.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses(
+        (status = 200, description = "This document.", body = Object, content_type = "application/json"),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(DOCUMENT.as_str())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+
+/// The `Idempotency-Key` header of a money-moving request.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKey {
+    /// 1 to 255 visible ASCII characters, chosen by the client per operation. The same principal
+    /// sending the same key with the same body gets the original answer again and nothing moves
+    /// twice; the same key with another body gets 409 `idempotency_conflict`.
+    #[param(rename = "Idempotency-Key", min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$")]
+    idempotency_key: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// Every error answer: a non-2xx status with this body. Only the waiting room's 503 adds a field
+/// (see `WaitingRoomError`).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"error": {"code": "not_found", "message": "no such wallet"}}))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A snake_case code for programs: `invalid_request`, `invalid_amount`, `validation_failed`,
+    /// `invalid_credentials`, `unauthorized`, `forbidden`, `not_found`, `login_taken`,
+    /// `idempotency_conflict`, `insufficient_funds`, `limit_exceeded`, `payment_code_invalid`,
+    /// `refund_exceeds_payment`, `date_not_closed`, `payload_too_large`, `overloaded`,
+    /// `waiting_room`, `internal_error`. Each answer lists the codes it can carry.
+    #[schema(pattern = "^[a-z][a-z_]*$", example = "not_found")]
+    pub code: String,
+    /// Text for a person.
+    pub message: String,
+}
+
+/// The 503 of a citizen login while all citizen session slots are taken: the error plus a place
+/// in line. Retry with the same credentials plus `"ticket"`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "waiting_room", "message": "all citizen sessions are taken; you are in line"},
+    "waiting_room": {"ticket": "8f3a0c2e9b1d4f67", "position": 1234, "estimated_wait_s": 95}}))]
+pub struct WaitingRoomError {
+    /// `code` is `waiting_room`.
+    pub error: ErrorDetail,
+    pub waiting_room: WaitingRoomTicket,
+}
+
+/// A place in the citizen waiting room.
+#[derive(Serialize, ToSchema)]
+pub struct WaitingRoomTicket {
+    /// Opaque; send it as `"ticket"` with the login, or poll `GET /v1/waiting-room/{ticket}`.
+    /// Dropped when not polled for 60 seconds.
+    pub ticket: String,
+    /// Place in line, 1 is next.
+    #[schema(minimum = 1)]
+    pub position: u64,
+    /// Estimated seconds until a slot is free.
+    pub estimated_wait_s: u64,
+}
+
+/// A 503 of `POST /v1/sessions`: a place in the waiting room, or `overloaded`.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SessionUnavailable {
+    WaitingRoom(WaitingRoomError),
+    Overloaded(ErrorBody),
+}
+
+/// `invalid_request`: the body is not JSON, or its `Content-Type` is not `application/json`.
+#[derive(ToResponse)]
+pub struct InvalidJson(ErrorBody);
+
+/// `invalid_request`: the body is not JSON (or its `Content-Type` is not `application/json`), or
+/// the `Idempotency-Key` header is missing or not 1 to 255 visible ASCII characters.
+#[derive(ToResponse)]
+pub struct InvalidJsonOrKey(ErrorBody);
+
+/// `unauthorized`: the `Authorization: Bearer` token is missing, unknown or expired; log in again.
+#[derive(ToResponse)]
+pub struct Unauthorized(ErrorBody);
+
+/// `forbidden`: the token is of another role than this endpoint serves.
+#[derive(ToResponse)]
+pub struct Forbidden(ErrorBody);
+
+/// `idempotency_conflict`: this `Idempotency-Key` was already used by this principal with a
+/// different request; nothing moved. Use a new key for a new request.
+#[derive(ToResponse)]
+pub struct IdempotencyConflict(ErrorBody);
+
+/// `payload_too_large`: the request body is over 64 KiB.
+#[derive(ToResponse)]
+pub struct PayloadTooLarge(ErrorBody);
+
+/// `internal_error`: the server could not complete the request; nothing was changed, try again.
+#[derive(ToResponse)]
+pub struct InternalError(ErrorBody);
+
+/// `overloaded`: the server sheds load (no free database connection or worker); it answered
+/// at once and changed nothing. Retry after `Retry-After` seconds.
+#[derive(ToResponse)]
+#[response(headers(("Retry-After" = u64, description = "Whole seconds to wait before retrying.")))]
+pub struct Overloaded(ErrorBody);
+
+/// `waiting_room`: all citizen session slots are taken; the body holds a ticket and a place in
+/// line (checked before any password work). Or `overloaded`: the waiting room or the server is
+/// full; nothing changed. Retry after `Retry-After` seconds.
+#[derive(ToResponse)]
+#[response(headers(("Retry-After" = u64, description = "Whole seconds to wait before retrying.")))]
+pub struct LoginUnavailable(SessionUnavailable);
+
+// ---------------------------------------------------------------------------------------------
+// Success bodies: operations and sessions
+
+/// The server is up.
+#[derive(ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// A registered citizen and the citizen's new wallet.
+#[derive(ToSchema)]
+pub struct CitizenCreated {
+    #[schema(format = "uuid")]
+    pub citizen_id: String,
+    #[schema(format = "uuid")]
+    pub wallet_id: String,
+}
+
+/// A session role.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Citizen,
+    Merchant,
+    Admin,
+}
+
+/// A new session.
+#[derive(ToSchema)]
+pub struct SessionCreated {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub role: Role,
+    /// When the session ends at the latest; it ends earlier when idle past the idle timeout.
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
+/// A ticket's place in the citizen waiting room. Polling keeps the ticket alive.
+#[derive(ToSchema)]
+pub struct TicketStatus {
+    /// Place in line, 1 is next.
+    #[schema(minimum = 1)]
+    pub position: u64,
+    /// Estimated seconds until a slot is free.
+    pub estimated_wait_s: u64,
+    /// True when a login with this ticket would be admitted now.
+    pub ready: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Success bodies: citizen
+
+/// The wallet's only currency.
+#[derive(Serialize, ToSchema)]
+pub enum Currency {
+    #[allow(clippy::upper_case_acronyms)]
+    KRW,
+}
+
+/// The caller's wallet and this month's counters (KST month).
+#[derive(ToSchema)]
+pub struct WalletView {
+    #[schema(format = "uuid")]
+    pub wallet_id: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "15000")]
+    pub balance: String,
+    pub currency: Currency,
+    /// `YYYY-MM` in KST.
+    #[schema(pattern = "^[0-9]{4}-[0-9]{2}$", example = "2025-03")]
+    pub month: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "15000")]
+    pub charged_this_month: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "485000")]
+    pub charge_limit_remaining: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "0")]
+    pub cashback_earned_this_month: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "300000")]
+    pub cashback_eligible_spend_remaining: String,
+}
+
+/// A charge from the citizen's linked bank account.
+#[derive(ToSchema)]
+pub struct ChargeReceipt {
+    #[schema(format = "uuid")]
+    pub charge_id: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "15000")]
+    pub amount: String,
+    /// The wallet's balance after the charge.
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "15000")]
+    pub balance: String,
+}
+
+/// A gift sent to another wallet.
+#[derive(ToSchema)]
+pub struct GiftReceipt {
+    #[schema(format = "uuid")]
+    pub gift_id: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "5000")]
+    pub amount: String,
+    /// The sender's balance after the gift.
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "10000")]
+    pub balance: String,
+}
+
+/// A single-use payment code, valid 180 seconds, shown to the merchant as a QR or barcode.
+#[derive(ToSchema)]
+pub struct PaymentCodeIssued {
+    pub code: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
+/// One page of the wallet's history, newest first.
+#[derive(ToSchema)]
+pub struct HistoryPage {
+    pub items: Vec<HistoryItem>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// One history item.
+#[derive(ToSchema)]
+pub struct HistoryItem {
+    pub id: String,
+    /// `charge`, `payment`, `cashback`, `refund`, `cashback_reversal`, `gift_in`, `gift_out`,
+    /// `migrated_opening_balance`, and more where the project adds operations.
+    #[schema(example = "payment")]
+    pub kind: String,
+    /// Signed: positive credits the wallet.
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "-15000")]
+    pub amount: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "0")]
+    pub balance_after: String,
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// The other side (a merchant or a wallet), where there is one; left out otherwise.
+    #[schema(nullable = false)]
+    pub counterparty: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Success bodies: merchant
+
+/// A payment's state; always `approved` in an answer.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    Approved,
+}
+
+/// An approved payment and the cashback it credited to the citizen's wallet.
+#[derive(ToSchema)]
+pub struct PaymentReceipt {
+    #[schema(format = "uuid")]
+    pub payment_id: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "15000")]
+    pub amount: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "1500")]
+    pub cashback: String,
+    pub status: PaymentStatus,
+    #[schema(format = DateTime)]
+    pub at: String,
+}
+
+/// A refund and the part of the payment's cashback it reversed.
+#[derive(ToSchema)]
+pub struct RefundReceipt {
+    #[schema(format = "uuid")]
+    pub refund_id: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "5000")]
+    pub amount: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "500")]
+    pub cashback_reversed: String,
+}
+
+/// The merchant's sales of one business date.
+#[derive(ToSchema)]
+pub struct SalesSummary {
+    #[schema(format = Date, example = "2025-03-14")]
+    pub business_date: String,
+    pub payments_count: u64,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "15000")]
+    pub payments_amount: String,
+    pub refunds_count: u64,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "5000")]
+    pub refunds_amount: String,
+    /// `payments_amount - refunds_amount`.
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "10000")]
+    pub net: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Success bodies: admin
+
+/// A new merchant.
+#[derive(ToSchema)]
+pub struct MerchantCreated {
+    #[schema(format = "uuid")]
+    pub merchant_id: String,
+}
+
+/// The policy in force. Rates are decimal strings from `"0"` to `"1"`; limits are strings of
+/// whole won.
+#[derive(ToSchema)]
+pub struct Policy {
+    #[schema(pattern = "^[01](\\.[0-9]{1,9})?$", example = "0.1")]
+    pub cashback_rate: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "300000")]
+    pub cashback_monthly_spend_cap: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "500000")]
+    pub monthly_charge_limit: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "2000000")]
+    pub holding_limit: String,
+    #[schema(pattern = "^[01](\\.[0-9]{1,9})?$", example = "0.005")]
+    pub merchant_fee_rate: String,
+}
+
+/// The city's cashback budget: `remaining = funded - paid_out + reversed`.
+#[derive(ToSchema)]
+pub struct Budget {
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "1000000")]
+    pub funded: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "1500")]
+    pub paid_out: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "500")]
+    pub reversed: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "999000")]
+    pub remaining: String,
+}
+
+/// A closed business date.
+#[derive(ToSchema)]
+pub struct DayClosed {
+    #[schema(format = Date, example = "2025-03-14")]
+    pub business_date: String,
+    /// How many merchants had activity that day (one settlement line each).
+    pub merchants: u64,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "9925")]
+    pub total_net_payable: String,
+}
+
+/// The settlement of a closed business date.
+#[derive(ToSchema)]
+pub struct SettlementReport {
+    #[schema(format = Date, example = "2025-03-14")]
+    pub business_date: String,
+    /// One line per merchant with any activity that day.
+    pub merchants: Vec<SettlementLine>,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "9925")]
+    pub total_net_payable: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "75")]
+    pub total_fee: String,
+}
+
+/// One merchant's settlement line. `fee = floor(payments_amount * merchant_fee_rate)`,
+/// `net_payable = payments_amount - refunds_amount - fee + carried_in`; a negative
+/// `net_payable` is not paid out and is carried into the merchant's next close with activity.
+#[derive(ToSchema)]
+pub struct SettlementLine {
+    #[schema(format = "uuid")]
+    pub merchant_id: String,
+    pub merchant_name: String,
+    pub business_number: String,
+    pub bank_account: String,
+    pub payments_count: u64,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "15000")]
+    pub payments_amount: String,
+    pub refunds_count: u64,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "5000")]
+    pub refunds_amount: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "75")]
+    pub fee: String,
+    /// The merchant's negative `net_payable` of its previous close, else `0`.
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "0")]
+    pub carried_in: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "9925")]
+    pub net_payable: String,
+}
+
+/// The ledger's trial balance: every account kind's balance; the total is always `"0"`.
+#[derive(ToSchema)]
+pub struct TrialBalance {
+    pub accounts: Vec<AccountBalance>,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "0")]
+    pub total: String,
+}
+
+/// The summed balance of one kind of account.
+#[derive(ToSchema)]
+pub struct AccountBalance {
+    /// `citizen_wallet`, `merchant_receivable`, `cashback_budget`, `bank_clearing`,
+    /// `settlement_payouts`, `fee_income`, `handover_opening`.
+    #[schema(example = "citizen_wallet")]
+    pub kind: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "15000")]
+    pub balance: String,
+}
+
+/// Citizen session admission now.
+#[derive(ToSchema)]
+pub struct Admission {
+    /// Citizen sessions holding a slot.
+    pub active_sessions: u64,
+    /// Citizen sessions allowed at once.
+    pub session_capacity: u64,
+    /// Tickets in the waiting room.
+    pub waiting: u64,
+    /// Citizen logins let through to the password check since the server started.
+    pub admitted_total: u64,
+    /// Citizen logins answered with a place in line instead.
+    pub shed_total: u64,
+}
+
+/// The server's clock after the move.
+#[derive(ToSchema)]
+pub struct ClockNow {
+    #[schema(format = DateTime)]
+    pub now: String,
+}
