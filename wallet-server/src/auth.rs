@@ -1,5 +1,6 @@
 //! Passwords (argon2id on a bounded pool) and session tokens (256-bit random, stored hashed).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -52,32 +53,61 @@ impl Argon2Settings {
 
 /// Hashes and verifies passwords on the blocking pool, at most one per core at a time, so a
 /// storm of logins cannot take all the memory (about `m` KiB per hash in flight) or all threads.
+/// At most `queue_max` more wait their turn; past that a citizen login is sent to the waiting
+/// room and a registration is refused `overloaded` (see `http/session.rs`).
 #[derive(Clone)]
 pub struct PasswordPool {
     settings: Argon2Settings,
     permits: Arc<Semaphore>,
+    queued: Arc<AtomicUsize>,
+    queue_max: usize,
     /// A hash of a random password, verified when a login is unknown, so that an unknown
     /// login takes as long as a wrong password and logins cannot be probed by timing.
     decoy_hash: Arc<str>,
 }
 
 impl PasswordPool {
-    pub fn new(settings: Argon2Settings) -> PasswordPool {
+    pub fn new(settings: Argon2Settings, queue_max: usize) -> PasswordPool {
         let cores = std::thread::available_parallelism().map(|cores| cores.get()).unwrap_or(2);
         let decoy = hex::encode(random_bytes());
         let decoy_hash = hash_now(settings, &decoy).expect("settings were validated at start");
-        PasswordPool { settings, permits: Arc::new(Semaphore::new(cores)), decoy_hash: decoy_hash.into() }
+        PasswordPool {
+            settings,
+            permits: Arc::new(Semaphore::new(cores)),
+            queued: Arc::new(AtomicUsize::new(0)),
+            queue_max,
+            decoy_hash: decoy_hash.into(),
+        }
     }
 
-    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        let _permit = self.permits.acquire().await.map_err(|_| ApiError::internal())?;
+    /// Whether a new hash would find the queue full.
+    pub fn is_saturated(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) >= self.queue_max
+    }
+
+    /// A turn at the pool, or `Busy` when the queue is full (unless `priority`: merchants and
+    /// admins never wait in the citizens' line, so they queue past the bound).
+    async fn turn(&self, priority: bool) -> Result<tokio::sync::SemaphorePermit<'_>, PoolError> {
+        let queued = self.queued.fetch_add(1, Ordering::SeqCst);
+        if queued >= self.queue_max && !priority {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(PoolError::Busy);
+        }
+        let permit = self.permits.acquire().await;
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        permit.map_err(|_| PoolError::Failed(ApiError::internal()))
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, PoolError> {
+        let _permit = self.turn(false).await?;
         let settings = self.settings;
-        actix_web::web::block(move || hash_now(settings, &password)).await?.map_err(|_| ApiError::internal())
+        let hashed = actix_web::web::block(move || hash_now(settings, &password)).await.map_err(ApiError::from)?;
+        hashed.map_err(|_| PoolError::Failed(ApiError::internal()))
     }
 
     /// Whether `password` matches `stored` (a PHC string). `None` verifies against the decoy.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
-        let _permit = self.permits.acquire().await.map_err(|_| ApiError::internal())?;
+    pub async fn verify(&self, password: String, stored: Option<String>, priority: bool) -> Result<bool, PoolError> {
+        let _permit = self.turn(priority).await?;
         let (stored, real) = match stored {
             Some(stored) if !stored.is_empty() => (stored, true),
             _ => (self.decoy_hash.to_string(), false),
@@ -87,8 +117,34 @@ impl PasswordPool {
             let Ok(parsed) = PasswordHash::new(&stored) else { return false };
             settings.argon2().is_ok_and(|argon2| argon2.verify_password(password.as_bytes(), &parsed).is_ok())
         })
-        .await?;
+        .await
+        .map_err(ApiError::from)?;
         Ok(real && matches)
+    }
+}
+
+/// Why the password pool did not do the work.
+#[derive(Debug)]
+pub enum PoolError {
+    /// The queue is full: try later.
+    Busy,
+    Failed(ApiError),
+}
+
+impl From<ApiError> for PoolError {
+    fn from(error: ApiError) -> PoolError {
+        PoolError::Failed(error)
+    }
+}
+
+impl From<PoolError> for ApiError {
+    fn from(error: PoolError) -> ApiError {
+        match error {
+            PoolError::Busy => ApiError::overloaded(
+                "password checks are queued to capacity; retry after the time given in Retry-After",
+            ),
+            PoolError::Failed(error) => error,
+        }
     }
 }
 

@@ -32,6 +32,9 @@ pub struct Config {
     pub session_lifetime: Duration,
     /// `WALLET_ADMISSION=off` turns the request limiter off (for measuring what it prevents).
     pub admission: bool,
+    /// `WALLET_ARGON2_QUEUE_MAX`: password checks waiting for a core before logins go to the
+    /// waiting room and registrations are refused.
+    pub argon2_queue_max: usize,
     /// `WALLET_CONCURRENCY_MAX`: the most requests the adaptive limiter ever lets in at once.
     pub concurrency_max: usize,
 }
@@ -75,6 +78,7 @@ impl Config {
                 Some("off") => false,
                 Some(other) => return Err(format!("WALLET_ADMISSION={other:?}; use on or off")),
             },
+            argon2_queue_max: number("WALLET_ARGON2_QUEUE_MAX", 64, 1..=100_000)?,
             concurrency_max: number("WALLET_CONCURRENCY_MAX", 1_024, 2..=100_000)?,
         })
     }

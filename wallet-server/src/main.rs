@@ -101,8 +101,8 @@ fn create_admin(config: Config, login: &str) -> Result<(), String> {
         return Err("the password (first line of standard input) must be 8 to 128 characters".into());
     }
     let pool = open_database(&config)?;
-    let hash = actix_web::rt::System::new().block_on(auth::PasswordPool::new(config.argon2).hash(password));
-    let hash = hash.map_err(|error| error.to_string())?;
+    let hash = actix_web::rt::System::new().block_on(auth::PasswordPool::new(config.argon2, 1).hash(password));
+    let hash = hash.map_err(|error| crate::error::ApiError::from(error).to_string())?;
     let mut connection = pool.get().map_err(|error| error.to_string())?;
     let id = uuid::Uuid::new_v4().to_string();
     let now_ms = chrono::Utc::now().timestamp_millis();
@@ -141,10 +141,19 @@ fn serve(config: Config) -> Result<(), String> {
     };
     let gate = admission::gate::Gate::new(limits, config.admission);
     actix_web::rt::System::new().block_on(async move {
-        let passwords = auth::PasswordPool::new(config.argon2);
-        let waiting_room = http::WaitingRoom::default();
-        let state =
-            web::Data::new(http::AppState { config, pool, writer, clock, passwords, waiting_room, gate: gate.clone() });
+        let passwords = auth::PasswordPool::new(config.argon2, config.argon2_queue_max);
+        let waiting_room = std::sync::Mutex::new(admission::waiting_room::WaitingRoom::default());
+        let sessions_active = http::SessionCount::default();
+        let state = web::Data::new(http::AppState {
+            config,
+            pool,
+            writer,
+            clock,
+            passwords,
+            waiting_room,
+            sessions_active,
+            gate: gate.clone(),
+        });
         // Each request gets a tracing span with a request id, method, route and status; the
         // Authorization header (the token) is never recorded.
         HttpServer::new(move || {

@@ -30,7 +30,10 @@ pub fn classify(method: &Method, path: &str) -> Option<Class> {
         }
         // A logout frees a session slot: worth more than a read.
         (&Method::DELETE, "/v1/sessions/current") => Some(Class::CitizenMoney),
-        (&Method::POST, "/v1/sessions" | "/v1/citizens") => Some(Class::Logins),
+        // Logins are admitted by the waiting room and the bounded password pool instead, so that
+        // a citizen turned away gets a place in line rather than an error.
+        (&Method::POST, "/v1/sessions") => None,
+        (&Method::POST, "/v1/citizens") => Some(Class::Logins),
         (_, path) if path.starts_with("/v1/admin/") => Some(Class::Admin),
         _ => Some(Class::Reads),
     }
@@ -185,7 +188,8 @@ mod tests {
         assert_eq!(classify(&Method::POST, "/v1/wallet/charges"), Some(Class::CitizenMoney));
         assert_eq!(classify(&Method::GET, "/v1/wallet"), Some(Class::Reads));
         assert_eq!(classify(&Method::GET, "/v1/merchant/sales"), Some(Class::Reads));
-        assert_eq!(classify(&Method::POST, "/v1/sessions"), Some(Class::Logins));
+        assert_eq!(classify(&Method::POST, "/v1/citizens"), Some(Class::Logins));
+        assert_eq!(classify(&Method::POST, "/v1/sessions"), None);
         assert_eq!(classify(&Method::GET, "/v1/admin/settlements/2030-01-01"), Some(Class::Admin));
         assert_eq!(classify(&Method::GET, "/healthz"), None);
     }

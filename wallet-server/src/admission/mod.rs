@@ -2,3 +2,4 @@
 
 pub mod gate;
 pub mod limiter;
+pub mod waiting_room;

@@ -400,20 +400,22 @@ async fn trial_balance(state: State, request: HttpRequest) -> Result<HttpRespons
     )
 )]
 async fn admission(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let room = &state.waiting_room;
     authenticate(&state, &request, Some(Role::Admin)).await?;
-    let active = with_connection(&state, |connection, state| {
-        let now_ms = store::ledger::millis(state.clock.now());
-        store::auth::count_active_citizen_sessions(connection, now_ms, state.config.session_idle.as_millis() as i64)
-    })
-    .await?;
+    let now_ms = store::ledger::millis(state.clock.now());
+    let active = state.sessions_active.current(&state, now_ms).await?;
+    let room = state.waiting_room.lock().map_err(|_| ApiError::internal())?;
+    let waiting = room.waiting();
     Ok(HttpResponse::Ok().json(json!({
         "active_sessions": active,
         "session_capacity": state.config.sessions_capacity,
-        "waiting": room.waiting(),
-        "admitted_total": room.admitted_total.load(std::sync::atomic::Ordering::Relaxed),
-        "shed_total": room.shed_total.load(std::sync::atomic::Ordering::Relaxed),
-        "estimated_wait_s": room.waiting() as u64 * super::session::WAIT_PER_POSITION_S,
+        "waiting": waiting,
+        "admitted_total": room.admitted_total,
+        "shed_total": room.shed_total,
+        "tickets_total": room.tickets_total,
+        "dropped_total": room.dropped_total,
+        "admission_rate_per_s": room.admission_rate_per_s(now_ms).unwrap_or(0.0),
+        "estimated_wait_s": room.estimated_wait_s(waiting, now_ms),
+        "password_pool_saturated": state.passwords.is_saturated(),
         "request_limiter": limiter_body(&state),
     })))
 }

@@ -7,8 +7,6 @@ mod merchant;
 mod openapi;
 mod session;
 
-pub use session::WaitingRoom;
-
 use std::sync::Arc;
 
 use actix_web::error::JsonPayloadError;
@@ -37,7 +35,8 @@ pub struct AppState {
     pub clock: Arc<Clock>,
     pub passwords: PasswordPool,
     /// One waiting room for the whole server (not one per worker).
-    pub waiting_room: session::WaitingRoom,
+    pub waiting_room: std::sync::Mutex<crate::admission::waiting_room::WaitingRoom>,
+    pub sessions_active: SessionCount,
     pub gate: Arc<crate::admission::gate::Gate>,
 }
 
@@ -100,7 +99,7 @@ async fn metrics(state: State) -> Result<HttpResponse, ApiError> {
          # HELP wallet_cashback_budget_remaining_won Unspent cashback budget.\n# TYPE wallet_cashback_budget_remaining_won gauge\n\
          wallet_cashback_budget_remaining_won {}\n",
         state.config.sessions_capacity,
-        state.waiting_room.waiting(),
+        state.waiting_room.lock().map(|room| room.waiting()).unwrap_or(0),
         budget.remaining(),
     );
     let stats = state.gate.stats();
@@ -121,6 +120,49 @@ async fn metrics(state: State) -> Result<HttpResponse, ApiError> {
         }
     }
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text))
+}
+
+/// How long a count of active citizen sessions is used before it is taken again.
+const SESSION_COUNT_REFRESH_MS: i64 = 250;
+
+/// Citizen sessions holding a slot: counted in the database (shared by every server on it) at
+/// most every [`SESSION_COUNT_REFRESH_MS`], plus the logins let in and the logouts seen here
+/// since, so a burst between two counts cannot pass the capacity.
+#[derive(Default)]
+pub struct SessionCount {
+    /// (counted in the database, when, change seen here since).
+    inner: std::sync::Mutex<(i64, i64, i64)>,
+}
+
+impl SessionCount {
+    pub async fn current(&self, state: &State, now_ms: i64) -> Result<i64, ApiError> {
+        {
+            let inner = self.inner.lock().map_err(|_| ApiError::internal())?;
+            if inner.1 > 0 && now_ms - inner.1 < SESSION_COUNT_REFRESH_MS && now_ms >= inner.1 {
+                return Ok(inner.0 + inner.2);
+            }
+        }
+        let counted = with_connection(state, move |connection, state| {
+            let idle_ms = state.config.session_idle.as_millis() as i64;
+            store::auth::count_active_citizen_sessions(connection, now_ms, idle_ms)
+        })
+        .await?;
+        let mut inner = self.inner.lock().map_err(|_| ApiError::internal())?;
+        *inner = (counted, now_ms, 0);
+        Ok(counted)
+    }
+
+    pub fn note_admitted(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.2 += 1;
+        }
+    }
+
+    pub fn note_released(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.2 -= 1;
+        }
+    }
 }
 
 /// RFC 3339 in UTC with a `Z`, as API.md writes times.
@@ -242,6 +284,7 @@ impl Role {
 /// The authenticated caller.
 pub struct Principal {
     pub id: String,
+    pub role: Role,
     pub token_hash: String,
 }
 
@@ -278,5 +321,5 @@ pub async fn authenticate(state: &State, request: &HttpRequest, role: Option<Rol
             return Err(ApiError::forbidden(session_role.as_str()));
         }
     }
-    Ok(Principal { id, token_hash })
+    Ok(Principal { id, role: session_role, token_hash })
 }

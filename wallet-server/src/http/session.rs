@@ -1,9 +1,5 @@
 //! Registration, login, logout, and the citizen waiting room.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -15,16 +11,14 @@ use super::openapi::{
     SessionCreated, TicketStatus, Unauthorized,
 };
 use super::{authenticate, parse_body, rfc3339, with_connection, State};
+use crate::admission::waiting_room::{Place, Verdict, WaitingRoom};
+use crate::auth::PoolError;
 use crate::error::ApiError;
 use crate::store;
 
-/// A ticket not polled for this long is dropped (API.md).
-/// (On the server's clock, so the test clock moves it too.)
-const TICKET_POLL_GRACE_MS: i64 = 60_000;
-/// Most tickets held at once; past it a login is answered `overloaded`.
-const WAITING_ROOM_LEN_MAX: usize = 1_000_000;
-/// Seconds of wait assumed per place in line until issue 4 measures the real admission rate.
-pub const WAIT_PER_POSITION_S: u64 = 2;
+/// The longest Retry-After a waiting citizen is given, so apps re-poll (and keep their ticket,
+/// which is dropped after 60 s without a poll) even when the estimate is long.
+const RETRY_AFTER_MAX_S: u64 = 30;
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
@@ -144,29 +138,42 @@ async fn register(state: State, body: web::Json<Value>) -> Result<HttpResponse, 
     )
 )]
 async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
-    let room = &state.waiting_room;
     let body: LoginBody = parse_body(body.into_inner())?;
     let login = body.login.clone();
-    let (principal, active) = with_connection(&state, move |connection, state| {
-        let principal = store::auth::find_principal(connection, &login)?;
-        let now_ms = store::ledger::millis(state.clock.now());
-        let idle_ms = state.config.session_idle.as_millis() as i64;
-        let active = match &principal {
-            Some(principal) if principal.role == "citizen" => {
-                store::auth::count_active_citizen_sessions(connection, now_ms, idle_ms)?
-            }
-            _ => 0,
-        };
-        Ok((principal, active))
-    })
-    .await?;
+    let principal =
+        with_connection(&state, move |connection, _| store::auth::find_principal(connection, &login)).await?;
+    let is_citizen = principal.as_ref().is_some_and(|principal| principal.role == "citizen");
     // Citizens wait for a free slot before any password work is done; merchants and admins never wait.
-    if principal.as_ref().is_some_and(|principal| principal.role == "citizen") {
-        let free = (state.config.sessions_capacity - active).max(0) as usize;
-        room.admit(body.ticket.as_deref(), free, store::ledger::millis(state.clock.now()))?;
+    if is_citizen {
+        let now_ms = store::ledger::millis(state.clock.now());
+        let active = state.sessions_active.current(&state, now_ms).await?;
+        // With the password pool full, nobody new can be checked now: wait in line instead.
+        let free = if state.passwords.is_saturated() { 0 } else { free_slots(&state, active) };
+        let verdict = lock_room(&state)?.arrive(&body.login, body.ticket.as_deref(), free, now_ms);
+        match verdict {
+            Verdict::Admit => state.sessions_active.note_admitted(),
+            Verdict::Wait(place) => return Err(waiting(&place)),
+            Verdict::Full => return Err(ApiError::overloaded("the waiting room is full; try again in a minute")),
+        }
     }
     let stored = principal.as_ref().map(|principal| principal.password_hash.clone());
-    if !state.passwords.verify(body.password, stored).await? {
+    let verified = match state.passwords.verify(body.password, stored, !is_citizen).await {
+        Ok(verified) => verified,
+        Err(PoolError::Busy) => {
+            // The pool filled up since the check above: back in line, keeping any place held.
+            state.sessions_active.note_released();
+            let now_ms = store::ledger::millis(state.clock.now());
+            return match lock_room(&state)?.enqueue(&body.login, now_ms) {
+                Verdict::Wait(place) => Err(waiting(&place)),
+                _ => Err(ApiError::overloaded("the waiting room is full; try again in a minute")),
+            };
+        }
+        Err(PoolError::Failed(error)) => return Err(error),
+    };
+    if !verified {
+        if is_citizen {
+            state.sessions_active.note_released();
+        }
         return Err(ApiError::new(401, "invalid_credentials", "login or password is wrong"));
     }
     let principal = principal.ok_or_else(ApiError::internal)?;
@@ -206,6 +213,9 @@ async fn logout(state: State, request: HttpRequest) -> Result<HttpResponse, ApiE
     let principal = authenticate(&state, &request, None).await?;
     with_connection(&state, move |connection, _| store::auth::delete_session(connection, &principal.token_hash))
         .await?;
+    if principal.role == super::Role::Citizen {
+        state.sessions_active.note_released();
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -221,87 +231,34 @@ async fn logout(state: State, request: HttpRequest) -> Result<HttpResponse, ApiE
     )
 )]
 async fn poll(state: State, ticket: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let room = &state.waiting_room;
-    let active = with_connection(&state, |connection, state| {
-        let now_ms = store::ledger::millis(state.clock.now());
-        store::auth::count_active_citizen_sessions(connection, now_ms, state.config.session_idle.as_millis() as i64)
-    })
-    .await?;
-    let free = (state.config.sessions_capacity - active).max(0) as usize;
-    let position = room
-        .poll(&ticket, store::ledger::millis(state.clock.now()))
-        .ok_or_else(|| ApiError::not_found("no such ticket; it may have expired"))?;
+    let now_ms = store::ledger::millis(state.clock.now());
+    let active = state.sessions_active.current(&state, now_ms).await?;
+    let free = free_slots(&state, active);
+    let place = lock_room(&state)?.poll(&ticket, now_ms);
+    let place = place
+        .ok_or_else(|| ApiError::not_found("no such ticket; it may have been dropped after 60 s without a poll"))?;
     Ok(HttpResponse::Ok().json(json!({
-        "position": position,
-        "estimated_wait_s": position as u64 * WAIT_PER_POSITION_S,
-        "ready": position <= free,
+        "position": place.position,
+        "estimated_wait_s": place.estimated_wait_s,
+        "ready": place.position <= free,
     })))
 }
 
-/// First in, first out tickets for citizens waiting for a session slot. In memory, per server;
-/// issue 4 makes it shared through the database and measures the admission rate.
-#[derive(Default)]
-pub struct WaitingRoom {
-    /// Tickets in order, with when each was last polled (ms on the server's clock).
-    queue: Mutex<VecDeque<(String, i64)>>,
-    /// Citizen logins let through to the password check.
-    pub admitted_total: AtomicU64,
-    /// Citizen logins answered with a place in line instead.
-    pub shed_total: AtomicU64,
+fn free_slots(state: &State, active: i64) -> usize {
+    usize::try_from(state.config.sessions_capacity - active).unwrap_or(0)
 }
 
-impl WaitingRoom {
-    /// Tickets in line now.
-    pub fn waiting(&self) -> usize {
-        self.queue.lock().map(|queue| queue.len()).unwrap_or(0)
-    }
-
-    fn admit(&self, ticket: Option<&str>, free: usize, now_ms: i64) -> Result<(), ApiError> {
-        let admitted = self.admit_or_queue(ticket, free, now_ms);
-        let counter = if admitted.is_ok() { &self.admitted_total } else { &self.shed_total };
-        counter.fetch_add(1, Ordering::Relaxed);
-        admitted
-    }
-
-    /// Lets a login through when a slot is free for it, else answers 503 with its place in line.
-    fn admit_or_queue(&self, ticket: Option<&str>, free: usize, now: i64) -> Result<(), ApiError> {
-        let mut queue = self.queue.lock().map_err(|_| ApiError::internal())?;
-        queue.retain(|(_, polled)| now - *polled < TICKET_POLL_GRACE_MS);
-        let position = ticket.and_then(|ticket| queue.iter().position(|(held, _)| held == ticket));
-        match position {
-            Some(index) if index < free => {
-                queue.remove(index);
-                return Ok(());
-            }
-            Some(index) => {
-                queue[index].1 = now;
-                return Err(waiting(&queue[index].0, index + 1));
-            }
-            None if queue.is_empty() && free > 0 => return Ok(()),
-            None => {}
-        }
-        if queue.len() >= WAITING_ROOM_LEN_MAX {
-            return Err(ApiError::overloaded("the waiting room is full; try again in a minute"));
-        }
-        let ticket = crate::auth::new_payment_code();
-        queue.push_back((ticket.clone(), now));
-        Err(waiting(&ticket, queue.len()))
-    }
-
-    fn poll(&self, ticket: &str, now: i64) -> Option<usize> {
-        let mut queue = self.queue.lock().ok()?;
-        queue.retain(|(_, polled)| now - *polled < TICKET_POLL_GRACE_MS);
-        let index = queue.iter().position(|(held, _)| held == ticket)?;
-        queue[index].1 = now;
-        Some(index + 1)
-    }
+fn lock_room(state: &State) -> Result<std::sync::MutexGuard<'_, WaitingRoom>, ApiError> {
+    state.waiting_room.lock().map_err(|_| ApiError::internal())
 }
 
-fn waiting(ticket: &str, position: usize) -> ApiError {
-    let wait_s = position as u64 * WAIT_PER_POSITION_S;
+fn waiting(place: &Place) -> ApiError {
     ApiError {
-        retry_after_s: Some(wait_s.clamp(1, 60)),
-        extra: Some(("waiting_room", json!({"ticket": ticket, "position": position, "estimated_wait_s": wait_s}))),
+        retry_after_s: Some(place.estimated_wait_s.clamp(1, RETRY_AFTER_MAX_S)),
+        extra: Some((
+            "waiting_room",
+            json!({"ticket": place.ticket, "position": place.position, "estimated_wait_s": place.estimated_wait_s}),
+        )),
         ..ApiError::new(
             503,
             "waiting_room",

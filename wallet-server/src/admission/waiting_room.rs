@@ -1,0 +1,350 @@
+//! The citizen waiting room: first in, first out tickets for session slots.
+//!
+//! Honest queue behaviour, as the best hosted waiting rooms do it:
+//! - a ticket's place only moves forward; polling never changes it;
+//! - one ticket per login: an app that lost its ticket (restarted, or retries without it) gets
+//!   the same ticket and place again, so retry loops neither jump the line nor lengthen it;
+//! - a ticket not polled (by a retry or `GET /v1/waiting-room/{ticket}`) for
+//!   [`TICKET_POLL_GRACE_MS`] is dropped, and everyone behind it moves up;
+//! - the estimated wait is the people ahead divided by the measured rate at which citizens were
+//!   let in over the last [`RATE_WINDOW_MS`].
+//!
+//! Positions are counted with a Fenwick tree over ticket sequence numbers, so a poll costs
+//! O(log n) even with a city's worth of people in line. Pure: the time is an argument.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+/// A ticket not polled for this long is dropped (API.md: 60 seconds).
+pub const TICKET_POLL_GRACE_MS: i64 = 60_000;
+/// Admissions counted for the rate behind the wait estimate.
+pub const RATE_WINDOW_MS: i64 = 60_000;
+/// Seconds per place assumed before any admission has been measured.
+pub const WAIT_PER_POSITION_UNMEASURED_S: f64 = 2.0;
+/// Most tickets held at once.
+pub const TICKETS_MAX: usize = 1_000_000;
+
+/// A place in line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub ticket: String,
+    /// 1 for the first in line.
+    pub position: usize,
+    pub estimated_wait_s: u64,
+}
+
+/// What a citizen login may do now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// A slot is free for this login: go on to the password check.
+    Admit,
+    /// Wait: here is the place in line.
+    Wait(Place),
+    /// The line itself is full.
+    Full,
+}
+
+struct Entry {
+    seq: usize,
+    login: String,
+    polled_ms: i64,
+}
+
+/// Counts live tickets by sequence number; `prefix(seq)` is how many are at or before `seq`.
+struct Fenwick {
+    tree: Vec<i32>,
+}
+
+impl Fenwick {
+    fn with_capacity(size: usize) -> Fenwick {
+        Fenwick { tree: vec![0; size + 1] }
+    }
+
+    fn add(&mut self, seq: usize, delta: i32) {
+        let mut index = seq + 1;
+        while index < self.tree.len() {
+            self.tree[index] += delta;
+            index += index & index.wrapping_neg();
+        }
+    }
+
+    fn prefix(&self, seq: usize) -> usize {
+        let mut index = seq + 1;
+        let mut sum = 0i64;
+        while index > 0 {
+            sum += i64::from(self.tree[index]);
+            index -= index & index.wrapping_neg();
+        }
+        usize::try_from(sum).expect("live tickets are never negative")
+    }
+}
+
+pub struct WaitingRoom {
+    entries: HashMap<String, Entry>,
+    by_login: HashMap<String, String>,
+    /// (last poll, seq, ticket): the front holds the ticket polled longest ago.
+    by_poll: BTreeSet<(i64, usize, String)>,
+    live: Fenwick,
+    next_seq: usize,
+    capacity_seq: usize,
+    admissions_ms: VecDeque<i64>,
+    /// Citizen logins let in.
+    pub admitted_total: u64,
+    /// Citizen logins answered with a place in line instead (each answer counts).
+    pub shed_total: u64,
+    /// Tickets ever issued.
+    pub tickets_total: u64,
+    /// Tickets dropped for want of a poll.
+    pub dropped_total: u64,
+}
+
+impl Default for WaitingRoom {
+    fn default() -> WaitingRoom {
+        WaitingRoom::with_sequence_space(4_096)
+    }
+}
+
+impl WaitingRoom {
+    fn with_sequence_space(capacity_seq: usize) -> WaitingRoom {
+        WaitingRoom {
+            entries: HashMap::new(),
+            by_login: HashMap::new(),
+            by_poll: BTreeSet::new(),
+            live: Fenwick::with_capacity(capacity_seq),
+            next_seq: 0,
+            capacity_seq,
+            admissions_ms: VecDeque::new(),
+            admitted_total: 0,
+            shed_total: 0,
+            tickets_total: 0,
+            dropped_total: 0,
+        }
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Admissions per second over the rate window, if any were seen.
+    pub fn admission_rate_per_s(&self, now_ms: i64) -> Option<f64> {
+        let first = *self.admissions_ms.front()?;
+        let span_ms = (now_ms - first).clamp(1_000, RATE_WINDOW_MS);
+        Some(self.admissions_ms.len() as f64 * 1_000.0 / span_ms as f64)
+    }
+
+    /// The estimated wait of the person at `position`.
+    pub fn estimated_wait_s(&self, position: usize, now_ms: i64) -> u64 {
+        let seconds = match self.admission_rate_per_s(now_ms) {
+            Some(rate) => position as f64 / rate,
+            None => position as f64 * WAIT_PER_POSITION_UNMEASURED_S,
+        };
+        seconds.ceil() as u64
+    }
+
+    /// A citizen `login` asks for a session; `free` slots are open now.
+    pub fn arrive(&mut self, login: &str, ticket: Option<&str>, free: usize, now_ms: i64) -> Verdict {
+        self.prune(now_ms);
+        // A login in line keeps its ticket, whether or not it presented it.
+        let held = self
+            .by_login
+            .get(login)
+            .cloned()
+            .or_else(|| ticket.filter(|t| self.entries.contains_key(*t)).map(str::to_owned));
+        match held {
+            Some(held) => {
+                let position = self.position(&held).expect("a held ticket is live");
+                if position <= free {
+                    self.remove(&held);
+                    self.note_admission(now_ms);
+                    return Verdict::Admit;
+                }
+                self.touch(&held, now_ms);
+                self.shed_total += 1;
+                Verdict::Wait(self.place(held, position, now_ms))
+            }
+            None if self.entries.is_empty() && free > 0 => {
+                self.note_admission(now_ms);
+                Verdict::Admit
+            }
+            None => self.enqueue(login, now_ms),
+        }
+    }
+
+    /// A ticket holder asks where it stands; `None` for an unknown or dropped ticket.
+    pub fn poll(&mut self, ticket: &str, now_ms: i64) -> Option<Place> {
+        self.prune(now_ms);
+        let position = self.position(ticket)?;
+        self.touch(ticket, now_ms);
+        Some(self.place(ticket.to_owned(), position, now_ms))
+    }
+
+    /// Puts a login at the end of the line (also when the line is not why it must wait, such
+    /// as the password pool being full).
+    pub fn enqueue(&mut self, login: &str, now_ms: i64) -> Verdict {
+        self.prune(now_ms);
+        if let Some(held) = self.by_login.get(login).cloned() {
+            let position = self.position(&held).expect("a held ticket is live");
+            self.touch(&held, now_ms);
+            self.shed_total += 1;
+            return Verdict::Wait(self.place(held, position, now_ms));
+        }
+        if self.entries.len() >= TICKETS_MAX {
+            return Verdict::Full;
+        }
+        if self.next_seq >= self.capacity_seq {
+            self.compact();
+        }
+        let ticket = crate::auth::new_payment_code();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.live.add(seq, 1);
+        self.entries.insert(ticket.clone(), Entry { seq, login: login.to_owned(), polled_ms: now_ms });
+        self.by_login.insert(login.to_owned(), ticket.clone());
+        self.by_poll.insert((now_ms, seq, ticket.clone()));
+        self.tickets_total += 1;
+        self.shed_total += 1;
+        let position = self.entries.len();
+        Verdict::Wait(self.place(ticket, position, now_ms))
+    }
+
+    fn place(&self, ticket: String, position: usize, now_ms: i64) -> Place {
+        Place { ticket, position, estimated_wait_s: self.estimated_wait_s(position, now_ms) }
+    }
+
+    fn position(&self, ticket: &str) -> Option<usize> {
+        self.entries.get(ticket).map(|entry| self.live.prefix(entry.seq))
+    }
+
+    fn touch(&mut self, ticket: &str, now_ms: i64) {
+        let entry = self.entries.get_mut(ticket).expect("touched tickets are live");
+        self.by_poll.remove(&(entry.polled_ms, entry.seq, ticket.to_owned()));
+        entry.polled_ms = now_ms;
+        self.by_poll.insert((now_ms, entry.seq, ticket.to_owned()));
+    }
+
+    fn remove(&mut self, ticket: &str) {
+        let entry = self.entries.remove(ticket).expect("removed tickets are live");
+        self.by_login.remove(&entry.login);
+        self.by_poll.remove(&(entry.polled_ms, entry.seq, ticket.to_owned()));
+        self.live.add(entry.seq, -1);
+    }
+
+    fn prune(&mut self, now_ms: i64) {
+        while let Some((polled_ms, _, ticket)) = self.by_poll.first().cloned() {
+            if now_ms - polled_ms < TICKET_POLL_GRACE_MS {
+                break;
+            }
+            self.remove(&ticket);
+            self.dropped_total += 1;
+        }
+        while self.admissions_ms.front().is_some_and(|at| now_ms - at > RATE_WINDOW_MS) {
+            self.admissions_ms.pop_front();
+        }
+    }
+
+    fn note_admission(&mut self, now_ms: i64) {
+        self.admitted_total += 1;
+        self.admissions_ms.push_back(now_ms);
+        // Bounded: at most one entry per admission within the window, and the window is pruned.
+        if self.admissions_ms.len() > TICKETS_MAX {
+            self.admissions_ms.pop_front();
+        }
+    }
+
+    /// Renumbers live tickets from 0 in their order (when the sequence space is used up), and
+    /// grows the space to keep room for as many new tickets as are live.
+    fn compact(&mut self) {
+        let mut live: Vec<(usize, String)> =
+            self.entries.iter().map(|(ticket, entry)| (entry.seq, ticket.clone())).collect();
+        live.sort_unstable();
+        self.capacity_seq = (live.len() * 2).max(4_096);
+        self.live = Fenwick::with_capacity(self.capacity_seq);
+        self.by_poll.clear();
+        for (seq, (_, ticket)) in live.iter().enumerate() {
+            let entry = self.entries.get_mut(ticket).expect("live ticket");
+            entry.seq = seq;
+            self.live.add(seq, 1);
+            self.by_poll.insert((entry.polled_ms, seq, ticket.clone()));
+        }
+        self.next_seq = live.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait(verdict: Verdict) -> Place {
+        match verdict {
+            Verdict::Wait(place) => place,
+            other => panic!("expected a place in line, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_house_queues_in_order_and_lets_the_head_in_first() {
+        let mut room = WaitingRoom::default();
+        let first = wait(room.arrive("a", None, 0, 0));
+        let second = wait(room.arrive("b", None, 0, 0));
+        assert_eq!((first.position, second.position), (1, 2));
+        // One slot frees: the second, retrying first, still waits; the first gets in.
+        assert_eq!(wait(room.arrive("b", Some(&second.ticket), 1, 10)).position, 2);
+        assert_eq!(room.arrive("a", Some(&first.ticket), 1, 20), Verdict::Admit);
+        assert_eq!(room.poll(&second.ticket, 30).unwrap().position, 1);
+        // A newcomer does not overtake someone in line, even with a free slot.
+        assert_eq!(wait(room.arrive("c", None, 1, 40)).position, 2);
+    }
+
+    #[test]
+    fn a_login_keeps_its_ticket_when_it_retries_without_it() {
+        let mut room = WaitingRoom::default();
+        let first = wait(room.arrive("a", None, 0, 0));
+        wait(room.arrive("b", None, 0, 0));
+        for _ in 0..10 {
+            let again = wait(room.arrive("a", None, 0, 5));
+            assert_eq!((again.ticket.as_str(), again.position), (first.ticket.as_str(), 1));
+        }
+        assert_eq!(room.waiting(), 2, "retries did not lengthen the line");
+    }
+
+    #[test]
+    fn unpolled_tickets_are_dropped_and_the_line_moves_up() {
+        let mut room = WaitingRoom::default();
+        let first = wait(room.arrive("a", None, 0, 0));
+        let second = wait(room.arrive("b", None, 0, 30_000));
+        assert_eq!(room.poll(&second.ticket, 59_999).unwrap().position, 2);
+        assert_eq!(room.poll(&second.ticket, 60_000).unwrap().position, 1);
+        assert!(room.poll(&first.ticket, 60_001).is_none());
+        assert_eq!(room.dropped_total, 1);
+    }
+
+    #[test]
+    fn the_wait_estimate_follows_the_measured_admission_rate() {
+        let mut room = WaitingRoom::default();
+        assert_eq!(room.estimated_wait_s(10, 0), 20, "unmeasured: two seconds a place");
+        for second in 0..20 {
+            assert_eq!(room.arrive(&format!("in{second}"), None, 1, second * 1_000), Verdict::Admit);
+        }
+        // Twenty admissions over twenty seconds: one a second.
+        assert_eq!(room.estimated_wait_s(30, 20_000), 30);
+    }
+
+    #[test]
+    fn positions_stay_right_across_compaction() {
+        let mut room = WaitingRoom::with_sequence_space(8);
+        let mut tickets = Vec::new();
+        for index in 0..30 {
+            let place = wait(room.arrive(&format!("c{index}"), None, 0, 0));
+            tickets.push(place.ticket);
+            assert_eq!(place.position, tickets.len());
+            if index % 3 == 0 {
+                // The head leaves as new ones come, so sequence numbers run out and are renumbered.
+                let head = tickets.remove(0);
+                assert_eq!(room.poll(&head, 0).unwrap().position, 1);
+                room.remove(&head);
+            }
+        }
+        for (index, ticket) in tickets.iter().enumerate() {
+            assert_eq!(room.poll(ticket, 0).unwrap().position, index + 1);
+        }
+    }
+}
