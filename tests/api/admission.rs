@@ -154,7 +154,48 @@ fn shedding_refuses_low_classes_quickly_and_changes_nothing(backend: Backend) {
     app.assert_books_balance();
 }
 
+fn session_capacity_holds_across_two_servers(backend: Backend) {
+    let app = TestApp::start_with(backend, &[("WALLET_MAX_SESSIONS", "3")]);
+    let mut second = app.server.sibling();
+    second.spawn();
+    let clients = [app.api.clone(), second.client()];
+    // The second server's test clock must match the first one's: sessions follow it.
+    let moved = clients[1].put(
+        "/v1/admin/test-clock",
+        &clients[1].login(crate::support::ADMIN_LOGIN, PASSWORD),
+        &json!({"now": crate::support::CLOCK_START}),
+    );
+    assert_eq!(moved.status, 200, "{moved}");
+    let logins: Vec<String> = (0..8).map(|index| register(&app.api, &format!("rush{index}"))).collect();
+
+    // Eight citizens log in at the same moment, alternating between the two servers.
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(logins.len()));
+    let rush: Vec<_> = logins
+        .iter()
+        .enumerate()
+        .map(|(index, login)| {
+            let (api, barrier, login) = (clients[index % 2].clone(), barrier.clone(), login.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                try_login(&api, &login, None)
+            })
+        })
+        .collect();
+    let answers: Vec<_> = rush.into_iter().map(|thread| thread.join().expect("login thread")).collect();
+    let admitted = answers.iter().filter(|reply| reply.status == 201).count();
+    for reply in answers.iter().filter(|reply| reply.status != 201) {
+        queued(reply);
+    }
+    assert_eq!(admitted, 3, "two servers together let in {admitted} citizens against a capacity of 3");
+    for api in &clients {
+        let admin = api.login(crate::support::ADMIN_LOGIN, PASSWORD);
+        let admission = api.get("/v1/admin/admission", &admin).expect(200);
+        assert_eq!(admission["active_sessions"].as_u64(), Some(3), "{admission}");
+    }
+}
+
 scenarios!(
+    session_capacity_holds_across_two_servers,
     a_full_server_queues_citizens_first_in_first_out,
     a_ticket_not_polled_for_a_minute_is_dropped,
     shedding_refuses_low_classes_quickly_and_changes_nothing

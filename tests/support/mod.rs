@@ -174,6 +174,23 @@ impl TestServer {
         TestServer { dir, database, extra_env, child: None, base_url: String::new(), stderr_path }
     }
 
+    /// A second server, not running yet, on this server's database (for tests of several
+    /// servers sharing one database). Only the first one drops the database at the end.
+    pub fn sibling(&self) -> TestServer {
+        let dir =
+            tempfile::Builder::new().prefix("wallet-api-test").tempdir().expect("cannot create a temporary directory");
+        let database = Database { url: self.database.url.clone(), postgres_drop: None };
+        let stderr_path = dir.path().join("server.stderr");
+        TestServer {
+            dir,
+            database,
+            extra_env: self.extra_env.clone(),
+            child: None,
+            base_url: String::new(),
+            stderr_path,
+        }
+    }
+
     /// A running server on a fresh database.
     pub fn start(backend: Backend) -> TestServer {
         TestServer::start_with(backend, &[])

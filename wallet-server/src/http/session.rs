@@ -182,20 +182,43 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
     }
     let (token, token_hash) = crate::auth::new_token();
     let role = principal.role.clone();
-    let expires_at = with_connection(&state, move |connection, state| {
+    let created = with_connection(&state, move |connection, state| {
         let now = state.clock.now();
         let expires_at = now + chrono::Duration::from_std(state.config.session_lifetime).unwrap_or_default();
-        store::auth::insert_session(
-            connection,
-            &token_hash,
-            &principal.principal_id,
-            &principal.role,
-            store::ledger::millis(now),
-            store::ledger::millis(expires_at),
-        )?;
-        Ok(expires_at)
+        let (now_ms, expires_at_ms) = (store::ledger::millis(now), store::ledger::millis(expires_at));
+        let created = if principal.role == "citizen" {
+            store::auth::insert_citizen_session_within(
+                connection,
+                &token_hash,
+                &principal.principal_id,
+                now_ms,
+                expires_at_ms,
+                state.config.sessions_capacity,
+                state.config.session_idle.as_millis() as i64,
+            )?
+        } else {
+            store::auth::insert_session(
+                connection,
+                &token_hash,
+                &principal.principal_id,
+                &principal.role,
+                now_ms,
+                expires_at_ms,
+            )?;
+            true
+        };
+        Ok(created.then_some(expires_at))
     })
     .await?;
+    let Some(expires_at) = created else {
+        // Another server took the last slot meanwhile: back in line.
+        state.sessions_active.note_released();
+        let now_ms = store::ledger::millis(state.clock.now());
+        return match lock_room(&state)?.enqueue(&body.login, now_ms) {
+            Verdict::Wait(place) => Err(waiting(&place)),
+            _ => Err(ApiError::overloaded("the waiting room is full; try again in a minute")),
+        };
+    };
     Ok(HttpResponse::Created().json(json!({"token": token, "role": role, "expires_at": rfc3339(expires_at)})))
 }
 

@@ -147,6 +147,36 @@ pub fn delete_session(connection: &mut DbConn, token_hash: &str) -> StoreResult<
     Ok(())
 }
 
+/// Inserts a citizen session only while fewer than `capacity` citizen sessions hold a slot. The
+/// count and the insert are one step for every server on the database: SQLite's write lock, and
+/// on PostgreSQL a transaction-scoped advisory lock taken by every such insert.
+#[allow(clippy::too_many_arguments)]
+pub fn insert_citizen_session_within(
+    connection: &mut DbConn,
+    token_hash: &str,
+    principal_id: &str,
+    now_ms: i64,
+    expires_at_ms: i64,
+    capacity: i64,
+    idle_timeout_ms: i64,
+) -> StoreResult<bool> {
+    super::write_transaction(connection, |connection| {
+        if let DbConn::Pg(pg) = connection {
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(CITIZEN_SESSIONS_LOCK)
+                .execute(pg)?;
+        }
+        if count_active_citizen_sessions(connection, now_ms, idle_timeout_ms)? >= capacity {
+            return Ok(false);
+        }
+        insert_session(connection, token_hash, principal_id, "citizen", now_ms, expires_at_ms)?;
+        Ok(true)
+    })
+}
+
+/// The advisory lock key that serializes citizen session inserts on PostgreSQL ("wallet" in ASCII).
+const CITIZEN_SESSIONS_LOCK: i64 = 0x77_61_6c_6c_65_74;
+
 /// Citizen sessions that still hold a slot: not expired and seen within the idle timeout.
 pub fn count_active_citizen_sessions(connection: &mut DbConn, now_ms: i64, idle_timeout_ms: i64) -> StoreResult<i64> {
     Ok(sessions::table
