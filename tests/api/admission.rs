@@ -194,7 +194,68 @@ fn session_capacity_holds_across_two_servers(backend: Backend) {
     }
 }
 
+/// Polls `ticket` on `api` until its position is `expected` (the servers re-read the shared
+/// line about twice a second); panics after ten seconds.
+#[track_caller]
+fn settles_at(api: &Client, ticket: &str, expected: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let position = position_of(api, ticket);
+        if position == expected {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "ticket stayed at {position}, expected {expected}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Polls until the server says `ticket` may log in now (its count of sessions is re-read at
+/// most every 250 ms); panics after ten seconds.
+#[track_caller]
+fn ready(api: &Client, ticket: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while api.get(&format!("/v1/waiting-room/{ticket}"), "").expect(200)["ready"] != json!(true) {
+        assert!(std::time::Instant::now() < deadline, "ticket {ticket} never became ready");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn ticket_order_holds_across_two_servers(backend: Backend) {
+    let app = TestApp::start_with(backend, &[("WALLET_MAX_SESSIONS", "1")]);
+    let mut second = app.server.sibling();
+    second.spawn();
+    let (one, two) = (app.api.clone(), second.client());
+    let admin_two = two.login(crate::support::ADMIN_LOGIN, PASSWORD);
+    two.put("/v1/admin/test-clock", &admin_two, &json!({"now": crate::support::CLOCK_START})).expect(200);
+    let holder = one.login(&register(&one, "holder"), PASSWORD);
+    let (first, second_in_line, third) = (register(&one, "first"), register(&one, "second"), register(&one, "third"));
+
+    // In line through alternating servers: first (server one), second (two), third (one).
+    let (first_ticket, _) = queued(&try_login(&one, &first, None));
+    let (second_ticket, _) = queued(&try_login(&two, &second_in_line, None));
+    let (third_ticket, _) = queued(&try_login(&one, &third, None));
+    // Both servers agree on one order, whichever is asked.
+    for api in [&one, &two] {
+        settles_at(api, &first_ticket, 1);
+        settles_at(api, &second_ticket, 2);
+        settles_at(api, &third_ticket, 3);
+    }
+    // A slot frees: neither the second nor the third may take it before the first, on either server.
+    one.delete("/v1/sessions/current", &holder).expect(204);
+    for api in [&one, &two] {
+        ready(api, &first_ticket);
+    }
+    queued(&try_login(&two, &second_in_line, Some(&second_ticket)));
+    queued(&try_login(&one, &third, Some(&third_ticket)));
+    let first_session = try_login(&two, &first, Some(&first_ticket)).expect(201);
+    settles_at(&one, &second_ticket, 1);
+    settles_at(&two, &third_ticket, 2);
+    two.delete("/v1/sessions/current", &string(&first_session["token"])).expect(204);
+    try_login(&one, &second_in_line, Some(&second_ticket)).expect(201);
+}
+
 scenarios!(
+    ticket_order_holds_across_two_servers,
     session_capacity_holds_across_two_servers,
     a_full_server_queues_citizens_first_in_first_out,
     a_ticket_not_polled_for_a_minute_is_dropped,

@@ -154,6 +154,7 @@ fn serve(config: Config) -> Result<(), String> {
             sessions_active,
             gate: gate.clone(),
         });
+        actix_web::rt::spawn(http::keep_line_in_sync(state.clone()));
         // Each request gets a tracing span with a request id, method, route and status; the
         // Authorization header (the token) is never recorded.
         HttpServer::new(move || {

@@ -9,10 +9,13 @@
 //! - the estimated wait is the people ahead divided by the measured rate at which citizens were
 //!   let in over the last [`RATE_WINDOW_MS`].
 //!
-//! Positions are counted with a Fenwick tree over ticket sequence numbers, so a poll costs
-//! O(log n) even with a city's worth of people in line. Pure: the time is an argument.
+//! The line itself lives in the database (`store::waiting`), so every server behind a load
+//! balancer keeps one order; this is each server's mirror of it, re-read about twice a second
+//! ([`WaitingRoom::rebuild`]), with the tickets it adds itself placed at once ([`WaitingRoom::join`]).
+//! Positions are counted with a Fenwick tree over the mirror's order, so a poll costs O(log n)
+//! even with a city's worth of people in line. Pure: the time is an argument.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 /// A ticket not polled for this long is dropped (API.md: 60 seconds).
 pub const TICKET_POLL_GRACE_MS: i64 = 60_000;
@@ -35,15 +38,19 @@ pub struct Place {
 /// What a citizen login may do now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// A slot is free for this login: go on to the password check.
-    Admit,
+    /// A slot is free for this login: go on to the password check. The ticket it held, if any,
+    /// leaves the line once its session exists.
+    Admit(Option<String>),
     /// Wait: here is the place in line.
     Wait(Place),
+    /// The login must join the line: take a ticket (from the shared line) and [`WaitingRoom::join`].
+    Join,
     /// The line itself is full.
     Full,
 }
 
 struct Entry {
+    /// The mirror's order (renumbered at each rebuild), the Fenwick index.
     seq: usize,
     login: String,
     polled_ms: i64,
@@ -87,6 +94,13 @@ pub struct WaitingRoom {
     next_seq: usize,
     capacity_seq: usize,
     admissions_ms: VecDeque<i64>,
+    /// Polls seen here since the last sync, for the shared line.
+    touched: HashMap<String, i64>,
+    /// Tickets joined here since the last sync began: the line read by that sync may not have
+    /// them yet.
+    recent_joins: Vec<(String, String, i64)>,
+    /// Tickets let in here whose removal from the shared line is not done yet.
+    admitted_pending: HashSet<String>,
     /// Citizen logins let in.
     pub admitted_total: u64,
     /// Citizen logins answered with a place in line instead (each answer counts).
@@ -113,6 +127,9 @@ impl WaitingRoom {
             next_seq: 0,
             capacity_seq,
             admissions_ms: VecDeque::new(),
+            touched: HashMap::new(),
+            recent_joins: Vec::new(),
+            admitted_pending: HashSet::new(),
             admitted_total: 0,
             shed_total: 0,
             tickets_total: 0,
@@ -148,14 +165,15 @@ impl WaitingRoom {
             .by_login
             .get(login)
             .cloned()
-            .or_else(|| ticket.filter(|t| self.entries.contains_key(*t)).map(str::to_owned));
+            .or_else(|| ticket.filter(|ticket| self.entries.contains_key(*ticket)).map(str::to_owned));
         match held {
             Some(held) => {
                 let position = self.position(&held).expect("a held ticket is live");
                 if position <= free {
                     self.remove(&held);
                     self.note_admission(now_ms);
-                    return Verdict::Admit;
+                    self.admitted_pending.insert(held.clone());
+                    return Verdict::Admit(Some(held));
                 }
                 self.touch(&held, now_ms);
                 self.shed_total += 1;
@@ -163,9 +181,13 @@ impl WaitingRoom {
             }
             None if self.entries.is_empty() && free > 0 => {
                 self.note_admission(now_ms);
-                Verdict::Admit
+                Verdict::Admit(None)
             }
-            None => self.enqueue(login, now_ms),
+            None if self.entries.len() >= TICKETS_MAX => Verdict::Full,
+            None => {
+                self.shed_total += 1;
+                Verdict::Join
+            }
         }
     }
 
@@ -177,33 +199,64 @@ impl WaitingRoom {
         Some(self.place(ticket.to_owned(), position, now_ms))
     }
 
-    /// Puts a login at the end of the line (also when the line is not why it must wait, such
-    /// as the password pool being full).
-    pub fn enqueue(&mut self, login: &str, now_ms: i64) -> Verdict {
-        self.prune(now_ms);
-        if let Some(held) = self.by_login.get(login).cloned() {
-            let position = self.position(&held).expect("a held ticket is live");
-            self.touch(&held, now_ms);
-            self.shed_total += 1;
-            return Verdict::Wait(self.place(held, position, now_ms));
+    /// Puts `login`'s ticket (taken from the shared line) into this mirror, at the end unless
+    /// it is there already, and answers its place.
+    pub fn join(&mut self, ticket: &str, login: &str, now_ms: i64) -> Place {
+        if self.entries.contains_key(ticket) {
+            let position = self.position(ticket).expect("a live ticket has a place");
+            self.touch(ticket, now_ms);
+            return self.place(ticket.to_owned(), position, now_ms);
         }
-        if self.entries.len() >= TICKETS_MAX {
-            return Verdict::Full;
+        if let Some(stale) = self.by_login.get(login).cloned() {
+            self.remove(&stale);
         }
         if self.next_seq >= self.capacity_seq {
             self.compact();
         }
-        let ticket = crate::auth::new_payment_code();
         let seq = self.next_seq;
         self.next_seq += 1;
         self.live.add(seq, 1);
-        self.entries.insert(ticket.clone(), Entry { seq, login: login.to_owned(), polled_ms: now_ms });
-        self.by_login.insert(login.to_owned(), ticket.clone());
-        self.by_poll.insert((now_ms, seq, ticket.clone()));
+        self.entries.insert(ticket.to_owned(), Entry { seq, login: login.to_owned(), polled_ms: now_ms });
+        self.by_login.insert(login.to_owned(), ticket.to_owned());
+        self.by_poll.insert((now_ms, seq, ticket.to_owned()));
+        self.touched.insert(ticket.to_owned(), now_ms);
+        self.recent_joins.push((ticket.to_owned(), login.to_owned(), now_ms));
         self.tickets_total += 1;
-        self.shed_total += 1;
-        let position = self.entries.len();
-        Verdict::Wait(self.place(ticket, position, now_ms))
+        let position = self.position(ticket).expect("just added");
+        self.place(ticket.to_owned(), position, now_ms)
+    }
+
+    /// A ticket let in here has left the shared line (or was put back in it).
+    pub fn settle(&mut self, ticket: &str) {
+        self.admitted_pending.remove(ticket);
+    }
+
+    /// Replaces the mirror with the shared line (`(ticket, login, polled_ms)` in line order),
+    /// keeping polls seen here that the line does not have yet, tickets joined here since the
+    /// line was read, and leaving out tickets let in here whose removal is under way.
+    pub fn rebuild(&mut self, mut line: Vec<(String, String, i64)>) {
+        line.retain(|(ticket, ..)| !self.admitted_pending.contains(ticket));
+        let in_line: HashSet<String> = line.iter().map(|(ticket, ..)| ticket.clone()).collect();
+        line.extend(self.recent_joins.iter().filter(|(ticket, ..)| !in_line.contains(ticket)).cloned());
+        self.entries.clear();
+        self.by_login.clear();
+        self.by_poll.clear();
+        self.capacity_seq = (line.len() * 2).max(4_096);
+        self.live = Fenwick::with_capacity(self.capacity_seq);
+        for (seq, (ticket, login, polled_ms)) in line.into_iter().enumerate() {
+            let polled_ms = self.touched.get(&ticket).copied().unwrap_or(polled_ms).max(polled_ms);
+            self.live.add(seq, 1);
+            self.by_login.insert(login.clone(), ticket.clone());
+            self.by_poll.insert((polled_ms, seq, ticket.clone()));
+            self.entries.insert(ticket, Entry { seq, login, polled_ms });
+        }
+        self.next_seq = self.entries.len();
+    }
+
+    /// Starts a sync: the polls seen here since the last one, to record in the shared line.
+    pub fn take_touched(&mut self) -> Vec<(String, i64)> {
+        self.recent_joins.clear();
+        self.touched.drain().collect()
     }
 
     fn place(&self, ticket: String, position: usize, now_ms: i64) -> Place {
@@ -219,6 +272,7 @@ impl WaitingRoom {
         self.by_poll.remove(&(entry.polled_ms, entry.seq, ticket.to_owned()));
         entry.polled_ms = now_ms;
         self.by_poll.insert((now_ms, entry.seq, ticket.to_owned()));
+        self.touched.insert(ticket.to_owned(), now_ms);
     }
 
     fn remove(&mut self, ticket: &str) {
@@ -280,27 +334,36 @@ mod tests {
         }
     }
 
+    /// Arrives, and joins the line with a fresh ticket when told to (as the server does with
+    /// the shared line).
+    fn arrive(room: &mut WaitingRoom, login: &str, ticket: Option<&str>, free: usize, now_ms: i64) -> Verdict {
+        match room.arrive(login, ticket, free, now_ms) {
+            Verdict::Join => Verdict::Wait(room.join(&format!("ticket-{login}"), login, now_ms)),
+            other => other,
+        }
+    }
+
     #[test]
     fn a_full_house_queues_in_order_and_lets_the_head_in_first() {
         let mut room = WaitingRoom::default();
-        let first = wait(room.arrive("a", None, 0, 0));
-        let second = wait(room.arrive("b", None, 0, 0));
+        let first = wait(arrive(&mut room, "a", None, 0, 0));
+        let second = wait(arrive(&mut room, "b", None, 0, 0));
         assert_eq!((first.position, second.position), (1, 2));
         // One slot frees: the second, retrying first, still waits; the first gets in.
-        assert_eq!(wait(room.arrive("b", Some(&second.ticket), 1, 10)).position, 2);
-        assert_eq!(room.arrive("a", Some(&first.ticket), 1, 20), Verdict::Admit);
+        assert_eq!(wait(arrive(&mut room, "b", Some(&second.ticket), 1, 10)).position, 2);
+        assert_eq!(arrive(&mut room, "a", Some(&first.ticket), 1, 20), Verdict::Admit(Some(first.ticket)));
         assert_eq!(room.poll(&second.ticket, 30).unwrap().position, 1);
         // A newcomer does not overtake someone in line, even with a free slot.
-        assert_eq!(wait(room.arrive("c", None, 1, 40)).position, 2);
+        assert_eq!(wait(arrive(&mut room, "c", None, 1, 40)).position, 2);
     }
 
     #[test]
     fn a_login_keeps_its_ticket_when_it_retries_without_it() {
         let mut room = WaitingRoom::default();
-        let first = wait(room.arrive("a", None, 0, 0));
-        wait(room.arrive("b", None, 0, 0));
+        let first = wait(arrive(&mut room, "a", None, 0, 0));
+        wait(arrive(&mut room, "b", None, 0, 0));
         for _ in 0..10 {
-            let again = wait(room.arrive("a", None, 0, 5));
+            let again = wait(arrive(&mut room, "a", None, 0, 5));
             assert_eq!((again.ticket.as_str(), again.position), (first.ticket.as_str(), 1));
         }
         assert_eq!(room.waiting(), 2, "retries did not lengthen the line");
@@ -309,8 +372,8 @@ mod tests {
     #[test]
     fn unpolled_tickets_are_dropped_and_the_line_moves_up() {
         let mut room = WaitingRoom::default();
-        let first = wait(room.arrive("a", None, 0, 0));
-        let second = wait(room.arrive("b", None, 0, 30_000));
+        let first = wait(arrive(&mut room, "a", None, 0, 0));
+        let second = wait(arrive(&mut room, "b", None, 0, 30_000));
         assert_eq!(room.poll(&second.ticket, 59_999).unwrap().position, 2);
         assert_eq!(room.poll(&second.ticket, 60_000).unwrap().position, 1);
         assert!(room.poll(&first.ticket, 60_001).is_none());
@@ -322,10 +385,25 @@ mod tests {
         let mut room = WaitingRoom::default();
         assert_eq!(room.estimated_wait_s(10, 0), 20, "unmeasured: two seconds a place");
         for second in 0..20 {
-            assert_eq!(room.arrive(&format!("in{second}"), None, 1, second * 1_000), Verdict::Admit);
+            assert_eq!(arrive(&mut room, &format!("in{second}"), None, 1, second * 1_000), Verdict::Admit(None));
         }
         // Twenty admissions over twenty seconds: one a second.
         assert_eq!(room.estimated_wait_s(30, 20_000), 30);
+    }
+
+    #[test]
+    fn a_rebuild_takes_the_shared_order_and_keeps_local_polls() {
+        let mut room = WaitingRoom::default();
+        let mine = room.join("t-mine", "mine", 1_000);
+        assert_eq!(mine.position, 1);
+        // Another server's ticket came first in the shared line.
+        room.rebuild(vec![("t-other".into(), "other".into(), 500), ("t-mine".into(), "mine".into(), 0)]);
+        assert_eq!(room.poll("t-other", 1_000).unwrap().position, 1);
+        assert_eq!(room.poll("t-mine", 1_000).unwrap().position, 2);
+        let touched: std::collections::BTreeMap<_, _> = room.take_touched().into_iter().collect();
+        assert_eq!(touched.get("t-mine"), Some(&1_000));
+        // The local poll (at 1,000 ms) outlives the shared line's older record (0 ms).
+        assert!(room.poll("t-mine", 60_500).is_some());
     }
 
     #[test]
@@ -333,7 +411,7 @@ mod tests {
         let mut room = WaitingRoom::with_sequence_space(8);
         let mut tickets = Vec::new();
         for index in 0..30 {
-            let place = wait(room.arrive(&format!("c{index}"), None, 0, 0));
+            let place = wait(arrive(&mut room, &format!("c{index}"), None, 0, 0));
             tickets.push(place.ticket);
             assert_eq!(place.position, tickets.len());
             if index % 3 == 0 {

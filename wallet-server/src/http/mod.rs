@@ -7,6 +7,8 @@ mod merchant;
 mod openapi;
 mod session;
 
+pub use session::keep_line_in_sync;
+
 use std::sync::Arc;
 
 use actix_web::error::JsonPayloadError;

@@ -11,7 +11,7 @@ use super::openapi::{
     SessionCreated, TicketStatus, Unauthorized,
 };
 use super::{authenticate, parse_body, rfc3339, with_connection, State};
-use crate::admission::waiting_room::{Place, Verdict, WaitingRoom};
+use crate::admission::waiting_room::{Place, Verdict, WaitingRoom, TICKET_POLL_GRACE_MS};
 use crate::auth::PoolError;
 use crate::error::ApiError;
 use crate::store;
@@ -143,6 +143,7 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
     let principal =
         with_connection(&state, move |connection, _| store::auth::find_principal(connection, &login)).await?;
     let is_citizen = principal.as_ref().is_some_and(|principal| principal.role == "citizen");
+    let mut admitted_ticket = None;
     // Citizens wait for a free slot before any password work is done; merchants and admins never wait.
     if is_citizen {
         let now_ms = store::ledger::millis(state.clock.now());
@@ -151,8 +152,12 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
         let free = if state.passwords.is_saturated() { 0 } else { free_slots(&state, active) };
         let verdict = lock_room(&state)?.arrive(&body.login, body.ticket.as_deref(), free, now_ms);
         match verdict {
-            Verdict::Admit => state.sessions_active.note_admitted(),
+            Verdict::Admit(ticket) => {
+                state.sessions_active.note_admitted();
+                admitted_ticket = ticket;
+            }
             Verdict::Wait(place) => return Err(waiting(&place)),
+            Verdict::Join => return Err(waiting(&join_line(&state, &body.login).await?)),
             Verdict::Full => return Err(ApiError::overloaded("the waiting room is full; try again in a minute")),
         }
     }
@@ -162,11 +167,7 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
         Err(PoolError::Busy) => {
             // The pool filled up since the check above: back in line, keeping any place held.
             state.sessions_active.note_released();
-            let now_ms = store::ledger::millis(state.clock.now());
-            return match lock_room(&state)?.enqueue(&body.login, now_ms) {
-                Verdict::Wait(place) => Err(waiting(&place)),
-                _ => Err(ApiError::overloaded("the waiting room is full; try again in a minute")),
-            };
+            return Err(waiting(&rejoin_line(&state, &body.login, admitted_ticket).await?));
         }
         Err(PoolError::Failed(error)) => return Err(error),
     };
@@ -211,14 +212,15 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
     })
     .await?;
     let Some(expires_at) = created else {
-        // Another server took the last slot meanwhile: back in line.
+        // Another server took the last slot meanwhile: back in line, keeping any place held.
         state.sessions_active.note_released();
-        let now_ms = store::ledger::millis(state.clock.now());
-        return match lock_room(&state)?.enqueue(&body.login, now_ms) {
-            Verdict::Wait(place) => Err(waiting(&place)),
-            _ => Err(ApiError::overloaded("the waiting room is full; try again in a minute")),
-        };
+        return Err(waiting(&rejoin_line(&state, &body.login, admitted_ticket).await?));
     };
+    if let Some(ticket) = admitted_ticket {
+        let removed = ticket.clone();
+        with_connection(&state, move |connection, _| store::waiting::remove_ticket(connection, &removed)).await?;
+        lock_room(&state)?.settle(&ticket);
+    }
     Ok(HttpResponse::Created().json(json!({"token": token, "role": role, "expires_at": rfc3339(expires_at)})))
 }
 
@@ -257,7 +259,16 @@ async fn poll(state: State, ticket: web::Path<String>) -> Result<HttpResponse, A
     let now_ms = store::ledger::millis(state.clock.now());
     let active = state.sessions_active.current(&state, now_ms).await?;
     let free = free_slots(&state, active);
-    let place = lock_room(&state)?.poll(&ticket, now_ms);
+    let mut place = lock_room(&state)?.poll(&ticket, now_ms);
+    if place.is_none() {
+        // Another server may have issued it since this one last read the shared line.
+        let wanted = ticket.to_string();
+        let row =
+            with_connection(&state, move |connection, _| store::waiting::find_ticket(connection, &wanted)).await?;
+        if let Some(row) = row.filter(|row| now_ms - row.polled_ms < TICKET_POLL_GRACE_MS) {
+            place = Some(lock_room(&state)?.join(&row.ticket, &row.login, now_ms));
+        }
+    }
     let place = place
         .ok_or_else(|| ApiError::not_found("no such ticket; it may have been dropped after 60 s without a poll"))?;
     Ok(HttpResponse::Ok().json(json!({
@@ -265,6 +276,55 @@ async fn poll(state: State, ticket: web::Path<String>) -> Result<HttpResponse, A
         "estimated_wait_s": place.estimated_wait_s,
         "ready": place.position <= free,
     })))
+}
+
+/// Gives `login` its ticket in the shared line (the one it holds, or a new one at the end) and
+/// its place in this server's mirror.
+async fn join_line(state: &State, login: &str) -> Result<Place, ApiError> {
+    let (login_owned, fresh) = (login.to_owned(), crate::auth::new_payment_code());
+    let now_ms = store::ledger::millis(state.clock.now());
+    let row = with_connection(state, move |connection, _| {
+        store::waiting::take_ticket(connection, &login_owned, &fresh, now_ms)
+    })
+    .await?;
+    Ok(lock_room(state)?.join(&row.ticket, &row.login, now_ms))
+}
+
+/// A login let in from the line that could not get its session after all goes back in line;
+/// its ticket, still in the shared line, keeps its place there (the mirror catches up at the
+/// next sync).
+async fn rejoin_line(state: &State, login: &str, ticket: Option<String>) -> Result<Place, ApiError> {
+    let place = join_line(state, login).await?;
+    if let Some(ticket) = ticket {
+        lock_room(state)?.settle(&ticket);
+    }
+    Ok(place)
+}
+
+/// How often each server re-reads the shared line.
+const LINE_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Keeps this server's mirror of the waiting line in step with the shared one, for the life of
+/// the server: records the polls seen here, drops tickets unpolled for 60 s, and re-reads the
+/// order every [`LINE_SYNC_INTERVAL`].
+pub async fn keep_line_in_sync(state: State) {
+    let mut interval = tokio::time::interval(LINE_SYNC_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Ok(touched) = lock_room(&state).map(|mut room| room.take_touched()) else { continue };
+        let cutoff_ms = store::ledger::millis(state.clock.now()) - TICKET_POLL_GRACE_MS;
+        let line =
+            with_connection(&state, move |connection, _| store::waiting::sync(connection, &touched, cutoff_ms)).await;
+        match line {
+            Ok(line) => {
+                if let Ok(mut room) = lock_room(&state) {
+                    room.rebuild(line.into_iter().map(|row| (row.ticket, row.login, row.polled_ms)).collect());
+                }
+            }
+            Err(error) => tracing::warn!(%error, "waiting line sync failed; retrying"),
+        }
+    }
 }
 
 fn free_slots(state: &State, active: i64) -> usize {

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod ledger;
 pub mod reads;
 pub mod schema;
+pub mod waiting;
 
 use std::time::Duration;
 

@@ -176,4 +176,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency,
     postings,
     history,
+    waiting_tickets,
 );
+
+diesel::table! {
+    waiting_tickets (seq) {
+        seq -> BigInt,
+        ticket -> Text,
+        login -> Text,
+        polled_ms -> BigInt,
+    }
+}
