@@ -51,8 +51,10 @@ impl Argon2Settings {
     }
 }
 
-/// Hashes and verifies passwords on the blocking pool, at most one per core at a time, so a
-/// storm of logins cannot take all the memory (about `m` KiB per hash in flight) or all threads.
+/// Hashes and verifies passwords on its own threads, one per core, so a storm of logins cannot
+/// take all the memory (about `m` KiB per hash in flight) or all threads. (They are its own
+/// threads, not the shared blocking pool, because the allocator keeps freed memory per thread:
+/// argon2 run on hundreds of pool threads held gigabytes after a storm.)
 /// At most `queue_max` more wait their turn; past that a citizen login is sent to the waiting
 /// room and a registration is refused `overloaded` (see `http/session.rs`).
 #[derive(Clone)]
@@ -61,6 +63,7 @@ pub struct PasswordPool {
     permits: Arc<Semaphore>,
     queued: Arc<AtomicUsize>,
     queue_max: usize,
+    threads: HashThreads,
     /// A hash of a random password, verified when a login is unknown, so that an unknown
     /// login takes as long as a wrong password and logins cannot be probed by timing.
     decoy_hash: Arc<str>,
@@ -74,6 +77,7 @@ impl PasswordPool {
         PasswordPool {
             settings,
             permits: Arc::new(Semaphore::new(cores)),
+            threads: HashThreads::start(cores),
             queued: Arc::new(AtomicUsize::new(0)),
             queue_max,
             decoy_hash: decoy_hash.into(),
@@ -101,7 +105,7 @@ impl PasswordPool {
     pub async fn hash(&self, password: String) -> Result<String, PoolError> {
         let _permit = self.turn(false).await?;
         let settings = self.settings;
-        let hashed = actix_web::web::block(move || hash_now(settings, &password)).await.map_err(ApiError::from)?;
+        let hashed = self.threads.run(move || hash_now(settings, &password)).await?;
         hashed.map_err(|_| PoolError::Failed(ApiError::internal()))
     }
 
@@ -113,13 +117,56 @@ impl PasswordPool {
             _ => (self.decoy_hash.to_string(), false),
         };
         let settings = self.settings;
-        let matches = actix_web::web::block(move || {
-            let Ok(parsed) = PasswordHash::new(&stored) else { return false };
-            settings.argon2().is_ok_and(|argon2| argon2.verify_password(password.as_bytes(), &parsed).is_ok())
-        })
-        .await
-        .map_err(ApiError::from)?;
+        let matches = self
+            .threads
+            .run(move || {
+                let Ok(parsed) = PasswordHash::new(&stored) else { return false };
+                settings.argon2().is_ok_and(|argon2| argon2.verify_password(password.as_bytes(), &parsed).is_ok())
+            })
+            .await?;
         Ok(real && matches)
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of threads for password work. At most one job per thread is ever outstanding
+/// (each holds a permit of the pool's semaphore), so the channel needs no other bound.
+#[derive(Clone)]
+struct HashThreads {
+    sender: std::sync::mpsc::Sender<Job>,
+}
+
+impl HashThreads {
+    fn start(count: usize) -> HashThreads {
+        let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+        let receiver = Arc::new(std::sync::Mutex::new(receiver));
+        for index in 0..count {
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{index}"))
+                .spawn(move || loop {
+                    let job = match receiver.lock() {
+                        Ok(receiver) => receiver.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return, // the pool is gone
+                    }
+                })
+                .expect("the password threads start");
+        }
+        HashThreads { sender }
+    }
+
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = reply.send(work());
+        });
+        self.sender.send(job).map_err(|_| ApiError::internal())?;
+        answer.await.map_err(|_| ApiError::internal())
     }
 }
 
