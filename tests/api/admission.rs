@@ -251,6 +251,7 @@ fn ticket_order_holds_across_two_servers(backend: Backend) {
     settles_at(&one, &second_ticket, 1);
     settles_at(&two, &third_ticket, 2);
     two.delete("/v1/sessions/current", &string(&first_session["token"])).expect(204);
+    ready(&one, &second_ticket);
     try_login(&one, &second_in_line, Some(&second_ticket)).expect(201);
 }
 
