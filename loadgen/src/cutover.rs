@@ -400,6 +400,8 @@ pub async fn run(args: CutoverArgs) -> Result<(), String> {
         payer_count,
         read_latencies.lock().map(|samples| samples.clone()).unwrap_or_default(),
         admission_seen,
+        // A client sleeps at most the cap plus its jitter between retries.
+        Duration::from_secs_f64(args.retry_after_cap_s) + Duration::from_millis(args.retry_jitter_ms),
     );
     let report = CutoverReport {
         run_id,
@@ -782,6 +784,7 @@ fn short(outcome: &Outcome) -> String {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn storm_report(
     journeys: &[LoginJourney],
     storm_start: Instant,
@@ -790,6 +793,7 @@ fn storm_report(
     payers: usize,
     read_latencies_us: Vec<u64>,
     admission: AdmissionSeen,
+    retry_slack: Duration,
 ) -> StormReport {
     let mut not_admitted = BTreeMap::new();
     let mut admitted_at = Vec::new();
@@ -835,7 +839,7 @@ fn storm_report(
         ticketed: journeys.iter().filter(|journey| journey.first_ticket.is_some()).count(),
         tickets_replaced: journeys.iter().filter(|journey| journey.tickets_distinct > 1).count(),
         first_position_max: journeys.iter().filter_map(|journey| journey.first_ticket.map(|t| t.position)).max(),
-        admission_order: stats::admission_order(&ticketed_admissions),
+        admission_order: stats::admission_order(&ticketed_admissions, retry_slack),
         wait_estimates: EstimateReport {
             compared,
             estimated_wait_s_p50,
@@ -917,6 +921,13 @@ pub fn render(report: &CutoverReport) -> String {
         order.out_of_order_share * 100.0,
         order.rank_displacement_max,
         order.overtake_position_gap_max
+    );
+    let _ = writeln!(
+        out,
+        "                 {} ({:.1} %) overtaken by more than one retry sleep ({:.1} s)",
+        order.out_of_order_beyond_slack,
+        order.out_of_order_beyond_slack_share * 100.0,
+        order.slack_s
     );
     let estimate = &storm.wait_estimates;
     let _ = writeln!(

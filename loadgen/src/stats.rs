@@ -72,12 +72,20 @@ pub struct AdmissionOrder {
     /// Largest `p_j - p_i` over pairs where `j` was admitted strictly before `i` and
     /// `p_j > p_i` (first positions): how far back in line the worst overtaker stood. 0 when in order.
     pub overtake_position_gap_max: u64,
+    /// The slack allowed below: the client's longest sleep between retries.
+    pub slack_s: f64,
+    /// Citizens overtaken by more than the slack: some j with `p_j > p_i` got in more than
+    /// `slack_s` before i. Citizens called in the same batch come back up to one sleep apart,
+    /// so only this counts the server letting someone behind in while i had long been waiting.
+    pub out_of_order_beyond_slack: usize,
+    /// `out_of_order_beyond_slack / compared`.
+    pub out_of_order_beyond_slack_share: f64,
 }
 
 /// Compares admission order with ticket order; see [`AdmissionOrder`] for the definitions.
-pub fn admission_order(admissions: &[TicketedAdmission]) -> AdmissionOrder {
+pub fn admission_order(admissions: &[TicketedAdmission], slack: Duration) -> AdmissionOrder {
     if admissions.is_empty() {
-        return AdmissionOrder::default();
+        return AdmissionOrder { slack_s: slack.as_secs_f64(), ..AdmissionOrder::default() };
     }
     let mut by_time: Vec<usize> = (0..admissions.len()).collect();
     by_time.sort_by_key(|&index| (admissions[index].admitted_at, admissions[index].position_first, index));
@@ -113,13 +121,32 @@ pub fn admission_order(admissions: &[TicketedAdmission]) -> AdmissionOrder {
     }
     let rank_displacement_max =
         by_position.iter().enumerate().map(|(rank, &index)| rank.abs_diff(rank_by_time[index])).max().unwrap_or(0);
+    // Beyond the slack: walk in admission order, keeping the largest position of those admitted
+    // more than `slack` before the current one.
+    let mut out_of_order_beyond_slack = 0;
+    let mut earlier = 0;
+    let mut position_max_earlier: Option<u64> = None;
+    for &index in &by_time {
+        let admitted_at = admissions[index].admitted_at;
+        while earlier < by_time.len() && admissions[by_time[earlier]].admitted_at + slack < admitted_at {
+            position_max_earlier = position_max_earlier.max(Some(admissions[by_time[earlier]].position_first));
+            earlier += 1;
+        }
+        if position_max_earlier.is_some_and(|max| max > admissions[index].position_first) {
+            out_of_order_beyond_slack += 1;
+        }
+    }
     assert!(out_of_order <= admissions.len());
+    assert!(out_of_order_beyond_slack <= out_of_order);
     AdmissionOrder {
         compared: admissions.len(),
         out_of_order,
         out_of_order_share: out_of_order as f64 / admissions.len() as f64,
         rank_displacement_max,
         overtake_position_gap_max,
+        slack_s: slack.as_secs_f64(),
+        out_of_order_beyond_slack,
+        out_of_order_beyond_slack_share: out_of_order_beyond_slack as f64 / admissions.len() as f64,
     }
 }
 
@@ -218,7 +245,7 @@ mod tests {
 
     #[test]
     fn fifo_admission_is_in_order() {
-        let order = admission_order(&[admission(1, 10), admission(2, 20), admission(3, 30)]);
+        let order = admission_order(&[admission(1, 10), admission(2, 20), admission(3, 30)], Duration::ZERO);
         assert_eq!(
             order,
             AdmissionOrder {
@@ -226,22 +253,37 @@ mod tests {
                 out_of_order: 0,
                 out_of_order_share: 0.0,
                 rank_displacement_max: 0,
-                overtake_position_gap_max: 0
+                overtake_position_gap_max: 0,
+                slack_s: 0.0,
+                out_of_order_beyond_slack: 0,
+                out_of_order_beyond_slack_share: 0.0,
             }
         );
-        assert_eq!(admission_order(&[]), AdmissionOrder::default());
+        assert_eq!(admission_order(&[], Duration::ZERO), AdmissionOrder::default());
+    }
+
+    #[test]
+    fn overtaking_within_the_slack_is_not_counted_beyond_it() {
+        // 3 gets in at 10 s; 1 and 2, called with it, come back at 12 s and 20 s.
+        let order = admission_order(
+            &[admission(1, 12_000), admission(2, 20_000), admission(3, 10_000)],
+            Duration::from_secs(5),
+        );
+        assert_eq!(order.out_of_order, 2);
+        assert_eq!(order.out_of_order_beyond_slack, 1, "only 2, overtaken 10 s before, counts");
     }
 
     #[test]
     fn overtaken_citizens_are_out_of_order() {
         // Position 3 got in first: positions 1 and 2 were overtaken by it.
-        let order = admission_order(&[admission(1, 20), admission(2, 30), admission(3, 10)]);
+        let order = admission_order(&[admission(1, 20), admission(2, 30), admission(3, 10)], Duration::ZERO);
         assert_eq!(order.out_of_order, 2);
         assert!((order.out_of_order_share - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(order.rank_displacement_max, 2);
         assert_eq!(order.overtake_position_gap_max, 2);
         // Only position 2 was overtaken (by 3); position 4 came after everyone smaller.
-        let order = admission_order(&[admission(1, 10), admission(3, 20), admission(2, 30), admission(4, 40)]);
+        let order =
+            admission_order(&[admission(1, 10), admission(3, 20), admission(2, 30), admission(4, 40)], Duration::ZERO);
         assert_eq!(order.out_of_order, 1);
         assert_eq!(order.rank_displacement_max, 1);
         assert_eq!(order.overtake_position_gap_max, 1);
@@ -250,10 +292,10 @@ mod tests {
     #[test]
     fn ties_do_not_count_as_out_of_order() {
         // Admitted at the same instant: nobody was admitted strictly later than a larger position.
-        let order = admission_order(&[admission(2, 10), admission(1, 10)]);
+        let order = admission_order(&[admission(2, 10), admission(1, 10)], Duration::ZERO);
         assert_eq!(order.out_of_order, 0);
         // Equal first positions (issued at different moments) never overtake each other.
-        let order = admission_order(&[admission(5, 10), admission(5, 20)]);
+        let order = admission_order(&[admission(5, 10), admission(5, 20)], Duration::ZERO);
         assert_eq!(order.out_of_order, 0);
     }
 

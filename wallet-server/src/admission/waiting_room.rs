@@ -171,7 +171,7 @@ impl WaitingRoom {
                 let position = self.position(&held).expect("a held ticket is live");
                 if position <= free {
                     self.remove(&held);
-                    self.note_admission(now_ms);
+                    self.note_admission(now_ms, true);
                     self.admitted_pending.insert(held.clone());
                     return Verdict::Admit(Some(held));
                 }
@@ -180,7 +180,7 @@ impl WaitingRoom {
                 Verdict::Wait(self.place(held, position, now_ms))
             }
             None if self.entries.is_empty() && free > 0 => {
-                self.note_admission(now_ms);
+                self.note_admission(now_ms, false);
                 Verdict::Admit(None)
             }
             None if self.entries.len() >= TICKETS_MAX => Verdict::Full,
@@ -295,8 +295,13 @@ impl WaitingRoom {
         }
     }
 
-    fn note_admission(&mut self, now_ms: i64) {
+    /// Counts an admission; one from the line also counts toward the measured rate (a burst of
+    /// logins let in while nobody waited says nothing about how fast the line moves).
+    fn note_admission(&mut self, now_ms: i64, from_line: bool) {
         self.admitted_total += 1;
+        if !from_line {
+            return;
+        }
         self.admissions_ms.push_back(now_ms);
         // Bounded: at most one entry per admission within the window, and the window is pruned.
         if self.admissions_ms.len() > TICKETS_MAX {
@@ -387,8 +392,18 @@ mod tests {
         for second in 0..20 {
             assert_eq!(arrive(&mut room, &format!("in{second}"), None, 1, second * 1_000), Verdict::Admit(None));
         }
-        // Twenty admissions over twenty seconds: one a second.
-        assert_eq!(room.estimated_wait_s(30, 20_000), 30);
+        assert_eq!(room.estimated_wait_s(10, 20_000), 20, "logins let in with nobody waiting measure nothing");
+        // Twenty from the line, one a second: the head is called as each slot frees.
+        let line: Vec<Place> =
+            (0..20).map(|index| wait(arrive(&mut room, &format!("w{index}"), None, 0, 20_000))).collect();
+        for (index, place) in line.iter().enumerate() {
+            let now_ms = 21_000 + index as i64 * 1_000;
+            assert!(matches!(
+                arrive(&mut room, &format!("w{index}"), Some(&place.ticket), 1, now_ms),
+                Verdict::Admit(Some(_))
+            ));
+        }
+        assert_eq!(room.estimated_wait_s(30, 41_000), 30);
     }
 
     #[test]
