@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-use wallet_core::{AccountKind, BusinessDate, Command, Policy, Rate, TxId, Won};
+use wallet_core::{AccountKind, BusinessDate, Command, Policy, Rate, Won};
 
 use super::openapi::{
     Admission, Budget, ClockNow, DayClosed, ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError,
@@ -12,7 +12,9 @@ use super::openapi::{
     SettlementReport, TrialBalance, Unauthorized,
 };
 use super::session::{parse_login, parse_password};
-use super::{authenticate, budget_body, idempotency, parse_amount, parse_body, submit, with_connection, Role, State};
+use super::{
+    authenticate, budget_body, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role, State,
+};
 use crate::error::ApiError;
 use crate::store;
 use crate::writer::WriteOp;
@@ -32,10 +34,6 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/v1/admin/ledger/trial-balance", web::get().to(trial_balance))
         .route("/v1/admin/admission", web::get().to(admission))
         .route("/v1/admin/test-clock", web::put().to(test_clock));
-}
-
-fn new_tx_id() -> TxId {
-    TxId::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid id")
 }
 
 /// A new merchant and its login. Text fields are trimmed and must be 1 to 200 characters

@@ -4,13 +4,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
-use wallet_core::{Command, Month, PaymentCode, TxId, WalletId};
+use wallet_core::{Command, Month, PaymentCode, WalletId};
 
 use super::openapi::{
     ChargeReceipt, ErrorBody, Forbidden, GiftReceipt, HistoryPage, IdempotencyConflict, IdempotencyKey, InternalError,
     InvalidJsonOrKey, Overloaded, PayloadTooLarge, PaymentCodeIssued, Unauthorized, WalletView,
 };
-use super::{authenticate, idempotency, parse_amount, parse_body, rfc3339, submit, with_connection, Role, State};
+use super::{
+    authenticate, idempotency, new_tx_id, parse_amount, parse_body, rfc3339, submit, with_connection, Role, State,
+};
 use crate::error::ApiError;
 use crate::store;
 use crate::writer::WriteOp;
@@ -36,10 +38,6 @@ async fn citizen_wallet(state: &State, request: &HttpRequest) -> Result<(String,
     let wallet = wallet.ok_or_else(|| ApiError::not_found("this citizen has no wallet"))?;
     let wallet = WalletId::parse(&wallet).map_err(|_| ApiError::internal())?;
     Ok((principal.id, wallet))
-}
-
-fn new_tx_id() -> TxId {
-    TxId::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid id")
 }
 
 /// The caller's wallet: balance and this month's counters.

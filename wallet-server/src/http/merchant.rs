@@ -10,7 +10,7 @@ use super::openapi::{
     ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError, InvalidJsonOrKey, Overloaded,
     PayloadTooLarge, PaymentReceipt, RefundReceipt, SalesSummary, Unauthorized,
 };
-use super::{authenticate, idempotency, parse_amount, parse_body, submit, with_connection, Role, State};
+use super::{authenticate, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role, State};
 use crate::error::ApiError;
 use crate::store;
 use crate::writer::WriteOp;
@@ -20,10 +20,6 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/v1/payments", web::post().to(pay))
         .route("/v1/payments/{payment_id}/refunds", web::post().to(refund))
         .route("/v1/merchant/sales", web::get().to(sales));
-}
-
-fn new_tx_id() -> TxId {
-    TxId::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid id")
 }
 
 fn merchant_id(id: &str) -> Result<MerchantId, ApiError> {

@@ -167,6 +167,11 @@ impl SessionCount {
     }
 }
 
+/// A fresh id for a transaction or history item this server mints.
+pub fn new_tx_id() -> wallet_core::TxId {
+    wallet_core::TxId::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid id")
+}
+
 /// RFC 3339 in UTC with a `Z`, as API.md writes times.
 pub fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)

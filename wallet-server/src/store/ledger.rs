@@ -107,18 +107,24 @@ pub fn load_wallets(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<
     let rows: Vec<(String, i64, String, i64, i64, i64)> = load_locked!(connection, query)?;
     rows.into_iter()
         .map(|(id, balance, month, charged, eligible_spent, cashback_earned)| {
-            let state = WalletState {
-                balance: won(balance),
-                counters: wallet_core::wallet::MonthCounters {
-                    month: Month::parse(&month).map_err(|error| corrupt("wallet month", error))?,
-                    charged: won(charged),
-                    eligible_spent: won(eligible_spent),
-                    cashback_earned: won(cashback_earned),
-                },
-            };
+            let state = wallet_state((balance, month, charged, eligible_spent, cashback_earned))?;
             Ok((WalletId::parse(&id).map_err(|error| corrupt("wallet id", error))?, state))
         })
         .collect()
+}
+
+/// A wallet from its row: (balance, month, charged, eligible_spent, cashback_earned).
+fn wallet_state(row: (i64, String, i64, i64, i64)) -> StoreResult<WalletState> {
+    let (balance, month, charged, eligible_spent, cashback_earned) = row;
+    Ok(WalletState {
+        balance: won(balance),
+        counters: wallet_core::wallet::MonthCounters {
+            month: Month::parse(&month).map_err(|error| corrupt("wallet month", error))?,
+            charged: won(charged),
+            eligible_spent: won(eligible_spent),
+            cashback_earned: won(cashback_earned),
+        },
+    })
 }
 
 pub fn load_merchants(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<(MerchantId, MerchantState)>> {
@@ -483,16 +489,5 @@ pub fn load_wallets_unlocked(connection: &mut DbConn, id: &str) -> StoreResult<O
         .select((wallets::balance, wallets::month, wallets::charged, wallets::eligible_spent, wallets::cashback_earned))
         .first(connection)
         .optional()?;
-    row.map(|(balance, month, charged, eligible_spent, cashback_earned)| {
-        Ok(WalletState {
-            balance: won(balance),
-            counters: wallet_core::wallet::MonthCounters {
-                month: Month::parse(&month).map_err(|error| corrupt("wallet month", error))?,
-                charged: won(charged),
-                eligible_spent: won(eligible_spent),
-                cashback_earned: won(cashback_earned),
-            },
-        })
-    })
-    .transpose()
+    row.map(wallet_state).transpose()
 }
