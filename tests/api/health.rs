@@ -35,6 +35,15 @@ fn operations_endpoints_answer(backend: Backend) {
     let metrics = api.get("/metrics", "");
     assert_eq!(metrics.status, 200, "{metrics}");
     assert!(metrics.header("content-type").starts_with("text/plain"), "Prometheus text expected: {metrics}");
+    for line in [
+        "wallet_sessions_active 0",
+        "wallet_sessions_capacity 1000",
+        "wallet_waiting_room_tickets 0",
+        "wallet_requests_shed_total{class=\"pos\"} 0",
+        "# TYPE wallet_requests_admitted_total counter",
+    ] {
+        assert!(metrics.text.lines().any(|seen| seen == line), "/metrics lacks {line:?}:\n{}", metrics.text);
+    }
 
     // An admin created while the server runs can log in.
     server.create_admin(ADMIN_LOGIN, PASSWORD);

@@ -91,36 +91,83 @@ async fn metrics(state: State) -> Result<HttpResponse, ApiError> {
         Ok((budget, active))
     })
     .await?;
-    let mut text = format!(
-        "# HELP wallet_sessions_active Citizen sessions holding a slot.\n# TYPE wallet_sessions_active gauge\n\
-         wallet_sessions_active {active}\n\
-         # HELP wallet_sessions_capacity Citizen sessions allowed at once.\n# TYPE wallet_sessions_capacity gauge\n\
-         wallet_sessions_capacity {}\n\
-         # HELP wallet_waiting_room_tickets Citizens waiting for a session slot.\n# TYPE wallet_waiting_room_tickets gauge\n\
-         wallet_waiting_room_tickets {}\n\
-         # HELP wallet_cashback_budget_remaining_won Unspent cashback budget.\n# TYPE wallet_cashback_budget_remaining_won gauge\n\
-         wallet_cashback_budget_remaining_won {}\n",
-        state.config.sessions_capacity,
-        state.waiting_room.lock().map(|room| room.waiting()).unwrap_or(0),
-        budget.remaining(),
+    let mut text = String::new();
+    let now_ms = store::ledger::millis(state.clock.now());
+    series(&mut text, "wallet_sessions_active", "gauge", "Citizen sessions holding a slot.", &[("", active as f64)]);
+    series(
+        &mut text,
+        "wallet_sessions_capacity",
+        "gauge",
+        "Citizen sessions allowed at once.",
+        &[("", state.config.sessions_capacity as f64)],
+    );
+    if let Ok(room) = state.waiting_room.lock() {
+        let waiting = room.waiting();
+        series(
+            &mut text,
+            "wallet_waiting_room_tickets",
+            "gauge",
+            "Citizens waiting for a session slot.",
+            &[("", waiting as f64)],
+        );
+        series(
+            &mut text,
+            "wallet_waiting_room_estimated_wait_seconds",
+            "gauge",
+            "Estimated wait of the last one in line.",
+            &[("", room.estimated_wait_s(waiting, now_ms) as f64)],
+        );
+        series(
+            &mut text,
+            "wallet_citizen_logins_admitted_total",
+            "counter",
+            "Citizen logins let in.",
+            &[("", room.admitted_total as f64)],
+        );
+        series(
+            &mut text,
+            "wallet_citizen_logins_queued_total",
+            "counter",
+            "Citizen logins answered with a place in line.",
+            &[("", room.shed_total as f64)],
+        );
+    }
+    series(
+        &mut text,
+        "wallet_cashback_budget_remaining_won",
+        "gauge",
+        "Unspent cashback budget.",
+        &[("", budget.remaining().to_i64().unwrap_or(i64::MAX) as f64)],
     );
     let stats = state.gate.stats();
-    text.push_str(&format!(
-        "# HELP wallet_request_limit Adaptive limit on requests in flight.\n# TYPE wallet_request_limit gauge\n\
-         wallet_request_limit {}\n\
-         # HELP wallet_requests_in_flight Requests being served.\n# TYPE wallet_requests_in_flight gauge\n\
-         wallet_requests_in_flight {}\n",
-        stats.limit, stats.in_flight
-    ));
-    for (name, help, values) in [
-        ("wallet_requests_admitted_total", "Requests let in, by priority class.", stats.admitted_by_class),
-        ("wallet_requests_shed_total", "Requests refused 503 overloaded, by priority class.", stats.shed_by_class),
-    ] {
-        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-        for class in crate::admission::limiter::Class::ALL {
-            text.push_str(&format!("{name}{{class=\"{}\"}} {}\n", class.as_str(), values[class as usize]));
-        }
-    }
+    series(
+        &mut text,
+        "wallet_request_limit",
+        "gauge",
+        "Adaptive limit on requests in flight.",
+        &[("", stats.limit as f64)],
+    );
+    series(&mut text, "wallet_requests_in_flight", "gauge", "Requests being served.", &[("", stats.in_flight as f64)]);
+    let by_class = |values: [u64; 5]| -> Vec<(String, f64)> {
+        crate::admission::limiter::Class::ALL
+            .iter()
+            .map(|class| (format!("class=\"{}\"", class.as_str()), values[*class as usize] as f64))
+            .collect()
+    };
+    series_owned(
+        &mut text,
+        "wallet_requests_admitted_total",
+        "counter",
+        "Requests let in, by priority class.",
+        by_class(stats.admitted_by_class),
+    );
+    series_owned(
+        &mut text,
+        "wallet_requests_shed_total",
+        "counter",
+        "Requests refused 503 overloaded, by priority class.",
+        by_class(stats.shed_by_class),
+    );
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text))
 }
 
@@ -170,6 +217,23 @@ impl SessionCount {
 /// A fresh id for a transaction or history item this server mints.
 pub fn new_tx_id() -> wallet_core::TxId {
     wallet_core::TxId::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid id")
+}
+
+/// Appends one Prometheus series with its help and type lines; a label set "" means none.
+fn series(out: &mut String, name: &str, kind: &str, help: &str, values: &[(&str, f64)]) {
+    series_owned(out, name, kind, help, values.iter().map(|(labels, value)| (labels.to_string(), *value)).collect());
+}
+
+fn series_owned(out: &mut String, name: &str, kind: &str, help: &str, values: Vec<(String, f64)>) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in values {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
 }
 
 /// RFC 3339 in UTC with a `Z`, as API.md writes times.
