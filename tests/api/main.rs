@@ -11,6 +11,7 @@ mod admission;
 mod charges;
 mod crash;
 mod gifts;
+mod handover;
 mod health;
 mod history;
 mod idempotency;

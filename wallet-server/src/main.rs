@@ -9,6 +9,7 @@ mod clock;
 mod config;
 mod error;
 mod export;
+mod handover;
 mod http;
 mod store;
 mod writer;
@@ -37,6 +38,22 @@ enum Commands {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Operator handover bundles (shared/HANDOVER.md).
+    Handover {
+        #[command(subcommand)]
+        command: HandoverCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum HandoverCommand {
+    /// Check a bundle without touching the database.
+    Verify {
+        bundle: std::path::PathBuf,
+        /// The CSV files' encoding: utf-8 (the format's), or cp949 for legacy files.
+        #[arg(long, default_value = "utf-8", value_parser = ["utf-8", "cp949"])]
+        encoding: String,
     },
 }
 
@@ -70,6 +87,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Commands::Serve => serve(config),
         Commands::Admin { command: AdminCommand::Create { login } } => create_admin(config, &login),
+        Commands::Handover { command: HandoverCommand::Verify { bundle, encoding } } => {
+            let encoding =
+                if encoding == "cp949" { handover::bundle::Encoding::Cp949 } else { handover::bundle::Encoding::Utf8 };
+            handover::verify(&bundle, encoding)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
