@@ -109,23 +109,66 @@ impl PasswordPool {
         hashed.map_err(|_| PoolError::Failed(ApiError::internal()))
     }
 
-    /// Whether `password` matches `stored` (a PHC string). `None` verifies against the decoy.
-    pub async fn verify(&self, password: String, stored: Option<String>, priority: bool) -> Result<bool, PoolError> {
+    /// Whether `password` matches `stored` (a PHC string of argon2i/d/id, scrypt or
+    /// pbkdf2-sha256, or a bcrypt hash: what an outgoing operator may hand over). `None`
+    /// verifies against the decoy. A match on anything but argon2id at this server's cost
+    /// also returns the password's new argon2id hash, to store in place of the old one.
+    pub async fn verify(&self, password: String, stored: Option<String>, priority: bool) -> Result<Checked, PoolError> {
         let _permit = self.turn(priority).await?;
         let (stored, real) = match stored {
             Some(stored) if !stored.is_empty() => (stored, true),
             _ => (self.decoy_hash.to_string(), false),
         };
         let settings = self.settings;
-        let matches = self
+        let checked = self
             .threads
             .run(move || {
-                let Ok(parsed) = PasswordHash::new(&stored) else { return false };
-                settings.argon2().is_ok_and(|argon2| argon2.verify_password(password.as_bytes(), &parsed).is_ok())
+                if !verify_any(settings, &password, &stored) {
+                    return Checked { matches: false, upgrade: None };
+                }
+                let upgrade = if is_current(settings, &stored) { None } else { hash_now(settings, &password).ok() };
+                Checked { matches: true, upgrade }
             })
             .await?;
-        Ok(real && matches)
+        Ok(if real { checked } else { Checked { matches: false, upgrade: None } })
     }
+}
+
+/// The result of a password check.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Checked {
+    pub matches: bool,
+    /// The password hashed anew with argon2id at this server's cost, when the stored hash was
+    /// of another scheme or cost.
+    pub upgrade: Option<String>,
+}
+
+/// Verifies `password` against a hash of any scheme a handover may carry.
+fn verify_any(settings: Argon2Settings, password: &str, stored: &str) -> bool {
+    if ["$2a$", "$2b$", "$2y$"].iter().any(|prefix| stored.starts_with(prefix)) {
+        return bcrypt::verify(password, stored).unwrap_or(false);
+    }
+    let Ok(parsed) = PasswordHash::new(stored) else { return false };
+    let password = password.as_bytes();
+    match parsed.algorithm.as_str() {
+        // The hash carries its own variant and cost; argon2 verifies with those.
+        "argon2id" | "argon2i" | "argon2d" => {
+            settings.argon2().is_ok_and(|argon2| argon2.verify_password(password, &parsed).is_ok())
+        }
+        "scrypt" => scrypt::Scrypt.verify_password(password, &parsed).is_ok(),
+        "pbkdf2-sha256" => pbkdf2::Pbkdf2.verify_password(password, &parsed).is_ok(),
+        _ => false,
+    }
+}
+
+/// Whether `stored` is argon2id at exactly this server's cost.
+fn is_current(settings: Argon2Settings, stored: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else { return false };
+    let Ok(params) = argon2::Params::try_from(&parsed) else { return false };
+    parsed.algorithm.as_str() == "argon2id"
+        && params.m_cost() == settings.memory_kib
+        && params.t_cost() == settings.passes
+        && params.p_cost() == settings.lanes
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -231,4 +274,66 @@ pub fn request_hash(parts: &[&[u8]]) -> String {
         hasher.update(part);
     }
     hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::password_hash::PasswordHasher;
+
+    const CHEAP: Argon2Settings = Argon2Settings { memory_kib: 64, passes: 1, lanes: 1 };
+
+    fn salt() -> SaltString {
+        SaltString::encode_b64(b"handover-salt-16").unwrap()
+    }
+
+    #[test]
+    fn every_scheme_a_handover_carries_verifies_and_only_with_the_right_password() {
+        let hashes = [
+            hash_now(CHEAP, "correct horse").unwrap(),
+            Argon2::new(Algorithm::Argon2i, Version::V0x13, Params::new(64, 1, 1, None).unwrap())
+                .hash_password(b"correct horse", &salt())
+                .unwrap()
+                .to_string(),
+            Argon2::new(Algorithm::Argon2d, Version::V0x13, Params::new(64, 1, 1, None).unwrap())
+                .hash_password(b"correct horse", &salt())
+                .unwrap()
+                .to_string(),
+            bcrypt::hash("correct horse", 4).unwrap(),
+            scrypt::Scrypt
+                .hash_password_customized(
+                    b"correct horse",
+                    None,
+                    None,
+                    scrypt::Params::new(4, 8, 1, 32).unwrap(),
+                    &salt(),
+                )
+                .unwrap()
+                .to_string(),
+            pbkdf2::Pbkdf2
+                .hash_password_customized(
+                    b"correct horse",
+                    Some(pbkdf2::Algorithm::Pbkdf2Sha256.ident()),
+                    None,
+                    pbkdf2::Params { rounds: 1_000, output_length: 32 },
+                    &salt(),
+                )
+                .unwrap()
+                .to_string(),
+        ];
+        for hash in &hashes {
+            assert!(verify_any(CHEAP, "correct horse", hash), "{hash} did not verify");
+            assert!(!verify_any(CHEAP, "wrong horse", hash), "{hash} verified a wrong password");
+        }
+        assert!(hashes[5].starts_with("$pbkdf2-sha256$"), "{}", hashes[5]);
+        assert!(!verify_any(CHEAP, "correct horse", "$md5$whatever"));
+        assert!(!verify_any(CHEAP, "correct horse", ""));
+    }
+
+    #[test]
+    fn only_argon2id_at_this_cost_is_current() {
+        assert!(is_current(CHEAP, &hash_now(CHEAP, "pw").unwrap()));
+        assert!(!is_current(Argon2Settings::default(), &hash_now(CHEAP, "pw").unwrap()));
+        assert!(!is_current(CHEAP, &bcrypt::hash("pw", 4).unwrap()));
+    }
 }

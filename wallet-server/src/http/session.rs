@@ -162,8 +162,20 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
         }
     }
     let stored = principal.as_ref().map(|principal| principal.password_hash.clone());
-    let verified = match state.passwords.verify(body.password, stored, !is_citizen).await {
-        Ok(verified) => verified,
+    if principal.as_ref().is_some_and(|principal| principal.password_hash.is_empty()) {
+        if is_citizen {
+            state.sessions_active.note_released();
+        }
+        // Carried over from the previous operator without a password hash.
+        return Err(ApiError::new(
+            401,
+            "invalid_credentials",
+            "this account has no password here yet: it was carried over from the previous operator without one; \
+             a new password must be set before it can log in",
+        ));
+    }
+    let checked = match state.passwords.verify(body.password, stored, !is_citizen).await {
+        Ok(checked) => checked,
         Err(PoolError::Busy) => {
             // The pool filled up since the check above: back in line, keeping any place held.
             state.sessions_active.note_released();
@@ -171,15 +183,17 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
         }
         Err(PoolError::Failed(error)) => return Err(error),
     };
-    if !verified {
+    if !checked.matches {
         if is_citizen {
             state.sessions_active.note_released();
         }
         return Err(ApiError::new(401, "invalid_credentials", "login or password is wrong"));
     }
     let principal = principal.ok_or_else(ApiError::internal)?;
-    if principal.password_hash.is_empty() {
-        return Err(ApiError::new(401, "invalid_credentials", "this account must set a new password"));
+    if let Some(upgrade) = checked.upgrade {
+        // A carried-over (or older-cost) hash is replaced by argon2id at this server's cost.
+        let id = principal.principal_id.clone();
+        with_connection(&state, move |connection, _| store::auth::set_password_hash(connection, &id, &upgrade)).await?;
     }
     let (token, token_hash) = crate::auth::new_token();
     let role = principal.role.clone();

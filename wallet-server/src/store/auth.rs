@@ -92,6 +92,13 @@ pub fn find_principal(connection: &mut DbConn, login: &str) -> StoreResult<Optio
     Ok(row.map(|(principal_id, role, password_hash)| PrincipalRow { principal_id, role, password_hash }))
 }
 
+pub fn set_password_hash(connection: &mut DbConn, principal_id: &str, password_hash: &str) -> StoreResult<()> {
+    diesel::update(principals::table.filter(principals::principal_id.eq(principal_id)))
+        .set(principals::password_hash.eq(password_hash))
+        .execute(connection)?;
+    Ok(())
+}
+
 pub fn wallet_of(connection: &mut DbConn, citizen_id: &str) -> StoreResult<Option<String>> {
     Ok(wallets::table
         .filter(wallets::citizen_id.eq(citizen_id))
