@@ -76,6 +76,18 @@ impl BundleFiles {
         BundleFiles { citizens, merchants, transactions, manifest }
     }
 
+    /// The same files under another sequence number.
+    fn clone_with_sequence(&self, sequence: u64) -> BundleFiles {
+        let mut manifest = self.manifest.clone();
+        manifest["sequence"] = json!(sequence);
+        BundleFiles {
+            citizens: self.citizens.clone(),
+            merchants: self.merchants.clone(),
+            transactions: self.transactions.clone(),
+            manifest,
+        }
+    }
+
     /// Writes the bundle, filling in each file's rows and SHA-256 unless the manifest has them.
     fn write(&self, dir: &Path) {
         let mut manifest = self.manifest.clone();
@@ -232,4 +244,202 @@ fn non_utf8_files_are_refused_unless_read_as_cp949() {
     let (ok, stdout, stderr) = verify(&files, &["--encoding", "cp949"]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("citizens 2"), "{stdout}");
+}
+
+mod import {
+    //! `wallet-server handover import` and `status`, against a running server on each backend.
+
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use serde_json::json;
+
+    use super::{lines, BundleFiles, CITIZENS_HEADER, MERCHANTS_HEADER, TRANSACTIONS_HEADER};
+    use crate::support::{string, Backend, TestApp};
+
+    fn salt() -> SaltString {
+        SaltString::encode_b64(b"handover-salt-16").unwrap()
+    }
+
+    /// The old operator's password of each citizen, and the hash it handed over.
+    fn carried_passwords() -> Vec<(&'static str, String)> {
+        let argon2id = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(64, 1, 1, None).unwrap(),
+        );
+        let argon2i = argon2::Argon2::new(
+            argon2::Algorithm::Argon2i,
+            argon2::Version::V0x13,
+            argon2::Params::new(64, 1, 1, None).unwrap(),
+        );
+        vec![
+            ("old-pass-argon2id", argon2id.hash_password(b"old-pass-argon2id", &salt()).unwrap().to_string()),
+            ("old-pass-argon2i", argon2i.hash_password(b"old-pass-argon2i", &salt()).unwrap().to_string()),
+            ("old-pass-bcrypt", bcrypt::hash("old-pass-bcrypt", 4).unwrap()),
+            (
+                "old-pass-scrypt",
+                scrypt::Scrypt
+                    .hash_password_customized(
+                        b"old-pass-scrypt",
+                        None,
+                        None,
+                        scrypt::Params::new(4, 8, 1, 32).unwrap(),
+                        &salt(),
+                    )
+                    .unwrap()
+                    .to_string(),
+            ),
+            (
+                "old-pass-pbkdf2",
+                pbkdf2::Pbkdf2
+                    .hash_password_customized(
+                        b"old-pass-pbkdf2",
+                        Some(pbkdf2::Algorithm::Pbkdf2Sha256.ident()),
+                        None,
+                        pbkdf2::Params { rounds: 1_000, output_length: 32 },
+                        &salt(),
+                    )
+                    .unwrap()
+                    .to_string(),
+            ),
+        ]
+    }
+
+    /// Five citizens with carried passwords (W-1 … W-5, 10,000 won each but W-1 with 30,000
+    /// and a payment of 20,000 to M-1 earning 2,000), one without a password, one merchant.
+    fn snapshot() -> BundleFiles {
+        let mut citizens = Vec::new();
+        for (index, (_, hash)) in carried_passwords().iter().enumerate() {
+            let number = index + 1;
+            let balance = if number == 1 { 30_000 } else { 10_000 };
+            citizens.push(format!(
+                "C-{number},citizen{number},\"{hash}\",W-{number},{balance},2030-01,50000,20000,2025-03-02T09:00:00+09:00"
+            ));
+        }
+        citizens.push("C-6,nopassword,,W-6,0,2030-01,0,0,2025-03-02T09:00:00+09:00".to_owned());
+        let citizen_rows: Vec<&str> = citizens.iter().map(String::as_str).collect();
+        let mut files = BundleFiles::good();
+        files.citizens = lines(CITIZENS_HEADER, &citizen_rows);
+        let merchant_hash = bcrypt::hash("old-pass-merchant", 4).unwrap();
+        files.merchants =
+            lines(MERCHANTS_HEADER, &[&format!("M-1,oldshop,\"{merchant_hash}\",Old Shop,111-22-33333,BNK 9,,20000")]);
+        files.transactions = lines(
+            TRANSACTIONS_HEADER,
+            &[
+                "T-1,2030-01-02T10:00:00+09:00,charge,W-1,,48000,,",
+                "T-2,2030-01-03T10:00:00+09:00,payment,W-1,M-1,-20000,2000,",
+                "T-3,2030-01-03T10:00:00+09:00,cashback,W-1,M-1,2000,,",
+            ],
+        );
+        files.manifest["history_complete"] = json!(false);
+        files.manifest["as_of"] = json!("2030-01-05T00:00:00+09:00");
+        files.manifest["totals"] = json!({"citizen_balance_sum": "70000", "merchant_receivable_sum": "20000", "cashback_budget_remaining": "1000000"});
+        files
+    }
+
+    fn import(app: &TestApp, files: &BundleFiles) -> (bool, String) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        files.write(dir.path());
+        let output = app.server.run(&["handover", "import", dir.path().to_str().unwrap()]);
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.success(), text)
+    }
+
+    fn status(app: &TestApp) -> String {
+        String::from_utf8_lossy(&app.server.run(&["handover", "status"]).stdout).into_owned()
+    }
+
+    fn a_snapshot_carries_ids_balances_counters_history_and_passwords(backend: Backend) {
+        let app = TestApp::start(backend);
+        let api = &app.api;
+        // Imported while the server runs.
+        let bundle = snapshot();
+        let (ok, text) = import(&app, &bundle);
+        assert!(ok, "{text}");
+        assert!(text.contains("applied snapshot 0"), "{text}");
+        let (ok, text) = import(&app, &bundle);
+        assert!(ok && text.contains("already applied; nothing changed"), "{text}");
+        assert!(status(&app).contains("last applied: snapshot 0"), "{}", status(&app));
+
+        let trial = api.get("/v1/admin/ledger/trial-balance", &app.admin()).expect(200);
+        assert_eq!(trial["total"], "0", "{trial}");
+        let handover =
+            trial["accounts"].as_array().unwrap().iter().find(|account| account["kind"] == "handover_opening");
+        assert_eq!(handover.unwrap()["balance"], "-1090000", "{trial}");
+
+        // Every carried hash logs in with the old password, only with it.
+        for (index, (password, _)) in carried_passwords().iter().enumerate() {
+            let login = format!("citizen{}", index + 1);
+            let wrong = api.post("/v1/sessions", "", &json!({"login": login, "password": "not-the-password"}), &[]);
+            wrong.expect_error(401, "invalid_credentials");
+            let token = api.login(&login, password);
+            api.delete("/v1/sessions/current", &token).expect(204);
+            // Rehashed to argon2id on that first login: the same password still works.
+            api.login(&login, password);
+        }
+        let without = api.post("/v1/sessions", "", &json!({"login": "nopassword", "password": "anything-at-all"}), &[]);
+        without.expect_error(401, "invalid_credentials");
+        assert!(without.text.contains("set"), "{without}");
+
+        // The wallet keeps its id, balance and the month's counters; its history shows.
+        let citizen = api.login("citizen1", "old-pass-argon2id");
+        let wallet = api.wallet(&citizen);
+        assert_eq!((string(&wallet["wallet_id"]), string(&wallet["balance"])), ("W-1".to_owned(), "30000".to_owned()));
+        assert_eq!(wallet["charge_limit_remaining"], "1950000", "{wallet}");
+        assert_eq!(wallet["cashback_eligible_spend_remaining"], "480000", "{wallet}");
+        let history = api.history(&citizen, "limit=10");
+        let ids: Vec<String> = history["items"].as_array().unwrap().iter().map(|item| string(&item["id"])).collect();
+        assert_eq!(ids, ["T-3", "T-2", "T-1"], "{history}");
+        // A gift to an imported wallet id works.
+        let newcomer = api.register_citizen("newcomer");
+        api.charge(&newcomer.token, "5000").expect(201);
+        api.gift(&newcomer.token, "W-2", "5000").expect(201);
+        // The old merchant refunds an imported payment by its id.
+        let shop = api.login("oldshop", "old-pass-merchant");
+        let refund = api.refund(&shop, "T-2", "1000").expect(201);
+        assert_eq!(refund["cashback_reversed"], "100", "{refund}");
+        api.refund(&shop, "T-2", "19001").expect_error(422, "refund_exceeds_payment");
+        app.assert_books_balance();
+    }
+
+    fn a_refused_bundle_leaves_the_database_unchanged_and_deltas_go_in_order(backend: Backend) {
+        let app = TestApp::start(backend);
+        let api = &app.api;
+        let mut wrong = snapshot();
+        wrong.manifest["totals"]["citizen_balance_sum"] = json!("70001");
+        let (ok, text) = import(&app, &wrong);
+        assert!(!ok && text.contains("citizens.csv: the balances sum to 70000"), "{text}");
+        assert!(status(&app).contains("no handover bundle has been applied"));
+        api.post("/v1/sessions", "", &json!({"login": "citizen1", "password": "old-pass-argon2id"}), &[])
+            .expect_error(401, "invalid_credentials");
+
+        let (ok, text) = import(&app, &snapshot());
+        assert!(ok, "{text}");
+        // Delta 1: W-2 was charged 5,000 at the old operator.
+        let mut delta = snapshot();
+        delta.manifest["kind"] = json!("delta");
+        delta.manifest["sequence"] = json!(1);
+        delta.citizens =
+            lines(CITIZENS_HEADER, &["C-2,citizen2,,W-2,15000,2030-01,55000,20000,2025-03-02T09:00:00+09:00"]);
+        delta.merchants = lines(MERCHANTS_HEADER, &[]);
+        delta.transactions = lines(TRANSACTIONS_HEADER, &["T-9,2030-01-06T10:00:00+09:00,charge,W-2,,5000,,"]);
+        delta.manifest["totals"] = json!({"citizen_balance_sum": "75000", "merchant_receivable_sum": "20000", "cashback_budget_remaining": "1000000"});
+        let mut skipped = delta.clone_with_sequence(2);
+        let (ok, text) = import(&app, &skipped);
+        assert!(!ok && text.contains("out of order"), "{text}");
+        let (ok, text) = import(&app, &delta);
+        assert!(ok, "{text}");
+        // The delta's empty password hash does not wipe the carried one.
+        let citizen = api.login("citizen2", "old-pass-argon2i");
+        assert_eq!(api.balance(&citizen), "15000");
+        skipped.manifest["sequence"] = json!(1);
+        skipped.manifest["operator"] = json!("Someone Else Co.");
+        let (ok, text) = import(&app, &skipped);
+        assert!(!ok && text.contains("already applied from a different manifest"), "{text}");
+        app.assert_books_balance();
+    }
+
+    scenarios!(
+        a_snapshot_carries_ids_balances_counters_history_and_passwords,
+        a_refused_bundle_leaves_the_database_unchanged_and_deltas_go_in_order
+    );
 }

@@ -277,6 +277,11 @@ impl TestServer {
         Readiness::TimedOut
     }
 
+    /// Runs `wallet-server <args>` with this server's environment (its database), to the end.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command().args(args).stdin(Stdio::null()).output().expect("cannot run wallet-server")
+    }
+
     /// Creates a city admin with `wallet-server admin create`, password on stdin; works whether or
     /// not `serve` is running.
     pub fn create_admin(&self, login: &str, password: &str) {

@@ -55,6 +55,14 @@ enum HandoverCommand {
         #[arg(long, default_value = "utf-8", value_parser = ["utf-8", "cp949"])]
         encoding: String,
     },
+    /// Verify, then apply a snapshot or the next delta (the server may be running meanwhile).
+    Import {
+        bundle: std::path::PathBuf,
+        #[arg(long, default_value = "utf-8", value_parser = ["utf-8", "cp949"])]
+        encoding: String,
+    },
+    /// The last bundle applied, its time and its totals.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -88,10 +96,16 @@ fn main() -> ExitCode {
         Commands::Serve => serve(config),
         Commands::Admin { command: AdminCommand::Create { login } } => create_admin(config, &login),
         Commands::Handover { command: HandoverCommand::Verify { bundle, encoding } } => {
-            let encoding =
-                if encoding == "cp949" { handover::bundle::Encoding::Cp949 } else { handover::bundle::Encoding::Utf8 };
-            handover::verify(&bundle, encoding)
+            handover::verify(&bundle, encoding_named(&encoding))
         }
+        Commands::Handover { command: HandoverCommand::Import { bundle, encoding } } => open_database(&config)
+            .and_then(|pool| pool.get().map_err(|error| error.to_string()))
+            .and_then(|mut connection| {
+                handover::import(&mut connection, &bundle, encoding_named(&encoding), chrono::Utc::now())
+            }),
+        Commands::Handover { command: HandoverCommand::Status } => open_database(&config)
+            .and_then(|pool| pool.get().map_err(|error| error.to_string()))
+            .and_then(|mut connection| handover::status(&mut connection)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -99,6 +113,14 @@ fn main() -> ExitCode {
             eprintln!("wallet-server: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn encoding_named(name: &str) -> handover::bundle::Encoding {
+    if name == "cp949" {
+        handover::bundle::Encoding::Cp949
+    } else {
+        handover::bundle::Encoding::Utf8
     }
 }
 

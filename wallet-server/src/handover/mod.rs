@@ -2,6 +2,7 @@
 //! come next.
 
 pub mod bundle;
+pub mod import;
 
 use std::path::Path;
 
@@ -36,5 +37,67 @@ pub fn verify(dir: &Path, encoding: Encoding) -> Result<(), String> {
     if manifest.kind == BundleKind::Delta {
         println!("  (a delta's totals are those after applying it: they are checked when it is imported)");
     }
+    Ok(())
+}
+
+/// `wallet-server handover import <BUNDLE>`: verifies, then applies a snapshot or the next delta.
+pub fn import(
+    connection: &mut crate::store::DbConn,
+    dir: &Path,
+    encoding: Encoding,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), String> {
+    if !dir.is_dir() {
+        return Err(format!("{} is not a bundle directory (a .tar or .tar.gz must be unpacked first)", dir.display()));
+    }
+    let started = std::time::Instant::now();
+    eprintln!("verifying and applying {} ...", dir.display());
+    match import::import(connection, dir, encoding, now).map_err(|error| error.to_string())? {
+        import::Imported::Applied(bundle) => {
+            println!(
+                "applied {} {} of {:?} in {:.1} s: citizens {}, merchants {}, transactions {}\n  \
+                 wallets now hold {} won, receivables {} won, cashback budget remaining {} won (as the manifest says)",
+                bundle.kind,
+                bundle.sequence,
+                bundle.operator,
+                started.elapsed().as_secs_f64(),
+                bundle.citizens,
+                bundle.merchants,
+                bundle.transactions,
+                bundle.citizen_balance_sum,
+                bundle.merchant_receivable_sum,
+                bundle.cashback_budget_remaining,
+            );
+        }
+        import::Imported::AlreadyApplied(bundle) => {
+            println!("bundle {} was already applied; nothing changed", bundle.sequence);
+        }
+    }
+    Ok(())
+}
+
+/// `wallet-server handover status`: the last bundle applied, its time and its totals.
+pub fn status(connection: &mut crate::store::DbConn) -> Result<(), String> {
+    let last = crate::store::handover::applied_bundle(connection, None).map_err(|error| error.to_string())?;
+    let Some(bundle) = last else {
+        println!("no handover bundle has been applied");
+        return Ok(());
+    };
+    let (_, _, system) = crate::store::ledger::load_state(connection, false).map_err(|error| error.to_string())?;
+    let applied_at =
+        chrono::DateTime::from_timestamp_millis(bundle.applied_at_ms).map(|at| at.to_rfc3339()).unwrap_or_default();
+    println!(
+        "last applied: {} {} of {:?}, as of {}, applied {}\n  totals: wallets {} won, receivables {} won, cashback budget remaining {} won\n  \
+         handover account balance in the ledger: {} won",
+        bundle.kind,
+        bundle.sequence,
+        bundle.operator,
+        bundle.as_of,
+        applied_at,
+        bundle.citizen_balance_sum,
+        bundle.merchant_receivable_sum,
+        bundle.cashback_budget_remaining,
+        system.handover_opening,
+    );
     Ok(())
 }

@@ -6,7 +6,32 @@
 //! The few places where the dialects differ (`BEGIN IMMEDIATE`, `FOR UPDATE`) match on
 //! [`DbConn`] side by side.
 
+// The dialect-bridging macros come first, so that the modules below can use them.
+/// Loads rows locked for the rest of the transaction on PostgreSQL (SQLite's `BEGIN IMMEDIATE`
+/// already holds the write lock). The query is written once and built in each arm, because
+/// diesel fixes its backend type per arm.
+macro_rules! load_locked {
+    ($connection:expr, $query:expr) => {
+        match $connection {
+            DbConn::Pg(pg) => $query.for_update().load(pg),
+            DbConn::Sqlite(sqlite) => $query.load(sqlite),
+        }
+    };
+}
+
+/// `INSERT … ON CONFLICT … DO UPDATE`: the same SQL on both backends, but diesel's
+/// MultiConnection does not offer upserts, so the statement is built in each arm.
+macro_rules! upsert {
+    ($connection:expr, $statement:expr) => {
+        match $connection {
+            DbConn::Pg(pg) => $statement.execute(pg),
+            DbConn::Sqlite(sqlite) => $statement.execute(sqlite),
+        }
+    };
+}
+
 pub mod auth;
+pub mod handover;
 pub mod ledger;
 pub mod reads;
 pub mod schema;

@@ -177,6 +177,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     postings,
     history,
     waiting_tickets,
+    handover_bundles,
 );
 
 diesel::table! {
@@ -185,5 +186,22 @@ diesel::table! {
         ticket -> Text,
         login -> Text,
         polled_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    handover_bundles (sequence) {
+        sequence -> BigInt,
+        kind -> Text,
+        operator -> Text,
+        as_of -> Text,
+        manifest_sha256 -> Text,
+        citizens -> BigInt,
+        merchants -> BigInt,
+        transactions -> BigInt,
+        citizen_balance_sum -> BigInt,
+        merchant_receivable_sum -> BigInt,
+        cashback_budget_remaining -> BigInt,
+        applied_at_ms -> BigInt,
     }
 }

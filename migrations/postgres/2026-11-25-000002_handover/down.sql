@@ -1,0 +1,2 @@
+DROP INDEX history_by_item;
+DROP TABLE handover_bundles;

@@ -1,0 +1,199 @@
+//! What the handover importer writes besides the ledger: principals, wallets and merchants as
+//! the outgoing operator knew them, and the record of applied bundles.
+
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+
+use super::schema::{handover_bundles, history, merchants, principals, wallets};
+use super::{DbConn, StoreResult};
+
+/// A bundle as applied.
+#[derive(Clone, Debug)]
+pub struct AppliedBundle {
+    pub sequence: i64,
+    pub kind: String,
+    pub operator: String,
+    pub as_of: String,
+    pub manifest_sha256: String,
+    pub citizens: i64,
+    pub merchants: i64,
+    pub transactions: i64,
+    pub citizen_balance_sum: i64,
+    pub merchant_receivable_sum: i64,
+    pub cashback_budget_remaining: i64,
+    pub applied_at_ms: i64,
+}
+
+type BundleTuple = (String, String, String, String, i64, i64, i64, i64, i64, i64, i64);
+
+/// The bundle applied under `sequence`, or the last one applied when `sequence` is `None`.
+pub fn applied_bundle(connection: &mut DbConn, sequence: Option<i64>) -> StoreResult<Option<AppliedBundle>> {
+    let query = handover_bundles::table.order(handover_bundles::sequence.desc()).select((
+        handover_bundles::sequence,
+        (
+            handover_bundles::kind,
+            handover_bundles::operator,
+            handover_bundles::as_of,
+            handover_bundles::manifest_sha256,
+            handover_bundles::citizens,
+            handover_bundles::merchants,
+            handover_bundles::transactions,
+            handover_bundles::citizen_balance_sum,
+            handover_bundles::merchant_receivable_sum,
+            handover_bundles::cashback_budget_remaining,
+            handover_bundles::applied_at_ms,
+        ),
+    ));
+    let row: Option<(i64, BundleTuple)> = match sequence {
+        Some(sequence) => query.filter(handover_bundles::sequence.eq(sequence)).first(connection).optional()?,
+        None => query.first(connection).optional()?,
+    };
+    Ok(row.map(|(sequence, row)| AppliedBundle {
+        sequence,
+        kind: row.0,
+        operator: row.1,
+        as_of: row.2,
+        manifest_sha256: row.3,
+        citizens: row.4,
+        merchants: row.5,
+        transactions: row.6,
+        citizen_balance_sum: row.7,
+        merchant_receivable_sum: row.8,
+        cashback_budget_remaining: row.9,
+        applied_at_ms: row.10,
+    }))
+}
+
+pub fn record_bundle(connection: &mut DbConn, bundle: &AppliedBundle) -> StoreResult<()> {
+    diesel::insert_into(handover_bundles::table)
+        .values((
+            handover_bundles::sequence.eq(bundle.sequence),
+            handover_bundles::kind.eq(&bundle.kind),
+            handover_bundles::operator.eq(&bundle.operator),
+            handover_bundles::as_of.eq(&bundle.as_of),
+            handover_bundles::manifest_sha256.eq(&bundle.manifest_sha256),
+            handover_bundles::citizens.eq(bundle.citizens),
+            handover_bundles::merchants.eq(bundle.merchants),
+            handover_bundles::transactions.eq(bundle.transactions),
+            handover_bundles::citizen_balance_sum.eq(bundle.citizen_balance_sum),
+            handover_bundles::merchant_receivable_sum.eq(bundle.merchant_receivable_sum),
+            handover_bundles::cashback_budget_remaining.eq(bundle.cashback_budget_remaining),
+            handover_bundles::applied_at_ms.eq(bundle.applied_at_ms),
+        ))
+        .execute(connection)?;
+    Ok(())
+}
+
+/// Adds or replaces a principal carried over (same id: its login and password hash are replaced,
+/// but an empty hash never replaces one here, so a delta cannot lock anyone out).
+pub fn put_principal(
+    connection: &mut DbConn,
+    principal_id: &str,
+    login: &str,
+    role: &str,
+    password_hash: &str,
+    created_at_ms: i64,
+) -> StoreResult<()> {
+    let row = (
+        principals::principal_id.eq(principal_id),
+        principals::login.eq(login),
+        principals::role.eq(role),
+        principals::password_hash.eq(password_hash),
+        principals::created_at_ms.eq(created_at_ms),
+    );
+    if password_hash.is_empty() {
+        upsert!(
+            connection,
+            diesel::insert_into(principals::table)
+                .values(row)
+                .on_conflict(principals::principal_id)
+                .do_update()
+                .set(principals::login.eq(excluded(principals::login)))
+        )?;
+    } else {
+        upsert!(
+            connection,
+            diesel::insert_into(principals::table).values(row).on_conflict(principals::principal_id).do_update().set((
+                principals::login.eq(excluded(principals::login)),
+                principals::password_hash.eq(excluded(principals::password_hash)),
+            ))
+        )?;
+    }
+    Ok(())
+}
+
+/// Adds a wallet carried over at balance 0 (the ledger moves its balance in), or replaces the
+/// month's counters of one already here.
+pub fn put_wallet(
+    connection: &mut DbConn,
+    wallet_id: &str,
+    citizen_id: &str,
+    month: &str,
+    charged: i64,
+    eligible_spent: i64,
+) -> StoreResult<()> {
+    let row = (
+        wallets::wallet_id.eq(wallet_id),
+        wallets::citizen_id.eq(citizen_id),
+        wallets::balance.eq(0i64),
+        wallets::month.eq(month),
+        wallets::charged.eq(charged),
+        wallets::eligible_spent.eq(eligible_spent),
+        wallets::cashback_earned.eq(0i64),
+    );
+    upsert!(
+        connection,
+        diesel::insert_into(wallets::table).values(row).on_conflict(wallets::wallet_id).do_update().set((
+            wallets::month.eq(excluded(wallets::month)),
+            wallets::charged.eq(excluded(wallets::charged)),
+            wallets::eligible_spent.eq(excluded(wallets::eligible_spent)),
+        ))
+    )?;
+    Ok(())
+}
+
+pub struct CarriedMerchant<'a> {
+    pub merchant_id: &'a str,
+    pub name: &'a str,
+    pub business_number: &'a str,
+    pub bank_account: &'a str,
+    pub category: Option<&'a str>,
+}
+
+/// Adds a merchant carried over with nothing receivable (the ledger moves it in), or replaces
+/// the details of one already here.
+pub fn put_merchant(connection: &mut DbConn, merchant: &CarriedMerchant<'_>) -> StoreResult<()> {
+    let row = (
+        merchants::merchant_id.eq(merchant.merchant_id),
+        merchants::name.eq(merchant.name),
+        merchants::business_number.eq(merchant.business_number),
+        merchants::bank_account.eq(merchant.bank_account),
+        merchants::category.eq(merchant.category),
+        merchants::receivable.eq(0i64),
+        merchants::carried_negative.eq(0i64),
+    );
+    upsert!(
+        connection,
+        diesel::insert_into(merchants::table).values(row).on_conflict(merchants::merchant_id).do_update().set((
+            merchants::name.eq(excluded(merchants::name)),
+            merchants::business_number.eq(excluded(merchants::business_number)),
+            merchants::bank_account.eq(excluded(merchants::bank_account)),
+            merchants::category.eq(excluded(merchants::category)),
+        ))
+    )?;
+    Ok(())
+}
+
+/// A history item as already here: (item_id, kind, amount, at_ms, wallet_id).
+pub type ExistingItem = (String, String, i64, i64, String);
+
+/// History items already here among `ids`.
+pub fn existing_items(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<ExistingItem>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(history::table
+        .filter(history::item_id.eq_any(ids))
+        .select((history::item_id, history::kind, history::amount, history::at_ms, history::wallet_id))
+        .load(connection)?)
+}
