@@ -438,7 +438,55 @@ mod import {
         app.assert_books_balance();
     }
 
+    fn an_export_verifies_and_imports_into_a_new_system(backend: Backend) {
+        let app = TestApp::start(backend);
+        let api = &app.api;
+        app.top_up_budget("1000000");
+        let alice = api.register_citizen("alice");
+        let bob = api.register_citizen("bob");
+        let shop = api.create_merchant(&app.admin(), "shop");
+        api.charge(&alice.token, "100000").expect(201);
+        let payment = api.pay_from(&alice.token, &shop.token, "12345");
+        let payment_id = string(&payment["payment_id"]);
+        assert_eq!(api.refund(&shop.token, &payment_id, "1000").expect(201)["cashback_reversed"], "99");
+        api.gift(&alice.token, &bob.wallet_id, "5000").expect(201);
+        let alice_balance = api.balance(&alice.token);
+        let alice_history = api.history(&alice.token, "limit=50");
+
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let bundle = dir.path().join("bundle");
+        let bundle = bundle.to_str().unwrap();
+        let exported = app.server.run(&["handover", "export", bundle]);
+        assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+        let verified = app.server.run(&["handover", "verify", bundle]);
+        assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+        assert!(String::from_utf8_lossy(&verified.stdout).contains("citizens 2, merchants 1"));
+
+        // The next operator imports it.
+        let next = TestApp::start(backend);
+        let imported = next.server.run(&["handover", "import", bundle]);
+        assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+        let api = &next.api;
+        let alice_there = api.login("alice", crate::support::PASSWORD);
+        assert_eq!(api.balance(&alice_there), alice_balance);
+        let history_there = api.history(&alice_there, "limit=50");
+        let ids = |history: &serde_json::Value| -> Vec<(String, String, String)> {
+            history["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| (string(&item["id"]), string(&item["kind"]), string(&item["amount"])))
+                .collect()
+        };
+        assert_eq!(ids(&history_there), ids(&alice_history));
+        // The rest of the payment refunds there, reversing the rest of its cashback.
+        let shop_there = api.login("shop", crate::support::PASSWORD);
+        assert_eq!(api.refund(&shop_there, &payment_id, "11345").expect(201)["cashback_reversed"], "1135");
+        next.assert_books_balance();
+    }
+
     scenarios!(
+        an_export_verifies_and_imports_into_a_new_system,
         a_snapshot_carries_ids_balances_counters_history_and_passwords,
         a_refused_bundle_leaves_the_database_unchanged_and_deltas_go_in_order
     );

@@ -280,7 +280,7 @@ impl Book {
     pub fn apply(&mut self, command: &Command, now: DateTime<Utc>) -> Result<Outcome, Rejection> {
         let outcome = match command {
             Command::Charge { id, wallet, amount } => self.charge(id, wallet, *amount, now),
-            Command::Gift { id, from, to, amount } => self.gift(id, from, to, *amount, now),
+            Command::Gift { id, gift_in_id, from, to, amount } => self.gift(id, gift_in_id, from, to, *amount, now),
             Command::Pay { id, cashback_id, merchant, code, amount } => {
                 self.pay(id, cashback_id, merchant, code, *amount, now)
             }
@@ -339,6 +339,7 @@ impl Book {
     fn gift(
         &mut self,
         id: &TxId,
+        gift_in_id: &TxId,
         from: &WalletId,
         to: &WalletId,
         amount: Amount,
@@ -374,7 +375,7 @@ impl Book {
                 Some(Counterparty::Wallet(to.clone())),
             ),
             self.history_item(
-                id,
+                gift_in_id,
                 to,
                 HistoryKind::GiftIn,
                 amount.won(),
@@ -486,6 +487,11 @@ impl Book {
                 amount: cashback_amount,
             });
         }
+        // The cashback item belongs to its payment.
+        let history = history
+            .into_iter()
+            .map(|item| if item.kind == HistoryKind::Cashback { item.of_payment(id) } else { item })
+            .collect();
         Ok(self.outcome(
             Receipt::Paid { payment_id: id.clone(), wallet: wallet_id, amount, cashback, at: now },
             Transaction::from_transfers(id.clone(), TxKind::Payment, now, transfers),
@@ -587,6 +593,8 @@ impl Book {
                 amount: reversed,
             });
         }
+        // The refund and its reversal belong to the payment.
+        let history = history.into_iter().map(|item| item.of_payment(payment_id)).collect();
         Ok(self.outcome(
             Receipt::Refunded { refund_id: id.clone(), amount, cashback_reversed: shares.cashback_reversed },
             Transaction::from_transfers(id.clone(), TxKind::Refund, now, transfers),
@@ -793,7 +801,16 @@ impl Book {
         counterparty: Option<Counterparty>,
     ) -> HistoryItem {
         assert!(!balance_after.is_negative(), "history item {id} leaves wallet {wallet} negative");
-        HistoryItem { id: id.clone(), wallet: wallet.clone(), kind, amount, balance_after, at, counterparty }
+        HistoryItem {
+            id: id.clone(),
+            wallet: wallet.clone(),
+            kind,
+            amount,
+            balance_after,
+            at,
+            counterparty,
+            related: None,
+        }
     }
 
     /// Wraps a transaction with the balances after it of the accounts it touched.

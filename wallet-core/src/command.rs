@@ -17,8 +17,9 @@ use crate::settlement::Settlement;
 pub enum Command {
     /// A citizen tops up the wallet from a linked bank account.
     Charge { id: TxId, wallet: WalletId, amount: Amount },
-    /// Wallet to wallet.
-    Gift { id: TxId, from: WalletId, to: WalletId, amount: Amount },
+    /// Wallet to wallet. `gift_in_id` names the receiver's history item (`id` the sender's), so
+    /// every history item has its own id.
+    Gift { id: TxId, gift_in_id: TxId, from: WalletId, to: WalletId, amount: Amount },
     /// A merchant takes a payment against a citizen's payment code. `cashback_id` names the
     /// cashback history item, if the payment earns any.
     Pay { id: TxId, cashback_id: TxId, merchant: MerchantId, code: PaymentCode, amount: Amount },

@@ -53,4 +53,13 @@ pub struct HistoryItem {
     pub balance_after: Won,
     pub at: DateTime<Utc>,
     pub counterparty: Option<Counterparty>,
+    /// The payment a cashback, refund or cashback reversal belongs to.
+    pub related: Option<TxId>,
+}
+
+impl HistoryItem {
+    /// The same item, belonging to `payment`.
+    pub fn of_payment(self, payment: &TxId) -> HistoryItem {
+        HistoryItem { related: Some(payment.clone()), ..self }
+    }
 }

@@ -199,6 +199,7 @@ fn refunds_reverse_the_floored_share_and_the_last_one_the_rest() {
     assert_eq!(ledger.balance("alice"), balance_after_payment.checked_add(won(1_000 - 99)).unwrap());
     let kinds: Vec<_> = first.history.iter().map(|item| (item.kind, item.amount)).collect();
     assert_eq!(kinds, vec![(HistoryKind::Refund, won(1_000)), (HistoryKind::CashbackReversal, won(-99))]);
+    assert!(first.history.iter().all(|item| item.related.as_ref() == Some(&payment)), "items name their payment");
 
     let last = ledger.refund("bakery", &payment, 11_345).unwrap();
     assert_eq!(reversed_of(&last), won(1_135));
@@ -296,6 +297,7 @@ fn gifts_move_between_wallets_within_the_receivers_holding_limit() {
     let items: Vec<_> = outcome.history.iter().map(|item| (item.wallet.as_str(), item.kind, item.amount)).collect();
     assert_eq!(items, vec![("alice", HistoryKind::GiftOut, won(-20_000)), ("bob", HistoryKind::GiftIn, won(20_000))]);
     assert_eq!(outcome.history[0].counterparty, Some(Counterparty::Wallet(wallet_id("bob"))));
+    assert_ne!(outcome.history[0].id, outcome.history[1].id, "each side's history item has its own id");
 
     assert_eq!(ledger.gift("alice", "alice", 1).unwrap_err(), Rejection::GiftToSelf);
     assert_eq!(ledger.gift("alice", "nobody", 1).unwrap_err(), Rejection::UnknownWallet(wallet_id("nobody")));

@@ -63,6 +63,16 @@ enum HandoverCommand {
     },
     /// The last bundle applied, its time and its totals.
     Status,
+    /// Write this system's data as a bundle into a new directory.
+    Export {
+        dir: std::path::PathBuf,
+        /// A delta of what changed since this sequence (not built yet: snapshots only).
+        #[arg(long)]
+        since: Option<u64>,
+        /// The operator named in the manifest.
+        #[arg(long, default_value = "regional-wallet")]
+        operator: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -103,6 +113,19 @@ fn main() -> ExitCode {
             .and_then(|mut connection| {
                 handover::import(&mut connection, &bundle, encoding_named(&encoding), chrono::Utc::now())
             }),
+        Commands::Handover { command: HandoverCommand::Export { since: Some(_), .. } } => {
+            Err("handover export --since (a delta) is not built yet; export a snapshot (without --since) instead"
+                .into())
+        }
+        Commands::Handover { command: HandoverCommand::Export { dir, since: None, operator } } => open_database(
+            &config,
+        )
+        .and_then(|pool| pool.get().map_err(|error| error.to_string()))
+        .and_then(|mut connection| {
+            let summary = handover::export::export_snapshot(&mut connection, &dir, &operator, chrono::Utc::now())?;
+            println!("{summary}");
+            Ok(())
+        }),
         Commands::Handover { command: HandoverCommand::Status } => open_database(&config)
             .and_then(|pool| pool.get().map_err(|error| error.to_string()))
             .and_then(|mut connection| handover::status(&mut connection)),

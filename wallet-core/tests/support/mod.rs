@@ -91,7 +91,8 @@ impl Ledger {
 
     pub fn gift(&mut self, from: &str, to: &str, value: i64) -> Result<Outcome, Rejection> {
         let id = self.fresh_id("gift");
-        self.apply(Command::Gift { id, from: wallet_id(from), to: wallet_id(to), amount: amount(value) })
+        let gift_in_id = self.fresh_id("gift-in");
+        self.apply(Command::Gift { id, gift_in_id, from: wallet_id(from), to: wallet_id(to), amount: amount(value) })
     }
 
     pub fn issue_code(&mut self, wallet: &str) -> PaymentCode {

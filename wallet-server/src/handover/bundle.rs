@@ -26,7 +26,7 @@ pub const CITIZENS_FILE: &str = "citizens.csv";
 pub const MERCHANTS_FILE: &str = "merchants.csv";
 pub const TRANSACTIONS_FILE: &str = "transactions.csv";
 
-const CITIZENS_HEADER: &[&str] = &[
+pub const CITIZENS_HEADER: &[&str] = &[
     "citizen_id",
     "login",
     "password_hash",
@@ -37,9 +37,9 @@ const CITIZENS_HEADER: &[&str] = &[
     "cashback_eligible_spent_this_month",
     "created_at",
 ];
-const MERCHANTS_HEADER: &[&str] =
+pub const MERCHANTS_HEADER: &[&str] =
     &["merchant_id", "login", "password_hash", "name", "business_number", "bank_account", "category", "receivable"];
-const TRANSACTIONS_HEADER: &[&str] =
+pub const TRANSACTIONS_HEADER: &[&str] =
     &["tx_id", "at", "kind", "wallet_id", "merchant_id", "amount", "cashback", "related_tx_id"];
 
 /// Why a bundle is refused: the file and line (1 is the header) where known, and the reason.
@@ -222,6 +222,7 @@ impl Bundle {
         let manifest = self.manifest()?;
         let mut logins = HashSet::new();
         let mut wallets = HashMap::new();
+        let mut wallet_lines: HashMap<WalletId, u64> = HashMap::new();
         let mut citizen_balance_sum = Won::ZERO;
         let mut merchant_receivable_sum = Won::ZERO;
         let mut citizen_ids = HashSet::new();
@@ -231,6 +232,7 @@ impl Bundle {
             if !citizen_ids.insert(row.citizen_id.clone()) {
                 return Err(refuse(format!("citizen_id {:?} appears twice", row.citizen_id)));
             }
+            wallet_lines.insert(row.wallet_id.clone(), line);
             if wallets.insert(row.wallet_id.clone(), row.balance).is_some() {
                 return Err(refuse(format!("wallet_id {:?} appears twice", row.wallet_id.as_str())));
             }
@@ -308,7 +310,10 @@ impl Bundle {
                 ));
             }
             if manifest.history_complete {
-                for (wallet, balance) in &wallets {
+                // In citizens.csv's order, so the refusal names the first wallet that is off.
+                let mut in_file_order: Vec<(&WalletId, &Won)> = wallets.iter().collect();
+                in_file_order.sort_by_key(|(wallet, _)| wallet_lines[*wallet]);
+                for (wallet, balance) in in_file_order {
                     let history = history_sums.get(wallet).copied().unwrap_or(Won::ZERO);
                     if history != *balance {
                         return Err(Refusal::new(

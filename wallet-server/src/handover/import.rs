@@ -364,6 +364,7 @@ fn history_items(
                 balance_after: balance_after.max(Won::ZERO),
                 at: row.at.with_timezone(&Utc),
                 counterparty: row.merchant_id.clone().map(Counterparty::Merchant),
+                related: row.related_tx_id.clone(),
             });
         }
     }

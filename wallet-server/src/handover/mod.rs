@@ -2,6 +2,7 @@
 //! come next.
 
 pub mod bundle;
+pub mod export;
 pub mod import;
 
 use std::path::Path;

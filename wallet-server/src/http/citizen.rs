@@ -156,7 +156,7 @@ async fn gift(state: State, request: HttpRequest, body: web::Json<Value>) -> Res
     let parsed: GiftBody = parse_body(body.into_inner())?;
     let amount = parse_amount(&parsed.amount)?;
     let to = WalletId::parse(&parsed.to_wallet_id).map_err(|_| ApiError::not_found("no such wallet"))?;
-    let command = Command::Gift { id: new_tx_id(), from: wallet, to, amount };
+    let command = Command::Gift { id: new_tx_id(), gift_in_id: new_tx_id(), from: wallet, to, amount };
     Ok(submit(&state, &principal, key, WriteOp::Ledger(command)).await)
 }
 

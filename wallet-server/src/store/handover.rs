@@ -197,3 +197,92 @@ pub fn existing_items(connection: &mut DbConn, ids: &[String]) -> StoreResult<Ve
         .select((history::item_id, history::kind, history::amount, history::at_ms, history::wallet_id))
         .load(connection)?)
 }
+
+/// One exported citizen: (citizen_id, login, password_hash, wallet_id, balance, month, charged,
+/// eligible_spent, created_at_ms).
+pub type CitizenExport = (String, String, String, String, i64, String, i64, i64, i64);
+/// One exported merchant: (merchant_id, login, password_hash, name, business_number,
+/// bank_account, category, receivable).
+pub type MerchantExport = (String, String, String, String, String, String, Option<String>, i64);
+/// One exported history item: (seq, item_id, at_ms, kind, wallet_id, counterparty, amount,
+/// related_id, the payment's cashback when it is a payment).
+pub type HistoryExport = (i64, String, i64, String, String, Option<String>, i64, Option<String>, Option<i64>);
+
+/// A page of citizens after `after` (by citizen id).
+pub fn citizens_page(connection: &mut DbConn, after: &str, limit: i64) -> StoreResult<Vec<CitizenExport>> {
+    Ok(principals::table
+        .inner_join(wallets::table.on(wallets::citizen_id.eq(principals::principal_id)))
+        .filter(principals::principal_id.gt(after))
+        .order(principals::principal_id)
+        .limit(limit)
+        .select((
+            principals::principal_id,
+            principals::login,
+            principals::password_hash,
+            wallets::wallet_id,
+            wallets::balance,
+            wallets::month,
+            wallets::charged,
+            wallets::eligible_spent,
+            principals::created_at_ms,
+        ))
+        .load(connection)?)
+}
+
+/// A page of merchants after `after` (by merchant id).
+pub fn merchants_page(connection: &mut DbConn, after: &str, limit: i64) -> StoreResult<Vec<MerchantExport>> {
+    Ok(principals::table
+        .inner_join(merchants::table.on(merchants::merchant_id.eq(principals::principal_id)))
+        .filter(principals::principal_id.gt(after))
+        .order(principals::principal_id)
+        .limit(limit)
+        .select((
+            principals::principal_id,
+            principals::login,
+            principals::password_hash,
+            merchants::name,
+            merchants::business_number,
+            merchants::bank_account,
+            merchants::category,
+            merchants::receivable,
+        ))
+        .load(connection)?)
+}
+
+/// A page of history after `after_seq`, in the order it was written.
+pub fn history_page(connection: &mut DbConn, after_seq: i64, limit: i64) -> StoreResult<Vec<HistoryExport>> {
+    use super::schema::payments;
+    Ok(history::table
+        .left_join(payments::table.on(payments::payment_id.eq(history::item_id)))
+        .filter(history::seq.gt(after_seq))
+        .order(history::seq)
+        .limit(limit)
+        .select((
+            history::seq,
+            history::item_id,
+            history::at_ms,
+            history::kind,
+            history::wallet_id,
+            history::counterparty,
+            history::amount,
+            history::related_id,
+            payments::cashback.nullable(),
+        ))
+        .load(connection)?)
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    total: i64,
+}
+
+/// Wallets whose history does not add up to their balance (0 when history is complete).
+pub fn wallets_with_incomplete_history(connection: &mut DbConn) -> StoreResult<i64> {
+    let count: Count = diesel::sql_query(
+        "SELECT COUNT(*) AS total FROM wallets w WHERE w.balance <> \
+         (SELECT CAST(COALESCE(SUM(h.amount), 0) AS BIGINT) FROM history h WHERE h.wallet_id = w.wallet_id)",
+    )
+    .get_result(connection)?;
+    Ok(count.total)
+}

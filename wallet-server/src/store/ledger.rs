@@ -436,6 +436,7 @@ pub fn save_history(connection: &mut DbConn, items: &[HistoryItem]) -> StoreResu
                 history::balance_after.eq(cents(item.balance_after)?),
                 history::at_ms.eq(millis(item.at)),
                 history::counterparty.eq(counterparty),
+                history::related_id.eq(item.related.as_ref().map(|id| id.as_str())),
             ))
             .execute(connection)?;
     }

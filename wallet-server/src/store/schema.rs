@@ -159,6 +159,7 @@ diesel::table! {
         balance_after -> BigInt,
         at_ms -> BigInt,
         counterparty -> Nullable<Text>,
+        related_id -> Nullable<Text>,
     }
 }
 

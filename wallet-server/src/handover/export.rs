@@ -1,0 +1,201 @@
+//! Writing this system's own data as a handover bundle (a snapshot), so that the next handover,
+//! away from this system, is as routine as the one into it. Rows are read a page at a time and
+//! streamed to the files, which are hashed as they are written.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::bundle::{CITIZENS_FILE, FORMAT, MERCHANTS_FILE, TRANSACTIONS_FILE};
+use diesel::Connection;
+
+use crate::store::{self, handover as rows, ledger, DbConn};
+
+/// Rows read per query.
+const PAGE_ROWS: i64 = 5_000;
+
+/// A file being written: its hash and data-row count as it goes.
+struct HashedCsv {
+    writer: csv::Writer<HashingWriter>,
+    rows: u64,
+}
+
+struct HashingWriter {
+    file: BufWriter<File>,
+    hasher: Sha256,
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.file.write(bytes)?;
+        self.hasher.update(&bytes[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl HashedCsv {
+    fn create(path: &Path, header: &[&str]) -> Result<HashedCsv, String> {
+        let file = File::create(path).map_err(|error| format!("cannot create {}: {error}", path.display()))?;
+        let writer = HashingWriter { file: BufWriter::new(file), hasher: Sha256::new() };
+        // LF line ends and quoting only where RFC 4180 needs it, as HANDOVER.md's examples.
+        let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(writer);
+        writer.write_record(header).map_err(|error| error.to_string())?;
+        Ok(HashedCsv { writer, rows: 0 })
+    }
+
+    fn row(&mut self, fields: &[&str]) -> Result<(), String> {
+        self.rows += 1;
+        self.writer.write_record(fields).map_err(|error| error.to_string())
+    }
+
+    /// Flushes and syncs the file; its (rows, sha256).
+    fn finish(self) -> Result<(u64, String), String> {
+        let rows = self.rows;
+        let mut inner = self.writer.into_inner().map_err(|error| error.to_string())?;
+        inner.file.flush().map_err(|error| error.to_string())?;
+        inner.file.get_ref().sync_all().map_err(|error| error.to_string())?;
+        Ok((rows, hex::encode(inner.hasher.finalize())))
+    }
+}
+
+fn time(ms: i64) -> Result<String, String> {
+    let at = DateTime::from_timestamp_millis(ms).ok_or_else(|| format!("time {ms} ms is out of range"))?;
+    let kst = FixedOffset::east_opt(9 * 3600).expect("nine hours is a valid offset");
+    Ok(at.with_timezone(&kst).to_rfc3339())
+}
+
+/// Writes a snapshot of this system into `dir` (which must be empty or not exist).
+pub fn export_snapshot(
+    connection: &mut DbConn,
+    dir: &Path,
+    operator: &str,
+    now: DateTime<Utc>,
+) -> Result<String, String> {
+    std::fs::create_dir_all(dir).map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+    if std::fs::read_dir(dir).map_err(|error| error.to_string())?.next().is_some() {
+        return Err(format!("{} is not empty; export into a new directory", dir.display()));
+    }
+    let failed = |error: store::StoreError| error.to_string();
+    // One consistent view of the books, without blocking the writer: a read transaction (WAL
+    // gives SQLite readers a snapshot; PostgreSQL needs REPEATABLE READ for one).
+    let exported = connection.transaction(|connection| -> Result<Result<String, String>, diesel::result::Error> {
+        use diesel::RunQueryDsl;
+        if let DbConn::Pg(pg) = connection {
+            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(pg)?;
+        }
+        Ok((|| -> Result<String, String> {
+        let mut citizens = HashedCsv::create(&dir.join(CITIZENS_FILE), super::bundle::CITIZENS_HEADER)?;
+        let mut after = String::new();
+        loop {
+            let page = rows::citizens_page(connection, &after, PAGE_ROWS).map_err(failed)?;
+            for row in &page {
+                let created_at = time(row.8)?;
+                citizens.row(&[
+                    &row.0,
+                    &row.1,
+                    &row.2,
+                    &row.3,
+                    &row.4.to_string(),
+                    &row.5,
+                    &row.6.to_string(),
+                    &row.7.to_string(),
+                    &created_at,
+                ])?;
+            }
+            match page.last() {
+                Some(last) if page.len() as i64 == PAGE_ROWS => after = last.0.clone(),
+                _ => break,
+            }
+        }
+        let mut merchants = HashedCsv::create(&dir.join(MERCHANTS_FILE), super::bundle::MERCHANTS_HEADER)?;
+        after.clear();
+        loop {
+            let page = rows::merchants_page(connection, &after, PAGE_ROWS).map_err(failed)?;
+            for row in &page {
+                merchants.row(&[
+                    &row.0,
+                    &row.1,
+                    &row.2,
+                    &row.3,
+                    &row.4,
+                    &row.5,
+                    row.6.as_deref().unwrap_or(""),
+                    &row.7.to_string(),
+                ])?;
+            }
+            match page.last() {
+                Some(last) if page.len() as i64 == PAGE_ROWS => after = last.0.clone(),
+                _ => break,
+            }
+        }
+        let mut transactions = HashedCsv::create(&dir.join(TRANSACTIONS_FILE), super::bundle::TRANSACTIONS_HEADER)?;
+        let mut after_seq = 0;
+        loop {
+            let page = rows::history_page(connection, after_seq, PAGE_ROWS).map_err(failed)?;
+            for row in &page {
+                let at = time(row.2)?;
+                let merchant_side = matches!(row.3.as_str(), "payment" | "cashback" | "refund" | "cashback_reversal");
+                let merchant_id = if merchant_side { row.5.as_deref().unwrap_or("") } else { "" };
+                let cashback = if row.3 == "payment" { row.8.map(|won| won.to_string()).unwrap_or_default() } else { String::new() };
+                transactions.row(&[
+                    &row.1,
+                    &at,
+                    &row.3,
+                    &row.4,
+                    merchant_id,
+                    &row.6.to_string(),
+                    &cashback,
+                    row.7.as_deref().unwrap_or(""),
+                ])?;
+            }
+            match page.last() {
+                Some(last) if page.len() as i64 == PAGE_ROWS => after_seq = last.0,
+                _ => break,
+            }
+        }
+        let (citizen_rows, citizen_sha) = citizens.finish()?;
+        let (merchant_rows, merchant_sha) = merchants.finish()?;
+        let (transaction_rows, transaction_sha) = transactions.finish()?;
+        let (wallets_sum, merchants_sum) = store::reads::account_sums(connection).map_err(failed)?;
+        let (_, budget, _) = ledger::load_state(connection, false).map_err(failed)?;
+        let history_complete = rows::wallets_with_incomplete_history(connection).map_err(failed)? == 0;
+        let kst = FixedOffset::east_opt(9 * 3600).expect("nine hours is a valid offset");
+        let manifest = json!({
+            "format": FORMAT,
+            "operator": operator,
+            "currency": "KRW",
+            "kind": "snapshot",
+            "sequence": 0,
+            "as_of": now.with_timezone(&kst).to_rfc3339(),
+            "history_complete": history_complete,
+            "files": {
+                CITIZENS_FILE: {"rows": citizen_rows, "sha256": citizen_sha},
+                MERCHANTS_FILE: {"rows": merchant_rows, "sha256": merchant_sha},
+                TRANSACTIONS_FILE: {"rows": transaction_rows, "sha256": transaction_sha},
+            },
+            "totals": {
+                "citizen_balance_sum": wallets_sum.to_string(),
+                "merchant_receivable_sum": merchants_sum.to_string(),
+                "cashback_budget_remaining": budget.remaining().to_string(),
+            }
+        });
+        let text = serde_json::to_string_pretty(&manifest).map_err(|error| error.to_string())?;
+        std::fs::write(dir.join("manifest.json"), text).map_err(|error| error.to_string())?;
+        Ok(format!(
+            "exported a snapshot to {}: citizens {citizen_rows}, merchants {merchant_rows}, transactions {transaction_rows}; \
+             wallets {wallets_sum} won, receivables {merchants_sum} won, cashback budget remaining {} won",
+            dir.display(),
+            budget.remaining()
+        ))
+        })())
+    });
+    exported.map_err(|error| format!("the database failed: {error}"))?
+}
