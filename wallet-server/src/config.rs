@@ -30,7 +30,9 @@ pub struct Config {
     pub session_idle: Duration,
     /// `WALLET_SESSION_MAX_S`: a session is over this long after login, used or not.
     pub session_lifetime: Duration,
-    /// `WALLET_ADMISSION=off` turns the request limiter off (for measuring what it prevents).
+    /// `WALLET_ADMISSION=off` turns admission control off: the request limiter, the session
+    /// capacity with its waiting room, and the bound on queued password work (for measuring
+    /// what they prevent).
     pub admission: bool,
     /// `WALLET_ARGON2_QUEUE_MAX`: password checks waiting for a core before logins go to the
     /// waiting room and registrations are refused.

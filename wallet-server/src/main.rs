@@ -208,7 +208,9 @@ fn serve(config: Config) -> Result<(), String> {
     };
     let gate = admission::gate::Gate::new(limits, config.admission);
     actix_web::rt::System::new().block_on(async move {
-        let passwords = auth::PasswordPool::new(config.argon2, config.argon2_queue_max);
+        // With admission off, password work queues without bound, as a server without admission would.
+        let argon2_queue_max = if config.admission { config.argon2_queue_max } else { usize::MAX };
+        let passwords = auth::PasswordPool::new(config.argon2, argon2_queue_max);
         let waiting_room = std::sync::Mutex::new(admission::waiting_room::WaitingRoom::default());
         let sessions_active = http::SessionCount::default();
         let state = web::Data::new(http::AppState {

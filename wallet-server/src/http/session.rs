@@ -144,8 +144,9 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
         with_connection(&state, move |connection, _| store::auth::find_principal(connection, &login)).await?;
     let is_citizen = principal.as_ref().is_some_and(|principal| principal.role == "citizen");
     let mut admitted_ticket = None;
-    // Citizens wait for a free slot before any password work is done; merchants and admins never wait.
-    if is_citizen {
+    // Citizens wait for a free slot before any password work is done; merchants and admins never
+    // wait. (With WALLET_ADMISSION=off there is no waiting room and no session capacity.)
+    if is_citizen && state.config.admission {
         let now_ms = store::ledger::millis(state.clock.now());
         let active = state.sessions_active.current(&state, now_ms).await?;
         // With the password pool full, nobody new can be checked now: wait in line instead.
@@ -201,7 +202,7 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
         let now = state.clock.now();
         let expires_at = now + chrono::Duration::from_std(state.config.session_lifetime).unwrap_or_default();
         let (now_ms, expires_at_ms) = (store::ledger::millis(now), store::ledger::millis(expires_at));
-        let created = if principal.role == "citizen" {
+        let created = if principal.role == "citizen" && state.config.admission {
             store::auth::insert_citizen_session_within(
                 connection,
                 &token_hash,
