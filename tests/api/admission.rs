@@ -255,7 +255,27 @@ fn ticket_order_holds_across_two_servers(backend: Backend) {
     try_login(&one, &second_in_line, Some(&second_ticket)).expect(201);
 }
 
+fn an_idle_session_gives_its_slot_back(backend: Backend) {
+    let app = TestApp::start_with(backend, &[("WALLET_MAX_SESSIONS", "1")]);
+    let api = &app.api;
+    let idle = api.register_citizen("idle"); // holds the one slot, then goes quiet
+    let next = register(api, "next");
+    let (ticket, _) = queued(&try_login(api, &next, None));
+    // Past the 15-minute idle timeout, polling the ticket on the way so it is kept: the sweep
+    // ends the idle session and frees its slot.
+    let start = chrono::DateTime::parse_from_rfc3339(crate::support::CLOCK_START).unwrap();
+    for step in 1..=17 {
+        let now = start + chrono::Duration::seconds(step * 55);
+        app.set_clock(&now.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        position_of(api, &ticket);
+    }
+    ready(api, &ticket);
+    try_login(api, &next, Some(&ticket)).expect(201);
+    api.get("/v1/wallet", &idle.token).expect_error(401, "unauthorized");
+}
+
 scenarios!(
+    an_idle_session_gives_its_slot_back,
     ticket_order_holds_across_two_servers,
     session_capacity_holds_across_two_servers,
     a_full_server_queues_citizens_first_in_first_out,

@@ -400,11 +400,9 @@ async fn trial_balance(state: State, request: HttpRequest) -> Result<HttpRespons
 async fn admission(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let now_ms = store::ledger::millis(state.clock.now());
-    // Counted now, not the cached count logins use: every server's sessions, exactly.
-    let active = with_connection(&state, move |connection, state| {
-        store::auth::count_active_citizen_sessions(connection, now_ms, state.config.session_idle.as_millis() as i64)
-    })
-    .await?;
+    // Read now, not the cached figure logins use: every server's sessions (idle ones until the
+    // next sweep, within 5 s).
+    let active = with_connection(&state, move |connection, _| store::auth::citizen_slots_used(connection)).await?;
     let room = state.waiting_room.lock().map_err(|_| ApiError::internal())?;
     let waiting = room.waiting();
     Ok(HttpResponse::Ok().json(json!({

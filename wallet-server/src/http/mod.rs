@@ -83,11 +83,9 @@ async fn healthz() -> HttpResponse {
     )
 )]
 async fn metrics(state: State) -> Result<HttpResponse, ApiError> {
-    let (budget, active) = with_connection(&state, |connection, state| {
+    let (budget, active) = with_connection(&state, |connection, _| {
         let (_, budget, _) = store::ledger::load_state(connection, false)?;
-        let now_ms = store::ledger::millis(state.clock.now());
-        let idle_ms = state.config.session_idle.as_millis() as i64;
-        let active = store::auth::count_active_citizen_sessions(connection, now_ms, idle_ms)?;
+        let active = store::auth::citizen_slots_used(connection)?;
         Ok((budget, active))
     })
     .await?;
@@ -174,9 +172,9 @@ async fn metrics(state: State) -> Result<HttpResponse, ApiError> {
 /// How long a count of active citizen sessions is used before it is taken again.
 const SESSION_COUNT_REFRESH_MS: i64 = 250;
 
-/// Citizen sessions holding a slot: counted in the database (shared by every server on it) at
+/// Citizen sessions holding a slot: read from the database (shared by every server on it) at
 /// most every [`SESSION_COUNT_REFRESH_MS`], plus the logins let in and the logouts seen here
-/// since, so a burst between two counts cannot pass the capacity.
+/// since. It decides who may try; the slot itself is taken atomically with the session.
 #[derive(Default)]
 pub struct SessionCount {
     /// (counted in the database, when, change seen here since).
@@ -191,11 +189,7 @@ impl SessionCount {
                 return Ok(inner.0 + inner.2);
             }
         }
-        let counted = with_connection(state, move |connection, state| {
-            let idle_ms = state.config.session_idle.as_millis() as i64;
-            store::auth::count_active_citizen_sessions(connection, now_ms, idle_ms)
-        })
-        .await?;
+        let counted = with_connection(state, move |connection, _| store::auth::citizen_slots_used(connection)).await?;
         let mut inner = self.inner.lock().map_err(|_| ApiError::internal())?;
         *inner = (counted, now_ms, 0);
         Ok(counted)

@@ -210,7 +210,6 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
                 now_ms,
                 expires_at_ms,
                 state.config.sessions_capacity,
-                state.config.session_idle.as_millis() as i64,
             )?
         } else {
             store::auth::insert_session(
@@ -316,6 +315,9 @@ async fn rejoin_line(state: &State, login: &str, ticket: Option<String>) -> Resu
     Ok(place)
 }
 
+/// Sessions are swept every this many line syncs (5 s).
+const SWEEP_EVERY_TICKS: u64 = 10;
+
 /// How often each server re-reads the shared line.
 const LINE_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -325,8 +327,22 @@ const LINE_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis
 pub async fn keep_line_in_sync(state: State) {
     let mut interval = tokio::time::interval(LINE_SYNC_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
     loop {
         interval.tick().await;
+        ticks += 1;
+        if ticks % SWEEP_EVERY_TICKS == 0 {
+            // Idle and expired sessions give their slots back, and the count of slots in use is
+            // made exact again.
+            let swept = with_connection(&state, |connection, state| {
+                let now_ms = store::ledger::millis(state.clock.now());
+                store::auth::sweep_citizen_sessions(connection, now_ms, state.config.session_idle.as_millis() as i64)
+            })
+            .await;
+            if let Err(error) = swept {
+                tracing::warn!(%error, "session sweep failed; retrying");
+            }
+        }
         let Ok(touched) = lock_room(&state).map(|mut room| room.take_touched()) else { continue };
         let cutoff_ms = store::ledger::millis(state.clock.now()) - TICKET_POLL_GRACE_MS;
         let line =

@@ -149,15 +149,28 @@ pub fn touch_session(connection: &mut DbConn, token_hash: &str, now_ms: i64) -> 
     Ok(())
 }
 
+/// Ends a session; a citizen's frees its slot at once.
 pub fn delete_session(connection: &mut DbConn, token_hash: &str) -> StoreResult<()> {
-    diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash))).execute(connection)?;
-    Ok(())
+    super::write_transaction(connection, |connection| {
+        let deleted = diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash)))
+            .returning(sessions::role)
+            .get_results::<String>(connection);
+        let roles = match deleted {
+            Ok(roles) => roles,
+            Err(error) => return Err(error.into()),
+        };
+        if roles.iter().any(|role| role == "citizen") {
+            diesel::update(session_slots::table.filter(session_slots::id.eq(1)).filter(session_slots::used.gt(0)))
+                .set(session_slots::used.eq(session_slots::used - 1))
+                .execute(connection)?;
+        }
+        Ok(())
+    })
 }
 
-/// Inserts a citizen session only while fewer than `capacity` citizen sessions hold a slot. The
-/// count and the insert are one step for every server on the database: SQLite's write lock, and
-/// on PostgreSQL a transaction-scoped advisory lock taken by every such insert.
-#[allow(clippy::too_many_arguments)]
+/// Inserts a citizen session only while fewer than `capacity` citizen sessions hold a slot:
+/// taking the slot is one conditional update of the `session_slots` row, atomic for every
+/// server on the database.
 pub fn insert_citizen_session_within(
     connection: &mut DbConn,
     token_hash: &str,
@@ -165,15 +178,14 @@ pub fn insert_citizen_session_within(
     now_ms: i64,
     expires_at_ms: i64,
     capacity: i64,
-    idle_timeout_ms: i64,
 ) -> StoreResult<bool> {
     super::write_transaction(connection, |connection| {
-        if let DbConn::Pg(pg) = connection {
-            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                .bind::<diesel::sql_types::BigInt, _>(CITIZEN_SESSIONS_LOCK)
-                .execute(pg)?;
-        }
-        if count_active_citizen_sessions(connection, now_ms, idle_timeout_ms)? >= capacity {
+        let taken = diesel::update(
+            session_slots::table.filter(session_slots::id.eq(1)).filter(session_slots::used.lt(capacity)),
+        )
+        .set(session_slots::used.eq(session_slots::used + 1))
+        .execute(connection)?;
+        if taken == 0 {
             return Ok(false);
         }
         insert_session(connection, token_hash, principal_id, "citizen", now_ms, expires_at_ms)?;
@@ -181,15 +193,25 @@ pub fn insert_citizen_session_within(
     })
 }
 
-/// The advisory lock key that serializes citizen session inserts on PostgreSQL ("wallet" in ASCII).
-const CITIZEN_SESSIONS_LOCK: i64 = 0x77_61_6c_6c_65_74;
+/// Citizen session slots in use now (sessions idle or expired since the last sweep included).
+pub fn citizen_slots_used(connection: &mut DbConn) -> StoreResult<i64> {
+    Ok(session_slots::table.filter(session_slots::id.eq(1)).select(session_slots::used).first(connection)?)
+}
 
-/// Citizen sessions that still hold a slot: not expired and seen within the idle timeout.
-pub fn count_active_citizen_sessions(connection: &mut DbConn, now_ms: i64, idle_timeout_ms: i64) -> StoreResult<i64> {
-    Ok(sessions::table
-        .filter(sessions::role.eq("citizen"))
-        .filter(sessions::last_seen_ms.gt(now_ms - idle_timeout_ms))
-        .filter(sessions::expires_at_ms.gt(now_ms))
-        .count()
-        .get_result(connection)?)
+/// Ends citizen sessions idle or expired at `now_ms` and sets the slots in use to the count of
+/// those left: run every few seconds by each server, it keeps `session_slots` exact.
+pub fn sweep_citizen_sessions(connection: &mut DbConn, now_ms: i64, idle_timeout_ms: i64) -> StoreResult<i64> {
+    super::write_transaction(connection, |connection| {
+        diesel::delete(
+            sessions::table
+                .filter(sessions::role.eq("citizen"))
+                .filter(sessions::last_seen_ms.le(now_ms - idle_timeout_ms).or(sessions::expires_at_ms.le(now_ms))),
+        )
+        .execute(connection)?;
+        let left: i64 = sessions::table.filter(sessions::role.eq("citizen")).count().get_result(connection)?;
+        diesel::update(session_slots::table.filter(session_slots::id.eq(1)))
+            .set(session_slots::used.eq(left))
+            .execute(connection)?;
+        Ok(left)
+    })
 }

@@ -179,6 +179,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     history,
     waiting_tickets,
     handover_bundles,
+    session_slots,
 );
 
 diesel::table! {
@@ -204,5 +205,12 @@ diesel::table! {
         merchant_receivable_sum -> BigInt,
         cashback_budget_remaining -> BigInt,
         applied_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    session_slots (id) {
+        id -> Integer,
+        used -> BigInt,
     }
 }
