@@ -37,6 +37,9 @@ pub struct Config {
     /// `WALLET_ARGON2_QUEUE_MAX`: password checks waiting for a core before logins go to the
     /// waiting room and registrations are refused.
     pub argon2_queue_max: usize,
+    /// `WALLET_LISTEN_BACKLOG`: connections the kernel holds for accepting. A cutover storm
+    /// opens thousands at once; past the backlog they are refused before the server sees them.
+    pub listen_backlog: u32,
     /// `WALLET_CONCURRENCY_MAX`: the most requests the adaptive limiter ever lets in at once.
     pub concurrency_max: usize,
 }
@@ -80,6 +83,7 @@ impl Config {
                 Some("off") => false,
                 Some(other) => return Err(format!("WALLET_ADMISSION={other:?}; use on or off")),
             },
+            listen_backlog: number("WALLET_LISTEN_BACKLOG", 4_096, 16..=65_535)?,
             argon2_queue_max: number("WALLET_ARGON2_QUEUE_MAX", 64, 1..=100_000)?,
             concurrency_max: number("WALLET_CONCURRENCY_MAX", 1_024, 2..=100_000)?,
         })

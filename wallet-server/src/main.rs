@@ -84,7 +84,15 @@ enum AdminCommand {
     },
 }
 
+/// Malloc arenas at most: glibc gives every thread that allocates its own arena and keeps what
+/// it frees there, so a storm that touches many threads would hold memory it no longer uses.
+const MALLOC_ARENAS_MAX: libc::c_int = 4;
+
 fn main() -> ExitCode {
+    // SAFETY: mallopt only sets an allocator parameter; it is called before any other thread.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS_MAX);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,actix_server=warn".into()),
@@ -198,6 +206,8 @@ fn serve(config: Config) -> Result<(), String> {
     let writer = writer::Writer::start(pool.clone(), clock.clone(), config.writer_queue_max, config.batch_size_max);
     let bind = config.bind.clone();
     let workers = config.workers;
+    let backlog = config.listen_backlog;
+    let blocking_threads = (config.pool_size as usize).div_ceil(workers.max(1)) + 2;
     tracing::info!(%bind, database = ?config.database, "starting");
     let defaults = admission::limiter::Settings::default();
     let limits = admission::limiter::Settings {
@@ -234,6 +244,10 @@ fn serve(config: Config) -> Result<(), String> {
                 .configure(http::routes)
         })
         .workers(workers)
+        .backlog(backlog)
+        // Blocking work (database reads, logins) runs on at most this many threads per worker:
+        // enough for the pool, and few, since each thread's allocator arena keeps memory.
+        .worker_max_blocking_threads(blocking_threads)
         .shutdown_timeout(30)
         .bind(&bind)
         .map_err(|error| format!("cannot listen on {bind}: {error}"))?
