@@ -87,11 +87,15 @@ enum AdminCommand {
 /// Malloc arenas at most: glibc gives every thread that allocates its own arena and keeps what
 /// it frees there, so a storm that touches many threads would hold memory it no longer uses.
 const MALLOC_ARENAS_MAX: libc::c_int = 4;
+/// Allocations from this size up are mapped on their own and given back when freed. Fixed, so
+/// glibc does not raise it after the first freed argon2 buffer (19 MiB) and keep every later one.
+const MALLOC_MMAP_THRESHOLD_BYTES: libc::c_int = 1 << 20;
 
 fn main() -> ExitCode {
     // SAFETY: mallopt only sets an allocator parameter; it is called before any other thread.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS_MAX);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD_BYTES);
     }
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -140,7 +140,7 @@ fn apply(
             row.created_at.timestamp_millis(),
         )
         .map_err(|error| conflict("citizens.csv", &row.login, error))?;
-        store::handover::put_wallet(
+        store::auth::put_wallet(
             connection,
             row.wallet_id.as_str(),
             &row.citizen_id,
@@ -159,14 +159,14 @@ fn apply(
             now_ms,
         )
         .map_err(|error| conflict("merchants.csv", &row.login, error))?;
-        let merchant = store::handover::CarriedMerchant {
+        let merchant = store::auth::MerchantDetails {
             merchant_id: row.merchant_id.as_str(),
             name: &row.name,
             business_number: &row.business_number,
             bank_account: &row.bank_account,
             category: row.category.as_deref(),
         };
-        store::handover::put_merchant(connection, &merchant)?;
+        store::auth::put_merchant(connection, &merchant)?;
     }
     let wallet_ids: Vec<String> = rows.citizens.iter().map(|row| row.wallet_id.to_string()).collect();
     for chunk in wallet_ids.chunks(IDS_PER_QUERY_MAX) {

@@ -105,14 +105,14 @@ async fn create_merchant(state: State, request: HttpRequest, body: web::Json<Val
             if !store::auth::insert_principal(connection, &id, &login, "merchant", &hash, now_ms)? {
                 return Ok(false);
             }
-            let merchant = store::auth::NewMerchant {
+            let merchant = store::auth::MerchantDetails {
                 merchant_id: &id,
                 name: &name,
                 business_number: &business_number,
                 bank_account: &bank_account,
                 category: category.as_deref(),
             };
-            store::auth::insert_merchant(connection, &merchant)?;
+            store::auth::put_merchant(connection, &merchant)?;
             Ok(true)
         })
     })

@@ -107,7 +107,7 @@ async fn register(state: State, body: web::Json<Value>) -> Result<HttpResponse, 
             )? {
                 return Ok(false);
             }
-            store::auth::insert_wallet(connection, &wallet, &citizen, &Month::of(now).to_string())?;
+            store::auth::put_wallet(connection, &wallet, &citizen, &Month::of(now).to_string(), 0, 0)?;
             Ok(true)
         })
     })

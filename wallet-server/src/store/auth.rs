@@ -1,6 +1,7 @@
 //! Principals (who can log in) and their sessions.
 
 use diesel::prelude::*;
+use diesel::upsert::excluded;
 
 use super::schema::*;
 use super::{is_unique_violation, DbConn, StoreResult};
@@ -45,22 +46,37 @@ pub fn insert_principal(
     }
 }
 
-pub fn insert_wallet(connection: &mut DbConn, wallet_id: &str, citizen_id: &str, month: &str) -> StoreResult<()> {
-    diesel::insert_into(wallets::table)
-        .values((
-            wallets::wallet_id.eq(wallet_id),
-            wallets::citizen_id.eq(citizen_id),
-            wallets::balance.eq(0i64),
-            wallets::month.eq(month),
-            wallets::charged.eq(0i64),
-            wallets::eligible_spent.eq(0i64),
-            wallets::cashback_earned.eq(0i64),
+/// Adds a wallet at balance 0 (the ledger moves won in), or replaces the month's counters of
+/// one already here (a handover delta).
+pub fn put_wallet(
+    connection: &mut DbConn,
+    wallet_id: &str,
+    citizen_id: &str,
+    month: &str,
+    charged: i64,
+    eligible_spent: i64,
+) -> StoreResult<()> {
+    let row = (
+        wallets::wallet_id.eq(wallet_id),
+        wallets::citizen_id.eq(citizen_id),
+        wallets::balance.eq(0i64),
+        wallets::month.eq(month),
+        wallets::charged.eq(charged),
+        wallets::eligible_spent.eq(eligible_spent),
+        wallets::cashback_earned.eq(0i64),
+    );
+    upsert!(
+        connection,
+        diesel::insert_into(wallets::table).values(row).on_conflict(wallets::wallet_id).do_update().set((
+            wallets::month.eq(excluded(wallets::month)),
+            wallets::charged.eq(excluded(wallets::charged)),
+            wallets::eligible_spent.eq(excluded(wallets::eligible_spent)),
         ))
-        .execute(connection)?;
+    )?;
     Ok(())
 }
 
-pub struct NewMerchant<'a> {
+pub struct MerchantDetails<'a> {
     pub merchant_id: &'a str,
     pub name: &'a str,
     pub business_number: &'a str,
@@ -68,18 +84,27 @@ pub struct NewMerchant<'a> {
     pub category: Option<&'a str>,
 }
 
-pub fn insert_merchant(connection: &mut DbConn, merchant: &NewMerchant<'_>) -> StoreResult<()> {
-    diesel::insert_into(merchants::table)
-        .values((
-            merchants::merchant_id.eq(merchant.merchant_id),
-            merchants::name.eq(merchant.name),
-            merchants::business_number.eq(merchant.business_number),
-            merchants::bank_account.eq(merchant.bank_account),
-            merchants::category.eq(merchant.category),
-            merchants::receivable.eq(0i64),
-            merchants::carried_negative.eq(0i64),
+/// Adds a merchant with nothing receivable (the ledger moves it in), or replaces the details of
+/// one already here (a handover delta).
+pub fn put_merchant(connection: &mut DbConn, merchant: &MerchantDetails<'_>) -> StoreResult<()> {
+    let row = (
+        merchants::merchant_id.eq(merchant.merchant_id),
+        merchants::name.eq(merchant.name),
+        merchants::business_number.eq(merchant.business_number),
+        merchants::bank_account.eq(merchant.bank_account),
+        merchants::category.eq(merchant.category),
+        merchants::receivable.eq(0i64),
+        merchants::carried_negative.eq(0i64),
+    );
+    upsert!(
+        connection,
+        diesel::insert_into(merchants::table).values(row).on_conflict(merchants::merchant_id).do_update().set((
+            merchants::name.eq(excluded(merchants::name)),
+            merchants::business_number.eq(excluded(merchants::business_number)),
+            merchants::bank_account.eq(excluded(merchants::bank_account)),
+            merchants::category.eq(excluded(merchants::category)),
         ))
-        .execute(connection)?;
+    )?;
     Ok(())
 }
 

@@ -122,68 +122,6 @@ pub fn put_principal(
     Ok(())
 }
 
-/// Adds a wallet carried over at balance 0 (the ledger moves its balance in), or replaces the
-/// month's counters of one already here.
-pub fn put_wallet(
-    connection: &mut DbConn,
-    wallet_id: &str,
-    citizen_id: &str,
-    month: &str,
-    charged: i64,
-    eligible_spent: i64,
-) -> StoreResult<()> {
-    let row = (
-        wallets::wallet_id.eq(wallet_id),
-        wallets::citizen_id.eq(citizen_id),
-        wallets::balance.eq(0i64),
-        wallets::month.eq(month),
-        wallets::charged.eq(charged),
-        wallets::eligible_spent.eq(eligible_spent),
-        wallets::cashback_earned.eq(0i64),
-    );
-    upsert!(
-        connection,
-        diesel::insert_into(wallets::table).values(row).on_conflict(wallets::wallet_id).do_update().set((
-            wallets::month.eq(excluded(wallets::month)),
-            wallets::charged.eq(excluded(wallets::charged)),
-            wallets::eligible_spent.eq(excluded(wallets::eligible_spent)),
-        ))
-    )?;
-    Ok(())
-}
-
-pub struct CarriedMerchant<'a> {
-    pub merchant_id: &'a str,
-    pub name: &'a str,
-    pub business_number: &'a str,
-    pub bank_account: &'a str,
-    pub category: Option<&'a str>,
-}
-
-/// Adds a merchant carried over with nothing receivable (the ledger moves it in), or replaces
-/// the details of one already here.
-pub fn put_merchant(connection: &mut DbConn, merchant: &CarriedMerchant<'_>) -> StoreResult<()> {
-    let row = (
-        merchants::merchant_id.eq(merchant.merchant_id),
-        merchants::name.eq(merchant.name),
-        merchants::business_number.eq(merchant.business_number),
-        merchants::bank_account.eq(merchant.bank_account),
-        merchants::category.eq(merchant.category),
-        merchants::receivable.eq(0i64),
-        merchants::carried_negative.eq(0i64),
-    );
-    upsert!(
-        connection,
-        diesel::insert_into(merchants::table).values(row).on_conflict(merchants::merchant_id).do_update().set((
-            merchants::name.eq(excluded(merchants::name)),
-            merchants::business_number.eq(excluded(merchants::business_number)),
-            merchants::bank_account.eq(excluded(merchants::bank_account)),
-            merchants::category.eq(excluded(merchants::category)),
-        ))
-    )?;
-    Ok(())
-}
-
 /// A history item as already here: (item_id, kind, amount, at_ms, wallet_id).
 pub type ExistingItem = (String, String, i64, i64, String);
 
