@@ -22,6 +22,9 @@ pub struct ClientLimits {
     pub connect_timeout: Duration,
 }
 
+/// Idle pooled connections are dropped after this long.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// A server answer, with its body parsed as JSON where it is JSON.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -121,7 +124,10 @@ impl Api {
             .timeout(limits.request_timeout)
             .connect_timeout(limits.connect_timeout)
             .pool_max_idle_per_host(limits.in_flight_max)
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Below the server's keep-alive (actix closes idle connections after 5 s by default):
+            // a request sent on a connection the server is closing at that moment fails with a
+            // connection error, and says nothing about the server.
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
             .build()
             .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
@@ -179,10 +185,24 @@ impl Api {
     }
 }
 
+/// Connection errors described on stderr at most (the rest are only counted).
+const CONNECTION_ERRORS_LOGGED_MAX: usize = 5;
+static CONNECTION_ERRORS_LOGGED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn transport_failure(error: &reqwest::Error) -> Outcome {
     if error.is_timeout() {
-        Outcome::Timeout
-    } else {
-        Outcome::ConnectionError(error.to_string())
+        return Outcome::Timeout;
     }
+    // reqwest's own message is terse ("error sending request"); the cause is in the chain.
+    let mut described = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        described.push_str(": ");
+        described.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if CONNECTION_ERRORS_LOGGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < CONNECTION_ERRORS_LOGGED_MAX {
+        eprintln!("connection error: {described}");
+    }
+    Outcome::ConnectionError(described)
 }

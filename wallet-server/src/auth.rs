@@ -1,15 +1,13 @@
 //! Passwords (argon2id on a bounded pool) and session tokens (256-bit random, stored hashed).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::error::ApiError;
+use crate::turns::{Claim, Turn, Turns};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
-
-use crate::error::ApiError;
 
 /// The cost of argon2id: memory in KiB, passes, lanes. Default: OWASP's m=19456, t=2, p=1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,13 +53,13 @@ impl Argon2Settings {
 /// take all the memory (about `m` KiB per hash in flight) or all threads. (They are its own
 /// threads, not the shared blocking pool, because the allocator keeps freed memory per thread:
 /// argon2 run on hundreds of pool threads held gigabytes after a storm.)
-/// At most `queue_max` more wait their turn; past that a citizen login is sent to the waiting
-/// room and a registration is refused `overloaded` (see `http/session.rs`).
+/// Turns go by priority ([`Claim`]); at most `queue_max` citizens without a ticket wait for one,
+/// and past that a citizen login is sent to the waiting room and a registration is refused
+/// `overloaded` (see `http/session.rs`).
 #[derive(Clone)]
 pub struct PasswordPool {
     settings: Argon2Settings,
-    permits: Arc<Semaphore>,
-    queued: Arc<AtomicUsize>,
+    turns: Turns,
     queue_max: usize,
     threads: HashThreads,
     /// A hash of a random password, verified when a login is unknown, so that an unknown
@@ -76,34 +74,31 @@ impl PasswordPool {
         let decoy_hash = hash_now(settings, &decoy).expect("settings were validated at start");
         PasswordPool {
             settings,
-            permits: Arc::new(Semaphore::new(cores)),
+            turns: Turns::new(cores, queue_max),
             threads: HashThreads::start(cores),
-            queued: Arc::new(AtomicUsize::new(0)),
             queue_max,
             decoy_hash: decoy_hash.into(),
         }
     }
 
-    /// Whether a new hash would find the queue full.
+    /// Whether a citizen without a ticket would find the queue full.
     pub fn is_saturated(&self) -> bool {
-        self.queued.load(Ordering::SeqCst) >= self.queue_max
+        self.turns.is_full()
     }
 
-    /// A turn at the pool, or `Busy` when the queue is full (unless `priority`: merchants and
-    /// admins never wait in the citizens' line, so they queue past the bound).
-    async fn turn(&self, priority: bool) -> Result<tokio::sync::SemaphorePermit<'_>, PoolError> {
-        let queued = self.queued.fetch_add(1, Ordering::SeqCst);
-        if queued >= self.queue_max && !priority {
-            self.queued.fetch_sub(1, Ordering::SeqCst);
-            return Err(PoolError::Busy);
-        }
-        let permit = self.permits.acquire().await;
-        self.queued.fetch_sub(1, Ordering::SeqCst);
-        permit.map_err(|_| PoolError::Failed(ApiError::internal()))
+    /// How many more tickets from the waiting room may be let in now without the queue for the
+    /// password threads growing past its bound: the waiting room lets in no more than this, so
+    /// that a ticket let in is checked within moments instead of waiting behind a crowd.
+    pub fn room_for_line(&self) -> usize {
+        self.queue_max.saturating_sub(self.turns.waiting())
+    }
+
+    async fn turn(&self, claim: Claim) -> Result<Turn, PoolError> {
+        self.turns.take(claim).await.map_err(|_| PoolError::Busy)
     }
 
     pub async fn hash(&self, password: String) -> Result<String, PoolError> {
-        let _permit = self.turn(false).await?;
+        let _turn = self.turn(Claim::Citizen).await?;
         let settings = self.settings;
         let hashed = self.threads.run(move || hash_now(settings, &password)).await?;
         hashed.map_err(|_| PoolError::Failed(ApiError::internal()))
@@ -113,8 +108,9 @@ impl PasswordPool {
     /// pbkdf2-sha256, or a bcrypt hash: what an outgoing operator may hand over). `None`
     /// verifies against the decoy. A match on anything but argon2id at this server's cost
     /// also returns the password's new argon2id hash, to store in place of the old one.
-    pub async fn verify(&self, password: String, stored: Option<String>, priority: bool) -> Result<Checked, PoolError> {
-        let _permit = self.turn(priority).await?;
+    /// `claim` says whose check this is and so when its turn comes.
+    pub async fn verify(&self, password: String, stored: Option<String>, claim: Claim) -> Result<Checked, PoolError> {
+        let _turn = self.turn(claim).await?;
         let (stored, real) = match stored {
             Some(stored) if !stored.is_empty() => (stored, true),
             _ => (self.decoy_hash.to_string(), false),
@@ -173,24 +169,40 @@ fn is_current(settings: Argon2Settings, stored: &str) -> bool {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Niceness of the password threads: a login storm keeps both cores busy hashing, and without
-/// this, payments and reads wait for the CPU behind it (on 2 cores their p99 rose thirtyfold).
+/// Niceness of the password threads where `SCHED_IDLE` is refused: a login storm keeps both
+/// cores busy hashing, and without this, payments and reads wait for the CPU behind it (on 2
+/// cores their p99 rose thirtyfold).
 const PASSWORD_THREAD_NICE: libc::c_int = 10;
 
-/// Lowers the calling thread's CPU priority (Linux schedules threads by their own nice value).
+/// Linux's `SCHED_IDLE` policy (`<sched.h>`; the libc crate names it only for some targets).
+const SCHED_IDLE: libc::c_int = 5;
+
+/// Puts the calling thread in Linux's `SCHED_IDLE` class: it runs only on CPU time nothing else
+/// of normal priority wants, and a waking request thread preempts it at once. (Nice 10 alone still
+/// left payments' p99 at 3.5 times its quiet value during a storm: a niced thread keeps the core
+/// for its time slice.) Failing that, it lowers the thread's nice value.
 fn lower_priority() {
-    // SAFETY: gettid and setpriority take no pointers; failure only leaves the priority as it was.
-    let result = unsafe {
+    // SAFETY: sched_setscheduler reads the param struct we pass by reference; gettid and
+    // setpriority take no pointers. Failure only leaves the priority as it was. (pid 0 is the
+    // calling thread.)
+    let idle = unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, SCHED_IDLE, &param)
+    };
+    if idle == 0 {
+        return;
+    }
+    let niced = unsafe {
         let thread = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, thread, PASSWORD_THREAD_NICE)
     };
-    if result != 0 {
+    if niced != 0 {
         tracing::warn!("could not lower the password threads' priority; logins may slow payments under a storm");
     }
 }
 
 /// A fixed set of threads for password work. At most one job per thread is ever outstanding
-/// (each holds a permit of the pool's semaphore), so the channel needs no other bound.
+/// (each holds one of the pool's turns), so the channel needs no other bound.
 #[derive(Clone)]
 struct HashThreads {
     sender: std::sync::mpsc::Sender<Job>,

@@ -40,6 +40,11 @@ pub struct Config {
     /// `WALLET_LISTEN_BACKLOG`: connections the kernel holds for accepting. A cutover storm
     /// opens thousands at once; past the backlog they are refused before the server sees them.
     pub listen_backlog: u32,
+    /// `WALLET_KEEP_ALIVE_S`: an idle keep-alive connection is closed after this long. Longer
+    /// than a waiting citizen's usual retry sleep (up to 5 s), so an app polling its ticket keeps
+    /// its connection instead of racing the server's close of it (a request sent as the server
+    /// closes an idle connection fails on the client's side).
+    pub keep_alive: Duration,
     /// `WALLET_CONCURRENCY_MAX`: the most requests the adaptive limiter ever lets in at once.
     pub concurrency_max: usize,
 }
@@ -84,6 +89,7 @@ impl Config {
                 Some(other) => return Err(format!("WALLET_ADMISSION={other:?}; use on or off")),
             },
             listen_backlog: number("WALLET_LISTEN_BACKLOG", 4_096, 16..=65_535)?,
+            keep_alive: Duration::from_secs(number("WALLET_KEEP_ALIVE_S", 30, 1..=600)?),
             argon2_queue_max: number("WALLET_ARGON2_QUEUE_MAX", 64, 1..=100_000)?,
             concurrency_max: number("WALLET_CONCURRENCY_MAX", 1_024, 2..=100_000)?,
         })

@@ -12,6 +12,7 @@ mod export;
 mod handover;
 mod http;
 mod store;
+mod turns;
 mod writer;
 
 use std::io::BufRead;
@@ -211,6 +212,7 @@ fn serve(config: Config) -> Result<(), String> {
     let bind = config.bind.clone();
     let workers = config.workers;
     let backlog = config.listen_backlog;
+    let keep_alive = config.keep_alive;
     let blocking_threads = (config.pool_size as usize).div_ceil(workers.max(1)) + 2;
     tracing::info!(%bind, database = ?config.database, "starting");
     let defaults = admission::limiter::Settings::default();
@@ -249,6 +251,7 @@ fn serve(config: Config) -> Result<(), String> {
         })
         .workers(workers)
         .backlog(backlog)
+        .keep_alive(keep_alive)
         // Blocking work (database reads, logins) runs on at most this many threads per worker:
         // enough for the pool, and few, since each thread's allocator arena keeps memory.
         .worker_max_blocking_threads(blocking_threads)

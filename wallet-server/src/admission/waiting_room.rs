@@ -38,9 +38,9 @@ pub struct Place {
 /// What a citizen login may do now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// A slot is free for this login: go on to the password check. The ticket it held, if any,
-    /// leaves the line once its session exists.
-    Admit(Option<String>),
+    /// A slot is free for this login: go on to the password check. The ticket it held, if any
+    /// (with its place in the shared line), leaves the line once its session exists.
+    Admit(Option<(String, i64)>),
     /// Wait: here is the place in line.
     Wait(Place),
     /// The login must join the line: take a ticket (from the shared line) and [`WaitingRoom::join`].
@@ -49,11 +49,32 @@ pub enum Verdict {
     Full,
 }
 
+/// What may be let in now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Room {
+    /// Session slots free.
+    pub slots: usize,
+    /// Password checks that may start or queue now without the queue growing past its bound.
+    pub checks: usize,
+}
+
 struct Entry {
     /// The mirror's order (renumbered at each rebuild), the Fenwick index.
     seq: usize,
+    /// The shared line's order (the database's sequence number).
+    line_seq: i64,
     login: String,
     polled_ms: i64,
+}
+
+/// A ticket of the shared line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineEntry {
+    pub ticket: String,
+    pub login: String,
+    pub polled_ms: i64,
+    /// Its place in the shared line (the database's sequence number).
+    pub line_seq: i64,
 }
 
 /// Counts live tickets by sequence number; `prefix(seq)` is how many are at or before `seq`.
@@ -98,7 +119,7 @@ pub struct WaitingRoom {
     touched: HashMap<String, i64>,
     /// Tickets joined here since the last sync began: the line read by that sync may not have
     /// them yet.
-    recent_joins: Vec<(String, String, i64)>,
+    recent_joins: Vec<LineEntry>,
     /// Tickets let in here whose removal from the shared line is not done yet.
     admitted_pending: HashSet<String>,
     /// Citizen logins let in.
@@ -157,9 +178,13 @@ impl WaitingRoom {
         seconds.ceil() as u64
     }
 
-    /// A citizen `login` asks for a session; `free` slots are open now.
-    pub fn arrive(&mut self, login: &str, ticket: Option<&str>, free: usize, now_ms: i64) -> Verdict {
+    /// A citizen `login` asks for a session, with `room` to let people in now. The first
+    /// `min(room.slots, room.checks)` of the line may come in, whichever of them asks first: a slot
+    /// is held for each of them until they come (the head is never passed over for lack of room),
+    /// and no more are let in than the password threads can check at once.
+    pub fn arrive(&mut self, login: &str, ticket: Option<&str>, room: Room, now_ms: i64) -> Verdict {
         self.prune(now_ms);
+        let free = room.slots.min(room.checks);
         // A login in line keeps its ticket, whether or not it presented it.
         let held = self
             .by_login
@@ -170,10 +195,11 @@ impl WaitingRoom {
             Some(held) => {
                 let position = self.position(&held).expect("a held ticket is live");
                 if position <= free {
+                    let line_seq = self.entries[&held].line_seq;
                     self.remove(&held);
                     self.note_admission(now_ms, true);
                     self.admitted_pending.insert(held.clone());
-                    return Verdict::Admit(Some(held));
+                    return Verdict::Admit(Some((held, line_seq)));
                 }
                 self.touch(&held, now_ms);
                 self.shed_total += 1;
@@ -199,9 +225,10 @@ impl WaitingRoom {
         Some(self.place(ticket.to_owned(), position, now_ms))
     }
 
-    /// Puts `login`'s ticket (taken from the shared line) into this mirror, at the end unless
-    /// it is there already, and answers its place.
-    pub fn join(&mut self, ticket: &str, login: &str, now_ms: i64) -> Place {
+    /// Puts `login`'s ticket (taken from the shared line, where its place is `line_seq`) into this
+    /// mirror, at the end unless it is there already (the next rebuild puts it in the shared
+    /// line's order), and answers its place.
+    pub fn join(&mut self, ticket: &str, login: &str, line_seq: i64, now_ms: i64) -> Place {
         if self.entries.contains_key(ticket) {
             let position = self.position(ticket).expect("a live ticket has a place");
             self.touch(ticket, now_ms);
@@ -216,11 +243,16 @@ impl WaitingRoom {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.live.add(seq, 1);
-        self.entries.insert(ticket.to_owned(), Entry { seq, login: login.to_owned(), polled_ms: now_ms });
+        self.entries.insert(ticket.to_owned(), Entry { seq, line_seq, login: login.to_owned(), polled_ms: now_ms });
         self.by_login.insert(login.to_owned(), ticket.to_owned());
         self.by_poll.insert((now_ms, seq, ticket.to_owned()));
         self.touched.insert(ticket.to_owned(), now_ms);
-        self.recent_joins.push((ticket.to_owned(), login.to_owned(), now_ms));
+        self.recent_joins.push(LineEntry {
+            ticket: ticket.to_owned(),
+            login: login.to_owned(),
+            polled_ms: now_ms,
+            line_seq,
+        });
         self.tickets_total += 1;
         let position = self.position(ticket).expect("just added");
         self.place(ticket.to_owned(), position, now_ms)
@@ -231,24 +263,25 @@ impl WaitingRoom {
         self.admitted_pending.remove(ticket);
     }
 
-    /// Replaces the mirror with the shared line (`(ticket, login, polled_ms)` in line order),
-    /// keeping polls seen here that the line does not have yet, tickets joined here since the
-    /// line was read, and leaving out tickets let in here whose removal is under way.
-    pub fn rebuild(&mut self, mut line: Vec<(String, String, i64)>) {
-        line.retain(|(ticket, ..)| !self.admitted_pending.contains(ticket));
-        let in_line: HashSet<String> = line.iter().map(|(ticket, ..)| ticket.clone()).collect();
-        line.extend(self.recent_joins.iter().filter(|(ticket, ..)| !in_line.contains(ticket)).cloned());
+    /// Replaces the mirror with the shared line (in line order), keeping polls seen here that
+    /// the line does not have yet, tickets joined here since the line was read, and leaving out
+    /// tickets let in here whose removal is under way.
+    pub fn rebuild(&mut self, mut line: Vec<LineEntry>) {
+        line.retain(|entry| !self.admitted_pending.contains(&entry.ticket));
+        let in_line: HashSet<String> = line.iter().map(|entry| entry.ticket.clone()).collect();
+        line.extend(self.recent_joins.iter().filter(|entry| !in_line.contains(&entry.ticket)).cloned());
+        line.sort_by_key(|entry| entry.line_seq);
         self.entries.clear();
         self.by_login.clear();
         self.by_poll.clear();
         self.capacity_seq = (line.len() * 2).max(4_096);
         self.live = Fenwick::with_capacity(self.capacity_seq);
-        for (seq, (ticket, login, polled_ms)) in line.into_iter().enumerate() {
+        for (seq, LineEntry { ticket, login, polled_ms, line_seq }) in line.into_iter().enumerate() {
             let polled_ms = self.touched.get(&ticket).copied().unwrap_or(polled_ms).max(polled_ms);
             self.live.add(seq, 1);
             self.by_login.insert(login.clone(), ticket.clone());
             self.by_poll.insert((polled_ms, seq, ticket.clone()));
-            self.entries.insert(ticket, Entry { seq, login, polled_ms });
+            self.entries.insert(ticket, Entry { seq, line_seq, login, polled_ms });
         }
         self.next_seq = self.entries.len();
     }
@@ -342,9 +375,20 @@ mod tests {
     /// Arrives, and joins the line with a fresh ticket when told to (as the server does with
     /// the shared line).
     fn arrive(room: &mut WaitingRoom, login: &str, ticket: Option<&str>, free: usize, now_ms: i64) -> Verdict {
-        match room.arrive(login, ticket, free, now_ms) {
-            Verdict::Join => Verdict::Wait(room.join(&format!("ticket-{login}"), login, now_ms)),
+        let checks = usize::MAX;
+        match room.arrive(login, ticket, Room { slots: free, checks }, now_ms) {
+            Verdict::Join => {
+                let line_seq = room.tickets_total as i64;
+                Verdict::Wait(room.join(&format!("ticket-{login}"), login, line_seq, now_ms))
+            }
             other => other,
+        }
+    }
+
+    fn admitted(verdict: Verdict) -> String {
+        match verdict {
+            Verdict::Admit(Some((ticket, _))) => ticket,
+            other => panic!("expected a ticket let in, got {other:?}"),
         }
     }
 
@@ -356,10 +400,26 @@ mod tests {
         assert_eq!((first.position, second.position), (1, 2));
         // One slot frees: the second, retrying first, still waits; the first gets in.
         assert_eq!(wait(arrive(&mut room, "b", Some(&second.ticket), 1, 10)).position, 2);
-        assert_eq!(arrive(&mut room, "a", Some(&first.ticket), 1, 20), Verdict::Admit(Some(first.ticket)));
+        assert_eq!(admitted(arrive(&mut room, "a", Some(&first.ticket), 1, 20)), first.ticket);
         assert_eq!(room.poll(&second.ticket, 30).unwrap().position, 1);
         // A newcomer does not overtake someone in line, even with a free slot.
         assert_eq!(wait(arrive(&mut room, "c", None, 1, 40)).position, 2);
+    }
+
+    #[test]
+    fn no_more_are_let_in_than_can_be_checked_and_the_head_keeps_its_turn() {
+        let mut room = WaitingRoom::default();
+        let places: Vec<Place> =
+            (0..3).map(|index| wait(arrive(&mut room, &format!("p{index}"), None, 0, 0))).collect();
+        // Ten slots free, but room for one password check: only the head may come in.
+        let tight = Room { slots: 10, checks: 1 };
+        let second = room.arrive("p1", Some(&places[1].ticket), tight, 10);
+        assert_eq!(wait(second).position, 2, "the second waits for the head");
+        let head = room.arrive("p0", Some(&places[0].ticket), tight, 20);
+        assert_eq!(head, Verdict::Admit(Some((places[0].ticket.clone(), 0))), "let in with its place in line");
+        // Nobody new comes in past the line, nor while checks are full.
+        let newcomer = room.arrive("new", None, Room { slots: 10, checks: 0 }, 30);
+        assert_eq!(newcomer, Verdict::Join);
     }
 
     #[test]
@@ -409,10 +469,16 @@ mod tests {
     #[test]
     fn a_rebuild_takes_the_shared_order_and_keeps_local_polls() {
         let mut room = WaitingRoom::default();
-        let mine = room.join("t-mine", "mine", 1_000);
+        let mine = room.join("t-mine", "mine", 7, 1_000);
         assert_eq!(mine.position, 1);
         // Another server's ticket came first in the shared line.
-        room.rebuild(vec![("t-other".into(), "other".into(), 500), ("t-mine".into(), "mine".into(), 0)]);
+        let entry = |ticket: &str, login: &str, polled_ms, line_seq| LineEntry {
+            ticket: ticket.into(),
+            login: login.into(),
+            polled_ms,
+            line_seq,
+        };
+        room.rebuild(vec![entry("t-other", "other", 500, 6), entry("t-mine", "mine", 0, 7)]);
         assert_eq!(room.poll("t-other", 1_000).unwrap().position, 1);
         assert_eq!(room.poll("t-mine", 1_000).unwrap().position, 2);
         let touched: std::collections::BTreeMap<_, _> = room.take_touched().into_iter().collect();

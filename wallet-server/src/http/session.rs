@@ -11,10 +11,11 @@ use super::openapi::{
     SessionCreated, TicketStatus, Unauthorized,
 };
 use super::{authenticate, parse_body, rfc3339, with_connection, State};
-use crate::admission::waiting_room::{Place, Verdict, WaitingRoom, TICKET_POLL_GRACE_MS};
+use crate::admission::waiting_room::{LineEntry, Place, Room, Verdict, WaitingRoom, TICKET_POLL_GRACE_MS};
 use crate::auth::PoolError;
 use crate::error::ApiError;
 use crate::store;
+use crate::turns::Claim;
 
 /// The longest Retry-After a waiting citizen is given, so apps re-poll (and keep their ticket,
 /// which is dropped after 60 s without a poll) even when the estimate is long.
@@ -144,18 +145,22 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
         with_connection(&state, move |connection, _| store::auth::find_principal(connection, &login)).await?;
     let is_citizen = principal.as_ref().is_some_and(|principal| principal.role == "citizen");
     let mut admitted_ticket = None;
+    // Merchants' and admins' passwords are checked before any citizen's.
+    let mut claim = if is_citizen { Claim::Citizen } else { Claim::Staff };
     // Citizens wait for a free slot before any password work is done; merchants and admins never
     // wait. (With WALLET_ADMISSION=off there is no waiting room and no session capacity.)
     if is_citizen && state.config.admission {
         let now_ms = store::ledger::millis(state.clock.now());
-        let active = state.sessions_active.current(&state, now_ms).await?;
-        // With the password pool full, nobody new can be checked now: wait in line instead.
-        let free = if state.passwords.is_saturated() { 0 } else { free_slots(&state, active) };
-        let verdict = lock_room(&state)?.arrive(&body.login, body.ticket.as_deref(), free, now_ms);
+        let room = room_now(&state, now_ms).await?;
+        let verdict = lock_room(&state)?.arrive(&body.login, body.ticket.as_deref(), room, now_ms);
         match verdict {
             Verdict::Admit(ticket) => {
                 state.sessions_active.note_admitted();
-                admitted_ticket = ticket;
+                if let Some((ticket, line_seq)) = ticket {
+                    // Checked in line order, whoever of those let in asked first.
+                    claim = Claim::Line(line_seq);
+                    admitted_ticket = Some(ticket);
+                }
             }
             Verdict::Wait(place) => return Err(waiting(&place)),
             Verdict::Join => return Err(waiting(&join_line(&state, &body.login).await?)),
@@ -175,10 +180,11 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
              a new password must be set before it can log in",
         ));
     }
-    let checked = match state.passwords.verify(body.password, stored, !is_citizen).await {
+    let checked = match state.passwords.verify(body.password, stored, claim).await {
         Ok(checked) => checked,
         Err(PoolError::Busy) => {
-            // The pool filled up since the check above: back in line, keeping any place held.
+            // The queue for the password threads filled up since the check above (only a login
+            // without a ticket can be refused): into the line.
             state.sessions_active.note_released();
             return Err(waiting(&rejoin_line(&state, &body.login, admitted_ticket).await?));
         }
@@ -271,8 +277,7 @@ async fn logout(state: State, request: HttpRequest) -> Result<HttpResponse, ApiE
 )]
 async fn poll(state: State, ticket: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let now_ms = store::ledger::millis(state.clock.now());
-    let active = state.sessions_active.current(&state, now_ms).await?;
-    let free = free_slots(&state, active);
+    let room = room_now(&state, now_ms).await?;
     let mut place = lock_room(&state)?.poll(&ticket, now_ms);
     if place.is_none() {
         // Another server may have issued it since this one last read the shared line.
@@ -280,7 +285,7 @@ async fn poll(state: State, ticket: web::Path<String>) -> Result<HttpResponse, A
         let row =
             with_connection(&state, move |connection, _| store::waiting::find_ticket(connection, &wanted)).await?;
         if let Some(row) = row.filter(|row| now_ms - row.polled_ms < TICKET_POLL_GRACE_MS) {
-            place = Some(lock_room(&state)?.join(&row.ticket, &row.login, now_ms));
+            place = Some(lock_room(&state)?.join(&row.ticket, &row.login, row.seq, now_ms));
         }
     }
     let place = place
@@ -288,7 +293,7 @@ async fn poll(state: State, ticket: web::Path<String>) -> Result<HttpResponse, A
     Ok(HttpResponse::Ok().json(json!({
         "position": place.position,
         "estimated_wait_s": place.estimated_wait_s,
-        "ready": place.position <= free,
+        "ready": place.position <= room.slots.min(room.checks),
     })))
 }
 
@@ -301,7 +306,7 @@ async fn join_line(state: &State, login: &str) -> Result<Place, ApiError> {
         store::waiting::take_ticket(connection, &login_owned, &fresh, now_ms)
     })
     .await?;
-    Ok(lock_room(state)?.join(&row.ticket, &row.login, now_ms))
+    Ok(lock_room(state)?.join(&row.ticket, &row.login, row.seq, now_ms))
 }
 
 /// A login let in from the line that could not get its session after all goes back in line;
@@ -350,7 +355,16 @@ pub async fn keep_line_in_sync(state: State) {
         match line {
             Ok(line) => {
                 if let Ok(mut room) = lock_room(&state) {
-                    room.rebuild(line.into_iter().map(|row| (row.ticket, row.login, row.polled_ms)).collect());
+                    room.rebuild(
+                        line.into_iter()
+                            .map(|row| LineEntry {
+                                ticket: row.ticket,
+                                login: row.login,
+                                polled_ms: row.polled_ms,
+                                line_seq: row.seq,
+                            })
+                            .collect(),
+                    );
                 }
             }
             Err(error) => tracing::warn!(%error, "waiting line sync failed; retrying"),
@@ -358,8 +372,12 @@ pub async fn keep_line_in_sync(state: State) {
     }
 }
 
-fn free_slots(state: &State, active: i64) -> usize {
-    usize::try_from(state.config.sessions_capacity - active).unwrap_or(0)
+/// What the waiting room may let in now: free session slots, and room in the queue for the
+/// password threads.
+async fn room_now(state: &State, now_ms: i64) -> Result<Room, ApiError> {
+    let active = state.sessions_active.current(state, now_ms).await?;
+    let slots = usize::try_from(state.config.sessions_capacity - active).unwrap_or(0);
+    Ok(Room { slots, checks: state.passwords.room_for_line() })
 }
 
 fn lock_room(state: &State) -> Result<std::sync::MutexGuard<'_, WaitingRoom>, ApiError> {

@@ -7,6 +7,8 @@ use super::{is_unique_violation, DbConn, StoreResult};
 
 /// One ticket of the line: its text, whose it is, when it was last polled.
 pub struct TicketRow {
+    /// Its place in the line: the table's sequence number.
+    pub seq: i64,
     pub ticket: String,
     pub login: String,
     pub polled_ms: i64,
@@ -18,17 +20,17 @@ fn ticket_of(connection: &mut DbConn, login: &str) -> StoreResult<Option<TicketR
         .select((waiting_tickets::seq, waiting_tickets::ticket, waiting_tickets::login, waiting_tickets::polled_ms))
         .first(connection)
         .optional()?;
-    Ok(row.map(|(_, ticket, login, polled_ms)| TicketRow { ticket, login, polled_ms }))
+    Ok(row.map(|(seq, ticket, login, polled_ms)| TicketRow { seq, ticket, login, polled_ms }))
 }
 
 /// A ticket by its text, if it is in the line.
 pub fn find_ticket(connection: &mut DbConn, ticket: &str) -> StoreResult<Option<TicketRow>> {
-    let row: Option<(String, String, i64)> = waiting_tickets::table
+    let row: Option<(i64, String, String, i64)> = waiting_tickets::table
         .filter(waiting_tickets::ticket.eq(ticket))
-        .select((waiting_tickets::ticket, waiting_tickets::login, waiting_tickets::polled_ms))
+        .select((waiting_tickets::seq, waiting_tickets::ticket, waiting_tickets::login, waiting_tickets::polled_ms))
         .first(connection)
         .optional()?;
-    Ok(row.map(|(ticket, login, polled_ms)| TicketRow { ticket, login, polled_ms }))
+    Ok(row.map(|(seq, ticket, login, polled_ms)| TicketRow { seq, ticket, login, polled_ms }))
 }
 
 /// The ticket of `login`: the one it holds, or `new_ticket` at the end of the line.
@@ -75,6 +77,9 @@ pub fn sync(connection: &mut DbConn, polls: &[(String, i64)], cutoff_ms: i64) ->
             .order(waiting_tickets::seq)
             .select((waiting_tickets::seq, waiting_tickets::ticket, waiting_tickets::login, waiting_tickets::polled_ms))
             .load(connection)?;
-        Ok(rows.into_iter().map(|(_, ticket, login, polled_ms)| TicketRow { ticket, login, polled_ms }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(seq, ticket, login, polled_ms)| TicketRow { seq, ticket, login, polled_ms })
+            .collect())
     })
 }
