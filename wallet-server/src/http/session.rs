@@ -204,6 +204,8 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
     }
     let (token, token_hash) = crate::auth::new_token();
     let role = principal.role.clone();
+    // The ticket leaves the line in the same transaction as its session is made.
+    let removed_ticket = admitted_ticket.clone();
     let created = with_connection(&state, move |connection, state| {
         let now = state.clock.now();
         let expires_at = now + chrono::Duration::from_std(state.config.session_lifetime).unwrap_or_default();
@@ -216,6 +218,7 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
                 now_ms,
                 expires_at_ms,
                 state.config.sessions_capacity,
+                removed_ticket.as_deref(),
             )?
         } else {
             store::auth::insert_session(
@@ -237,8 +240,6 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
         return Err(waiting(&rejoin_line(&state, &body.login, admitted_ticket).await?));
     };
     if let Some(ticket) = admitted_ticket {
-        let removed = ticket.clone();
-        with_connection(&state, move |connection, _| store::waiting::remove_ticket(connection, &removed)).await?;
         lock_room(&state)?.settle(&ticket);
     }
     Ok(HttpResponse::Created().json(json!({"token": token, "role": role, "expires_at": rfc3339(expires_at)})))

@@ -195,7 +195,8 @@ pub fn delete_session(connection: &mut DbConn, token_hash: &str) -> StoreResult<
 
 /// Inserts a citizen session only while fewer than `capacity` citizen sessions hold a slot:
 /// taking the slot is one conditional update of the `session_slots` row, atomic for every
-/// server on the database.
+/// server on the database. A `ticket` let in from the waiting line leaves it in the same
+/// transaction.
 pub fn insert_citizen_session_within(
     connection: &mut DbConn,
     token_hash: &str,
@@ -203,8 +204,9 @@ pub fn insert_citizen_session_within(
     now_ms: i64,
     expires_at_ms: i64,
     capacity: i64,
+    ticket: Option<&str>,
 ) -> StoreResult<bool> {
-    super::write_transaction(connection, |connection| {
+    super::bookkeeping_transaction(connection, |connection| {
         let taken = diesel::update(
             session_slots::table.filter(session_slots::id.eq(1)).filter(session_slots::used.lt(capacity)),
         )
@@ -214,6 +216,9 @@ pub fn insert_citizen_session_within(
             return Ok(false);
         }
         insert_session(connection, token_hash, principal_id, "citizen", now_ms, expires_at_ms)?;
+        if let Some(ticket) = ticket {
+            super::waiting::remove_ticket(connection, ticket)?;
+        }
         Ok(true)
     })
 }
@@ -226,7 +231,7 @@ pub fn citizen_slots_used(connection: &mut DbConn) -> StoreResult<i64> {
 /// Ends citizen sessions idle or expired at `now_ms` and sets the slots in use to the count of
 /// those left: run every few seconds by each server, it keeps `session_slots` exact.
 pub fn sweep_citizen_sessions(connection: &mut DbConn, now_ms: i64, idle_timeout_ms: i64) -> StoreResult<i64> {
-    super::write_transaction(connection, |connection| {
+    super::bookkeeping_transaction(connection, |connection| {
         diesel::delete(
             sessions::table
                 .filter(sessions::role.eq("citizen"))

@@ -185,6 +185,36 @@ where
     }
 }
 
+/// Runs `body` as [`write_transaction`] for session and waiting-line bookkeeping, committed
+/// without waiting for the disk: `synchronous=NORMAL` for it on SQLite (WAL), `SET LOCAL
+/// synchronous_commit = off` on PostgreSQL. A kill -9 of the server loses none of it (the commit
+/// is in the log, in the operating system's cache); a power loss or OS crash may forget the last
+/// of these writes: a citizen logs in again or takes a ticket again. Never money: a money commit
+/// flushes in full, and with it every commit before it. Why: a login storm makes thousands of
+/// these small commits a minute, and payments queued behind their flushes for the write lock
+/// (payment p99 twice its quiet value). Logouts do not use it: a logout must not come undone.
+pub fn bookkeeping_transaction<T, E, F>(connection: &mut DbConn, body: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    if matches!(connection, DbConn::Pg(_)) {
+        return write_transaction(connection, |connection| {
+            diesel::sql_query("SET LOCAL synchronous_commit = off").execute(connection)?;
+            body(connection)
+        });
+    }
+    diesel::sql_query("PRAGMA synchronous = NORMAL").execute(connection)?;
+    let result = write_transaction(connection, body);
+    // Back to full durability before the connection serves anything else; should that fail, the
+    // connection must not go back to the pool as it is.
+    if let Err(error) = diesel::sql_query("PRAGMA synchronous = FULL").execute(connection) {
+        tracing::error!(%error, "could not restore synchronous=FULL on a connection; closing it");
+        panic!("a SQLite connection could not be set back to synchronous=FULL: {error}");
+    }
+    result
+}
+
 pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
     matches!(error, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
 }

@@ -38,13 +38,15 @@ pub fn take_ticket(connection: &mut DbConn, login: &str, new_ticket: &str, now_m
     if let Some(held) = ticket_of(connection, login)? {
         return Ok(held);
     }
-    let inserted = diesel::insert_into(waiting_tickets::table)
-        .values((
-            waiting_tickets::ticket.eq(new_ticket),
-            waiting_tickets::login.eq(login),
-            waiting_tickets::polled_ms.eq(now_ms),
-        ))
-        .execute(connection);
+    let inserted = super::bookkeeping_transaction(connection, |connection| {
+        diesel::insert_into(waiting_tickets::table)
+            .values((
+                waiting_tickets::ticket.eq(new_ticket),
+                waiting_tickets::login.eq(login),
+                waiting_tickets::polled_ms.eq(now_ms),
+            ))
+            .execute(connection)
+    });
     match inserted {
         Ok(_) => {}
         // Another server gave this login a ticket at the same moment: that one stands.
@@ -62,7 +64,7 @@ pub fn remove_ticket(connection: &mut DbConn, ticket: &str) -> StoreResult<()> {
 /// Records polls seen by this server, drops tickets unpolled since `cutoff_ms`, and returns the
 /// whole line in order: one sync of a server's mirror, in one transaction.
 pub fn sync(connection: &mut DbConn, polls: &[(String, i64)], cutoff_ms: i64) -> StoreResult<Vec<TicketRow>> {
-    super::write_transaction(connection, |connection| {
+    super::bookkeeping_transaction(connection, |connection| {
         for (ticket, polled_ms) in polls {
             diesel::update(
                 waiting_tickets::table
