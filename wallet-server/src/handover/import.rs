@@ -17,11 +17,15 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use wallet_core::{
     Book, CarryOverAccount, Command, Counterparty, HistoryItem, HistoryKind, Month, PaymentState, Receipt, TxId,
-    WalletId, Won,
+    WalletId, WalletState, Won,
 };
 
 use super::bundle::{Bundle, BundleKind, CitizenRow, Encoding, MerchantRow, Row, TransactionRow, Verified};
-use crate::store::{self, handover::AppliedBundle, ledger, DbConn, StoreError};
+use crate::store::handover::{AppliedBundle, PrincipalIn};
+use crate::store::{self, ledger, DbConn, StoreError};
+
+/// SQLite's page cache for an import, in KiB (512 MiB).
+const IMPORT_CACHE_KIB: u32 = 512 * 1024;
 
 /// Rows named in one query at most (SQLite and PostgreSQL limit bound parameters).
 const IDS_PER_QUERY_MAX: usize = 10_000;
@@ -78,6 +82,13 @@ pub fn import(
     let manifest_bytes = std::fs::read(dir.join("manifest.json"))
         .map_err(|error| ImportError::Refused(format!("manifest.json: cannot read it: {error}")))?;
     let manifest_sha256 = hex::encode(Sha256::digest(&manifest_bytes));
+    if matches!(connection, DbConn::Sqlite(_)) {
+        // The whole bundle is one transaction: with SQLite's default 2 MiB page cache, it spills
+        // changed pages to the log again and again before the commit (a third of a city import's
+        // time went there). A bigger cache for this connection only, which ends with the command.
+        use diesel::RunQueryDsl;
+        diesel::sql_query(format!("PRAGMA cache_size = -{IMPORT_CACHE_KIB}")).execute(connection)?;
+    }
     store::write_transaction(connection, |connection| apply(connection, &verified, &rows, &manifest_sha256, now))
 }
 
@@ -129,57 +140,66 @@ fn apply(
     book.load_budget(budget);
     book.load_system(system);
 
-    // Principals, wallets and merchants as the outgoing operator knew them; balances come after.
+    // Principals and merchants as the outgoing operator knew them (their balances come after).
+    refuse_taken_logins(connection, rows)?;
+    let mut principals = Vec::with_capacity(rows.citizens.len() + rows.merchants.len());
     for row in &rows.citizens {
-        store::handover::put_principal(
-            connection,
-            &row.citizen_id,
-            &row.login,
-            "citizen",
-            &row.password_hash,
-            row.created_at.timestamp_millis(),
-        )
-        .map_err(|error| conflict("citizens.csv", &row.login, error))?;
-        store::auth::put_wallet(
-            connection,
-            row.wallet_id.as_str(),
-            &row.citizen_id,
-            &row.month.to_string(),
-            cents(row.charged_this_month)?,
-            cents(row.cashback_eligible_spent_this_month)?,
-        )?;
+        principals.push(PrincipalIn {
+            principal_id: &row.citizen_id,
+            login: &row.login,
+            role: "citizen",
+            password_hash: &row.password_hash,
+            created_at_ms: row.created_at.timestamp_millis(),
+        });
     }
     for row in &rows.merchants {
-        store::handover::put_principal(
-            connection,
-            row.merchant_id.as_str(),
-            &row.login,
-            "merchant",
-            &row.password_hash,
-            now_ms,
-        )
-        .map_err(|error| conflict("merchants.csv", &row.login, error))?;
-        let merchant = store::auth::MerchantDetails {
+        principals.push(PrincipalIn {
+            principal_id: row.merchant_id.as_str(),
+            login: &row.login,
+            role: "merchant",
+            password_hash: &row.password_hash,
+            created_at_ms: now_ms,
+        });
+    }
+    store::handover::put_principals(connection, &principals)
+        .map_err(|error| conflict("citizens.csv or merchants.csv", "(one of the bundle's)", error))?;
+    let merchant_details: Vec<store::auth::MerchantDetails<'_>> = rows
+        .merchants
+        .iter()
+        .map(|row| store::auth::MerchantDetails {
             merchant_id: row.merchant_id.as_str(),
             name: &row.name,
             business_number: &row.business_number,
             bank_account: &row.bank_account,
             category: row.category.as_deref(),
-        };
-        store::auth::put_merchant(connection, &merchant)?;
-    }
-    let wallet_ids: Vec<String> = rows.citizens.iter().map(|row| row.wallet_id.to_string()).collect();
-    for chunk in wallet_ids.chunks(IDS_PER_QUERY_MAX) {
-        for (id, wallet) in ledger::load_wallets(connection, chunk)? {
-            book.load_wallet(id, wallet);
-        }
-    }
+        })
+        .collect();
+    store::handover::put_merchants(connection, &merchant_details)?;
     let merchant_ids: Vec<String> = rows.merchants.iter().map(|row| row.merchant_id.to_string()).collect();
     for chunk in merchant_ids.chunks(IDS_PER_QUERY_MAX) {
         for (id, merchant) in ledger::load_merchants(connection, chunk)? {
             book.load_merchant(id, merchant);
         }
     }
+    // Wallets: the balance here (none yet for a new one; the ledger moves it in below) and the
+    // bundle's month counters. Cashback earned this month stays as counted here.
+    let wallet_ids: Vec<String> = rows.citizens.iter().map(|row| row.wallet_id.to_string()).collect();
+    let mut here = HashMap::new();
+    for chunk in wallet_ids.chunks(IDS_PER_QUERY_MAX) {
+        here.extend(ledger::load_wallets(connection, chunk)?);
+    }
+    for row in &rows.citizens {
+        let known = here.get(&row.wallet_id);
+        let counters = wallet_core::wallet::MonthCounters {
+            month: row.month,
+            charged: row.charged_this_month,
+            eligible_spent: row.cashback_eligible_spent_this_month,
+            cashback_earned: known.map_or(Won::ZERO, |wallet| wallet.counters.cashback_earned),
+        };
+        let balance = known.map_or(Won::ZERO, |wallet| wallet.balance);
+        book.load_wallet(row.wallet_id.clone(), WalletState { balance, counters });
+    }
+    drop(here);
 
     // History: new items are added, items already here must be the same.
     let history = new_history(connection, &rows.transactions)?;
@@ -222,11 +242,19 @@ fn apply(
     }
 
     let mut changes = book.take_changes();
+    // Every wallet of the bundle is written whole, balance and counters, one statement for
+    // hundreds (its counters are the bundle's even where its balance did not move).
+    debug_assert!(changes.wallets.iter().all(|(id, _)| rows.citizens.iter().any(|row| &row.wallet_id == id)));
+    changes.wallets.clear();
+    let mut wallets_out = Vec::with_capacity(rows.citizens.len());
+    for row in &rows.citizens {
+        let state = book.wallet(&row.wallet_id).ok_or_else(|| refused("a wallet of the bundle was not loaded"))?;
+        wallets_out.push((row.wallet_id.as_str(), row.citizen_id.as_str(), state));
+    }
+    store::handover::put_wallets(connection, &wallets_out)?;
     changes.payments = carried_payments(connection, &history)?;
     ledger::save_changes(connection, &changes, now)?;
-    for transaction in &transactions {
-        ledger::save_transaction(connection, transaction)?;
-    }
+    ledger::save_transactions(connection, &transactions)?;
     items.extend(history_items(connection, rows, &history)?);
     ledger::save_history(connection, &items)?;
 
@@ -264,6 +292,26 @@ fn apply(
     };
     store::handover::record_bundle(connection, &applied)?;
     Ok(Imported::Applied(applied))
+}
+
+/// Refuses a bundle that gives a login held here by another principal: a conflict the bundle
+/// cannot resolve.
+fn refuse_taken_logins(connection: &mut DbConn, rows: &Rows) -> Result<(), ImportError> {
+    let owners: HashMap<&str, (&str, &str)> = rows
+        .citizens
+        .iter()
+        .map(|row| (row.login.as_str(), (row.citizen_id.as_str(), "citizens.csv")))
+        .chain(rows.merchants.iter().map(|row| (row.login.as_str(), (row.merchant_id.as_str(), "merchants.csv"))))
+        .collect();
+    let logins: Vec<&str> = owners.keys().copied().collect();
+    for (login, holder) in store::handover::login_holders(connection, &logins)? {
+        if let Some((owner, file)) = owners.get(login.as_str()) {
+            if *owner != holder {
+                return Err(refused(format!("{file}: login {login:?} belongs to another account here")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A login that belongs to another principal here is a conflict the bundle cannot resolve.

@@ -4,8 +4,15 @@
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 
+use wallet_core::WalletState;
+
+use super::auth::MerchantDetails;
+use super::ledger::{self, ROWS_PER_INSERT};
 use super::schema::{handover_bundles, history, merchants, principals, wallets};
 use super::{DbConn, StoreResult};
+
+/// Values named in one `IN (...)` query at most (bound-parameter limits).
+const IDS_PER_QUERY_MAX: usize = 10_000;
 
 /// A bundle as applied.
 #[derive(Clone, Debug)]
@@ -84,38 +91,125 @@ pub fn record_bundle(connection: &mut DbConn, bundle: &AppliedBundle) -> StoreRe
     Ok(())
 }
 
-/// Adds or replaces a principal carried over (same id: its login and password hash are replaced,
-/// but an empty hash never replaces one here, so a delta cannot lock anyone out).
-pub fn put_principal(
-    connection: &mut DbConn,
-    principal_id: &str,
-    login: &str,
-    role: &str,
-    password_hash: &str,
-    created_at_ms: i64,
-) -> StoreResult<()> {
-    let row = (
-        principals::principal_id.eq(principal_id),
-        principals::login.eq(login),
-        principals::role.eq(role),
-        principals::password_hash.eq(password_hash),
-        principals::created_at_ms.eq(created_at_ms),
-    );
-    if password_hash.is_empty() {
+/// A principal carried over.
+pub struct PrincipalIn<'a> {
+    pub principal_id: &'a str,
+    pub login: &'a str,
+    pub role: &'a str,
+    pub password_hash: &'a str,
+    pub created_at_ms: i64,
+}
+
+/// Adds or replaces principals carried over, a few hundred a statement (same id: login and
+/// password hash are replaced, but an empty hash never replaces one here, so a delta cannot lock
+/// anyone out).
+pub fn put_principals(connection: &mut DbConn, principals_in: &[PrincipalIn<'_>]) -> StoreResult<()> {
+    let row = |principal: &PrincipalIn<'_>| {
+        (
+            principals::principal_id.eq(principal.principal_id.to_owned()),
+            principals::login.eq(principal.login.to_owned()),
+            principals::role.eq(principal.role.to_owned()),
+            principals::password_hash.eq(principal.password_hash.to_owned()),
+            principals::created_at_ms.eq(principal.created_at_ms),
+        )
+    };
+    let (without_hash, with_hash): (Vec<_>, Vec<_>) =
+        principals_in.iter().partition(|principal| principal.password_hash.is_empty());
+    for chunk in without_hash.chunks(ROWS_PER_INSERT) {
+        let rows: Vec<_> = chunk.iter().map(|principal| row(principal)).collect();
         upsert!(
             connection,
             diesel::insert_into(principals::table)
-                .values(row)
+                .values(&rows)
                 .on_conflict(principals::principal_id)
                 .do_update()
                 .set(principals::login.eq(excluded(principals::login)))
         )?;
-    } else {
+    }
+    for chunk in with_hash.chunks(ROWS_PER_INSERT) {
+        let rows: Vec<_> = chunk.iter().map(|principal| row(principal)).collect();
         upsert!(
             connection,
-            diesel::insert_into(principals::table).values(row).on_conflict(principals::principal_id).do_update().set((
-                principals::login.eq(excluded(principals::login)),
-                principals::password_hash.eq(excluded(principals::password_hash)),
+            diesel::insert_into(principals::table).values(&rows).on_conflict(principals::principal_id).do_update().set(
+                (
+                    principals::login.eq(excluded(principals::login)),
+                    principals::password_hash.eq(excluded(principals::password_hash)),
+                )
+            )
+        )?;
+    }
+    Ok(())
+}
+
+/// Of `logins`, those held here, with the id of the principal holding each.
+pub fn login_holders(connection: &mut DbConn, logins: &[&str]) -> StoreResult<Vec<(String, String)>> {
+    let mut holders = Vec::new();
+    for chunk in logins.chunks(IDS_PER_QUERY_MAX) {
+        holders.extend(
+            principals::table
+                .filter(principals::login.eq_any(chunk))
+                .select((principals::login, principals::principal_id))
+                .load::<(String, String)>(connection)?,
+        );
+    }
+    Ok(holders)
+}
+
+/// Writes wallets carried over with their whole state, a few hundred a statement: added, or
+/// replaced when here already (a delta).
+pub fn put_wallets(connection: &mut DbConn, wallets_in: &[(&str, &str, &WalletState)]) -> StoreResult<()> {
+    for chunk in wallets_in.chunks(ROWS_PER_INSERT) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (wallet_id, citizen_id, state) in chunk {
+            rows.push((
+                wallets::wallet_id.eq(*wallet_id),
+                wallets::citizen_id.eq(*citizen_id),
+                wallets::balance.eq(ledger::cents(state.balance)?),
+                wallets::month.eq(state.counters.month.to_string()),
+                wallets::charged.eq(ledger::cents(state.counters.charged)?),
+                wallets::eligible_spent.eq(ledger::cents(state.counters.eligible_spent)?),
+                wallets::cashback_earned.eq(ledger::cents(state.counters.cashback_earned)?),
+            ));
+        }
+        upsert!(
+            connection,
+            diesel::insert_into(wallets::table).values(&rows).on_conflict(wallets::wallet_id).do_update().set((
+                wallets::balance.eq(excluded(wallets::balance)),
+                wallets::month.eq(excluded(wallets::month)),
+                wallets::charged.eq(excluded(wallets::charged)),
+                wallets::eligible_spent.eq(excluded(wallets::eligible_spent)),
+                wallets::cashback_earned.eq(excluded(wallets::cashback_earned)),
+            ))
+        )?;
+    }
+    Ok(())
+}
+
+/// Adds merchants with nothing receivable (the ledger moves it in), or replaces the details of
+/// those here already (a delta), a few hundred a statement.
+pub fn put_merchants(connection: &mut DbConn, merchants_in: &[MerchantDetails<'_>]) -> StoreResult<()> {
+    for chunk in merchants_in.chunks(ROWS_PER_INSERT) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|merchant| {
+                (
+                    merchants::merchant_id.eq(merchant.merchant_id),
+                    merchants::name.eq(merchant.name),
+                    merchants::business_number.eq(merchant.business_number),
+                    merchants::bank_account.eq(merchant.bank_account),
+                    merchants::category.eq(merchant.category),
+                    merchants::receivable.eq(0i64),
+                    merchants::carried_negative.eq(0i64),
+                )
+            })
+            .collect();
+        upsert!(
+            connection,
+            diesel::insert_into(merchants::table).values(&rows).on_conflict(merchants::merchant_id).do_update().set((
+                merchants::name.eq(excluded(merchants::name)),
+                merchants::business_number.eq(excluded(merchants::business_number)),
+                merchants::bank_account.eq(excluded(merchants::bank_account)),
+                merchants::category.eq(excluded(merchants::category)),
             ))
         )?;
     }

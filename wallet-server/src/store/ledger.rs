@@ -316,8 +316,9 @@ pub fn save_changes(connection: &mut DbConn, changes: &Changes, now: DateTime<Ut
             .set(payment_codes::used.eq(state.used))
             .execute(connection)?;
     }
+    let mut payment_rows = Vec::with_capacity(changes.payments.len());
     for (id, payment) in &changes.payments {
-        let row = (
+        payment_rows.push((
             payments::payment_id.eq(id.as_str()),
             payments::merchant_id.eq(payment.merchant.as_str()),
             payments::wallet_id.eq(payment.wallet.as_str()),
@@ -329,16 +330,16 @@ pub fn save_changes(connection: &mut DbConn, changes: &Changes, now: DateTime<Ut
             payments::refunded.eq(cents(payment.refunded)?),
             payments::cashback_reversed.eq(cents(payment.cashback_reversed)?),
             payments::eligible_returned.eq(cents(payment.eligible_returned)?),
-        );
+        ));
+    }
+    for chunk in payment_rows.chunks(ROWS_PER_INSERT) {
         upsert!(
             connection,
-            diesel::insert_into(payments::table).values(row.clone()).on_conflict(payments::payment_id).do_update().set(
-                (
-                    payments::refunded.eq(excluded(payments::refunded)),
-                    payments::cashback_reversed.eq(excluded(payments::cashback_reversed)),
-                    payments::eligible_returned.eq(excluded(payments::eligible_returned)),
-                )
-            )
+            diesel::insert_into(payments::table).values(chunk).on_conflict(payments::payment_id).do_update().set((
+                payments::refunded.eq(excluded(payments::refunded)),
+                payments::cashback_reversed.eq(excluded(payments::cashback_reversed)),
+                payments::eligible_returned.eq(excluded(payments::eligible_returned)),
+            ))
         )?;
     }
     for ((date, merchant), sales) in &changes.sales {
@@ -399,46 +400,71 @@ fn count(value: u64) -> StoreResult<i64> {
 }
 
 /// Appends a transaction's postings to the journal.
+/// Rows written by one multi-row `INSERT` at most: 500 rows of up to 11 columns stay well inside
+/// the bound-parameter limits of SQLite (32,766) and PostgreSQL (65,535), and one statement for
+/// hundreds of rows saves most of the per-statement cost of a bulk write (a handover import).
+pub const ROWS_PER_INSERT: usize = 500;
+
+/// Executes one statement built for each backend (diesel's MultiConnection does not offer
+/// multi-row inserts or upserts itself).
+macro_rules! on_each_backend {
+    ($connection:expr, $statement:expr) => {
+        upsert!($connection, $statement)
+    };
+}
+
 pub fn save_transaction(connection: &mut DbConn, transaction: &Transaction) -> StoreResult<()> {
-    let kind = serde_plain(transaction.kind());
-    for posting in transaction.postings() {
-        let account_id = match &posting.account {
-            Account::Wallet(id) => Some(id.as_str()),
-            Account::Merchant(id) => Some(id.as_str()),
-            _ => None,
-        };
-        diesel::insert_into(postings::table)
-            .values((
+    save_transactions(connection, std::slice::from_ref(transaction))
+}
+
+/// The postings of `transactions`, a few hundred rows a statement.
+pub fn save_transactions(connection: &mut DbConn, transactions: &[Transaction]) -> StoreResult<()> {
+    let mut rows = Vec::new();
+    for transaction in transactions {
+        let kind = serde_plain(transaction.kind());
+        for posting in transaction.postings() {
+            let account_id = match &posting.account {
+                Account::Wallet(id) => Some(id.as_str()),
+                Account::Merchant(id) => Some(id.as_str()),
+                _ => None,
+            };
+            rows.push((
                 postings::tx_id.eq(transaction.id().as_str()),
-                postings::tx_kind.eq(&kind),
+                postings::tx_kind.eq(kind.clone()),
                 postings::account_kind.eq(posting.account.kind().as_str()),
                 postings::account_id.eq(account_id),
                 postings::amount.eq(cents(posting.amount)?),
                 postings::at_ms.eq(millis(transaction.at())),
-            ))
-            .execute(connection)?;
+            ));
+        }
+    }
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        on_each_backend!(connection, diesel::insert_into(postings::table).values(chunk))?;
     }
     Ok(())
 }
 
+/// Wallet history items, a few hundred rows a statement.
 pub fn save_history(connection: &mut DbConn, items: &[HistoryItem]) -> StoreResult<()> {
+    let mut rows = Vec::with_capacity(items.len());
     for item in items {
         let counterparty = item.counterparty.as_ref().map(|counterparty| match counterparty {
-            wallet_core::Counterparty::Wallet(id) => id.to_string(),
-            wallet_core::Counterparty::Merchant(id) => id.to_string(),
+            wallet_core::Counterparty::Wallet(id) => id.as_str(),
+            wallet_core::Counterparty::Merchant(id) => id.as_str(),
         });
-        diesel::insert_into(history::table)
-            .values((
-                history::item_id.eq(item.id.as_str()),
-                history::wallet_id.eq(item.wallet.as_str()),
-                history::kind.eq(item.kind.as_str()),
-                history::amount.eq(cents(item.amount)?),
-                history::balance_after.eq(cents(item.balance_after)?),
-                history::at_ms.eq(millis(item.at)),
-                history::counterparty.eq(counterparty),
-                history::related_id.eq(item.related.as_ref().map(|id| id.as_str())),
-            ))
-            .execute(connection)?;
+        rows.push((
+            history::item_id.eq(item.id.as_str()),
+            history::wallet_id.eq(item.wallet.as_str()),
+            history::kind.eq(item.kind.as_str()),
+            history::amount.eq(cents(item.amount)?),
+            history::balance_after.eq(cents(item.balance_after)?),
+            history::at_ms.eq(millis(item.at)),
+            history::counterparty.eq(counterparty),
+            history::related_id.eq(item.related.as_ref().map(|id| id.as_str())),
+        ));
+    }
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        on_each_backend!(connection, diesel::insert_into(history::table).values(chunk))?;
     }
     Ok(())
 }
