@@ -21,6 +21,7 @@ use wallet_core::{
 };
 
 use super::bundle::{Bundle, BundleKind, CitizenRow, Encoding, MerchantRow, Row, TransactionRow, Verified};
+use super::progress::Progress;
 use crate::store::handover::{AppliedBundle, PrincipalIn};
 use crate::store::{self, ledger, DbConn, StoreError};
 
@@ -69,8 +70,12 @@ pub fn import(
     now: DateTime<Utc>,
 ) -> Result<Imported, ImportError> {
     let mut rows = Rows::default();
-    let verified = Bundle::open(dir, encoding)
+    let bundle = Bundle::open(dir, encoding);
+    let rows_declared = bundle.manifest().map_or(0, |manifest| manifest.files.values().map(|file| file.rows).sum());
+    let reading = Progress::rows("verifying", rows_declared);
+    let verified = bundle
         .verify(|row| {
+            reading.add(1);
             match row {
                 Row::Citizen(row) => rows.citizens.push(row),
                 Row::Merchant(row) => rows.merchants.push(row),
@@ -79,6 +84,7 @@ pub fn import(
             Ok(())
         })
         .map_err(|refusal| ImportError::Refused(refusal.to_string()))?;
+    reading.finish();
     let manifest_bytes = std::fs::read(dir.join("manifest.json"))
         .map_err(|error| ImportError::Refused(format!("manifest.json: cannot read it: {error}")))?;
     let manifest_sha256 = hex::encode(Sha256::digest(&manifest_bytes));
@@ -89,7 +95,16 @@ pub fn import(
         use diesel::RunQueryDsl;
         diesel::sql_query(format!("PRAGMA cache_size = -{IMPORT_CACHE_KIB}")).execute(connection)?;
     }
-    store::write_transaction(connection, |connection| apply(connection, &verified, &rows, &manifest_sha256, now))
+    // At most: principals, wallets, carry-over postings and history items.
+    let (citizens, merchants) = (rows.citizens.len(), rows.merchants.len());
+    let rows_to_write =
+        ((citizens + merchants) + citizens + (citizens + merchants + 1) + (rows.transactions.len() + citizens)) as u64;
+    let writing = Progress::rows("writing", rows_to_write);
+    let imported = store::write_transaction(connection, |connection| {
+        apply(connection, &verified, &rows, &manifest_sha256, now, &writing)
+    });
+    writing.finish();
+    imported
 }
 
 fn refused(reason: impl Into<String>) -> ImportError {
@@ -106,6 +121,7 @@ fn apply(
     rows: &Rows,
     manifest_sha256: &str,
     now: DateTime<Utc>,
+    progress: &Progress,
 ) -> Result<Imported, ImportError> {
     let manifest = &verified.manifest;
     let sequence = i64::try_from(manifest.sequence).map_err(|_| refused("manifest.json: the sequence is too large"))?;
@@ -161,7 +177,8 @@ fn apply(
             created_at_ms: now_ms,
         });
     }
-    store::handover::put_principals(connection, &principals)
+    progress
+        .in_steps(&principals, |step| store::handover::put_principals(connection, step))
         .map_err(|error| conflict("citizens.csv or merchants.csv", "(one of the bundle's)", error))?;
     let merchant_details: Vec<store::auth::MerchantDetails<'_>> = rows
         .merchants
@@ -251,12 +268,12 @@ fn apply(
         let state = book.wallet(&row.wallet_id).ok_or_else(|| refused("a wallet of the bundle was not loaded"))?;
         wallets_out.push((row.wallet_id.as_str(), row.citizen_id.as_str(), state));
     }
-    store::handover::put_wallets(connection, &wallets_out)?;
+    progress.in_steps(&wallets_out, |step| store::handover::put_wallets(connection, step))?;
     changes.payments = carried_payments(connection, &history)?;
     ledger::save_changes(connection, &changes, now)?;
-    ledger::save_transactions(connection, &transactions)?;
+    progress.in_steps(&transactions, |step| ledger::save_transactions(connection, step))?;
     items.extend(history_items(connection, rows, &history)?);
-    ledger::save_history(connection, &items)?;
+    progress.in_steps(&items, |step| ledger::save_history(connection, step))?;
 
     // The control totals, read back from the books after applying.
     let (wallets_sum, merchants_sum) = store::reads::account_sums(connection)?;

@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod export;
 pub mod import;
+pub mod progress;
 
 use std::path::Path;
 
@@ -15,8 +16,16 @@ pub fn verify(dir: &Path, encoding: Encoding) -> Result<(), String> {
     if !dir.is_dir() {
         return Err(format!("{} is not a bundle directory (a .tar or .tar.gz must be unpacked first)", dir.display()));
     }
-    let verified =
-        Bundle::open(dir, encoding).verify(|_| Ok(())).map_err(|refusal| format!("bundle refused: {refusal}"))?;
+    let bundle = Bundle::open(dir, encoding);
+    let rows_declared = bundle.manifest().map_or(0, |manifest| manifest.files.values().map(|file| file.rows).sum());
+    let progress = progress::Progress::rows("verifying", rows_declared);
+    let verified = bundle
+        .verify(|_| {
+            progress.add(1);
+            Ok(())
+        })
+        .map_err(|refusal| format!("bundle refused: {refusal}"))?;
+    progress.finish();
     let manifest = &verified.manifest;
     let kind = match manifest.kind {
         BundleKind::Snapshot => "snapshot",
