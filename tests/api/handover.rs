@@ -13,7 +13,7 @@ const MERCHANTS_HEADER: &str = "merchant_id,login,password_hash,name,business_nu
 const TRANSACTIONS_HEADER: &str = "tx_id,at,kind,wallet_id,merchant_id,amount,cashback,related_tx_id";
 
 /// A bundle's files as text (or bytes), and its manifest, derived from them unless changed.
-struct BundleFiles {
+pub(crate) struct BundleFiles {
     citizens: Vec<u8>,
     merchants: Vec<u8>,
     transactions: Vec<u8>,
@@ -40,7 +40,7 @@ fn rows(bytes: &[u8]) -> usize {
 
 impl BundleFiles {
     /// Two citizens (30,000 and 12,000 won, history complete), one merchant owed 5,000 won.
-    fn good() -> BundleFiles {
+    pub(crate) fn good() -> BundleFiles {
         let citizens = lines(
             CITIZENS_HEADER,
             &[
@@ -89,7 +89,7 @@ impl BundleFiles {
     }
 
     /// Writes the bundle, filling in each file's rows and SHA-256 unless the manifest has them.
-    fn write(&self, dir: &Path) {
+    pub(crate) fn write(&self, dir: &Path) {
         let mut manifest = self.manifest.clone();
         for (name, bytes) in [
             ("citizens.csv", &self.citizens),
@@ -246,7 +246,7 @@ fn non_utf8_files_are_refused_unless_read_as_cp949() {
     assert!(stdout.contains("citizens 2"), "{stdout}");
 }
 
-mod import {
+pub(crate) mod import {
     //! `wallet-server handover import` and `status`, against a running server on each backend.
 
     use argon2::password_hash::{PasswordHasher, SaltString};
@@ -306,7 +306,7 @@ mod import {
 
     /// Five citizens with carried passwords (W-1 … W-5, 10,000 won each but W-1 with 30,000
     /// and a payment of 20,000 to M-1 earning 2,000), one without a password, one merchant.
-    fn snapshot() -> BundleFiles {
+    pub(crate) fn snapshot() -> BundleFiles {
         let mut citizens = Vec::new();
         for (index, (_, hash)) in carried_passwords().iter().enumerate() {
             let number = index + 1;
@@ -344,7 +344,7 @@ mod import {
         (output.status.success(), text)
     }
 
-    fn status(app: &TestApp) -> String {
+    pub(crate) fn status(app: &TestApp) -> String {
         String::from_utf8_lossy(&app.server.run(&["handover", "status"]).stdout).into_owned()
     }
 

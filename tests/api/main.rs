@@ -12,6 +12,7 @@ mod charges;
 mod crash;
 mod gifts;
 mod handover;
+mod handover_archive;
 mod health;
 mod history;
 mod idempotency;

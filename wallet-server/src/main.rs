@@ -51,6 +51,7 @@ enum Commands {
 enum HandoverCommand {
     /// Check a bundle without touching the database.
     Verify {
+        /// A bundle directory, or a .tar, .tar.gz or .tgz of one (unpacked into TMPDIR meanwhile).
         bundle: std::path::PathBuf,
         /// The CSV files' encoding: utf-8 (the format's), or cp949 for legacy files.
         #[arg(long, default_value = "utf-8", value_parser = ["utf-8", "cp949"])]
@@ -58,14 +59,17 @@ enum HandoverCommand {
     },
     /// Verify, then apply a snapshot or the next delta (the server may be running meanwhile).
     Import {
+        /// A bundle directory, or a .tar, .tar.gz or .tgz of one (unpacked into TMPDIR meanwhile).
         bundle: std::path::PathBuf,
         #[arg(long, default_value = "utf-8", value_parser = ["utf-8", "cp949"])]
         encoding: String,
     },
     /// The last bundle applied, its time and its totals.
     Status,
-    /// Write this system's data as a bundle into a new directory.
+    /// Write this system's data as a bundle into a new directory, or a new .tar.gz, .tgz or .tar.
     Export {
+        /// A new directory; or, ending in .tar.gz, .tgz or .tar, a new archive (files at the top).
+        #[arg(value_name = "OUT")]
         dir: std::path::PathBuf,
         /// A delta of what changed since this sequence (not built yet: snapshots only).
         #[arg(long)]
@@ -135,8 +139,11 @@ fn main() -> ExitCode {
         )
         .and_then(|pool| pool.get().map_err(|error| error.to_string()))
         .and_then(|mut connection| {
+            // A .tar.gz, .tgz or .tar is exported into a staging directory, then packed.
+            let target = handover::archive::ExportTarget::prepare(&dir)?;
+            let dir = target.dir().to_owned();
             let summary = handover::export::export_snapshot(&mut connection, &dir, &operator, chrono::Utc::now())?;
-            println!("{summary}");
+            println!("{}", target.finish(summary)?);
             Ok(())
         }),
         Commands::Handover { command: HandoverCommand::Status } => open_database(&config)

@@ -1,6 +1,7 @@
-//! Operator handover (`shared/HANDOVER.md`): verifying bundles; importing and exporting them
-//! come next.
+//! Operator handover (`shared/HANDOVER.md`): verifying, importing and exporting bundles, as
+//! directories or as `.tar` / `.tar.gz` archives of one.
 
+pub mod archive;
 pub mod bundle;
 pub mod export;
 pub mod import;
@@ -10,13 +11,12 @@ use std::path::Path;
 
 use bundle::{Bundle, BundleKind, Encoding};
 
-/// `wallet-server handover verify <BUNDLE>`: checks a bundle without touching the database.
-/// Prints what it checked; an error names the file, the line and the reason.
-pub fn verify(dir: &Path, encoding: Encoding) -> Result<(), String> {
-    if !dir.is_dir() {
-        return Err(format!("{} is not a bundle directory (a .tar or .tar.gz must be unpacked first)", dir.display()));
-    }
-    let bundle = Bundle::open(dir, encoding);
+/// `wallet-server handover verify <BUNDLE>`: checks a bundle (a directory, or an archive of one)
+/// without touching the database. Prints what it checked; an error names the file, the line and
+/// the reason.
+pub fn verify(bundle: &Path, encoding: Encoding) -> Result<(), String> {
+    let unpacked = archive::open(bundle)?;
+    let bundle = Bundle::open(unpacked.path(), encoding);
     let rows_declared = bundle.manifest().map_or(0, |manifest| manifest.files.values().map(|file| file.rows).sum());
     let progress = progress::Progress::rows("verifying", rows_declared);
     let verified = bundle
@@ -50,19 +50,18 @@ pub fn verify(dir: &Path, encoding: Encoding) -> Result<(), String> {
     Ok(())
 }
 
-/// `wallet-server handover import <BUNDLE>`: verifies, then applies a snapshot or the next delta.
+/// `wallet-server handover import <BUNDLE>`: verifies, then applies a snapshot or the next delta
+/// (a directory, or an archive of one).
 pub fn import(
     connection: &mut crate::store::DbConn,
-    dir: &Path,
+    bundle: &Path,
     encoding: Encoding,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), String> {
-    if !dir.is_dir() {
-        return Err(format!("{} is not a bundle directory (a .tar or .tar.gz must be unpacked first)", dir.display()));
-    }
+    let unpacked = archive::open(bundle)?;
     let started = std::time::Instant::now();
-    eprintln!("verifying and applying {} ...", dir.display());
-    match import::import(connection, dir, encoding, now).map_err(|error| error.to_string())? {
+    eprintln!("verifying and applying {} ...", bundle.display());
+    match import::import(connection, unpacked.path(), encoding, now).map_err(|error| error.to_string())? {
         import::Imported::Applied(bundle) => {
             println!(
                 "applied {} {} of {:?} in {:.1} s: citizens {}, merchants {}, transactions {}\n  \
