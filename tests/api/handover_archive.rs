@@ -357,7 +357,7 @@ mod import {
             let exported = app.server.run(&["handover", "export", archive_text]);
             let stdout = String::from_utf8_lossy(&exported.stdout);
             assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
-            assert!(stdout.contains(&format!("exported a snapshot to {archive_text}:")), "{stdout}");
+            assert!(stdout.contains(&format!("exported snapshot 0 to {archive_text}:")), "{stdout}");
 
             let bytes = std::fs::read(&archive).expect("the archive is written");
             assert_eq!(bytes.starts_with(&[0x1f, 0x8b]), gzip, "{name}: gzip magic");

@@ -71,7 +71,7 @@ enum HandoverCommand {
         /// A new directory; or, ending in .tar.gz, .tgz or .tar, a new archive (files at the top).
         #[arg(value_name = "OUT")]
         dir: std::path::PathBuf,
-        /// A delta of what changed since this sequence (not built yet: snapshots only).
+        /// A delta: what changed after the bundle of this sequence was exported from here.
         #[arg(long)]
         since: Option<u64>,
         /// The operator named in the manifest.
@@ -130,22 +130,22 @@ fn main() -> ExitCode {
             .and_then(|mut connection| {
                 handover::import(&mut connection, &bundle, encoding_named(&encoding), chrono::Utc::now())
             }),
-        Commands::Handover { command: HandoverCommand::Export { since: Some(_), .. } } => {
-            Err("handover export --since (a delta) is not built yet; export a snapshot (without --since) instead"
-                .into())
-        }
-        Commands::Handover { command: HandoverCommand::Export { dir, since: None, operator } } => open_database(
-            &config,
-        )
-        .and_then(|pool| pool.get().map_err(|error| error.to_string()))
-        .and_then(|mut connection| {
-            // A .tar.gz, .tgz or .tar is exported into a staging directory, then packed.
-            let target = handover::archive::ExportTarget::prepare(&dir)?;
-            let dir = target.dir().to_owned();
-            let summary = handover::export::export_snapshot(&mut connection, &dir, &operator, chrono::Utc::now())?;
-            println!("{}", target.finish(summary)?);
-            Ok(())
-        }),
+        Commands::Handover { command: HandoverCommand::Export { dir, since, operator } } => open_database(&config)
+            .and_then(|pool| pool.get().map_err(|error| error.to_string()))
+            .and_then(|mut connection| {
+                // A .tar.gz, .tgz or .tar is exported into a staging directory, then packed.
+                let target = handover::archive::ExportTarget::prepare(&dir)?;
+                let dir = target.dir().to_owned();
+                let summary = handover::export::export(
+                    &mut connection,
+                    &dir,
+                    &operator,
+                    chrono::Utc::now(),
+                    since.map(|since| since.min(i64::MAX as u64 - 1) as i64),
+                )?;
+                println!("{}", target.finish(summary)?);
+                Ok(())
+            }),
         Commands::Handover { command: HandoverCommand::Status } => open_database(&config)
             .and_then(|pool| pool.get().map_err(|error| error.to_string()))
             .and_then(|mut connection| handover::status(&mut connection)),

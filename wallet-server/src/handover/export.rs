@@ -1,4 +1,4 @@
-//! Writing this system's own data as a handover bundle (a snapshot), so that the next handover,
+//! Writing this system's own data as a handover bundle (a snapshot or a delta), so that the next handover,
 //! away from this system, is as routine as the one into it. Rows are read a page at a time and
 //! streamed to the files, which are hashed as they are written.
 
@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::bundle::{CITIZENS_FILE, FORMAT, MERCHANTS_FILE, TRANSACTIONS_FILE};
 use diesel::Connection;
 
+use super::progress::Progress;
 use crate::store::{self, handover as rows, ledger, DbConn};
 
 /// Rows read per query.
@@ -72,130 +73,210 @@ fn time(ms: i64) -> Result<String, String> {
     Ok(at.with_timezone(&kst).to_rfc3339())
 }
 
-/// Writes a snapshot of this system into `dir` (which must be empty or not exist).
-pub fn export_snapshot(
+/// Writes this system into `dir` (which must be empty or not exist) as a bundle: a snapshot
+/// (sequence 0), or with `since`, a delta holding what changed after bundle `since` was exported
+/// from here (sequence `since + 1`): citizens whose wallet moved or who were created or changed,
+/// merchants paid or refunded through, settled, created or changed, and the history written
+/// since. Each export is recorded, so the next delta knows where to start.
+pub fn export(
     connection: &mut DbConn,
     dir: &Path,
     operator: &str,
     now: DateTime<Utc>,
+    since: Option<i64>,
 ) -> Result<String, String> {
+    let failed = |error: store::StoreError| error.to_string();
+    let (sequence, mark) = match since {
+        None => (0, None),
+        Some(earlier) => {
+            let (_, history_seq, exported_at_ms) =
+                rows::exported_bundle(connection, earlier).map_err(failed)?.ok_or_else(|| {
+                    format!(
+                        "no bundle {earlier} was exported from here; a delta follows an exported bundle \
+                         (export a snapshot first, without --since)"
+                    )
+                })?;
+            // Principals changed shortly before the earlier export's read began are carried
+            // again: a change stamped before that read but committed after it (a write waits at
+            // most the database's busy timeout) is not dropped.
+            let since = rows::Since { history_seq, changed_ms: exported_at_ms - CHANGED_MARGIN_MS };
+            (earlier + 1, Some(since))
+        }
+    };
     std::fs::create_dir_all(dir).map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
     if std::fs::read_dir(dir).map_err(|error| error.to_string())?.next().is_some() {
         return Err(format!("{} is not empty; export into a new directory", dir.display()));
     }
-    let failed = |error: store::StoreError| error.to_string();
+    let started_ms = ledger::millis(now);
     // One consistent view of the books, without blocking the writer: a read transaction (WAL
     // gives SQLite readers a snapshot; PostgreSQL needs REPEATABLE READ for one).
-    let exported = connection.transaction(|connection| -> Result<Result<String, String>, diesel::result::Error> {
+    let exported = connection.transaction(|connection| -> Result<Result<Written, String>, diesel::result::Error> {
         use diesel::RunQueryDsl;
         if let DbConn::Pg(pg) = connection {
             diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(pg)?;
         }
-        Ok((|| -> Result<String, String> {
-        let mut citizens = HashedCsv::create(&dir.join(CITIZENS_FILE), super::bundle::CITIZENS_HEADER)?;
-        let mut after = String::new();
-        loop {
-            let page = rows::citizens_page(connection, &after, PAGE_ROWS).map_err(failed)?;
-            for row in &page {
-                let created_at = time(row.8)?;
-                citizens.row(&[
-                    &row.0,
-                    &row.1,
-                    &row.2,
-                    &row.3,
-                    &row.4.to_string(),
-                    &row.5,
-                    &row.6.to_string(),
-                    &row.7.to_string(),
-                    &created_at,
-                ])?;
-            }
-            match page.last() {
-                Some(last) if page.len() as i64 == PAGE_ROWS => after = last.0.clone(),
-                _ => break,
-            }
-        }
-        let mut merchants = HashedCsv::create(&dir.join(MERCHANTS_FILE), super::bundle::MERCHANTS_HEADER)?;
-        after.clear();
-        loop {
-            let page = rows::merchants_page(connection, &after, PAGE_ROWS).map_err(failed)?;
-            for row in &page {
-                merchants.row(&[
-                    &row.0,
-                    &row.1,
-                    &row.2,
-                    &row.3,
-                    &row.4,
-                    &row.5,
-                    row.6.as_deref().unwrap_or(""),
-                    &row.7.to_string(),
-                ])?;
-            }
-            match page.last() {
-                Some(last) if page.len() as i64 == PAGE_ROWS => after = last.0.clone(),
-                _ => break,
-            }
-        }
-        let mut transactions = HashedCsv::create(&dir.join(TRANSACTIONS_FILE), super::bundle::TRANSACTIONS_HEADER)?;
-        let mut after_seq = 0;
-        loop {
-            let page = rows::history_page(connection, after_seq, PAGE_ROWS).map_err(failed)?;
-            for row in &page {
-                let at = time(row.2)?;
-                let merchant_side = matches!(row.3.as_str(), "payment" | "cashback" | "refund" | "cashback_reversal");
-                let merchant_id = if merchant_side { row.5.as_deref().unwrap_or("") } else { "" };
-                let cashback = if row.3 == "payment" { row.8.map(|won| won.to_string()).unwrap_or_default() } else { String::new() };
-                transactions.row(&[
-                    &row.1,
-                    &at,
-                    &row.3,
-                    &row.4,
-                    merchant_id,
-                    &row.6.to_string(),
-                    &cashback,
-                    row.7.as_deref().unwrap_or(""),
-                ])?;
-            }
-            match page.last() {
-                Some(last) if page.len() as i64 == PAGE_ROWS => after_seq = last.0,
-                _ => break,
-            }
-        }
-        let (citizen_rows, citizen_sha) = citizens.finish()?;
-        let (merchant_rows, merchant_sha) = merchants.finish()?;
-        let (transaction_rows, transaction_sha) = transactions.finish()?;
-        let (wallets_sum, merchants_sum) = store::reads::account_sums(connection).map_err(failed)?;
-        let (_, budget, _) = ledger::load_state(connection, false).map_err(failed)?;
-        let history_complete = rows::wallets_with_incomplete_history(connection).map_err(failed)? == 0;
-        let kst = FixedOffset::east_opt(9 * 3600).expect("nine hours is a valid offset");
-        let manifest = json!({
-            "format": FORMAT,
-            "operator": operator,
-            "currency": "KRW",
-            "kind": "snapshot",
-            "sequence": 0,
-            "as_of": now.with_timezone(&kst).to_rfc3339(),
-            "history_complete": history_complete,
-            "files": {
-                CITIZENS_FILE: {"rows": citizen_rows, "sha256": citizen_sha},
-                MERCHANTS_FILE: {"rows": merchant_rows, "sha256": merchant_sha},
-                TRANSACTIONS_FILE: {"rows": transaction_rows, "sha256": transaction_sha},
-            },
-            "totals": {
-                "citizen_balance_sum": wallets_sum.to_string(),
-                "merchant_receivable_sum": merchants_sum.to_string(),
-                "cashback_budget_remaining": budget.remaining().to_string(),
-            }
-        });
-        let text = serde_json::to_string_pretty(&manifest).map_err(|error| error.to_string())?;
-        std::fs::write(dir.join("manifest.json"), text).map_err(|error| error.to_string())?;
-        Ok(format!(
-            "exported a snapshot to {}: citizens {citizen_rows}, merchants {merchant_rows}, transactions {transaction_rows}; \
-             wallets {wallets_sum} won, receivables {merchants_sum} won, cashback budget remaining {} won",
-            dir.display(),
-            budget.remaining()
-        ))
-        })())
+        Ok(write_files(connection, dir, operator, now, sequence, mark))
     });
-    exported.map_err(|error| format!("the database failed: {error}"))?
+    let written = exported.map_err(|error| format!("the database failed: {error}"))??;
+    let kind = if mark.is_some() { "delta" } else { "snapshot" };
+    rows::record_export(connection, sequence, kind, written.history_seq, started_ms, &written.manifest_sha256)
+        .map_err(failed)?;
+    Ok(format!(
+        "exported {kind} {sequence} to {}: citizens {}, merchants {}, transactions {}; \
+         wallets {} won, receivables {} won, cashback budget remaining {} won{}",
+        dir.display(),
+        written.citizens,
+        written.merchants,
+        written.transactions,
+        written.wallets_sum,
+        written.merchants_sum,
+        written.budget_remaining,
+        if mark.is_some() {
+            format!("\n  the next delta: handover export <DIR> --since {sequence}")
+        } else {
+            String::new()
+        },
+    ))
+}
+
+/// Longer than any write transaction may wait and run (the SQLite busy timeout is 5 s).
+const CHANGED_MARGIN_MS: i64 = 15_000;
+
+/// What [`write_files`] wrote.
+struct Written {
+    citizens: u64,
+    merchants: u64,
+    transactions: u64,
+    wallets_sum: i64,
+    merchants_sum: i64,
+    budget_remaining: wallet_core::Won,
+    /// The last history row written (the next delta starts after it).
+    history_seq: i64,
+    manifest_sha256: String,
+}
+
+fn write_files(
+    connection: &mut DbConn,
+    dir: &Path,
+    operator: &str,
+    now: DateTime<Utc>,
+    sequence: i64,
+    since: Option<rows::Since>,
+) -> Result<Written, String> {
+    let failed = |error: store::StoreError| error.to_string();
+    // Read first, inside the read transaction: the history the bundle ends with.
+    let history_seq = rows::last_history_seq(connection).map_err(failed)?;
+    let progress = Progress::counter("exporting");
+    let mut citizens = HashedCsv::create(&dir.join(CITIZENS_FILE), super::bundle::CITIZENS_HEADER)?;
+    let mut after = String::new();
+    loop {
+        let page = rows::citizens_page(connection, &after, PAGE_ROWS, since).map_err(failed)?;
+        for row in &page {
+            let created_at = time(row.8)?;
+            citizens.row(&[
+                &row.0,
+                &row.1,
+                &row.2,
+                &row.3,
+                &row.4.to_string(),
+                &row.5,
+                &row.6.to_string(),
+                &row.7.to_string(),
+                &created_at,
+            ])?;
+        }
+        progress.add(page.len() as u64);
+        match page.last() {
+            Some(last) if page.len() as i64 == PAGE_ROWS => after = last.0.clone(),
+            _ => break,
+        }
+    }
+    let mut merchants = HashedCsv::create(&dir.join(MERCHANTS_FILE), super::bundle::MERCHANTS_HEADER)?;
+    after.clear();
+    loop {
+        let page = rows::merchants_page(connection, &after, PAGE_ROWS, since).map_err(failed)?;
+        for row in &page {
+            merchants.row(&[
+                &row.0,
+                &row.1,
+                &row.2,
+                &row.3,
+                &row.4,
+                &row.5,
+                row.6.as_deref().unwrap_or(""),
+                &row.7.to_string(),
+            ])?;
+        }
+        progress.add(page.len() as u64);
+        match page.last() {
+            Some(last) if page.len() as i64 == PAGE_ROWS => after = last.0.clone(),
+            _ => break,
+        }
+    }
+    let mut transactions = HashedCsv::create(&dir.join(TRANSACTIONS_FILE), super::bundle::TRANSACTIONS_HEADER)?;
+    let mut after_seq = since.map_or(0, |since| since.history_seq);
+    loop {
+        let page = rows::history_page(connection, after_seq, PAGE_ROWS).map_err(failed)?;
+        for row in page.iter().filter(|row| row.0 <= history_seq) {
+            let at = time(row.2)?;
+            let merchant_side = matches!(row.3.as_str(), "payment" | "cashback" | "refund" | "cashback_reversal");
+            let merchant_id = if merchant_side { row.5.as_deref().unwrap_or("") } else { "" };
+            let cashback =
+                if row.3 == "payment" { row.8.map(|won| won.to_string()).unwrap_or_default() } else { String::new() };
+            transactions.row(&[
+                &row.1,
+                &at,
+                &row.3,
+                &row.4,
+                merchant_id,
+                &row.6.to_string(),
+                &cashback,
+                row.7.as_deref().unwrap_or(""),
+            ])?;
+        }
+        progress.add(page.len() as u64);
+        match page.last() {
+            Some(last) if page.len() as i64 == PAGE_ROWS && last.0 < history_seq => after_seq = last.0,
+            _ => break,
+        }
+    }
+    progress.finish();
+    let (citizen_rows, citizen_sha) = citizens.finish()?;
+    let (merchant_rows, merchant_sha) = merchants.finish()?;
+    let (transaction_rows, transaction_sha) = transactions.finish()?;
+    let (wallets_sum, merchants_sum) = store::reads::account_sums(connection).map_err(failed)?;
+    let (_, budget, _) = ledger::load_state(connection, false).map_err(failed)?;
+    let history_complete = rows::wallets_with_incomplete_history(connection).map_err(failed)? == 0;
+    let kst = FixedOffset::east_opt(9 * 3600).expect("nine hours is a valid offset");
+    let manifest = json!({
+        "format": FORMAT,
+        "operator": operator,
+        "currency": "KRW",
+        "kind": if since.is_some() { "delta" } else { "snapshot" },
+        "sequence": sequence,
+        "as_of": now.with_timezone(&kst).to_rfc3339(),
+        "history_complete": history_complete,
+        "files": {
+            CITIZENS_FILE: {"rows": citizen_rows, "sha256": citizen_sha},
+            MERCHANTS_FILE: {"rows": merchant_rows, "sha256": merchant_sha},
+            TRANSACTIONS_FILE: {"rows": transaction_rows, "sha256": transaction_sha},
+        },
+        "totals": {
+            "citizen_balance_sum": wallets_sum.to_string(),
+            "merchant_receivable_sum": merchants_sum.to_string(),
+            "cashback_budget_remaining": budget.remaining().to_string(),
+        }
+    });
+    let text = serde_json::to_string_pretty(&manifest).map_err(|error| error.to_string())?;
+    std::fs::write(dir.join("manifest.json"), &text).map_err(|error| error.to_string())?;
+    Ok(Written {
+        citizens: citizen_rows,
+        merchants: merchant_rows,
+        transactions: transaction_rows,
+        wallets_sum,
+        merchants_sum,
+        budget_remaining: budget.remaining(),
+        history_seq,
+        manifest_sha256: hex::encode(Sha256::digest(text.as_bytes())),
+    })
 }

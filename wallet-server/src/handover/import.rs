@@ -178,7 +178,7 @@ fn apply(
         });
     }
     progress
-        .in_steps(&principals, |step| store::handover::put_principals(connection, step))
+        .in_steps(&principals, |step| store::handover::put_principals(connection, step, now_ms))
         .map_err(|error| conflict("citizens.csv or merchants.csv", "(one of the bundle's)", error))?;
     let merchant_details: Vec<store::auth::MerchantDetails<'_>> = rows
         .merchants

@@ -26,6 +26,19 @@ impl Progress {
         Progress(bar)
     }
 
+    /// A count of rows of `what` with their rate, when the total is not known ahead.
+    pub fn counter(what: &str) -> Progress {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template("{msg:>10} {human_pos} rows  {rate:>14}  {elapsed_precise}")
+            .expect("the progress template is valid")
+            .with_key("rate", |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                let _ = write!(out, "{:.0} rows/s", state.per_sec());
+            });
+        bar.set_style(style);
+        bar.set_message(what.to_owned());
+        Progress(bar)
+    }
+
     pub fn add(&self, rows: u64) {
         self.0.inc(rows);
     }

@@ -200,7 +200,11 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
     if let Some(upgrade) = checked.upgrade {
         // A carried-over (or older-cost) hash is replaced by argon2id at this server's cost.
         let id = principal.principal_id.clone();
-        with_connection(&state, move |connection, _| store::auth::set_password_hash(connection, &id, &upgrade)).await?;
+        with_connection(&state, move |connection, state| {
+            let now_ms = store::ledger::millis(state.clock.now());
+            store::auth::set_password_hash(connection, &id, &upgrade, now_ms)
+        })
+        .await?;
     }
     let (token, token_hash) = crate::auth::new_token();
     let role = principal.role.clone();

@@ -117,9 +117,14 @@ pub fn find_principal(connection: &mut DbConn, login: &str) -> StoreResult<Optio
     Ok(row.map(|(principal_id, role, password_hash)| PrincipalRow { principal_id, role, password_hash }))
 }
 
-pub fn set_password_hash(connection: &mut DbConn, principal_id: &str, password_hash: &str) -> StoreResult<()> {
+pub fn set_password_hash(
+    connection: &mut DbConn,
+    principal_id: &str,
+    password_hash: &str,
+    now_ms: i64,
+) -> StoreResult<()> {
     diesel::update(principals::table.filter(principals::principal_id.eq(principal_id)))
-        .set(principals::password_hash.eq(password_hash))
+        .set((principals::password_hash.eq(password_hash), principals::changed_at_ms.eq(now_ms)))
         .execute(connection)?;
     Ok(())
 }

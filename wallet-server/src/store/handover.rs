@@ -8,7 +8,7 @@ use wallet_core::WalletState;
 
 use super::auth::MerchantDetails;
 use super::ledger::{self, ROWS_PER_INSERT};
-use super::schema::{handover_bundles, history, merchants, principals, wallets};
+use super::schema::{handover_bundles, handover_exports, history, merchants, principals, wallets};
 use super::{DbConn, StoreResult};
 
 /// Values named in one `IN (...)` query at most (bound-parameter limits).
@@ -103,7 +103,7 @@ pub struct PrincipalIn<'a> {
 /// Adds or replaces principals carried over, a few hundred a statement (same id: login and
 /// password hash are replaced, but an empty hash never replaces one here, so a delta cannot lock
 /// anyone out).
-pub fn put_principals(connection: &mut DbConn, principals_in: &[PrincipalIn<'_>]) -> StoreResult<()> {
+pub fn put_principals(connection: &mut DbConn, principals_in: &[PrincipalIn<'_>], now_ms: i64) -> StoreResult<()> {
     let row = |principal: &PrincipalIn<'_>| {
         (
             principals::principal_id.eq(principal.principal_id.to_owned()),
@@ -111,6 +111,7 @@ pub fn put_principals(connection: &mut DbConn, principals_in: &[PrincipalIn<'_>]
             principals::role.eq(principal.role.to_owned()),
             principals::password_hash.eq(principal.password_hash.to_owned()),
             principals::created_at_ms.eq(principal.created_at_ms),
+            principals::changed_at_ms.eq(now_ms),
         )
     };
     let (without_hash, with_hash): (Vec<_>, Vec<_>) =
@@ -119,11 +120,12 @@ pub fn put_principals(connection: &mut DbConn, principals_in: &[PrincipalIn<'_>]
         let rows: Vec<_> = chunk.iter().map(|principal| row(principal)).collect();
         upsert!(
             connection,
-            diesel::insert_into(principals::table)
-                .values(&rows)
-                .on_conflict(principals::principal_id)
-                .do_update()
-                .set(principals::login.eq(excluded(principals::login)))
+            diesel::insert_into(principals::table).values(&rows).on_conflict(principals::principal_id).do_update().set(
+                (
+                    principals::login.eq(excluded(principals::login)),
+                    principals::changed_at_ms.eq(excluded(principals::changed_at_ms)),
+                )
+            )
         )?;
     }
     for chunk in with_hash.chunks(ROWS_PER_INSERT) {
@@ -134,6 +136,7 @@ pub fn put_principals(connection: &mut DbConn, principals_in: &[PrincipalIn<'_>]
                 (
                     principals::login.eq(excluded(principals::login)),
                     principals::password_hash.eq(excluded(principals::password_hash)),
+                    principals::changed_at_ms.eq(excluded(principals::changed_at_ms)),
                 )
             )
         )?;
@@ -240,11 +243,36 @@ pub type MerchantExport = (String, String, String, String, String, String, Optio
 /// related_id, the payment's cashback when it is a payment).
 pub type HistoryExport = (i64, String, i64, String, String, Option<String>, i64, Option<String>, Option<i64>);
 
-/// A page of citizens after `after` (by citizen id).
-pub fn citizens_page(connection: &mut DbConn, after: &str, limit: i64) -> StoreResult<Vec<CitizenExport>> {
-    Ok(principals::table
+/// What a delta export holds: what changed after an earlier export.
+#[derive(Clone, Copy, Debug)]
+pub struct Since {
+    /// The last history row of the earlier export.
+    pub history_seq: i64,
+    /// Principals created or changed after this are carried again.
+    pub changed_ms: i64,
+}
+
+/// A page of citizens after `after` (by citizen id); with `since`, only those whose wallet moved
+/// or who were created or changed after it.
+pub fn citizens_page(
+    connection: &mut DbConn,
+    after: &str,
+    limit: i64,
+    since: Option<Since>,
+) -> StoreResult<Vec<CitizenExport>> {
+    let mut query = principals::table
         .inner_join(wallets::table.on(wallets::citizen_id.eq(principals::principal_id)))
         .filter(principals::principal_id.gt(after))
+        .into_boxed();
+    if let Some(since) = since {
+        query = query.filter(
+            wallets::wallet_id
+                .eq_any(history::table.filter(history::seq.gt(since.history_seq)).select(history::wallet_id))
+                .or(principals::created_at_ms.gt(since.changed_ms))
+                .or(principals::changed_at_ms.gt(since.changed_ms)),
+        );
+    }
+    Ok(query
         .order(principals::principal_id)
         .limit(limit)
         .select((
@@ -261,11 +289,37 @@ pub fn citizens_page(connection: &mut DbConn, after: &str, limit: i64) -> StoreR
         .load(connection)?)
 }
 
-/// A page of merchants after `after` (by merchant id).
-pub fn merchants_page(connection: &mut DbConn, after: &str, limit: i64) -> StoreResult<Vec<MerchantExport>> {
-    Ok(principals::table
+/// A page of merchants after `after` (by merchant id); with `since`, only those paid or refunded
+/// through, settled, created or changed after it.
+pub fn merchants_page(
+    connection: &mut DbConn,
+    after: &str,
+    limit: i64,
+    since: Option<Since>,
+) -> StoreResult<Vec<MerchantExport>> {
+    use super::schema::{settlement_lines, settlements};
+    let mut query = principals::table
         .inner_join(merchants::table.on(merchants::merchant_id.eq(principals::principal_id)))
         .filter(principals::principal_id.gt(after))
+        .into_boxed();
+    if let Some(since) = since {
+        let settled_days = settlements::table
+            .filter(settlements::closed_at_ms.gt(since.changed_ms))
+            .select(settlements::business_date);
+        query = query.filter(
+            principals::principal_id
+                .nullable()
+                .eq_any(history::table.filter(history::seq.gt(since.history_seq)).select(history::counterparty))
+                .or(principals::principal_id.eq_any(
+                    settlement_lines::table
+                        .filter(settlement_lines::business_date.eq_any(settled_days))
+                        .select(settlement_lines::merchant_id),
+                ))
+                .or(principals::created_at_ms.gt(since.changed_ms))
+                .or(principals::changed_at_ms.gt(since.changed_ms)),
+        );
+    }
+    Ok(query
         .order(principals::principal_id)
         .limit(limit)
         .select((
@@ -301,6 +355,52 @@ pub fn history_page(connection: &mut DbConn, after_seq: i64, limit: i64) -> Stor
             payments::cashback.nullable(),
         ))
         .load(connection)?)
+}
+
+/// The last history row written (0 when there is none).
+pub fn last_history_seq(connection: &mut DbConn) -> StoreResult<i64> {
+    Ok(history::table.select(diesel::dsl::max(history::seq)).first::<Option<i64>>(connection)?.unwrap_or(0))
+}
+
+/// A bundle exported from here: (kind, history_seq, exported_at_ms).
+pub fn exported_bundle(connection: &mut DbConn, sequence: i64) -> StoreResult<Option<(String, i64, i64)>> {
+    Ok(handover_exports::table
+        .filter(handover_exports::sequence.eq(sequence))
+        .select((handover_exports::kind, handover_exports::history_seq, handover_exports::exported_at_ms))
+        .first(connection)
+        .optional()?)
+}
+
+/// Records a bundle exported from here (replacing an earlier export under the same sequence:
+/// one that was never applied may be exported again).
+pub fn record_export(
+    connection: &mut DbConn,
+    sequence: i64,
+    kind: &str,
+    history_seq: i64,
+    exported_at_ms: i64,
+    manifest_sha256: &str,
+) -> StoreResult<()> {
+    upsert!(
+        connection,
+        diesel::insert_into(handover_exports::table)
+            .values((
+                handover_exports::sequence.eq(sequence),
+                handover_exports::kind.eq(kind),
+                handover_exports::history_seq.eq(history_seq),
+                handover_exports::exported_at_ms.eq(exported_at_ms),
+                handover_exports::manifest_sha256.eq(manifest_sha256),
+            ))
+            .on_conflict(handover_exports::sequence)
+            .do_update()
+            .set((
+                handover_exports::kind.eq(excluded(handover_exports::kind)),
+                handover_exports::history_seq.eq(excluded(handover_exports::history_seq)),
+                handover_exports::exported_at_ms.eq(excluded(handover_exports::exported_at_ms)),
+                handover_exports::manifest_sha256.eq(excluded(handover_exports::manifest_sha256)),
+            ))
+    )?;
+    Ok(())
 }
 
 #[derive(QueryableByName)]

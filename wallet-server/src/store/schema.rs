@@ -10,6 +10,7 @@ diesel::table! {
         role -> Text,
         password_hash -> Text,
         created_at_ms -> BigInt,
+        changed_at_ms -> BigInt,
     }
 }
 
@@ -179,8 +180,19 @@ diesel::allow_tables_to_appear_in_same_query!(
     history,
     waiting_tickets,
     handover_bundles,
+    handover_exports,
     session_slots,
 );
+
+diesel::table! {
+    handover_exports (sequence) {
+        sequence -> BigInt,
+        kind -> Text,
+        history_seq -> BigInt,
+        exported_at_ms -> BigInt,
+        manifest_sha256 -> Text,
+    }
+}
 
 diesel::table! {
     waiting_tickets (seq) {

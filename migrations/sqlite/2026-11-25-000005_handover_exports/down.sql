@@ -1,0 +1,2 @@
+ALTER TABLE principals DROP COLUMN changed_at_ms;
+DROP TABLE handover_exports;
