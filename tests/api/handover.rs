@@ -581,7 +581,104 @@ pub(crate) mod import {
         new.assert_books_balance();
     }
 
+    /// A snapshot of `count` citizens (each charged 50,000 won, then paying 1,234 won at one of
+    /// 100 merchants, history complete) and the sum of their balances.
+    fn large_snapshot(count: usize) -> (BundleFiles, i64) {
+        let mut citizens = String::from(CITIZENS_HEADER);
+        let mut transactions = String::from(TRANSACTIONS_HEADER);
+        citizens.push('\n');
+        transactions.push('\n');
+        // The last citizen can log in (the others have no password here yet).
+        let hash = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(64, 1, 1, None).unwrap(),
+        )
+        .hash_password(crate::support::PASSWORD.as_bytes(), &salt())
+        .unwrap()
+        .to_string();
+        for index in 0..count {
+            let hash = if index + 1 == count { format!("\"{hash}\"") } else { String::new() };
+            citizens.push_str(&format!(
+                "C-{index},citizen{index},{hash},W-{index},48766,2030-01,50000,0,2025-03-02T09:00:00+09:00\n"
+            ));
+            transactions.push_str(&format!("TC-{index},2030-01-02T10:00:00+09:00,charge,W-{index},,50000,,\n"));
+            transactions.push_str(&format!(
+                "TP-{index},2030-01-03T10:00:00+09:00,payment,W-{index},M-{},-1234,0,\n",
+                index % 100
+            ));
+        }
+        let merchants: Vec<String> = (0..100)
+            .map(|index| format!("M-{index},shop{index},,Shop {index},111-22-{index:05},BNK {index},,0"))
+            .collect();
+        let merchant_rows: Vec<&str> = merchants.iter().map(String::as_str).collect();
+        let mut files = BundleFiles::good();
+        files.citizens = citizens.into_bytes();
+        files.transactions = transactions.into_bytes();
+        files.merchants = lines(MERCHANTS_HEADER, &merchant_rows);
+        let sum = 48_766 * count as i64;
+        files.manifest["totals"] = json!({"citizen_balance_sum": sum.to_string(), "merchant_receivable_sum": "0", "cashback_budget_remaining": "0"});
+        (files, sum)
+    }
+
+    /// The ledger's balance of all citizen wallets.
+    fn wallets_total(app: &TestApp) -> i64 {
+        let trial = app.api.get("/v1/admin/ledger/trial-balance", &app.admin()).expect(200);
+        let wallets = trial["accounts"].as_array().unwrap().iter().find(|account| account["kind"] == "citizen_wallet");
+        wallets.map_or(0, |account| string(&account["balance"]).parse().unwrap())
+    }
+
+    fn a_kill_during_a_large_import_leaves_before_or_after_and_a_rerun_finishes(backend: Backend) {
+        let (bundle, sum) = large_snapshot(10_000);
+        let dir = tempfile::tempdir().expect("temporary directory");
+        bundle.write(dir.path());
+        // How long a whole import takes here, to kill others early, midway and late.
+        let timing = TestApp::start(backend);
+        let started = std::time::Instant::now();
+        import_dir(&timing, dir.path());
+        let whole = started.elapsed();
+        assert_eq!(wallets_total(&timing), sum);
+        drop(timing);
+        let mut killed_midway = 0;
+        for fraction in [0.15, 0.4, 0.65, 0.9] {
+            let app = TestApp::start(backend);
+            let mut import = app
+                .server
+                .command()
+                .args(["handover", "import", dir.path().to_str().unwrap()])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start the import");
+            std::thread::sleep(whole.mul_f64(fraction));
+            let finished = import.try_wait().expect("poll the import").is_some();
+            import.kill().expect("kill -9 the import");
+            import.wait().expect("reap the import");
+            // Before the bundle or with all of it, never between.
+            let applied = status(&app);
+            let total = wallets_total(&app);
+            if applied.contains("no handover bundle has been applied") {
+                assert_eq!(total, 0, "killed at {fraction}: nothing applied, yet wallets hold {total}");
+                killed_midway += usize::from(!finished);
+            } else {
+                assert!(applied.contains("last applied: snapshot 0"), "{applied}");
+                assert_eq!(total, sum, "killed at {fraction}: applied, yet wallets hold {total}");
+            }
+            app.assert_books_balance();
+            // Running it again finishes the job (or finds it done).
+            import_dir(&app, dir.path());
+            assert!(status(&app).contains("last applied: snapshot 0"), "{}", status(&app));
+            assert_eq!(wallets_total(&app), sum);
+            let citizen = app.api.login("citizen9999", crate::support::PASSWORD);
+            assert_eq!(app.api.balance(&citizen), "48766");
+            app.assert_books_balance();
+        }
+        eprintln!("import of 10,000 citizens took {whole:?}; {killed_midway} of 4 kills landed before it finished");
+    }
+
     scenarios!(
+        a_kill_during_a_large_import_leaves_before_or_after_and_a_rerun_finishes,
         a_chain_of_exported_deltas_round_trips,
         an_export_verifies_and_imports_into_a_new_system,
         a_snapshot_carries_ids_balances_counters_history_and_passwords,

@@ -204,7 +204,7 @@ impl TestServer {
     }
 
     /// `wallet-server` with the test environment, for `serve` and the admin commands alike.
-    fn command(&self) -> Command {
+    pub fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wallet-server"));
         command
             .current_dir(self.dir.path())
