@@ -379,7 +379,29 @@ pub(crate) mod import {
         }
         let without = api.post("/v1/sessions", "", &json!({"login": "nopassword", "password": "anything-at-all"}), &[]);
         without.expect_error(401, "invalid_credentials");
-        assert!(without.text.contains("set"), "{without}");
+        assert!(without.text.contains("POST /v1/citizens/password"), "{without}");
+        // The city issues a code (to citizens only, by admins only); the citizen sets a password.
+        let admin = app.admin();
+        let citizen_token = api.login("citizen2", "old-pass-argon2i");
+        api.post("/v1/admin/citizens/nopassword/password-reset", &citizen_token, &json!({}), &[])
+            .expect_error(403, "forbidden");
+        api.post("/v1/admin/citizens/oldshop/password-reset", &admin, &json!({}), &[]).expect_error(404, "not_found");
+        let issued = api.post("/v1/admin/citizens/nopassword/password-reset", &admin, &json!({}), &[]).expect(201);
+        let code = string(&issued["reset_code"]);
+        let set = |code: &str, password: &str| {
+            api.post(
+                "/v1/citizens/password",
+                "",
+                &json!({"login": "nopassword", "reset_code": code, "password": password}),
+                &[],
+            )
+        };
+        set("0123456789abcdef0123456789abcdef", "a-new-password").expect_error(401, "invalid_credentials");
+        set(&code, "short").expect_error(422, "validation_failed");
+        assert_eq!(set(&code, "a-new-password").status, 204);
+        set(&code, "another-password").expect_error(401, "invalid_credentials");
+        let token = api.login("nopassword", "a-new-password");
+        assert_eq!(api.balance(&token), "0");
 
         // The wallet keeps its id, balance and the month's counters; its history shows.
         let citizen = api.login("citizen1", "old-pass-argon2id");

@@ -33,7 +33,7 @@ pub fn classify(method: &Method, path: &str) -> Option<Class> {
         // Logins are admitted by the waiting room and the bounded password pool instead, so that
         // a citizen turned away gets a place in line rather than an error.
         (&Method::POST, "/v1/sessions") => None,
-        (&Method::POST, "/v1/citizens") => Some(Class::Logins),
+        (&Method::POST, "/v1/citizens" | "/v1/citizens/password") => Some(Class::Logins),
         (_, path) if path.starts_with("/v1/admin/") => Some(Class::Admin),
         _ => Some(Class::Reads),
     }

@@ -5,6 +5,7 @@ mod admin;
 mod citizen;
 mod merchant;
 mod openapi;
+mod password;
 mod session;
 
 pub use session::keep_line_in_sync;
@@ -56,6 +57,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .configure(citizen::routes)
         .configure(merchant::routes)
         .configure(admin::routes)
+        .configure(password::routes)
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(ApiError::not_found("no such endpoint; see /openapi.json for the API"))
         }));

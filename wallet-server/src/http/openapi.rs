@@ -59,6 +59,8 @@ use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
         super::admin::trial_balance,
         super::admin::admission,
         super::admin::test_clock,
+        super::password::issue,
+        super::password::set_password,
     ),
     components(
         schemas(
@@ -66,7 +68,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
             CitizenCreated, SessionCreated, Role, TicketStatus, WalletView, Currency, ChargeReceipt, GiftReceipt,
             PaymentCodeIssued, HistoryPage, HistoryItem, PaymentReceipt, PaymentStatus, RefundReceipt,
             SalesSummary, MerchantCreated, Policy, Budget, DayClosed, SettlementReport, SettlementLine,
-            TrialBalance, AccountBalance, Admission, ClockNow,
+            TrialBalance, AccountBalance, Admission, ClockNow, PasswordResetIssued,
         ),
     ),
     modifiers(&BearerAuth),
@@ -434,6 +436,18 @@ pub struct SalesSummary {
 
 // ---------------------------------------------------------------------------------------------
 // Success bodies: admin
+
+/// A password-reset code for a citizen.
+#[derive(ToSchema)]
+pub struct PasswordResetIssued {
+    /// 32 hex characters; give it to the citizen, who sets a password with it at
+    /// `POST /v1/citizens/password`.
+    #[schema(example = "9f86d081884c7d659a2feaa0c55ad015")]
+    pub reset_code: String,
+    /// Valid until then (three days), and for one use.
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
 
 /// A new merchant.
 #[derive(ToSchema)]

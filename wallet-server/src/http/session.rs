@@ -177,7 +177,8 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
             401,
             "invalid_credentials",
             "this account has no password here yet: it was carried over from the previous operator without one; \
-             a new password must be set before it can log in",
+             ask the city for a reset code, then set a password with POST /v1/citizens/password \
+             {\"login\", \"reset_code\", \"password\"}",
         ));
     }
     let checked = match state.passwords.verify(body.password, stored, claim).await {

@@ -250,3 +250,63 @@ pub fn sweep_citizen_sessions(connection: &mut DbConn, now_ms: i64, idle_timeout
         Ok(left)
     })
 }
+
+/// Records a password-reset code (its hash) for `principal_id`, replacing an earlier one.
+pub fn put_password_reset(
+    connection: &mut DbConn,
+    principal_id: &str,
+    code_hash: &str,
+    expires_at_ms: i64,
+) -> StoreResult<()> {
+    upsert!(
+        connection,
+        diesel::insert_into(password_resets::table)
+            .values((
+                password_resets::principal_id.eq(principal_id),
+                password_resets::code_hash.eq(code_hash),
+                password_resets::expires_at_ms.eq(expires_at_ms),
+            ))
+            .on_conflict(password_resets::principal_id)
+            .do_update()
+            .set((
+                password_resets::code_hash.eq(excluded(password_resets::code_hash)),
+                password_resets::expires_at_ms.eq(excluded(password_resets::expires_at_ms)),
+            ))
+    )?;
+    Ok(())
+}
+
+/// Uses up `principal_id`'s reset code if it is `code_hash` and unexpired at `now_ms`: sets the
+/// new password hash and ends every session of the principal, in one transaction. False (and
+/// nothing changed) when there is no such code.
+pub fn redeem_password_reset(
+    connection: &mut DbConn,
+    principal_id: &str,
+    code_hash: &str,
+    password_hash: &str,
+    now_ms: i64,
+) -> StoreResult<bool> {
+    super::write_transaction(connection, |connection| {
+        let used = diesel::delete(
+            password_resets::table
+                .filter(password_resets::principal_id.eq(principal_id))
+                .filter(password_resets::code_hash.eq(code_hash))
+                .filter(password_resets::expires_at_ms.gt(now_ms)),
+        )
+        .execute(connection)?;
+        if used == 0 {
+            return Ok(false);
+        }
+        set_password_hash(connection, principal_id, password_hash, now_ms)?;
+        let ended =
+            diesel::delete(sessions::table.filter(sessions::principal_id.eq(principal_id))).execute(connection)?;
+        // A citizen's sessions give their slots back (the sweep makes the count exact anyway).
+        let ended = i64::try_from(ended).unwrap_or(i64::MAX);
+        if ended > 0 {
+            diesel::update(session_slots::table.filter(session_slots::id.eq(1)).filter(session_slots::used.ge(ended)))
+                .set(session_slots::used.eq(session_slots::used - ended))
+                .execute(connection)?;
+        }
+        Ok(true)
+    })
+}

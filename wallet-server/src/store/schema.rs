@@ -181,8 +181,17 @@ diesel::allow_tables_to_appear_in_same_query!(
     waiting_tickets,
     handover_bundles,
     handover_exports,
+    password_resets,
     session_slots,
 );
+
+diesel::table! {
+    password_resets (principal_id) {
+        principal_id -> Text,
+        code_hash -> Text,
+        expires_at_ms -> BigInt,
+    }
+}
 
 diesel::table! {
     handover_exports (sequence) {

@@ -1,0 +1,120 @@
+//! Setting a password with a one-time code from the city (an extension of API.md).
+//!
+//! Citizens carried over from the previous operator without a password hash cannot log in until
+//! they set a password, and a citizen who forgot theirs needs the same: the city's back office,
+//! having checked the person (at a counter, or through the city's identity service), issues a
+//! reset code with `POST /v1/admin/citizens/{login}/password-reset` and hands it over; the citizen
+//! sets a new password with `POST /v1/citizens/password`. A code is 128 random bits, kept only as
+//! a hash, valid for [`RESET_CODE_LIFETIME_S`], used once; setting the password ends the
+//! citizen's sessions.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::openapi::{
+    ErrorBody, Forbidden, InternalError, InvalidJson, Overloaded, PasswordResetIssued, PayloadTooLarge, Unauthorized,
+};
+use super::session::{parse_login, parse_password};
+use super::{authenticate, parse_body, rfc3339, with_connection, Role, State};
+use crate::error::ApiError;
+use crate::store;
+
+/// How long a reset code stays valid: three days, time to reach the citizen.
+pub const RESET_CODE_LIFETIME_S: i64 = 3 * 24 * 3_600;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/v1/admin/citizens/{login}/password-reset", web::post().to(issue))
+        .route("/v1/citizens/password", web::post().to(set_password));
+}
+
+/// A citizen's new password, with the code the city issued.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    #[schema(example = "kim.minji")]
+    login: String,
+    /// The code of `POST /v1/admin/citizens/{login}/password-reset`.
+    reset_code: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128, format = Password)]
+    password: String,
+}
+
+/// Issues a one-time code with which the citizen sets a password (replacing any earlier code).
+#[utoipa::path(post, path = "/v1/admin/citizens/{login}/password-reset", tag = "admin",
+    security(("bearer" = [])),
+    params(("login" = String, Path, description = "The citizen's login.")),
+    responses(
+        (status = 201, description = "The code, to hand to the citizen once their identity is checked.",
+            body = PasswordResetIssued),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 404, description = "`not_found`: no citizen has this login.", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
+async fn issue(state: State, request: HttpRequest, login: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    authenticate(&state, &request, Some(Role::Admin)).await?;
+    let login = login.into_inner();
+    let code = crate::auth::new_payment_code();
+    let code_hash = crate::auth::token_hash(&code);
+    let expires_at = with_connection(&state, move |connection, state| {
+        let Some(principal) = store::auth::find_principal(connection, &login)? else { return Ok(None) };
+        if principal.role != "citizen" {
+            return Ok(None);
+        }
+        let now = state.clock.now();
+        let expires_at = now + chrono::Duration::seconds(RESET_CODE_LIFETIME_S);
+        let expires_at_ms = store::ledger::millis(expires_at);
+        store::auth::put_password_reset(connection, &principal.principal_id, &code_hash, expires_at_ms)?;
+        Ok(Some(expires_at))
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("no citizen has this login"))?;
+    Ok(HttpResponse::Created().json(json!({"reset_code": code, "expires_at": rfc3339(expires_at)})))
+}
+
+/// Sets a citizen's password with a code the city issued; ends the citizen's sessions.
+#[utoipa::path(post, path = "/v1/citizens/password", tag = "sessions",
+    request_body = NewPassword,
+    responses(
+        (status = 204, description = "The password is set; log in with it."),
+        (status = 400, response = inline(InvalidJson)),
+        (status = 401, description = "`invalid_credentials`: the login or code is wrong, used or expired.",
+            body = ErrorBody),
+        (status = 413, response = inline(PayloadTooLarge)),
+        (status = 422, description = "`validation_failed`: an unknown or missing field, or a password that is not \
+            8 to 128 characters.", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
+async fn set_password(state: State, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+    let body: NewPassword = parse_body(body.into_inner())?;
+    parse_password(&body.password)?;
+    let wrong = || ApiError::new(401, "invalid_credentials", "the login or reset code is wrong, used or expired");
+    let login = parse_login(&body.login).map_err(|_| wrong())?.to_owned();
+    if body.reset_code.len() > 64 {
+        return Err(wrong());
+    }
+    let code_hash = crate::auth::token_hash(&body.reset_code);
+    // Hashed before the code is checked, so a wrong code takes as long as a right one.
+    let hash = state.passwords.hash(body.password).await?;
+    let set = with_connection(&state, move |connection, state| {
+        let Some(principal) = store::auth::find_principal(connection, &login)? else { return Ok(false) };
+        if principal.role != "citizen" {
+            return Ok(false);
+        }
+        let now_ms = store::ledger::millis(state.clock.now());
+        store::auth::redeem_password_reset(connection, &principal.principal_id, &code_hash, &hash, now_ms)
+    })
+    .await?;
+    if !set {
+        return Err(wrong());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
