@@ -87,25 +87,7 @@ pub struct MerchantDetails<'a> {
 /// Adds a merchant with nothing receivable (the ledger moves it in), or replaces the details of
 /// one already here (a handover delta).
 pub fn put_merchant(connection: &mut DbConn, merchant: &MerchantDetails<'_>) -> StoreResult<()> {
-    let row = (
-        merchants::merchant_id.eq(merchant.merchant_id),
-        merchants::name.eq(merchant.name),
-        merchants::business_number.eq(merchant.business_number),
-        merchants::bank_account.eq(merchant.bank_account),
-        merchants::category.eq(merchant.category),
-        merchants::receivable.eq(0i64),
-        merchants::carried_negative.eq(0i64),
-    );
-    upsert!(
-        connection,
-        diesel::insert_into(merchants::table).values(row).on_conflict(merchants::merchant_id).do_update().set((
-            merchants::name.eq(excluded(merchants::name)),
-            merchants::business_number.eq(excluded(merchants::business_number)),
-            merchants::bank_account.eq(excluded(merchants::bank_account)),
-            merchants::category.eq(excluded(merchants::category)),
-        ))
-    )?;
-    Ok(())
+    super::handover::put_merchants(connection, std::slice::from_ref(merchant))
 }
 
 pub fn find_principal(connection: &mut DbConn, login: &str) -> StoreResult<Option<PrincipalRow>> {
