@@ -8,6 +8,7 @@ mod support;
 
 mod admin;
 mod admission;
+mod batching;
 mod charges;
 mod crash;
 mod gifts;
