@@ -4,7 +4,9 @@
 //! room while merchants keep taking payments) and reports admission order, wait estimates,
 //! payment latency and the server's memory; `idle` measures what held sessions cost.
 //! Loopback only: see `loopback.rs`. Every loop is bounded in count and in time.
+//! `handover-bundle` and `handover-delta` write generated handover bundles to disk (no network).
 
+mod bundle;
 mod client;
 mod cutover;
 mod idle;
@@ -45,6 +47,10 @@ enum Command {
     Cutover(cutover::CutoverArgs),
     /// Hold many idle sessions and measure the server's memory per session.
     Idle(idle::IdleArgs),
+    /// Write a generated snapshot handover bundle (city-sized by default).
+    HandoverBundle(bundle::SnapshotArgs),
+    /// Write delta 1 of a snapshot written by handover-bundle.
+    HandoverDelta(bundle::DeltaArgs),
 }
 
 /// Flags every subcommand takes.
@@ -105,22 +111,13 @@ impl CommonArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(WORKER_THREADS).enable_all().build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("wallet-loadgen: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+    let result = match cli.command {
+        Command::Cutover(args) => run_async(cutover::run(args)),
+        Command::Idle(args) => run_async(idle::run(args)),
+        // Bundles are written to disk: no runtime, no network.
+        Command::HandoverBundle(args) => bundle::run_snapshot(args),
+        Command::HandoverDelta(args) => bundle::run_delta(args),
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Cutover(args) => cutover::run(args).await,
-            Command::Idle(args) => idle::run(args).await,
-        }
-    });
-    // Do not wait for stragglers (a request past its deadline) once the report is out.
-    runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -128,6 +125,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a load subcommand on a runtime of [`WORKER_THREADS`].
+fn run_async(command: impl std::future::Future<Output = Result<(), String>>) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKER_THREADS)
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+    let result = runtime.block_on(command);
+    // Do not wait for stragglers (a request past its deadline) once the report is out.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 /// Writes a report as pretty JSON.
