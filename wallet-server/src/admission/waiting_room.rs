@@ -25,6 +25,10 @@ pub const RATE_WINDOW_MS: i64 = 60_000;
 pub const WAIT_PER_POSITION_UNMEASURED_S: f64 = 2.0;
 /// Most tickets held at once.
 pub const TICKETS_MAX: usize = 1_000_000;
+/// Most Fenwick indexes (4 bytes each): the line's places are counted over the range of its
+/// shared sequence numbers, from the oldest live ticket to the newest; past this many, new
+/// logins are told the line is full.
+pub const LINE_SPAN_MAX: usize = 32 * TICKETS_MAX;
 
 /// A place in line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,9 +63,9 @@ pub struct Room {
 }
 
 struct Entry {
-    /// The mirror's order (renumbered at each rebuild), the Fenwick index.
-    seq: usize,
-    /// The shared line's order (the database's sequence number).
+    /// The shared line's order (the database's sequence number); less the mirror's base, it is
+    /// the Fenwick index, so places follow the shared order even for tickets joined here
+    /// between two syncs in another order than the database gave them theirs.
     line_seq: i64,
     login: String,
     polled_ms: i64,
@@ -109,10 +113,12 @@ impl Fenwick {
 pub struct WaitingRoom {
     entries: HashMap<String, Entry>,
     by_login: HashMap<String, String>,
-    /// (last poll, seq, ticket): the front holds the ticket polled longest ago.
-    by_poll: BTreeSet<(i64, usize, String)>,
+    /// (last poll, line_seq, ticket): the front holds the ticket polled longest ago.
+    by_poll: BTreeSet<(i64, i64, String)>,
     live: Fenwick,
-    next_seq: usize,
+    /// The line_seq at Fenwick index 0.
+    base: i64,
+    /// Fenwick indexes available: line_seqs from `base` to `base + capacity_seq - 1`.
     capacity_seq: usize,
     admissions_ms: VecDeque<i64>,
     /// Polls seen here since the last sync, for the shared line.
@@ -145,7 +151,7 @@ impl WaitingRoom {
             by_login: HashMap::new(),
             by_poll: BTreeSet::new(),
             live: Fenwick::with_capacity(capacity_seq),
-            next_seq: 0,
+            base: 0,
             capacity_seq,
             admissions_ms: VecDeque::new(),
             touched: HashMap::new(),
@@ -209,7 +215,7 @@ impl WaitingRoom {
                 self.note_admission(now_ms, false);
                 Verdict::Admit(None)
             }
-            None if self.entries.len() >= TICKETS_MAX => Verdict::Full,
+            None if self.entries.len() >= TICKETS_MAX || self.capacity_seq >= LINE_SPAN_MAX => Verdict::Full,
             None => {
                 self.shed_total += 1;
                 Verdict::Join
@@ -237,15 +243,13 @@ impl WaitingRoom {
         if let Some(stale) = self.by_login.get(login).cloned() {
             self.remove(&stale);
         }
-        if self.next_seq >= self.capacity_seq {
-            self.compact();
+        if line_seq < self.base || line_seq - self.base >= self.capacity_seq as i64 {
+            self.reindex(Some(line_seq));
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.live.add(seq, 1);
-        self.entries.insert(ticket.to_owned(), Entry { seq, line_seq, login: login.to_owned(), polled_ms: now_ms });
+        self.live.add(self.index(line_seq), 1);
+        self.entries.insert(ticket.to_owned(), Entry { line_seq, login: login.to_owned(), polled_ms: now_ms });
         self.by_login.insert(login.to_owned(), ticket.to_owned());
-        self.by_poll.insert((now_ms, seq, ticket.to_owned()));
+        self.by_poll.insert((now_ms, line_seq, ticket.to_owned()));
         self.touched.insert(ticket.to_owned(), now_ms);
         self.recent_joins.push(LineEntry {
             ticket: ticket.to_owned(),
@@ -271,19 +275,17 @@ impl WaitingRoom {
         let in_line: HashSet<String> = line.iter().map(|entry| entry.ticket.clone()).collect();
         line.extend(self.recent_joins.iter().filter(|entry| !in_line.contains(&entry.ticket)).cloned());
         line.sort_by_key(|entry| entry.line_seq);
+        line.dedup_by_key(|entry| entry.line_seq);
         self.entries.clear();
         self.by_login.clear();
         self.by_poll.clear();
-        self.capacity_seq = (line.len() * 2).max(4_096);
-        self.live = Fenwick::with_capacity(self.capacity_seq);
-        for (seq, LineEntry { ticket, login, polled_ms, line_seq }) in line.into_iter().enumerate() {
+        for LineEntry { ticket, login, polled_ms, line_seq } in line {
             let polled_ms = self.touched.get(&ticket).copied().unwrap_or(polled_ms).max(polled_ms);
-            self.live.add(seq, 1);
             self.by_login.insert(login.clone(), ticket.clone());
-            self.by_poll.insert((polled_ms, seq, ticket.clone()));
-            self.entries.insert(ticket, Entry { seq, line_seq, login, polled_ms });
+            self.by_poll.insert((polled_ms, line_seq, ticket.clone()));
+            self.entries.insert(ticket, Entry { line_seq, login, polled_ms });
         }
-        self.next_seq = self.entries.len();
+        self.reindex(None);
     }
 
     /// Starts a sync: the polls seen here since the last one, to record in the shared line.
@@ -297,22 +299,22 @@ impl WaitingRoom {
     }
 
     fn position(&self, ticket: &str) -> Option<usize> {
-        self.entries.get(ticket).map(|entry| self.live.prefix(entry.seq))
+        self.entries.get(ticket).map(|entry| self.live.prefix(self.index(entry.line_seq)))
     }
 
     fn touch(&mut self, ticket: &str, now_ms: i64) {
         let entry = self.entries.get_mut(ticket).expect("touched tickets are live");
-        self.by_poll.remove(&(entry.polled_ms, entry.seq, ticket.to_owned()));
+        self.by_poll.remove(&(entry.polled_ms, entry.line_seq, ticket.to_owned()));
         entry.polled_ms = now_ms;
-        self.by_poll.insert((now_ms, entry.seq, ticket.to_owned()));
+        self.by_poll.insert((now_ms, entry.line_seq, ticket.to_owned()));
         self.touched.insert(ticket.to_owned(), now_ms);
     }
 
     fn remove(&mut self, ticket: &str) {
         let entry = self.entries.remove(ticket).expect("removed tickets are live");
         self.by_login.remove(&entry.login);
-        self.by_poll.remove(&(entry.polled_ms, entry.seq, ticket.to_owned()));
-        self.live.add(entry.seq, -1);
+        self.by_poll.remove(&(entry.polled_ms, entry.line_seq, ticket.to_owned()));
+        self.live.add(self.index(entry.line_seq), -1);
     }
 
     fn prune(&mut self, now_ms: i64) {
@@ -342,22 +344,24 @@ impl WaitingRoom {
         }
     }
 
-    /// Renumbers live tickets from 0 in their order (when the sequence space is used up), and
-    /// grows the space to keep room for as many new tickets as are live.
-    fn compact(&mut self) {
-        let mut live: Vec<(usize, String)> =
-            self.entries.iter().map(|(ticket, entry)| (entry.seq, ticket.clone())).collect();
-        live.sort_unstable();
-        self.capacity_seq = (live.len() * 2).max(4_096);
+    fn index(&self, line_seq: i64) -> usize {
+        usize::try_from(line_seq - self.base).expect("a live ticket is at or after the base")
+    }
+
+    /// Re-lays the Fenwick tree over the live tickets (and `extra`, about to join): the base is
+    /// the smallest line_seq, with room for twice the span, so tickets joining at the end rarely
+    /// need it again.
+    fn reindex(&mut self, extra: Option<i64>) {
+        let seqs = self.entries.values().map(|entry| entry.line_seq).chain(extra);
+        let (low, high) = seqs.fold((i64::MAX, i64::MIN), |(low, high), seq| (low.min(seq), high.max(seq)));
+        self.base = if low == i64::MAX { 0 } else { low };
+        let span = if low == i64::MAX { 0 } else { usize::try_from(high - low + 1).unwrap_or(usize::MAX) };
+        self.capacity_seq = span.saturating_mul(2).max(4_096);
         self.live = Fenwick::with_capacity(self.capacity_seq);
-        self.by_poll.clear();
-        for (seq, (_, ticket)) in live.iter().enumerate() {
-            let entry = self.entries.get_mut(ticket).expect("live ticket");
-            entry.seq = seq;
-            self.live.add(seq, 1);
-            self.by_poll.insert((entry.polled_ms, seq, ticket.clone()));
+        let indexes: Vec<usize> = self.entries.values().map(|entry| self.index(entry.line_seq)).collect();
+        for index in indexes {
+            self.live.add(index, 1);
         }
-        self.next_seq = live.len();
     }
 }
 
@@ -485,6 +489,22 @@ mod tests {
         assert_eq!(touched.get("t-mine"), Some(&1_000));
         // The local poll (at 1,000 ms) outlives the shared line's older record (0 ms).
         assert!(room.poll("t-mine", 60_500).is_some());
+    }
+
+    #[test]
+    fn places_follow_the_shared_order_whatever_order_tickets_join_in() {
+        let mut room = WaitingRoom::default();
+        // The database numbered b before c before a's retry lookup, but they join in another order.
+        room.join("t-c", "c", 12, 0);
+        room.join("t-b", "b", 11, 0);
+        room.join("t-a", "a", 10, 0);
+        let places: Vec<usize> =
+            ["t-a", "t-b", "t-c"].iter().map(|ticket| room.poll(ticket, 1).unwrap().position).collect();
+        assert_eq!(places, [1, 2, 3]);
+        // Far ahead of the mirror's room: it is re-laid, and places still count right.
+        room.join("t-d", "d", 1_000_000, 2);
+        assert_eq!(room.poll("t-d", 3).unwrap().position, 4);
+        assert_eq!(room.poll("t-a", 3).unwrap().position, 1);
     }
 
     #[test]
