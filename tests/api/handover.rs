@@ -542,6 +542,12 @@ pub(crate) mod import {
         assert!(export(&old, &dirs.path().join("0"), None).contains("citizens 3, merchants 1"));
         let new = TestApp::start(backend);
         import_dir(&new, &dirs.path().join("0"));
+        // A snapshot exported again starts the chain again: no delta follows bundles after it.
+        export(&old, &dirs.path().join("0-again"), None);
+        export(&old, &dirs.path().join("1-discarded"), Some(0));
+        export(&old, &dirs.path().join("0-third"), None);
+        let stale = old.server.run(&["handover", "export", dirs.path().join("y").to_str().unwrap(), "--since", "1"]);
+        assert!(!stale.status.success(), "a delta after a bundle the new snapshot replaced");
 
         // The old system goes on: a payment, a gift, a newcomer, a budget top-up.
         let payment = api.pay_from(&alice.token, &shop.token, "12345");

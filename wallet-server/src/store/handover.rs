@@ -372,7 +372,8 @@ pub fn exported_bundle(connection: &mut DbConn, sequence: i64) -> StoreResult<Op
 }
 
 /// Records a bundle exported from here (replacing an earlier export under the same sequence:
-/// one that was never applied may be exported again).
+/// one that was never applied may be exported again). The records of later bundles are dropped:
+/// they followed the bundle this one replaces, so no delta may start from them any more.
 pub fn record_export(
     connection: &mut DbConn,
     sequence: i64,
@@ -381,6 +382,7 @@ pub fn record_export(
     exported_at_ms: i64,
     manifest_sha256: &str,
 ) -> StoreResult<()> {
+    diesel::delete(handover_exports::table.filter(handover_exports::sequence.gt(sequence))).execute(connection)?;
     upsert!(
         connection,
         diesel::insert_into(handover_exports::table)
