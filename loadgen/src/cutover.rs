@@ -464,7 +464,8 @@ fn payment_amount_won(charge_won: u64, rate_per_s: f64, seconds: f64, payers: us
     Ok(amount)
 }
 
-async fn create_merchants(
+/// Creates `count` merchants through the admin (a rerun reuses them) and logs each in.
+pub(crate) async fn create_merchants(
     api: &Api,
     admin: &str,
     run_id: &str,

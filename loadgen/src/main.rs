@@ -4,6 +4,8 @@
 //! room while merchants keep taking payments) and reports admission order, wait estimates,
 //! payment latency and the server's memory; `idle` measures what held sessions cost.
 //! Loopback only: see `loopback.rs`. Every loop is bounded in count and in time.
+//! `payments` runs POS payments in closed loops as fast as the server answers, then balance
+//! reads (the group-commit benchmark, scripts/bench-payments).
 //! `handover-bundle` and `handover-delta` write generated handover bundles to disk (no network).
 
 mod bundle;
@@ -12,6 +14,7 @@ mod cutover;
 mod idle;
 mod loopback;
 mod memory;
+mod payments;
 mod setup;
 mod stats;
 mod waiting;
@@ -45,6 +48,8 @@ struct Cli {
 enum Command {
     /// The opening-day storm: all citizens log in at once while payments go on.
     Cutover(cutover::CutoverArgs),
+    /// Durable POS payments as fast as the server takes them, then balance reads.
+    Payments(payments::PaymentsArgs),
     /// Hold many idle sessions and measure the server's memory per session.
     Idle(idle::IdleArgs),
     /// Write a generated snapshot handover bundle (city-sized by default).
@@ -114,6 +119,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Cutover(args) => run_async(cutover::run(args)),
         Command::Idle(args) => run_async(idle::run(args)),
+        Command::Payments(args) => run_async(payments::run(args)),
         // Bundles are written to disk: no runtime, no network.
         Command::HandoverBundle(args) => bundle::run_snapshot(args),
         Command::HandoverDelta(args) => bundle::run_delta(args),
