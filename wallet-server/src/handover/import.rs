@@ -269,6 +269,10 @@ fn apply(
         wallets_out.push((row.wallet_id.as_str(), row.citizen_id.as_str(), state));
     }
     progress.in_steps(&wallets_out, |step| store::handover::put_wallets(connection, step))?;
+    // The merchants' balances likewise, a few hundred a statement instead of one update each.
+    let merchant_balances: Vec<(String, wallet_core::MerchantState)> =
+        changes.merchants.drain(..).map(|(id, state)| (id.to_string(), state)).collect();
+    store::handover::put_merchant_balances(connection, &merchant_balances)?;
     changes.payments = carried_payments(connection, &history)?;
     ledger::save_changes(connection, &changes, now)?;
     progress.in_steps(&transactions, |step| ledger::save_transactions(connection, step))?;
@@ -362,6 +366,8 @@ fn new_history<'a>(
 ) -> Result<Vec<&'a TransactionRow>, ImportError> {
     let mut existing = HashMap::new();
     let ids: Vec<String> = transactions.iter().map(|row| row.tx_id.to_string()).collect();
+    // The lookups are index probes at random places of a large index (about 70 µs each on
+    // PostgreSQL against 3 million rows): fewer, larger lists cost less than many small ones.
     for chunk in ids.chunks(IDS_PER_QUERY_MAX) {
         for (id, kind, amount, at_ms, wallet) in store::handover::existing_items(connection, chunk)? {
             existing.insert(id, (kind, amount, at_ms, wallet));
