@@ -180,23 +180,15 @@ fn apply(
     progress
         .in_steps(&principals, |step| store::handover::put_principals(connection, step, now_ms))
         .map_err(|error| conflict("citizens.csv or merchants.csv", "(one of the bundle's)", error))?;
-    let merchant_details: Vec<store::auth::MerchantDetails<'_>> = rows
-        .merchants
-        .iter()
-        .map(|row| store::auth::MerchantDetails {
-            merchant_id: row.merchant_id.as_str(),
-            name: &row.name,
-            business_number: &row.business_number,
-            bank_account: &row.bank_account,
-            category: row.category.as_deref(),
-        })
-        .collect();
-    store::handover::put_merchants(connection, &merchant_details)?;
+    // Merchants: the balances here (none yet for a new one; the ledger moves them in below).
     let merchant_ids: Vec<String> = rows.merchants.iter().map(|row| row.merchant_id.to_string()).collect();
+    let mut merchants_here = HashMap::new();
     for chunk in merchant_ids.chunks(IDS_PER_QUERY_MAX) {
-        for (id, merchant) in ledger::load_merchants(connection, chunk)? {
-            book.load_merchant(id, merchant);
-        }
+        merchants_here.extend(ledger::load_merchants(connection, chunk)?);
+    }
+    for row in &rows.merchants {
+        let state = merchants_here.remove(&row.merchant_id).unwrap_or_default();
+        book.load_merchant(row.merchant_id.clone(), state);
     }
     // Wallets: the balance here (none yet for a new one; the ledger moves it in below) and the
     // bundle's month counters. Cashback earned this month stays as counted here.
@@ -269,10 +261,23 @@ fn apply(
         wallets_out.push((row.wallet_id.as_str(), row.citizen_id.as_str(), state));
     }
     progress.in_steps(&wallets_out, |step| store::handover::put_wallets(connection, step))?;
-    // The merchants' balances likewise, a few hundred a statement instead of one update each.
-    let merchant_balances: Vec<(String, wallet_core::MerchantState)> =
-        changes.merchants.drain(..).map(|(id, state)| (id.to_string(), state)).collect();
-    store::handover::put_merchant_balances(connection, &merchant_balances)?;
+    // The bundle's merchants likewise: details and balances, one statement for hundreds.
+    debug_assert!(changes.merchants.iter().all(|(id, _)| rows.merchants.iter().any(|row| &row.merchant_id == id)));
+    changes.merchants.clear();
+    let mut merchants_out = Vec::with_capacity(rows.merchants.len());
+    for row in &rows.merchants {
+        let state =
+            book.merchant(&row.merchant_id).ok_or_else(|| refused("a merchant of the bundle was not loaded"))?;
+        let details = store::auth::MerchantDetails {
+            merchant_id: row.merchant_id.as_str(),
+            name: &row.name,
+            business_number: &row.business_number,
+            bank_account: &row.bank_account,
+            category: row.category.as_deref(),
+        };
+        merchants_out.push((details, state.clone()));
+    }
+    store::handover::put_merchants(connection, &merchants_out)?;
     changes.payments = carried_payments(connection, &history)?;
     ledger::save_changes(connection, &changes, now)?;
     progress.in_steps(&transactions, |step| ledger::save_transactions(connection, step))?;

@@ -76,6 +76,7 @@ pub fn put_wallet(
     Ok(())
 }
 
+#[derive(Clone, Copy)]
 pub struct MerchantDetails<'a> {
     pub merchant_id: &'a str,
     pub name: &'a str,
@@ -84,10 +85,9 @@ pub struct MerchantDetails<'a> {
     pub category: Option<&'a str>,
 }
 
-/// Adds a merchant with nothing receivable (the ledger moves it in), or replaces the details of
-/// one already here (a handover delta).
+/// Adds a new merchant (its principal was just created) with nothing receivable.
 pub fn put_merchant(connection: &mut DbConn, merchant: &MerchantDetails<'_>) -> StoreResult<()> {
-    super::handover::put_merchants(connection, std::slice::from_ref(merchant))
+    super::handover::put_merchants(connection, &[(*merchant, wallet_core::MerchantState::default())])
 }
 
 pub fn find_principal(connection: &mut DbConn, login: &str) -> StoreResult<Option<PrincipalRow>> {

@@ -188,38 +188,21 @@ pub fn put_wallets(connection: &mut DbConn, wallets_in: &[(&str, &str, &WalletSt
     Ok(())
 }
 
-/// Sets merchants' balances (all of them here already), a few hundred a statement: an upsert
-/// that only ever updates, since each row exists.
-pub fn put_merchant_balances(
+/// Writes merchants whole, details and balances, a few hundred a statement: added, or replaced
+/// when here already (a handover delta).
+pub fn put_merchants(
     connection: &mut DbConn,
-    balances: &[(String, wallet_core::MerchantState)],
+    merchants_in: &[(MerchantDetails<'_>, wallet_core::MerchantState)],
 ) -> StoreResult<()> {
-    let ids: Vec<&str> = balances.iter().map(|(id, _)| id.as_str()).collect();
-    let mut details = std::collections::HashMap::new();
-    for chunk in ids.chunks(IDS_PER_QUERY_MAX) {
-        let rows: Vec<(String, String, String, String, Option<String>)> = merchants::table
-            .filter(merchants::merchant_id.eq_any(chunk))
-            .select((
-                merchants::merchant_id,
-                merchants::name,
-                merchants::business_number,
-                merchants::bank_account,
-                merchants::category,
-            ))
-            .load(connection)?;
-        details.extend(rows.into_iter().map(|row| (row.0.clone(), row)));
-    }
-    for chunk in balances.chunks(ROWS_PER_INSERT) {
+    for chunk in merchants_in.chunks(ROWS_PER_INSERT) {
         let mut rows = Vec::with_capacity(chunk.len());
-        for (id, state) in chunk {
-            let (_, name, business_number, bank_account, category) =
-                details.get(id).ok_or_else(|| super::StoreError::Corrupt(format!("merchant {id} vanished")))?;
+        for (merchant, state) in chunk {
             rows.push((
-                merchants::merchant_id.eq(id.as_str()),
-                merchants::name.eq(name.as_str()),
-                merchants::business_number.eq(business_number.as_str()),
-                merchants::bank_account.eq(bank_account.as_str()),
-                merchants::category.eq(category.as_deref()),
+                merchants::merchant_id.eq(merchant.merchant_id),
+                merchants::name.eq(merchant.name),
+                merchants::business_number.eq(merchant.business_number),
+                merchants::bank_account.eq(merchant.bank_account),
+                merchants::category.eq(merchant.category),
                 merchants::receivable.eq(ledger::cents(state.receivable)?),
                 merchants::carried_negative.eq(ledger::cents(state.carried_negative)?),
             ));
@@ -227,39 +210,12 @@ pub fn put_merchant_balances(
         upsert!(
             connection,
             diesel::insert_into(merchants::table).values(&rows).on_conflict(merchants::merchant_id).do_update().set((
-                merchants::receivable.eq(excluded(merchants::receivable)),
-                merchants::carried_negative.eq(excluded(merchants::carried_negative)),
-            ))
-        )?;
-    }
-    Ok(())
-}
-
-/// Adds merchants with nothing receivable (the ledger moves it in), or replaces the details of
-/// those here already (a delta), a few hundred a statement.
-pub fn put_merchants(connection: &mut DbConn, merchants_in: &[MerchantDetails<'_>]) -> StoreResult<()> {
-    for chunk in merchants_in.chunks(ROWS_PER_INSERT) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|merchant| {
-                (
-                    merchants::merchant_id.eq(merchant.merchant_id),
-                    merchants::name.eq(merchant.name),
-                    merchants::business_number.eq(merchant.business_number),
-                    merchants::bank_account.eq(merchant.bank_account),
-                    merchants::category.eq(merchant.category),
-                    merchants::receivable.eq(0i64),
-                    merchants::carried_negative.eq(0i64),
-                )
-            })
-            .collect();
-        upsert!(
-            connection,
-            diesel::insert_into(merchants::table).values(&rows).on_conflict(merchants::merchant_id).do_update().set((
                 merchants::name.eq(excluded(merchants::name)),
                 merchants::business_number.eq(excluded(merchants::business_number)),
                 merchants::bank_account.eq(excluded(merchants::bank_account)),
                 merchants::category.eq(excluded(merchants::category)),
+                merchants::receivable.eq(excluded(merchants::receivable)),
+                merchants::carried_negative.eq(excluded(merchants::carried_negative)),
             ))
         )?;
     }
