@@ -280,13 +280,7 @@ pub async fn run(args: CutoverArgs) -> Result<(), String> {
         return Err("no citizen could be registered; see the request table above".to_owned());
     }
     if args.budget_top_up_won > 0 {
-        let body = json!({"amount": args.budget_top_up_won.to_string()});
-        let call = Call::post("budget_top_up", "/v1/admin/cashback-budget/top-ups", Some(&admin), body)
-            .idempotency_key(format!("lg-{run_id}-budget"));
-        let outcome = api.send(call, setup_deadline).await;
-        if outcome.answer_with(201).is_none() {
-            eprintln!("warning: the cashback budget top-up failed: {}", outcome.describe());
-        }
+        setup::top_up_budget(&api, &admin, &run_id, args.budget_top_up_won, setup_deadline).await;
     }
     let payers = prepare_payers(&api, &run_id, &args, payer_charge_won, setup_deadline).await?;
     let admission_before =
@@ -536,23 +530,12 @@ async fn prepare_payers(
             let LoginEnd::Admitted { token, .. } = journey.end else {
                 return Err(format!("payer {login}: login failed: {:?}", journey.end));
             };
-            let body = json!({"amount": charge_won.to_string()});
-            let call = Call::post("charge", "/v1/wallet/charges", Some(&token), body).idempotency_key(charge_key);
-            let charged = api.send(call, deadline).await;
-            if charged.answer_with(201).is_none() {
-                return Err(format!("payer {login}: charge of {charge_won} failed: {}", charged.describe()));
-            }
+            setup::charge(&api, &token, &format!("payer {login}"), charge_won, charge_key, deadline).await?;
             Ok(token)
         }
     })
     .await;
-    let mut ready = Vec::new();
-    for token in tokens {
-        match token {
-            Ok(token) => ready.push(token),
-            Err(error) => eprintln!("warning: {error}"),
-        }
-    }
+    let ready = setup::ready_tokens(tokens);
     if ready.is_empty() && args.pay_rate > 0.0 {
         return Err("no payer is ready, so no payment can be made; see the warnings above".to_owned());
     }

@@ -270,13 +270,7 @@ async fn prepare(
     let merchants =
         crate::cutover::create_merchants(api, &admin, run_id, args.merchants, args.setup_concurrency, deadline).await?;
     if args.budget_top_up_won > 0 {
-        let body = json!({"amount": args.budget_top_up_won.to_string()});
-        let call = Call::post("budget_top_up", "/v1/admin/cashback-budget/top-ups", Some(&admin), body)
-            .idempotency_key(format!("lg-{run_id}-budget"));
-        let outcome = api.send(call, deadline).await;
-        if outcome.answer_with(201).is_none() {
-            eprintln!("warning: the cashback budget top-up failed: {}", outcome.describe());
-        }
+        setup::top_up_budget(api, &admin, run_id, args.budget_top_up_won, deadline).await;
     }
     let tokens = setup::for_each_bounded(args.citizens, args.setup_concurrency, Some("citizens"), |index| {
         let api = api.clone();
@@ -289,23 +283,12 @@ async fn prepare(
             }
             // Logins go straight in: the benchmark starts the server with a large session capacity.
             let token = setup::login_direct(&api, "citizen_login", &login, setup::PASSWORD, deadline).await?;
-            let body = json!({"amount": CHARGE_WON.to_string()});
-            let call = Call::post("charge", "/v1/wallet/charges", Some(&token), body).idempotency_key(charge_key);
-            let charged = api.send(call, deadline).await;
-            if charged.answer_with(201).is_none() {
-                return Err(format!("citizen {login}: charge of {CHARGE_WON} failed: {}", charged.describe()));
-            }
+            setup::charge(&api, &token, &format!("citizen {login}"), CHARGE_WON, charge_key, deadline).await?;
             Ok(token)
         }
     })
     .await;
-    let mut ready = Vec::new();
-    for token in tokens {
-        match token {
-            Ok(token) => ready.push(token),
-            Err(error) => eprintln!("warning: {error}"),
-        }
-    }
+    let ready = setup::ready_tokens(tokens);
     if ready.is_empty() {
         return Err("no citizen is ready to pay; see the warnings above".to_owned());
     }

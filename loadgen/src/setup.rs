@@ -109,6 +109,41 @@ pub async fn login_direct(
         .ok_or_else(|| format!("login of {login:?} failed: {}", outcome.describe()))
 }
 
+/// Tops up the cashback budget by `won` (an admin's `token`); a failure is only warned about,
+/// since payments go on without cashback.
+pub async fn top_up_budget(api: &Api, admin: &str, run_id: &str, won: u64, deadline: Instant) {
+    let body = json!({"amount": won.to_string()});
+    let call = Call::post("budget_top_up", "/v1/admin/cashback-budget/top-ups", Some(admin), body)
+        .idempotency_key(format!("lg-{run_id}-budget"));
+    let outcome = api.send(call, deadline).await;
+    if outcome.answer_with(201).is_none() {
+        eprintln!("warning: the cashback budget top-up failed: {}", outcome.describe());
+    }
+}
+
+/// Charges `won` to the wallet of `token` (the citizen `who`) under the Idempotency-Key `key`.
+pub async fn charge(api: &Api, token: &str, who: &str, won: u64, key: String, deadline: Instant) -> Result<(), String> {
+    let body = json!({"amount": won.to_string()});
+    let call = Call::post("charge", "/v1/wallet/charges", Some(token), body).idempotency_key(key);
+    let charged = api.send(call, deadline).await;
+    match charged.answer_with(201) {
+        Some(_) => Ok(()),
+        None => Err(format!("{who}: charge of {won} failed: {}", charged.describe())),
+    }
+}
+
+/// The tokens of the accounts that got ready; each one that did not is warned about.
+pub fn ready_tokens(prepared: Vec<Result<String, String>>) -> Vec<String> {
+    let mut ready = Vec::new();
+    for token in prepared {
+        match token {
+            Ok(token) => ready.push(token),
+            Err(error) => eprintln!("warning: {error}"),
+        }
+    }
+    ready
+}
+
 /// A run id for logins: lowercase hex of the Unix time in seconds, so reruns don't collide.
 pub fn default_run_id() -> String {
     let seconds = std::time::SystemTime::now()
