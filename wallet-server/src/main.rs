@@ -216,6 +216,7 @@ fn serve(config: Config) -> Result<(), String> {
     let pool = open_database(&config)?;
     let clock = Arc::new(clock::Clock::new(config.test_clock));
     let writer = writer::Writer::start(pool.clone(), clock.clone(), config.writer_queue_max, config.batch_size_max);
+    store::start_checkpointer(&config.database);
     let bind = config.bind.clone();
     let workers = config.workers;
     let backlog = config.listen_backlog;

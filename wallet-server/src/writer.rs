@@ -180,9 +180,10 @@ fn process(connection: &mut DbConn, clock: &Clock, batch: &[WriteRequest]) -> St
         let mut changes = book.take_changes();
         changes.codes.retain(|(_, state)| state.used); // new codes were inserted above
         ledger::save_changes(connection, &changes, now)?;
-        for transaction in &transactions {
-            ledger::save_transaction(connection, transaction)?;
-        }
+        // The whole batch's postings in as few statements as possible: each statement is
+        // prepared anew (its shape varies with its row count), so one per transaction cost a
+        // preparation per payment.
+        ledger::save_transactions(connection, &transactions)?;
         ledger::save_history(connection, &history)?;
 
         for &index in &pending {

@@ -10,9 +10,7 @@ use super::openapi::{
     ChargeReceipt, ErrorBody, Forbidden, GiftReceipt, HistoryPage, IdempotencyConflict, IdempotencyKey, InternalError,
     InvalidJsonOrKey, Overloaded, PayloadTooLarge, PaymentCodeIssued, Unauthorized, WalletView,
 };
-use super::{
-    authenticate, idempotency, new_tx_id, parse_amount, parse_body, rfc3339, submit, with_connection, Role, State,
-};
+use super::{authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, rfc3339, submit, Role, State};
 use crate::error::ApiError;
 use crate::store;
 use crate::writer::WriteOp;
@@ -30,14 +28,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/v1/wallet/transactions", web::get().to(transactions));
 }
 
+fn wallet_id(stored: Option<String>) -> Result<WalletId, ApiError> {
+    let wallet = stored.ok_or_else(|| ApiError::not_found("this citizen has no wallet"))?;
+    WalletId::parse(&wallet).map_err(|_| ApiError::internal())
+}
+
 /// The caller's wallet id: authenticates as a citizen.
 async fn citizen_wallet(state: &State, request: &HttpRequest) -> Result<(String, WalletId), ApiError> {
-    let principal = authenticate(state, request, Some(Role::Citizen)).await?;
-    let citizen = principal.id.clone();
-    let wallet = with_connection(state, move |connection, _| store::auth::wallet_of(connection, &citizen)).await?;
-    let wallet = wallet.ok_or_else(|| ApiError::not_found("this citizen has no wallet"))?;
-    let wallet = WalletId::parse(&wallet).map_err(|_| ApiError::internal())?;
-    Ok((principal.id, wallet))
+    let (principal, wallet) = authenticate_with(state, request, Some(Role::Citizen), |connection, _, principal| {
+        store::auth::wallet_of(connection, &principal.id)
+    })
+    .await?;
+    Ok((principal.id, wallet_id(wallet)?))
 }
 
 /// The caller's wallet: balance and this month's counters.
@@ -53,15 +55,18 @@ async fn citizen_wallet(state: &State, request: &HttpRequest) -> Result<(String,
     )
 )]
 async fn wallet(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let (_, wallet_id) = citizen_wallet(&state, &request).await?;
-    let id = wallet_id.to_string();
-    let view = with_connection(&state, move |connection, state| {
-        let (policy, _, _) = store::ledger::load_state(connection, false)?;
-        let wallets = store::ledger::load_wallets_unlocked(connection, &id)?;
-        let month = Month::of(state.clock.now());
-        Ok(wallets.map(|wallet| wallet.view(month, &policy)))
-    })
-    .await?;
+    // One trip: the session, the citizen's wallet id, the city row and the wallet.
+    let (_, (wallet, view)) =
+        authenticate_with(&state, &request, Some(Role::Citizen), |connection, state, principal| {
+            let Some(wallet) = store::auth::wallet_of(connection, &principal.id)? else { return Ok((None, None)) };
+            let (policy, _, _) = store::ledger::load_state(connection, false)?;
+            let month = Month::of(state.clock.now());
+            let view =
+                store::ledger::load_wallets_unlocked(connection, &wallet)?.map(|state| state.view(month, &policy));
+            Ok((Some(wallet), view))
+        })
+        .await?;
+    let wallet_id = wallet_id(wallet)?;
     let view = view.ok_or_else(|| ApiError::not_found("no such wallet"))?.map_err(|_| ApiError::internal())?;
     Ok(HttpResponse::Ok().json(json!({
         "wallet_id": wallet_id,
@@ -213,28 +218,42 @@ async fn transactions(
     request: HttpRequest,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, wallet) = citizen_wallet(&state, &request).await?;
     let limit = match &query.limit {
-        None => HISTORY_PAGE_DEFAULT,
+        None => Ok(HISTORY_PAGE_DEFAULT),
         Some(text) => {
             text.parse::<i64>().ok().filter(|limit| (1..=HISTORY_PAGE_MAX).contains(limit)).ok_or_else(|| {
                 ApiError::validation(format!("limit must be a whole number from 1 to {HISTORY_PAGE_MAX}"))
-            })?
+            })
         }
     };
     let before = match &query.cursor {
-        None => None,
-        Some(text) => Some(
-            text.parse::<i64>()
-                .ok()
-                .filter(|cursor| *cursor > 0)
-                .ok_or_else(|| ApiError::validation("cursor is not one this server gave; start again without it"))?,
-        ),
+        None => Ok(None),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|cursor| *cursor > 0)
+            .map(Some)
+            .ok_or_else(|| ApiError::validation("cursor is not one this server gave; start again without it")),
     };
-    let id = wallet.to_string();
-    let rows =
-        with_connection(&state, move |connection, _| store::reads::history_page(connection, &id, before, limit + 1))
-            .await?;
+    let (limit, before) = match (limit, before) {
+        (Ok(limit), Ok(before)) => (limit, before),
+        (Err(error), _) | (_, Err(error)) => {
+            // A caller without a session learns that first, as on every endpoint.
+            citizen_wallet(&state, &request).await?;
+            return Err(error);
+        }
+    };
+    // One trip: the session, the citizen's wallet id and the page.
+    let (_, (wallet, rows)) =
+        authenticate_with(&state, &request, Some(Role::Citizen), move |connection, _, principal| {
+            let Some(wallet) = store::auth::wallet_of(connection, &principal.id)? else {
+                return Ok((None, Vec::new()));
+            };
+            let rows = store::reads::history_page(connection, &wallet, before, limit + 1)?;
+            Ok((Some(wallet), rows))
+        })
+        .await?;
+    wallet_id(wallet)?;
     let more = rows.len() as i64 > limit;
     let page = &rows[..rows.len().min(limit as usize)];
     let items: Vec<Value> = page

@@ -10,7 +10,7 @@ use super::openapi::{
     ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError, InvalidJsonOrKey, Overloaded,
     PayloadTooLarge, PaymentReceipt, RefundReceipt, SalesSummary, Unauthorized,
 };
-use super::{authenticate, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role, State};
+use super::{authenticate, authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, submit, Role, State};
 use crate::error::ApiError;
 use crate::store;
 use crate::writer::WriteOp;
@@ -160,13 +160,20 @@ struct SalesQuery {
     )
 )]
 async fn sales(state: State, request: HttpRequest, query: web::Query<SalesQuery>) -> Result<HttpResponse, ApiError> {
-    let principal = authenticate(&state, &request, Some(Role::Merchant)).await?;
     let date = match &query.date {
-        Some(text) => BusinessDate::parse(text).map_err(|error| ApiError::validation(error.to_string()))?,
+        Some(text) => match BusinessDate::parse(text) {
+            Ok(date) => date,
+            Err(error) => {
+                // A caller without a session learns that first, as on every endpoint.
+                authenticate(&state, &request, Some(Role::Merchant)).await?;
+                return Err(ApiError::validation(error.to_string()));
+            }
+        },
         None => BusinessDate::of(state.clock.now()),
     };
     let date_text = date.to_string();
-    let row = with_connection(&state, move |connection, _| {
+    // One trip: the session and the day's row.
+    let (_, row) = authenticate_with(&state, &request, Some(Role::Merchant), move |connection, _, principal| {
         store::reads::merchant_sales(connection, &principal.id, &date_text)
     })
     .await?;

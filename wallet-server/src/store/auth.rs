@@ -94,8 +94,9 @@ pub fn find_principal(connection: &mut DbConn, login: &str) -> StoreResult<Optio
     let row: Option<(String, String, String)> = principals::table
         .filter(principals::login.eq(login))
         .select((principals::principal_id, principals::role, principals::password_hash))
-        .first(connection)
-        .optional()?;
+        .load(connection)?
+        .into_iter()
+        .next();
     Ok(row.map(|(principal_id, role, password_hash)| PrincipalRow { principal_id, role, password_hash }))
 }
 
@@ -115,8 +116,9 @@ pub fn wallet_of(connection: &mut DbConn, citizen_id: &str) -> StoreResult<Optio
     Ok(wallets::table
         .filter(wallets::citizen_id.eq(citizen_id))
         .select(wallets::wallet_id)
-        .first(connection)
-        .optional()?)
+        .load(connection)?
+        .into_iter()
+        .next())
 }
 
 pub fn insert_session(
@@ -144,8 +146,9 @@ pub fn find_session(connection: &mut DbConn, token_hash: &str) -> StoreResult<Op
     let row: Option<(String, String, i64, i64)> = sessions::table
         .filter(sessions::token_hash.eq(token_hash))
         .select((sessions::principal_id, sessions::role, sessions::last_seen_ms, sessions::expires_at_ms))
-        .first(connection)
-        .optional()?;
+        .load(connection)?
+        .into_iter()
+        .next();
     Ok(row.map(|(principal_id, role, last_seen_ms, expires_at_ms)| SessionRow {
         principal_id,
         role,

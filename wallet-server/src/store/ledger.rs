@@ -225,8 +225,9 @@ pub fn load_settlement(connection: &mut DbConn, date: BusinessDate) -> StoreResu
     let header: Option<(String, i64, i64)> = settlements::table
         .filter(settlements::business_date.eq(&date_text))
         .select((settlements::tx_id, settlements::total_net_payable, settlements::total_fee))
-        .first(connection)
-        .optional()?;
+        .load(connection)?
+        .into_iter()
+        .next();
     let Some((tx_id, total_net_payable, total_fee)) = header else {
         return Ok(None);
     };
@@ -399,7 +400,6 @@ fn count(value: u64) -> StoreResult<i64> {
     i64::try_from(value).map_err(|error| corrupt("count", error))
 }
 
-/// Appends a transaction's postings to the journal.
 /// Rows written by one multi-row `INSERT` at most: 500 rows of up to 11 columns stay well inside
 /// the bound-parameter limits of SQLite (32,766) and PostgreSQL (65,535), and one statement for
 /// hundreds of rows saves most of the per-statement cost of a bulk write (a handover import).
@@ -411,10 +411,6 @@ macro_rules! on_each_backend {
     ($connection:expr, $statement:expr) => {
         upsert!($connection, $statement)
     };
-}
-
-pub fn save_transaction(connection: &mut DbConn, transaction: &Transaction) -> StoreResult<()> {
-    save_transactions(connection, std::slice::from_ref(transaction))
 }
 
 /// The postings of `transactions`, a few hundred rows a statement.
@@ -491,7 +487,8 @@ pub fn load_wallets_unlocked(connection: &mut DbConn, id: &str) -> StoreResult<O
     let row: Option<(i64, String, i64, i64, i64)> = wallets::table
         .filter(wallets::wallet_id.eq(id))
         .select((wallets::balance, wallets::month, wallets::charged, wallets::eligible_spent, wallets::cashback_earned))
-        .first(connection)
-        .optional()?;
+        .load(connection)?
+        .into_iter()
+        .next();
     row.map(wallet_state).transpose()
 }

@@ -70,8 +70,9 @@ pub fn merchant_sales(
             daily_sales::refunds_count,
             daily_sales::refunds_amount,
         ))
-        .first(connection)
-        .optional()?)
+        .load(connection)?
+        .into_iter()
+        .next())
 }
 
 #[derive(QueryableByName)]
@@ -101,8 +102,9 @@ pub fn idempotent_answer(
         .filter(idempotency::principal_id.eq(principal_id))
         .filter(idempotency::idem_key.eq(key))
         .select((idempotency::request_hash, idempotency::status, idempotency::body))
-        .first(connection)
-        .optional()?)
+        .load(connection)?
+        .into_iter()
+        .next())
 }
 
 pub fn save_idempotent_answer(
@@ -195,6 +197,7 @@ pub fn settlement_totals(connection: &mut DbConn, business_date: &str) -> StoreR
     Ok(settlements::table
         .filter(settlements::business_date.eq(business_date))
         .select((settlements::total_net_payable, settlements::total_fee))
-        .first(connection)
-        .optional()?)
+        .load(connection)?
+        .into_iter()
+        .next())
 }

@@ -18,8 +18,9 @@ fn ticket_of(connection: &mut DbConn, login: &str) -> StoreResult<Option<TicketR
     let row: Option<(i64, String, String, i64)> = waiting_tickets::table
         .filter(waiting_tickets::login.eq(login))
         .select((waiting_tickets::seq, waiting_tickets::ticket, waiting_tickets::login, waiting_tickets::polled_ms))
-        .first(connection)
-        .optional()?;
+        .load(connection)?
+        .into_iter()
+        .next();
     Ok(row.map(|(seq, ticket, login, polled_ms)| TicketRow { seq, ticket, login, polled_ms }))
 }
 
@@ -28,8 +29,9 @@ pub fn find_ticket(connection: &mut DbConn, ticket: &str) -> StoreResult<Option<
     let row: Option<(i64, String, String, i64)> = waiting_tickets::table
         .filter(waiting_tickets::ticket.eq(ticket))
         .select((waiting_tickets::seq, waiting_tickets::ticket, waiting_tickets::login, waiting_tickets::polled_ms))
-        .first(connection)
-        .optional()?;
+        .load(connection)?
+        .into_iter()
+        .next();
     Ok(row.map(|(seq, ticket, login, polled_ms)| TicketRow { seq, ticket, login, polled_ms }))
 }
 
