@@ -29,7 +29,16 @@ fn pay_all_at_once(clients: &[Client], merchant: &str, codes: &[String], amount:
 }
 
 fn rejected_batch_mates_leave_the_others_applied(backend: Backend) {
-    let app = TestApp::start(backend);
+    refusals_stay_with_their_own_request(TestApp::start(backend));
+}
+
+/// The same with the writer waiting for company (`WALLET_BATCH_WAIT_US`): bigger batches, same
+/// answers.
+fn a_batch_wait_keeps_batch_mates_independent(backend: Backend) {
+    refusals_stay_with_their_own_request(TestApp::start_with(backend, &[("WALLET_BATCH_WAIT_US", "20000")]));
+}
+
+fn refusals_stay_with_their_own_request(app: TestApp) {
     let api = &app.api;
     let citizen = api.register_citizen("spender");
     let shop = api.create_merchant(&app.admin(), "busyshop");
@@ -89,4 +98,8 @@ fn two_servers_keep_balances_exact_under_concurrent_payments(backend: Backend) {
     app.assert_books_balance();
 }
 
-scenarios!(rejected_batch_mates_leave_the_others_applied, two_servers_keep_balances_exact_under_concurrent_payments);
+scenarios!(
+    rejected_batch_mates_leave_the_others_applied,
+    a_batch_wait_keeps_batch_mates_independent,
+    two_servers_keep_balances_exact_under_concurrent_payments
+);

@@ -26,6 +26,9 @@ pub struct Config {
     pub writer_queue_max: usize,
     /// `WALLET_BATCH_SIZE_MAX`: money requests committed in one transaction at most.
     pub batch_size_max: usize,
+    /// `WALLET_BATCH_WAIT_US`: how long the writer waits for more requests to fill a batch,
+    /// and only while the previous batch had company (under load); 0, the default, never waits.
+    pub batch_wait: Duration,
     /// `WALLET_SESSION_IDLE_S`: a session unused this long is over.
     pub session_idle: Duration,
     /// `WALLET_SESSION_MAX_S`: a session is over this long after login, used or not.
@@ -81,6 +84,7 @@ impl Config {
             workers: number("WALLET_WORKERS", cores, 1..=256)?,
             writer_queue_max: number("WALLET_WRITER_QUEUE_MAX", 4_096, 1..=1_000_000)?,
             batch_size_max: number("WALLET_BATCH_SIZE_MAX", 256, 1..=10_000)?,
+            batch_wait: Duration::from_micros(number("WALLET_BATCH_WAIT_US", 0, 0..=100_000)?),
             session_idle: Duration::from_secs(number("WALLET_SESSION_IDLE_S", 15 * 60, 10..=86_400)?),
             session_lifetime: Duration::from_secs(number("WALLET_SESSION_MAX_S", 12 * 3_600, 60..=30 * 86_400)?),
             admission: match var("WALLET_ADMISSION").as_deref() {

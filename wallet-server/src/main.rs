@@ -215,7 +215,8 @@ fn http_login(login: &str) -> Result<String, String> {
 fn serve(config: Config) -> Result<(), String> {
     let pool = open_database(&config)?;
     let clock = Arc::new(clock::Clock::new(config.test_clock));
-    let writer = writer::Writer::start(pool.clone(), clock.clone(), config.writer_queue_max, config.batch_size_max);
+    let batching = writer::Batching { size_max: config.batch_size_max, wait: config.batch_wait };
+    let writer = writer::Writer::start(pool.clone(), clock.clone(), config.writer_queue_max, batching);
     store::start_checkpointer(&config.database);
     let bind = config.bind.clone();
     let workers = config.workers;

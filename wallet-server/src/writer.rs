@@ -3,12 +3,15 @@
 //! history and idempotency records in one database transaction. Each request is answered only
 //! after that commit.
 //!
-//! The batch is whatever is queued when the thread wakes (up to `batch_size_max`), so a lone
-//! request is never delayed waiting for company.
+//! The batch is whatever is queued when the thread wakes (up to `Batching::size_max`), so a
+//! lone request is never delayed waiting for company: while one batch commits, the next one
+//! gathers by itself. `Batching::wait` can add a short wait for more, taken only while the
+//! previous batch had company (a machine with many cores and a slow disk may want it).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -51,6 +54,15 @@ pub struct WriteRequest {
     reply: oneshot::Sender<Answer>,
 }
 
+/// How the writer forms batches.
+#[derive(Clone, Copy, Debug)]
+pub struct Batching {
+    /// Requests in one transaction at most.
+    pub size_max: usize,
+    /// How long to wait for more requests once the queue is drained; only under load.
+    pub wait: Duration,
+}
+
 /// The handle the HTTP layer sends requests through.
 #[derive(Clone)]
 pub struct Writer {
@@ -59,11 +71,11 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread on its own connection from `pool`.
-    pub fn start(pool: DbPool, clock: Arc<Clock>, queue_max: usize, batch_size_max: usize) -> Writer {
+    pub fn start(pool: DbPool, clock: Arc<Clock>, queue_max: usize, batching: Batching) -> Writer {
         let (sender, receiver) = mpsc::sync_channel(queue_max);
         std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run(pool, clock, receiver, batch_size_max))
+            .spawn(move || run(pool, clock, receiver, batching))
             .expect("the writer thread starts");
         Writer { sender }
     }
@@ -84,16 +96,29 @@ impl Writer {
     }
 }
 
-fn run(pool: DbPool, clock: Arc<Clock>, receiver: Receiver<WriteRequest>, batch_size_max: usize) {
-    let mut connection = None;
-    while let Ok(first) = receiver.recv() {
-        let mut batch = vec![first];
-        while batch.len() < batch_size_max {
-            match receiver.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
+/// Takes the next batch: blocks for the first request, then takes what is queued; under load
+/// (`had_company`), waits up to `batching.wait` for more. `None` once every sender is gone.
+fn next_batch(receiver: &Receiver<WriteRequest>, batching: Batching, had_company: bool) -> Option<Vec<WriteRequest>> {
+    let mut batch = vec![receiver.recv().ok()?];
+    let deadline = (had_company && !batching.wait.is_zero()).then(|| Instant::now() + batching.wait);
+    while batch.len() < batching.size_max {
+        let next = match deadline {
+            None => receiver.try_recv().ok(),
+            Some(deadline) => receiver.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok(),
+        };
+        match next {
+            Some(request) => batch.push(request),
+            None => break,
         }
+    }
+    Some(batch)
+}
+
+fn run(pool: DbPool, clock: Arc<Clock>, receiver: Receiver<WriteRequest>, batching: Batching) {
+    let mut connection = None;
+    let mut had_company = false;
+    while let Some(batch) = next_batch(&receiver, batching, had_company) {
+        had_company = batch.len() > 1;
         if connection.is_none() {
             connection = pool.get().map_err(|error| tracing::error!(%error, "writer has no connection")).ok();
         }
