@@ -162,12 +162,15 @@ fn process(connection: &mut DbConn, clock: &Clock, batch: &[WriteRequest]) -> St
         let mut answers: Vec<Option<Answer>> = vec![None; batch.len()];
         let mut duplicate_of: HashMap<usize, usize> = HashMap::new();
         let mut first_with_key: HashMap<(&str, &str), usize> = HashMap::new();
+        let keyed: Vec<(&str, &str)> = batch
+            .iter()
+            .filter_map(|request| Some((request.principal.as_str(), request.idempotency.as_ref()?.key.as_str())))
+            .collect();
+        let stored = reads::idempotent_answers(connection, &keyed)?;
         for (index, request) in batch.iter().enumerate() {
             let Some(idempotency) = &request.idempotency else { continue };
-            if let Some((hash, status, body)) =
-                reads::idempotent_answer(connection, &request.principal, &idempotency.key)?
-            {
-                answers[index] = Some(stored_or_conflict(&hash, status, &body, idempotency)?);
+            if let Some((hash, status, body)) = stored.get(&(request.principal.clone(), idempotency.key.clone())) {
+                answers[index] = Some(stored_or_conflict(hash, *status, body, idempotency)?);
             } else if let Some(&first) = first_with_key.get(&(request.principal.as_str(), idempotency.key.as_str())) {
                 duplicate_of.insert(index, first);
             } else {
@@ -211,20 +214,20 @@ fn process(connection: &mut DbConn, clock: &Clock, batch: &[WriteRequest]) -> St
         ledger::save_transactions(connection, &transactions)?;
         ledger::save_history(connection, &history)?;
 
+        let mut to_store = Vec::new();
         for &index in &pending {
             let request = &batch[index];
             if let (Some(idempotency), Some(answer)) = (&request.idempotency, &answers[index]) {
-                reads::save_idempotent_answer(
-                    connection,
-                    &request.principal,
-                    &idempotency.key,
-                    &idempotency.request_hash,
-                    answer.status,
-                    &answer.body.to_string(),
-                    ledger::millis(now),
-                )?;
+                to_store.push(reads::NewAnswer {
+                    principal_id: &request.principal,
+                    key: &idempotency.key,
+                    request_hash: &idempotency.request_hash,
+                    status: answer.status,
+                    body: answer.body.to_string(),
+                });
             }
         }
+        reads::save_idempotent_answers(connection, &to_store, ledger::millis(now))?;
         for (index, first) in duplicate_of {
             let first_answer = answers[first].clone().expect("the first request with a key is answered");
             let request = &batch[index];

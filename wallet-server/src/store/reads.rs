@@ -1,6 +1,8 @@
 //! Queries that only read: the citizen's history, a merchant's sales, the trial balance, the
 //! settlement file, and the idempotency records the writer consults.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
+
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
@@ -93,39 +95,70 @@ pub fn account_sums(connection: &mut DbConn) -> StoreResult<(i64, i64)> {
 }
 
 /// A stored idempotent answer: (request_hash, status, body).
-pub fn idempotent_answer(
+pub type StoredAnswer = (String, i32, String);
+
+/// The stored answers of a batch's `(principal_id, key)` pairs, in one query: the rows whose
+/// key is among the keys and whose principal is among the principals, then only the exact pairs.
+pub fn idempotent_answers(
     connection: &mut DbConn,
-    principal_id: &str,
-    key: &str,
-) -> StoreResult<Option<(String, i32, String)>> {
-    Ok(idempotency::table
-        .filter(idempotency::principal_id.eq(principal_id))
-        .filter(idempotency::idem_key.eq(key))
-        .select((idempotency::request_hash, idempotency::status, idempotency::body))
-        .load(connection)?
-        .into_iter()
-        .next())
+    pairs: &[(&str, &str)],
+) -> StoreResult<HashMap<(String, String), StoredAnswer>> {
+    let mut found = HashMap::new();
+    if pairs.is_empty() {
+        return Ok(found);
+    }
+    let wanted: HashSet<(&str, &str)> = pairs.iter().copied().collect();
+    let principals: BTreeSet<&str> = pairs.iter().map(|(principal, _)| *principal).collect();
+    let keys: BTreeSet<&str> = pairs.iter().map(|(_, key)| *key).collect();
+    let rows: Vec<(String, String, String, i32, String)> = idempotency::table
+        .filter(idempotency::idem_key.eq_any(keys))
+        .filter(idempotency::principal_id.eq_any(principals))
+        .select((
+            idempotency::principal_id,
+            idempotency::idem_key,
+            idempotency::request_hash,
+            idempotency::status,
+            idempotency::body,
+        ))
+        .load(connection)?;
+    for (principal, key, hash, status, body) in rows {
+        if wanted.contains(&(principal.as_str(), key.as_str())) {
+            found.insert((principal, key), (hash, status, body));
+        }
+    }
+    Ok(found)
 }
 
-pub fn save_idempotent_answer(
-    connection: &mut DbConn,
-    principal_id: &str,
-    key: &str,
-    request_hash: &str,
-    status: u16,
-    body: &str,
-    now_ms: i64,
-) -> StoreResult<()> {
-    diesel::insert_into(idempotency::table)
-        .values((
-            idempotency::principal_id.eq(principal_id),
-            idempotency::idem_key.eq(key),
-            idempotency::request_hash.eq(request_hash),
-            idempotency::status.eq(i32::from(status)),
-            idempotency::body.eq(body),
-            idempotency::created_at_ms.eq(now_ms),
-        ))
-        .execute(connection)?;
+/// An answer to store under its Idempotency-Key.
+pub struct NewAnswer<'a> {
+    pub principal_id: &'a str,
+    pub key: &'a str,
+    pub request_hash: &'a str,
+    pub status: u16,
+    pub body: String,
+}
+
+/// Stores a batch's answers, a few hundred rows a statement.
+pub fn save_idempotent_answers(connection: &mut DbConn, answers: &[NewAnswer<'_>], now_ms: i64) -> StoreResult<()> {
+    let rows: Vec<_> = answers
+        .iter()
+        .map(|answer| {
+            (
+                idempotency::principal_id.eq(answer.principal_id),
+                idempotency::idem_key.eq(answer.key),
+                idempotency::request_hash.eq(answer.request_hash),
+                idempotency::status.eq(i32::from(answer.status)),
+                idempotency::body.eq(answer.body.as_str()),
+                idempotency::created_at_ms.eq(now_ms),
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(super::ledger::ROWS_PER_INSERT) {
+        match connection {
+            DbConn::Pg(pg) => diesel::insert_into(idempotency::table).values(chunk).execute(pg)?,
+            DbConn::Sqlite(sqlite) => diesel::insert_into(idempotency::table).values(chunk).execute(sqlite)?,
+        };
+    }
     Ok(())
 }
 
