@@ -158,6 +158,10 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for ConnectionSetup {
 pub fn open_pool(url: &DatabaseUrl, size: u32) -> StoreResult<DbPool> {
     Ok(Pool::builder()
         .max_size(size)
+        // A PostgreSQL connection can die under the pool (a server restart): check it before
+        // use. A SQLite connection is a file handle that cannot, and the check (`SELECT 1`)
+        // would be one more statement on every read.
+        .test_on_check_out(matches!(url, DatabaseUrl::Postgres(_)))
         .min_idle(Some(1))
         .connection_timeout(POOL_CONNECTION_TIMEOUT)
         .connection_customizer(Box::new(ConnectionSetup))
