@@ -57,4 +57,30 @@ fn citizens_register_and_sessions_end(backend: Backend) {
     app.assert_books_balance();
 }
 
-scenarios!(citizens_register_and_sessions_end);
+/// A token in constant use (the server keeps recently checked sessions in memory) is refused
+/// the moment its session ends, for every role and every kind of request.
+fn a_busy_token_is_refused_right_after_logout(backend: Backend) {
+    let app = TestApp::start(backend);
+    let api = &app.api;
+    let citizen = api.register_citizen("busy");
+    let shop = api.create_merchant(&app.admin(), "busyshop");
+    api.charge(&citizen.token, "5000").expect(201);
+    for _ in 0..3 {
+        api.wallet(&citizen.token);
+        api.get("/v1/merchant/sales", &shop.token).expect(200);
+    }
+    let code = api.payment_code(&citizen.token);
+    api.pay(&shop.token, &code, "1000").expect(201);
+    assert_eq!(api.delete("/v1/sessions/current", &shop.token).status, 204);
+    let code = api.payment_code(&citizen.token);
+    api.pay(&shop.token, &code, "1000").expect_error(401, "unauthorized");
+    api.get("/v1/merchant/sales", &shop.token).expect_error(401, "unauthorized");
+    assert_eq!(api.delete("/v1/sessions/current", &citizen.token).status, 204);
+    api.get("/v1/wallet", &citizen.token).expect_error(401, "unauthorized");
+    api.charge(&citizen.token, "1000").expect_error(401, "unauthorized");
+    // Nothing moved after the logouts: one payment of 1,000 against 5,000.
+    let again = api.login("busy", PASSWORD);
+    assert_eq!(api.balance(&again), "4000");
+}
+
+scenarios!(citizens_register_and_sessions_end, a_busy_token_is_refused_right_after_logout);

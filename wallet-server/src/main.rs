@@ -247,6 +247,7 @@ fn serve(config: Config) -> Result<(), String> {
             waiting_room,
             sessions_active,
             gate: gate.clone(),
+            session_cache: http::session_cache::SessionCache::default(),
         });
         actix_web::rt::spawn(http::keep_line_in_sync(state.clone()));
         // Each request gets a tracing span with a request id, method, route and status; the

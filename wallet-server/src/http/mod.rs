@@ -7,6 +7,7 @@ mod merchant;
 mod openapi;
 mod password;
 mod session;
+pub mod session_cache;
 
 pub use session::keep_line_in_sync;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub waiting_room: std::sync::Mutex<crate::admission::waiting_room::WaitingRoom>,
     pub sessions_active: SessionCount,
     pub gate: Arc<crate::admission::gate::Gate>,
+    /// Sessions checked in the last second (see `session_cache`).
+    pub session_cache: session_cache::SessionCache,
 }
 
 pub type State = web::Data<AppState>;
@@ -360,13 +363,20 @@ pub struct Principal {
 
 /// Authenticates the bearer token and checks the role: 401 without a live session, 403 for
 /// another role. A session is kept alive by use; `last_seen` is written at most once a minute.
+/// A session checked in the last second is taken from the [`SessionCache`] without a database
+/// trip.
 pub async fn authenticate(state: &State, request: &HttpRequest, role: Option<Role>) -> Result<Principal, ApiError> {
+    let token_hash = bearer_token_hash(request)?;
+    if let Some(principal) = cached_principal(state, &token_hash, role) {
+        return principal;
+    }
     authenticate_with(state, request, role, |_, _, _| Ok(())).await.map(|(principal, ())| principal)
 }
 
-/// [`authenticate`], then `work` for the authenticated caller on the same pooled connection, in
-/// the same trip to the blocking pool: a read costs one hop off the async workers, not two or
-/// three. `work` runs only when the caller has the role.
+/// [`authenticate`], then `work` for the authenticated caller on a pooled connection, in one
+/// trip to the blocking pool (the session check, when it is not cached, on the same connection):
+/// a read costs one hop off the async workers, not two or three. `work` runs only when the
+/// caller has the role.
 pub async fn authenticate_with<T, F>(
     state: &State,
     request: &HttpRequest,
@@ -377,15 +387,15 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConn, &AppState, &Principal) -> Result<T, store::StoreError> + Send + 'static,
 {
-    let token = request
-        .headers()
-        .get("Authorization")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|token| !token.is_empty() && token.len() <= 128)
-        .ok_or_else(ApiError::unauthorized)?;
-    let token_hash = crate::auth::token_hash(token);
+    let token_hash = bearer_token_hash(request)?;
+    if let Some(principal) = cached_principal(state, &token_hash, role) {
+        let principal = principal?;
+        return with_connection(state, move |connection, state| {
+            let value = work(connection, state, &principal)?;
+            Ok((principal, value))
+        })
+        .await;
+    }
     with_connection(state, move |connection, state| {
         let Some(session) = store::auth::find_session(connection, &token_hash)? else {
             return Ok(Err(ApiError::unauthorized()));
@@ -393,13 +403,24 @@ where
         let now_ms = store::ledger::millis(state.clock.now());
         let idle_ms = state.config.session_idle.as_millis() as i64;
         if session.expires_at_ms <= now_ms || session.last_seen_ms + idle_ms <= now_ms {
+            state.session_cache.forget(&token_hash);
             store::auth::delete_session(connection, &token_hash)?;
             return Ok(Err(ApiError::unauthorized()));
         }
-        if now_ms - session.last_seen_ms > 60_000 {
+        let mut last_seen_ms = session.last_seen_ms;
+        if now_ms - session.last_seen_ms > session_cache::TOUCH_AFTER_MS {
             store::auth::touch_session(connection, &token_hash, now_ms)?;
+            last_seen_ms = now_ms;
         }
         let Some(session_role) = Role::parse(&session.role) else { return Ok(Err(ApiError::internal())) };
+        let cached = session_cache::Cached {
+            principal_id: session.principal_id.clone(),
+            role: session_role,
+            last_seen_ms,
+            expires_at_ms: session.expires_at_ms,
+            checked_at_ms: now_ms,
+        };
+        state.session_cache.put(token_hash.clone(), cached);
         if let Some(required) = role {
             if required != session_role {
                 return Ok(Err(ApiError::forbidden(session_role.as_str())));
@@ -410,4 +431,30 @@ where
         Ok(Ok((principal, value)))
     })
     .await?
+}
+
+/// The SHA-256 of the request's bearer token (the form sessions are stored in); 401 without one.
+fn bearer_token_hash(request: &HttpRequest) -> Result<String, ApiError> {
+    let token = request
+        .headers()
+        .get("Authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty() && token.len() <= 128)
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok(crate::auth::token_hash(token))
+}
+
+/// The caller from the session cache, with the role checked; `None` when the database must say.
+fn cached_principal(state: &State, token_hash: &str, role: Option<Role>) -> Option<Result<Principal, ApiError>> {
+    let now_ms = store::ledger::millis(state.clock.now());
+    let idle_ms = state.config.session_idle.as_millis() as i64;
+    let cached = state.session_cache.get(token_hash, now_ms, idle_ms)?;
+    if let Some(required) = role {
+        if required != cached.role {
+            return Some(Err(ApiError::forbidden(cached.role.as_str())));
+        }
+    }
+    Some(Ok(Principal { id: cached.principal_id, role: cached.role, token_hash: token_hash.to_owned() }))
 }

@@ -262,8 +262,12 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
 )]
 async fn logout(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, None).await?;
-    with_connection(&state, move |connection, _| store::auth::delete_session(connection, &principal.token_hash))
-        .await?;
+    // Forgotten before and after the delete: a request of the same token that read the session
+    // just before the delete may still cache it, for at most `session_cache::RECHECK_MS`.
+    state.session_cache.forget(&principal.token_hash);
+    let token_hash = principal.token_hash.clone();
+    with_connection(&state, move |connection, _| store::auth::delete_session(connection, &token_hash)).await?;
+    state.session_cache.forget(&principal.token_hash);
     if principal.role == super::Role::Citizen {
         state.sessions_active.note_released();
     }
