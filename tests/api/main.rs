@@ -18,6 +18,7 @@ mod health;
 mod history;
 mod idempotency;
 mod month;
+mod oversight;
 mod payments;
 mod refunds;
 mod roles;

@@ -11,6 +11,7 @@ mod error;
 mod export;
 mod handover;
 mod http;
+mod metrics;
 mod store;
 mod turns;
 mod writer;
@@ -192,9 +193,23 @@ fn create_admin(config: Config, login: &str) -> Result<(), String> {
     let hash = hash.map_err(|error| crate::error::ApiError::from(error).to_string())?;
     let mut connection = pool.get().map_err(|error| error.to_string())?;
     let id = uuid::Uuid::new_v4().to_string();
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let created = store::auth::insert_principal(&mut connection, &id, &login, "admin", &hash, now_ms)
-        .map_err(|error| error.to_string())?;
+    // The command line has no test clock: its time is the real time.
+    let now = chrono::Utc::now();
+    let created = store::write_transaction(&mut connection, |connection| {
+        if !store::auth::insert_principal(connection, &id, &login, "admin", &hash, store::ledger::millis(now))? {
+            return Ok(false);
+        }
+        let entry = store::audit::Entry {
+            at: now,
+            actor: store::audit::Actor::CommandLine,
+            action: store::audit::Action::AdminCreated,
+            detail: serde_json::json!({"admin_id": id, "login": login}),
+            idempotency_key: None,
+        };
+        store::audit::record(connection, entry)?;
+        Ok::<_, store::StoreError>(true)
+    })
+    .map_err(|error| error.to_string())?;
     if !created {
         return Err(format!("the login {login:?} is taken; choose another"));
     }
@@ -238,6 +253,7 @@ fn serve(config: Config) -> Result<(), String> {
         let passwords = auth::PasswordPool::new(config.argon2, argon2_queue_max);
         let waiting_room = std::sync::Mutex::new(admission::waiting_room::WaitingRoom::default());
         let sessions_active = http::SessionCount::default();
+        let requests = Arc::new(http::RequestMetrics::from_api_document());
         let state = web::Data::new(http::AppState {
             config,
             pool,
@@ -248,14 +264,21 @@ fn serve(config: Config) -> Result<(), String> {
             sessions_active,
             gate: gate.clone(),
             session_cache: http::session_cache::SessionCache::default(),
+            started: std::time::Instant::now(),
+            requests: requests.clone(),
+            books: http::BooksCheck::default(),
         });
         actix_web::rt::spawn(http::keep_line_in_sync(state.clone()));
+        actix_web::rt::spawn(http::keep_books_checked(state.clone()));
         // Each request gets a tracing span with a request id, method, route and status; the
         // Authorization header (the token) is never recorded.
         HttpServer::new(move || {
             App::new()
                 .wrap(admission::gate::Admission(gate.clone()))
                 .wrap(tracing_actix_web::TracingLogger::default())
+                // Outermost: counts every answer, including admission's 503s, with the latency
+                // the client sees.
+                .wrap(http::CountRequests(requests.clone()))
                 .app_data(state.clone())
                 .configure(http::routes)
         })

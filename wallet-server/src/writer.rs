@@ -8,18 +8,21 @@
 //! gathers by itself. `Batching::wait` can add a short wait for more, taken only while the
 //! previous batch had company (a machine with many cores and a slow disk may want it).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
-use wallet_core::{Book, BusinessDate, Command, PaymentCode, Receipt, WalletId};
+use wallet_core::{Book, BusinessDate, Command, PaymentCode, Policy, Receipt, WalletId};
 
 use crate::clock::Clock;
 use crate::error::{self, ApiError};
-use crate::store::{self, ledger, reads, DbConn, DbPool, StoreError, StoreResult};
+use crate::metrics::Histogram;
+use crate::store::{self, audit, ledger, reads, DbConn, DbPool, StoreError, StoreResult};
 
 /// A stored or fresh answer: status and JSON body.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,17 +70,114 @@ pub struct Batching {
 #[derive(Clone)]
 pub struct Writer {
     sender: SyncSender<WriteRequest>,
+    stats: Arc<WriterStats>,
+}
+
+/// How many of the last batches [`WriterStats::recent`] summarises.
+const RECENT_BATCHES_MAX: usize = 128;
+
+/// What the writer has done: histograms of every committed batch (for `/metrics`) and the last
+/// [`RECENT_BATCHES_MAX`] batches (for the admin status). Written by the writer thread once per
+/// batch; read by scrapes.
+pub struct WriterStats {
+    /// Requests per committed batch.
+    pub batch_commands: Histogram,
+    /// From opening a batch's transaction to its commit, in microseconds.
+    pub commit_us: Histogram,
+    pub batches_failed_total: AtomicU64,
+    recent: Mutex<Recent>,
+}
+
+#[derive(Default)]
+struct Recent {
+    /// (requests, commit microseconds) of the last committed batches, oldest first.
+    batches: VecDeque<(u64, u64)>,
+    last_batch_at: Option<DateTime<Utc>>,
+    last_failure_at: Option<DateTime<Utc>>,
+    last_batch_failed: bool,
+}
+
+/// The last committed batches in figures.
+#[derive(Clone, Debug, Default)]
+pub struct RecentBatches {
+    pub batches: u64,
+    pub commands_mean: f64,
+    pub commands_max: u64,
+    pub commit_ms_mean: f64,
+    pub commit_ms_max: f64,
+    pub last_batch_at: Option<DateTime<Utc>>,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    /// The latest batch failed: nothing of it was committed.
+    pub last_batch_failed: bool,
+}
+
+impl WriterStats {
+    fn new() -> WriterStats {
+        WriterStats {
+            batch_commands: Histogram::new(&crate::metrics::BATCH_COMMANDS_BOUNDS),
+            commit_us: Histogram::new(&crate::metrics::LATENCY_BOUNDS_US),
+            batches_failed_total: AtomicU64::new(0),
+            recent: Mutex::new(Recent::default()),
+        }
+    }
+
+    fn committed(&self, commands: usize, took: std::time::Duration, at: DateTime<Utc>) {
+        let commit_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.batch_commands.observe(commands as u64);
+        self.commit_us.observe(commit_us);
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.batches.len() == RECENT_BATCHES_MAX {
+                recent.batches.pop_front();
+            }
+            recent.batches.push_back((commands as u64, commit_us));
+            recent.last_batch_at = Some(at);
+            recent.last_batch_failed = false;
+        }
+    }
+
+    fn failed(&self, at: DateTime<Utc>) {
+        self.batches_failed_total.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.last_batch_at = Some(at);
+            recent.last_failure_at = Some(at);
+            recent.last_batch_failed = true;
+        }
+    }
+
+    pub fn recent(&self) -> RecentBatches {
+        let Ok(recent) = self.recent.lock() else { return RecentBatches::default() };
+        let batches = recent.batches.len() as u64;
+        let (commands_sum, commit_us_sum) =
+            recent.batches.iter().fold((0u64, 0u64), |(commands, us), batch| (commands + batch.0, us + batch.1));
+        let mean = |sum: u64| if batches == 0 { 0.0 } else { sum as f64 / batches as f64 };
+        RecentBatches {
+            batches,
+            commands_mean: mean(commands_sum),
+            commands_max: recent.batches.iter().map(|batch| batch.0).max().unwrap_or(0),
+            commit_ms_mean: mean(commit_us_sum) / 1_000.0,
+            commit_ms_max: recent.batches.iter().map(|batch| batch.1).max().unwrap_or(0) as f64 / 1_000.0,
+            last_batch_at: recent.last_batch_at,
+            last_failure_at: recent.last_failure_at,
+            last_batch_failed: recent.last_batch_failed,
+        }
+    }
 }
 
 impl Writer {
     /// Starts the writer thread on its own connection from `pool`.
     pub fn start(pool: DbPool, clock: Arc<Clock>, queue_max: usize, batching: Batching) -> Writer {
         let (sender, receiver) = mpsc::sync_channel(queue_max);
+        let stats = Arc::new(WriterStats::new());
+        let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run(pool, clock, receiver, batching))
+            .spawn(move || run(pool, clock, receiver, batching, &thread_stats))
             .expect("the writer thread starts");
-        Writer { sender }
+        Writer { sender, stats }
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     /// Queues a request and waits for its committed answer. A full queue is answered at once
@@ -114,7 +214,7 @@ fn next_batch(receiver: &Receiver<WriteRequest>, batching: Batching, had_company
     Some(batch)
 }
 
-fn run(pool: DbPool, clock: Arc<Clock>, receiver: Receiver<WriteRequest>, batching: Batching) {
+fn run(pool: DbPool, clock: Arc<Clock>, receiver: Receiver<WriteRequest>, batching: Batching, stats: &WriterStats) {
     let mut connection = None;
     let mut had_company = false;
     while let Some(batch) = next_batch(&receiver, batching, had_company) {
@@ -122,15 +222,26 @@ fn run(pool: DbPool, clock: Arc<Clock>, receiver: Receiver<WriteRequest>, batchi
         if connection.is_none() {
             connection = pool.get().map_err(|error| tracing::error!(%error, "writer has no connection")).ok();
         }
+        let started = Instant::now();
         let answers = match connection.as_mut() {
-            Some(connection) => process_retrying(connection, &clock, &batch).unwrap_or_else(|error| {
-                tracing::error!(%error, batch = batch.len(), "batch failed; nothing of it was committed");
-                vec![Answer::from(ApiError::from(error)); batch.len()]
-            }),
-            None => vec![
-                Answer::from(ApiError::overloaded("the database is not reachable; try again shortly"));
-                batch.len()
-            ],
+            Some(connection) => match process_retrying(connection, &clock, &batch) {
+                Ok(answers) => {
+                    stats.committed(batch.len(), started.elapsed(), clock.now());
+                    answers
+                }
+                Err(error) => {
+                    tracing::error!(%error, batch = batch.len(), "batch failed; nothing of it was committed");
+                    stats.failed(clock.now());
+                    vec![Answer::from(ApiError::from(error)); batch.len()]
+                }
+            },
+            None => {
+                stats.failed(clock.now());
+                vec![
+                    Answer::from(ApiError::overloaded("the database is not reachable; try again shortly"));
+                    batch.len()
+                ]
+            }
         };
         if answers.iter().any(|answer| answer.status >= 500) {
             connection = None; // a failed commit may have broken the connection; take a fresh one
@@ -183,17 +294,25 @@ fn process(connection: &mut DbConn, clock: &Clock, batch: &[WriteRequest]) -> St
         let mut book = load_book(connection, batch, &pending, now)?;
         let mut transactions = Vec::new();
         let mut history = Vec::new();
+        let mut audits = Vec::new();
         for &index in &pending {
             let answer = match &batch[index].op {
-                WriteOp::Ledger(command) => match book.apply(command, now) {
-                    Ok(outcome) => {
-                        let answer = render(&outcome.receipt);
-                        transactions.extend(outcome.transaction);
-                        history.extend(outcome.history);
-                        answer
+                WriteOp::Ledger(command) => {
+                    let policy_before = matches!(command, Command::SetPolicy { .. }).then(|| book.policy().clone());
+                    match book.apply(command, now) {
+                        Ok(outcome) => {
+                            let answer = render(&outcome.receipt);
+                            audits.extend(
+                                audited(command, &outcome.receipt, policy_before.as_ref())
+                                    .map(|(action, detail)| (index, action, detail)),
+                            );
+                            transactions.extend(outcome.transaction);
+                            history.extend(outcome.history);
+                            answer
+                        }
+                        Err(refusal) => error::rejection(&refusal).into(),
                     }
-                    Err(refusal) => error::rejection(&refusal).into(),
-                },
+                }
                 WriteOp::IssueCode { code, wallet } => {
                     let state = book.issue_code(code.clone(), wallet.clone(), now);
                     ledger::insert_code(connection, code, &state)?;
@@ -213,6 +332,20 @@ fn process(connection: &mut DbConn, clock: &Clock, batch: &[WriteRequest]) -> St
         // preparation per payment.
         ledger::save_transactions(connection, &transactions)?;
         ledger::save_history(connection, &history)?;
+        // Admin actions are recorded in this same transaction: a top-up, a policy change or a
+        // close commits with its audit row or not at all, and a replayed request (answered from
+        // its idempotency record above, never applied again) adds no row.
+        for (index, action, detail) in audits {
+            let request = &batch[index];
+            let entry = audit::Entry {
+                at: now,
+                actor: audit::Actor::Admin(&request.principal),
+                action,
+                detail,
+                idempotency_key: request.idempotency.as_ref().map(|idempotency| idempotency.key.as_str()),
+            };
+            audit::record(connection, entry)?;
+        }
 
         let mut to_store = Vec::new();
         for &index in &pending {
@@ -345,6 +478,27 @@ fn load_book(
         book.load_sales(date, merchant, sales);
     }
     Ok(book)
+}
+
+/// The audit entry of an admin command that took effect; `None` for the rest (a close of a date
+/// already closed moved nothing and is not an action).
+fn audited(command: &Command, receipt: &Receipt, policy_before: Option<&Policy>) -> Option<(audit::Action, Value)> {
+    match (command, receipt) {
+        (Command::TopUpBudget { id, amount }, Receipt::BudgetToppedUp { budget }) => Some((
+            audit::Action::CashbackBudgetToppedUp,
+            json!({"top_up_id": id, "amount": amount, "budget": crate::http::budget_body(budget)}),
+        )),
+        (Command::SetPolicy { .. }, Receipt::PolicySet { policy }) => {
+            Some((audit::Action::PolicyChanged, json!({"policy": policy, "previous": policy_before})))
+        }
+        (Command::CloseDay { .. }, Receipt::DayClosed { settlement, newly_closed: true }) => Some((
+            audit::Action::SettlementClosed,
+            json!({"business_date": settlement.business_date, "settlement_id": settlement.tx_id,
+                   "merchants": settlement.lines.len(), "total_net_payable": settlement.total_net_payable,
+                   "total_fee": settlement.total_fee}),
+        )),
+        _ => None,
+    }
 }
 
 /// The API answer for each receipt (API.md's success bodies).

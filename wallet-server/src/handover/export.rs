@@ -119,8 +119,21 @@ pub fn export(
     });
     let written = exported.map_err(|error| format!("the database failed: {error}"))??;
     let kind = if mark.is_some() { "delta" } else { "snapshot" };
-    rows::record_export(connection, sequence, kind, written.history_seq, started_ms, &written.manifest_sha256)
-        .map_err(failed)?;
+    store::write_transaction(connection, |connection| {
+        rows::record_export(connection, sequence, kind, written.history_seq, started_ms, &written.manifest_sha256)?;
+        let entry = store::audit::Entry {
+            at: now,
+            actor: store::audit::Actor::CommandLine,
+            action: store::audit::Action::HandoverExported,
+            detail: json!({
+                "sequence": sequence, "kind": kind, "manifest_sha256": written.manifest_sha256,
+                "citizens": written.citizens, "merchants": written.merchants, "transactions": written.transactions,
+            }),
+            idempotency_key: None,
+        };
+        store::audit::record(connection, entry)
+    })
+    .map_err(failed)?;
     Ok(format!(
         "exported {kind} {sequence} to {}: citizens {}, merchants {}, transactions {}; \
          wallets {} won, receivables {} won, cashback budget remaining {} won{}",

@@ -317,6 +317,18 @@ fn apply(
         applied_at_ms: now_ms,
     };
     store::handover::record_bundle(connection, &applied)?;
+    let entry = store::audit::Entry {
+        at: now,
+        actor: store::audit::Actor::CommandLine,
+        action: store::audit::Action::HandoverImported,
+        detail: serde_json::json!({
+            "sequence": applied.sequence, "kind": applied.kind, "operator": applied.operator, "as_of": applied.as_of,
+            "manifest_sha256": applied.manifest_sha256, "citizens": applied.citizens, "merchants": applied.merchants,
+            "transactions": applied.transactions,
+        }),
+        idempotency_key: None,
+    };
+    store::audit::record(connection, entry)?;
     Ok(Imported::Applied(applied))
 }
 

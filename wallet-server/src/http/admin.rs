@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-use wallet_core::{AccountKind, BusinessDate, Command, Policy, Rate, Won};
+use wallet_core::{BusinessDate, Command, Policy, Rate, Won};
 
 use super::openapi::{
     Admission, Budget, ClockNow, DayClosed, ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError,
@@ -16,7 +16,7 @@ use super::{
     authenticate, budget_body, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role, State,
 };
 use crate::error::ApiError;
-use crate::store;
+use crate::store::{self, audit};
 use crate::writer::WriteOp;
 
 /// Longest free-text merchant field (name, business number, bank account, category).
@@ -87,7 +87,7 @@ fn text_field<'a>(name: &str, value: &'a str) -> Result<&'a str, ApiError> {
     )
 )]
 async fn create_merchant(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
-    authenticate(&state, &request, Some(Role::Admin)).await?;
+    let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
     let body: MerchantBody = parse_body(body.into_inner())?;
     let login = parse_login(&body.login)?.to_owned();
     parse_password(&body.password)?;
@@ -100,9 +100,9 @@ async fn create_merchant(state: State, request: HttpRequest, body: web::Json<Val
     let merchant_id = uuid::Uuid::new_v4().to_string();
     let id = merchant_id.clone();
     let created = with_connection(&state, move |connection, state| {
-        let now_ms = store::ledger::millis(state.clock.now());
+        let now = state.clock.now();
         store::write_transaction(connection, |connection| {
-            if !store::auth::insert_principal(connection, &id, &login, "merchant", &hash, now_ms)? {
+            if !store::auth::insert_principal(connection, &id, &login, "merchant", &hash, store::ledger::millis(now))? {
                 return Ok(false);
             }
             let merchant = store::auth::MerchantDetails {
@@ -113,6 +113,15 @@ async fn create_merchant(state: State, request: HttpRequest, body: web::Json<Val
                 category: category.as_deref(),
             };
             store::auth::put_merchant(connection, &merchant)?;
+            let entry = audit::Entry {
+                at: now,
+                actor: audit::Actor::Admin(&principal.id),
+                action: audit::Action::MerchantCreated,
+                detail: json!({"merchant_id": id, "login": login, "name": name, "business_number": business_number,
+                               "bank_account": bank_account, "category": category}),
+                idempotency_key: None,
+            };
+            audit::record(connection, entry)?;
             Ok(true)
         })
     })
@@ -364,17 +373,7 @@ async fn trial_balance(state: State, request: HttpRequest) -> Result<HttpRespons
     let (accounts, total) = with_connection(&state, |connection, _| {
         // One snapshot: the sums and the city row are read in one transaction.
         store::write_transaction(connection, |connection| {
-            let (_, budget, system) = store::ledger::load_state(connection, false)?;
-            let (wallets, merchants) = store::reads::account_sums(connection)?;
-            let balances = [
-                (AccountKind::CitizenWallet, Won::from_i64(wallets)),
-                (AccountKind::MerchantReceivable, Won::from_i64(merchants)),
-                (AccountKind::CashbackBudget, budget.remaining()),
-                (AccountKind::BankClearing, system.bank_clearing),
-                (AccountKind::SettlementPayouts, system.settlement_payouts),
-                (AccountKind::FeeIncome, system.fee_income),
-                (AccountKind::HandoverOpening, system.handover_opening),
-            ];
+            let balances = store::reads::account_balances(connection)?;
             let total = balances.iter().try_fold(Won::ZERO, |sum, (_, balance)| sum.checked_add(*balance));
             let total = total.map_err(|_| store::StoreError::Corrupt("trial balance overflows".into()))?;
             Ok((balances, total))
@@ -484,13 +483,34 @@ async fn test_clock(state: State, request: HttpRequest, body: web::Json<Value>) 
     if !state.clock.is_test_clock() {
         return Err(ApiError::not_found("no such endpoint; see /openapi.json for the API"));
     }
-    authenticate(&state, &request, Some(Role::Admin)).await?;
+    let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
     let body: ClockBody = parse_body(body.into_inner())?;
     let target = chrono::DateTime::parse_from_rfc3339(&body.now)
         .map_err(|error| ApiError::validation(format!("now must be RFC 3339: {error}")))?
         .with_timezone(&chrono::Utc);
-    state.clock.move_to(target).map_err(|now| {
-        ApiError::validation(format!("the clock only moves forward; it is already {}", super::rfc3339(now)))
-    })?;
+    let backward =
+        |now| ApiError::validation(format!("the clock only moves forward; it is already {}", super::rfc3339(now)));
+    // The audit row commits first and the clock moves after, so no move goes unrecorded. The
+    // clock only moves forward (`fetch_max`): should it pass `target` in between, it stays there.
+    let moved = with_connection(&state, move |connection, state| {
+        let from = state.clock.now();
+        if target < from {
+            return Ok(Err(from));
+        }
+        store::write_transaction(connection, |connection| {
+            let entry = audit::Entry {
+                at: from,
+                actor: audit::Actor::Admin(&principal.id),
+                action: audit::Action::TestClockMoved,
+                detail: json!({"from": super::rfc3339(from), "to": super::rfc3339(target)}),
+                idempotency_key: None,
+            };
+            audit::record(connection, entry)
+        })?;
+        Ok(Ok(()))
+    })
+    .await?;
+    moved.map_err(backward)?;
+    let _ = state.clock.move_to(target);
     Ok(HttpResponse::Ok().json(json!({"now": super::rfc3339(state.clock.now())})))
 }

@@ -2,14 +2,19 @@
 //! parse input into core types at the edge.
 
 mod admin;
+mod audit;
 mod citizen;
 mod merchant;
+mod metrics;
 mod openapi;
 mod password;
 mod session;
 pub mod session_cache;
+mod status;
 
+pub use metrics::{CountRequests, RequestMetrics};
 pub use session::keep_line_in_sync;
+pub use status::{keep_books_checked, BooksCheck};
 
 use std::sync::Arc;
 
@@ -44,6 +49,12 @@ pub struct AppState {
     pub gate: Arc<crate::admission::gate::Gate>,
     /// Sessions checked in the last second (see `session_cache`).
     pub session_cache: session_cache::SessionCache,
+    /// When this server started (for its uptime).
+    pub started: std::time::Instant,
+    /// Requests by route and status, shared with the middleware that counts them.
+    pub requests: Arc<RequestMetrics>,
+    /// The last trial balance taken in the background (`keep_books_checked`).
+    pub books: BooksCheck,
 }
 
 pub type State = web::Data<AppState>;
@@ -54,13 +65,15 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(|error, _| ApiError::not_found(error.to_string()).into()))
         .app_data(web::QueryConfig::default().error_handler(|error, _| ApiError::validation(error.to_string()).into()))
         .route("/healthz", web::get().to(healthz))
-        .route("/metrics", web::get().to(metrics))
+        .route("/metrics", web::get().to(metrics::scrape))
         .configure(openapi::routes)
         .configure(session::routes)
         .configure(citizen::routes)
         .configure(merchant::routes)
         .configure(admin::routes)
         .configure(password::routes)
+        .configure(status::routes)
+        .configure(audit::routes)
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(ApiError::not_found("no such endpoint; see /openapi.json for the API"))
         }));
@@ -73,105 +86,6 @@ pub fn routes(config: &mut web::ServiceConfig) {
 )]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
-}
-
-/// Prometheus metrics in the text exposition format.
-///
-/// Sessions in use and allowed, and the cashback budget left. Bind it to an internal address in
-/// production.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses(
-        (status = 200, description = "Prometheus text format 0.0.4.", body = String,
-            content_type = "text/plain; version=0.0.4"),
-        (status = 500, response = inline(openapi::InternalError)),
-        (status = 503, response = inline(openapi::Overloaded))
-    )
-)]
-async fn metrics(state: State) -> Result<HttpResponse, ApiError> {
-    let (budget, active) = with_connection(&state, |connection, _| {
-        let (_, budget, _) = store::ledger::load_state(connection, false)?;
-        let active = store::auth::citizen_slots_used(connection)?;
-        Ok((budget, active))
-    })
-    .await?;
-    let mut text = String::new();
-    let now_ms = store::ledger::millis(state.clock.now());
-    series(&mut text, "wallet_sessions_active", "gauge", "Citizen sessions holding a slot.", &[("", active as f64)]);
-    series(
-        &mut text,
-        "wallet_sessions_capacity",
-        "gauge",
-        "Citizen sessions allowed at once.",
-        &[("", state.config.sessions_capacity as f64)],
-    );
-    if let Ok(room) = state.waiting_room.lock() {
-        let waiting = room.waiting();
-        series(
-            &mut text,
-            "wallet_waiting_room_tickets",
-            "gauge",
-            "Citizens waiting for a session slot.",
-            &[("", waiting as f64)],
-        );
-        series(
-            &mut text,
-            "wallet_waiting_room_estimated_wait_seconds",
-            "gauge",
-            "Estimated wait of the last one in line.",
-            &[("", room.estimated_wait_s(waiting, now_ms) as f64)],
-        );
-        series(
-            &mut text,
-            "wallet_citizen_logins_admitted_total",
-            "counter",
-            "Citizen logins let in.",
-            &[("", room.admitted_total as f64)],
-        );
-        series(
-            &mut text,
-            "wallet_citizen_logins_queued_total",
-            "counter",
-            "Citizen logins answered with a place in line.",
-            &[("", room.shed_total as f64)],
-        );
-    }
-    series(
-        &mut text,
-        "wallet_cashback_budget_remaining_won",
-        "gauge",
-        "Unspent cashback budget.",
-        &[("", budget.remaining().to_i64().unwrap_or(i64::MAX) as f64)],
-    );
-    let stats = state.gate.stats();
-    series(
-        &mut text,
-        "wallet_request_limit",
-        "gauge",
-        "Adaptive limit on requests in flight.",
-        &[("", stats.limit as f64)],
-    );
-    series(&mut text, "wallet_requests_in_flight", "gauge", "Requests being served.", &[("", stats.in_flight as f64)]);
-    let by_class = |values: [u64; 5]| -> Vec<(String, f64)> {
-        crate::admission::limiter::Class::ALL
-            .iter()
-            .map(|class| (format!("class=\"{}\"", class.as_str()), values[*class as usize] as f64))
-            .collect()
-    };
-    series_owned(
-        &mut text,
-        "wallet_requests_admitted_total",
-        "counter",
-        "Requests let in, by priority class.",
-        by_class(stats.admitted_by_class),
-    );
-    series_owned(
-        &mut text,
-        "wallet_requests_shed_total",
-        "counter",
-        "Requests refused 503 overloaded, by priority class.",
-        by_class(stats.shed_by_class),
-    );
-    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text))
 }
 
 /// How long a count of active citizen sessions is used before it is taken again.
@@ -219,23 +133,6 @@ impl SessionCount {
 /// at each commit). Ids are not secrets: every read checks who asks.
 pub fn new_tx_id() -> wallet_core::TxId {
     wallet_core::TxId::parse(&uuid::Uuid::now_v7().to_string()).expect("a UUID is a valid id")
-}
-
-/// Appends one Prometheus series with its help and type lines; a label set "" means none.
-fn series(out: &mut String, name: &str, kind: &str, help: &str, values: &[(&str, f64)]) {
-    series_owned(out, name, kind, help, values.iter().map(|(labels, value)| (labels.to_string(), *value)).collect());
-}
-
-fn series_owned(out: &mut String, name: &str, kind: &str, help: &str, values: Vec<(String, f64)>) {
-    use std::fmt::Write;
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    for (labels, value) in values {
-        if labels.is_empty() {
-            let _ = writeln!(out, "{name} {value}");
-        } else {
-            let _ = writeln!(out, "{name}{{{labels}}} {value}");
-        }
-    }
 }
 
 /// RFC 3339 in UTC with a `Z`, as API.md writes times.

@@ -35,7 +35,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
     ),
     paths(
         super::healthz,
-        super::metrics,
+        super::metrics::scrape,
         openapi_json,
         super::session::register,
         super::session::login,
@@ -61,6 +61,8 @@ use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
         super::admin::test_clock,
         super::password::issue,
         super::password::set_password,
+        super::status::status,
+        super::audit::audit_log,
     ),
     components(
         schemas(
@@ -68,7 +70,10 @@ use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
             CitizenCreated, SessionCreated, Role, TicketStatus, WalletView, Currency, ChargeReceipt, GiftReceipt,
             PaymentCodeIssued, HistoryPage, HistoryItem, PaymentReceipt, PaymentStatus, RefundReceipt,
             SalesSummary, MerchantCreated, Policy, Budget, DayClosed, SettlementReport, SettlementLine,
-            TrialBalance, AccountBalance, Admission, ClockNow, PasswordResetIssued,
+            TrialBalance, AccountBalance, Admission, ClockNow, PasswordResetIssued, Status, StatusKind,
+            StatusReason, StatusReasonCode, Database, BooksStatus, TodayStatus, SessionsStatus, WriterStatus,
+            LastSettlement, HandoverStatus, LastImport, LastExport, BundleKind, AuditPage, AuditRow, AuditVia,
+            AuditAction,
         ),
     ),
     modifiers(&BearerAuth),
@@ -573,4 +578,253 @@ pub struct Admission {
 pub struct ClockNow {
     #[schema(format = DateTime)]
     pub now: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Success bodies: oversight (extensions of API.md)
+
+/// `ok`, or `degraded` when `reasons` lists anything.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusKind {
+    Ok,
+    Degraded,
+}
+
+/// Why the status is degraded.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusReasonCode {
+    /// The last trial balance did not total zero.
+    BooksUnbalanced,
+    /// No trial balance was taken for 90 seconds.
+    BooksUnchecked,
+    /// The writer's last batch failed; nothing of it was committed.
+    WriterFailing,
+    /// The cashback budget was funded and is used up.
+    CashbackBudgetExhausted,
+}
+
+/// One reason for a degraded status.
+#[derive(ToSchema)]
+pub struct StatusReason {
+    pub code: StatusReasonCode,
+    /// Text for a person: what is wrong and what to do.
+    pub message: String,
+}
+
+/// The database backend.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Database {
+    Sqlite,
+    Postgres,
+}
+
+/// The system at a glance.
+#[derive(ToSchema)]
+pub struct Status {
+    pub status: StatusKind,
+    /// Empty when `status` is `ok`.
+    pub reasons: Vec<StatusReason>,
+    /// The server's version.
+    #[schema(example = "0.1.0")]
+    pub version: String,
+    /// Seconds since this server started.
+    pub uptime_s: u64,
+    /// The server's clock.
+    #[schema(format = DateTime)]
+    pub now: String,
+    pub database: Database,
+    pub books: BooksStatus,
+    pub cashback_budget: Budget,
+    pub today: TodayStatus,
+    pub sessions: SessionsStatus,
+    pub writer: WriterStatus,
+    /// The last business date closed; null before the first close.
+    #[schema(required = true)]
+    pub last_settlement: Option<LastSettlement>,
+    pub handover: HandoverStatus,
+}
+
+/// The last trial balance this server took (every 30 seconds, in the background); all null until
+/// the first one.
+#[derive(ToSchema)]
+pub struct BooksStatus {
+    /// True when the trial balance totalled zero.
+    #[schema(required = true)]
+    pub balanced: Option<bool>,
+    #[schema(required = true, pattern = "^(0|-?[1-9][0-9]*)$", example = "0")]
+    pub trial_balance_total: Option<String>,
+    /// When it was taken, on the server's clock.
+    #[schema(required = true, format = DateTime)]
+    pub checked_at: Option<String>,
+}
+
+/// All merchants' sales so far of today's business date (KST).
+#[derive(ToSchema)]
+pub struct TodayStatus {
+    #[schema(format = Date, example = "2025-03-14")]
+    pub business_date: String,
+    pub payments_count: u64,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "1500000")]
+    pub payments_amount: String,
+    pub refunds_count: u64,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "15000")]
+    pub refunds_amount: String,
+}
+
+/// Citizen sessions and the waiting room.
+#[derive(ToSchema)]
+pub struct SessionsStatus {
+    /// Citizen sessions holding a slot (every server on the database).
+    pub active: u64,
+    /// Citizen sessions allowed at once.
+    pub capacity: u64,
+    /// Tickets in the waiting room.
+    pub waiting: u64,
+    /// Citizen logins let through to the password check since this server started.
+    pub admitted_total: u64,
+    /// Citizen logins answered with a place in line instead.
+    pub shed_total: u64,
+}
+
+/// This server's writer: every batch since it started, and the last 128 committed ones.
+#[derive(ToSchema)]
+pub struct WriterStatus {
+    /// Batches committed.
+    pub batches_total: u64,
+    /// Requests in the batches committed.
+    pub commands_total: u64,
+    /// Batches of which nothing was committed.
+    pub batches_failed_total: u64,
+    /// Committed batches the `recent_` figures cover (at most 128).
+    pub recent_batches: u64,
+    pub recent_commands_mean: f64,
+    pub recent_commands_max: u64,
+    /// From opening a batch's transaction to its commit, in milliseconds.
+    pub recent_commit_ms_mean: f64,
+    pub recent_commit_ms_max: f64,
+    /// When the last batch, committed or failed, ended; null before the first.
+    #[schema(required = true, format = DateTime)]
+    pub last_batch_at: Option<String>,
+    /// When a batch last failed; null if none has.
+    #[schema(required = true, format = DateTime)]
+    pub last_failure_at: Option<String>,
+}
+
+/// The last business date closed.
+#[derive(ToSchema)]
+pub struct LastSettlement {
+    #[schema(format = Date, example = "2025-03-14")]
+    pub business_date: String,
+    #[schema(format = DateTime)]
+    pub closed_at: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "9925")]
+    pub total_net_payable: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "75")]
+    pub total_fee: String,
+}
+
+/// A handover bundle's kind.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BundleKind {
+    Snapshot,
+    Delta,
+}
+
+/// The last handover bundles applied here and exported from here.
+#[derive(ToSchema)]
+pub struct HandoverStatus {
+    /// Null when no bundle was applied.
+    #[schema(required = true)]
+    pub last_import: Option<LastImport>,
+    /// Null when no bundle was exported.
+    #[schema(required = true)]
+    pub last_export: Option<LastExport>,
+}
+
+/// The last bundle applied (`wallet-server handover import`).
+#[derive(ToSchema)]
+pub struct LastImport {
+    pub sequence: u64,
+    pub kind: BundleKind,
+    /// The outgoing operator named in the manifest.
+    pub operator: String,
+    /// The manifest's `as_of`.
+    #[schema(format = DateTime)]
+    pub as_of: String,
+    #[schema(format = DateTime)]
+    pub applied_at: String,
+}
+
+/// The last bundle exported (`wallet-server handover export`).
+#[derive(ToSchema)]
+pub struct LastExport {
+    pub sequence: u64,
+    pub kind: BundleKind,
+    /// When its consistent read began.
+    #[schema(format = DateTime)]
+    pub exported_at: String,
+}
+
+/// One page of the audit log, newest first.
+#[derive(ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<AuditRow>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// Where an action came from.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditVia {
+    /// An admin's request.
+    Api,
+    /// A `wallet-server` command on the server's machine (`admin create`, `handover`).
+    Cli,
+}
+
+/// What was done.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    AdminCreated,
+    MerchantCreated,
+    PolicyChanged,
+    CashbackBudgetToppedUp,
+    SettlementClosed,
+    PasswordResetIssued,
+    TestClockMoved,
+    HandoverImported,
+    HandoverExported,
+}
+
+/// One admin action, written in the same transaction as the action.
+#[derive(ToSchema)]
+pub struct AuditRow {
+    /// Increases with every row.
+    #[schema(pattern = "^[1-9][0-9]*$", example = "42")]
+    pub id: String,
+    /// The server's clock when the action was taken (the real time for the command line).
+    #[schema(format = DateTime)]
+    pub at: String,
+    pub via: AuditVia,
+    /// The admin who acted; null for the command line.
+    #[schema(required = true)]
+    pub principal_id: Option<String>,
+    /// That admin's login; null for the command line.
+    #[schema(required = true)]
+    pub login: Option<String>,
+    pub action: AuditAction,
+    /// What was done: ids, figures and names (never a password, token or reset code). Command-line
+    /// rows name the operating-system user as `os_user` where the environment tells it.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    /// The request's Idempotency-Key, where the action honours one (budget top-ups); else null.
+    #[schema(required = true)]
+    pub idempotency_key: Option<String>,
 }

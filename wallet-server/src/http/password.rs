@@ -19,7 +19,7 @@ use super::openapi::{
 use super::session::{parse_login, parse_password};
 use super::{authenticate, parse_body, rfc3339, with_connection, Role, State};
 use crate::error::ApiError;
-use crate::store;
+use crate::store::{self, audit};
 
 /// How long a reset code stays valid: three days, time to reach the citizen.
 pub const RESET_CODE_LIFETIME_S: i64 = 3 * 24 * 3_600;
@@ -58,20 +58,31 @@ struct NewPassword {
     )
 )]
 async fn issue(state: State, request: HttpRequest, login: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    authenticate(&state, &request, Some(Role::Admin)).await?;
+    let admin = authenticate(&state, &request, Some(Role::Admin)).await?;
     let login = login.into_inner();
     let code = crate::auth::new_payment_code();
     let code_hash = crate::auth::token_hash(&code);
     let expires_at = with_connection(&state, move |connection, state| {
-        let Some(principal) = store::auth::find_principal(connection, &login)? else { return Ok(None) };
-        if principal.role != "citizen" {
-            return Ok(None);
-        }
-        let now = state.clock.now();
-        let expires_at = now + chrono::Duration::seconds(RESET_CODE_LIFETIME_S);
-        let expires_at_ms = store::ledger::millis(expires_at);
-        store::auth::put_password_reset(connection, &principal.principal_id, &code_hash, expires_at_ms)?;
-        Ok(Some(expires_at))
+        store::write_transaction(connection, |connection| {
+            let Some(principal) = store::auth::find_principal(connection, &login)? else { return Ok(None) };
+            if principal.role != "citizen" {
+                return Ok(None);
+            }
+            let now = state.clock.now();
+            let expires_at = now + chrono::Duration::seconds(RESET_CODE_LIFETIME_S);
+            let expires_at_ms = store::ledger::millis(expires_at);
+            store::auth::put_password_reset(connection, &principal.principal_id, &code_hash, expires_at_ms)?;
+            // Who the code is for and until when; never the code.
+            let entry = audit::Entry {
+                at: now,
+                actor: audit::Actor::Admin(&admin.id),
+                action: audit::Action::PasswordResetIssued,
+                detail: json!({"citizen_id": principal.principal_id, "login": login, "expires_at": rfc3339(expires_at)}),
+                idempotency_key: None,
+            };
+            audit::record(connection, entry)?;
+            Ok(Some(expires_at))
+        })
     })
     .await?
     .ok_or_else(|| ApiError::not_found("no citizen has this login"))?;

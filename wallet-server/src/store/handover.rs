@@ -374,6 +374,16 @@ pub fn exported_bundle(connection: &mut DbConn, sequence: i64) -> StoreResult<Op
         .optional()?)
 }
 
+/// The last bundle exported from here (the highest sequence: a new export drops the records
+/// after its own): (sequence, kind, exported_at_ms).
+pub fn last_export(connection: &mut DbConn) -> StoreResult<Option<(i64, String, i64)>> {
+    Ok(handover_exports::table
+        .order(handover_exports::sequence.desc())
+        .select((handover_exports::sequence, handover_exports::kind, handover_exports::exported_at_ms))
+        .first(connection)
+        .optional()?)
+}
+
 /// Records a bundle exported from here (replacing an earlier export under the same sequence:
 /// one that was never applied may be exported again). The records of later bundles are dropped:
 /// they followed the bundle this one replaces, so no delta may start from them any more.

@@ -35,6 +35,7 @@ macro_rules! upsert {
     };
 }
 
+pub mod audit;
 pub mod auth;
 pub mod handover;
 pub mod ledger;
@@ -284,6 +285,22 @@ pub fn start_checkpointer(url: &DatabaseUrl) {
     if let Err(error) = spawned {
         tracing::warn!(%error, "no WAL checkpointer thread; commits will checkpoint by themselves");
     }
+}
+
+/// Runs `body` in a read-only transaction that sees one consistent state: a deferred transaction
+/// on SQLite (WAL gives it a snapshot from its first read, and it takes no write lock, so the
+/// writer is never held up), `REPEATABLE READ, READ ONLY` on PostgreSQL.
+pub fn read_snapshot<T, E, F>(connection: &mut DbConn, body: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    connection.transaction(|connection| {
+        if let DbConn::Pg(pg) = connection {
+            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(pg)?;
+        }
+        body(connection)
+    })
 }
 
 pub fn is_unique_violation(error: &diesel::result::Error) -> bool {

@@ -1,13 +1,15 @@
 //! Queries that only read: the citizen's history, a merchant's sales, the trial balance, the
-//! settlement file, and the idempotency records the writer consults.
+//! settlement file, the idempotency records the writer consults, and the figures of the
+//! admin status page.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
+use wallet_core::{AccountKind, Won};
 
 use super::schema::*;
-use super::{DbConn, StoreResult};
+use super::{ledger, DbConn, StoreResult};
 
 pub struct HistoryRow {
     pub seq: i64,
@@ -92,6 +94,63 @@ pub fn account_sums(connection: &mut DbConn) -> StoreResult<(i64, i64)> {
         diesel::sql_query("SELECT CAST(COALESCE(SUM(receivable), 0) AS BIGINT) AS total FROM merchants")
             .get_result(connection)?;
     Ok((wallets.total, merchants.total))
+}
+
+/// The balance of every account kind: wallets and receivables summed, the rest from the city
+/// row. Run it in one transaction so that the figures are of one instant.
+pub fn account_balances(connection: &mut DbConn) -> StoreResult<[(AccountKind, Won); 7]> {
+    let (_, budget, system) = ledger::load_state(connection, false)?;
+    let (wallets, merchants) = account_sums(connection)?;
+    Ok([
+        (AccountKind::CitizenWallet, ledger::won(wallets)),
+        (AccountKind::MerchantReceivable, ledger::won(merchants)),
+        (AccountKind::CashbackBudget, budget.remaining()),
+        (AccountKind::BankClearing, system.bank_clearing),
+        (AccountKind::SettlementPayouts, system.settlement_payouts),
+        (AccountKind::FeeIncome, system.fee_income),
+        (AccountKind::HandoverOpening, system.handover_opening),
+    ])
+}
+
+/// All merchants' sales of one business date summed: (payments_count, payments_amount,
+/// refunds_count, refunds_amount). Reads one index range: the merchants with sales that day.
+pub fn day_sales(connection: &mut DbConn, business_date: &str) -> StoreResult<(i64, i64, i64, i64)> {
+    #[derive(QueryableByName)]
+    struct Sums {
+        #[diesel(sql_type = BigInt)]
+        payments_count: i64,
+        #[diesel(sql_type = BigInt)]
+        payments_amount: i64,
+        #[diesel(sql_type = BigInt)]
+        refunds_count: i64,
+        #[diesel(sql_type = BigInt)]
+        refunds_amount: i64,
+    }
+    // PostgreSQL's SUM(BIGINT) is NUMERIC; the casts make one query serve both backends.
+    let sums: Sums = diesel::sql_query(
+        "SELECT CAST(COALESCE(SUM(payments_count), 0) AS BIGINT) AS payments_count, \
+         CAST(COALESCE(SUM(payments_amount), 0) AS BIGINT) AS payments_amount, \
+         CAST(COALESCE(SUM(refunds_count), 0) AS BIGINT) AS refunds_count, \
+         CAST(COALESCE(SUM(refunds_amount), 0) AS BIGINT) AS refunds_amount \
+         FROM daily_sales WHERE business_date = $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(business_date)
+    .get_result(connection)?;
+    Ok((sums.payments_count, sums.payments_amount, sums.refunds_count, sums.refunds_amount))
+}
+
+/// The last business date closed: (business_date, total_net_payable, total_fee, closed_at_ms).
+pub fn last_settlement(connection: &mut DbConn) -> StoreResult<Option<(String, i64, i64, i64)>> {
+    Ok(settlements::table
+        .order(settlements::business_date.desc())
+        .select((
+            settlements::business_date,
+            settlements::total_net_payable,
+            settlements::total_fee,
+            settlements::closed_at_ms,
+        ))
+        .first(connection)
+        .optional()?)
 }
 
 /// A stored idempotent answer: (request_hash, status, body).

@@ -183,6 +183,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     handover_exports,
     password_resets,
     session_slots,
+    audit_log,
 );
 
 diesel::table! {
@@ -233,5 +234,18 @@ diesel::table! {
     session_slots (id) {
         id -> Integer,
         used -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_log (seq) {
+        seq -> BigInt,
+        at_ms -> BigInt,
+        via -> Text,
+        principal_id -> Nullable<Text>,
+        login -> Nullable<Text>,
+        action -> Text,
+        detail -> Text,
+        idempotency_key -> Nullable<Text>,
     }
 }

@@ -1,0 +1,368 @@
+//! `GET /metrics` (Prometheus text) and the middleware that counts every request by route and
+//! status.
+//!
+//! Requests are counted by the matched route pattern (`/v1/payments/{payment_id}/refunds`), not
+//! the path, so ids never add series: the routes are the operations of the API document, fixed
+//! at start, and everything else (unknown paths, a method a route does not serve) is one
+//! `route="unmatched"` series. Counting is relaxed atomic adds on arrays made at start: no lock
+//! and no map insert on the request path.
+
+use std::collections::HashMap;
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::Method;
+use actix_web::HttpResponse;
+use utoipa::OpenApi;
+
+use super::openapi::{self, ApiDoc};
+use super::{with_connection, State};
+use crate::error::ApiError;
+use crate::metrics::{Exposition, Histogram, LATENCY_BOUNDS_US};
+use crate::store;
+
+/// Methods told apart, in the order of [`method_slot`].
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
+/// Status codes counted one by one; anything outside (none is sent) counts as the nearest end.
+const STATUS_MIN: u16 = 100;
+const STATUS_MAX: u16 = 599;
+/// The series of requests that matched no operation of the API document.
+const UNMATCHED: usize = 0;
+
+fn method_slot(method: &Method) -> Option<usize> {
+    match *method {
+        Method::GET => Some(0),
+        Method::POST => Some(1),
+        Method::PUT => Some(2),
+        Method::DELETE => Some(3),
+        Method::PATCH => Some(4),
+        _ => None,
+    }
+}
+
+/// Counts and latencies of one operation (method and route pattern).
+struct RouteSeries {
+    method: &'static str,
+    route: String,
+    /// One counter per status code from [`STATUS_MIN`] to [`STATUS_MAX`].
+    statuses: Box<[AtomicU64]>,
+    /// Until the response head is ready (the body may stream on), in microseconds.
+    latency_us: Histogram,
+}
+
+impl RouteSeries {
+    fn new(method: &'static str, route: String) -> RouteSeries {
+        RouteSeries {
+            method,
+            route,
+            statuses: (STATUS_MIN..=STATUS_MAX).map(|_| AtomicU64::new(0)).collect(),
+            latency_us: Histogram::new(&LATENCY_BOUNDS_US),
+        }
+    }
+}
+
+/// Requests by operation and status, and their latency; one per server, shared by its workers.
+pub struct RequestMetrics {
+    routes: Vec<RouteSeries>,
+    /// Route pattern → the series index of each method in [`METHODS`] it serves.
+    index: HashMap<String, [Option<usize>; METHODS.len()]>,
+}
+
+impl RequestMetrics {
+    /// One series per operation of the API document (every route is in it: the OpenAPI test of
+    /// the suite checks the contract's paths), plus the unmatched one.
+    pub fn from_api_document() -> RequestMetrics {
+        let document = ApiDoc::openapi();
+        let mut routes = vec![RouteSeries::new("other", "unmatched".into())];
+        let mut index = HashMap::new();
+        for (path, item) in &document.paths.paths {
+            let operations = [&item.get, &item.post, &item.put, &item.delete, &item.patch];
+            let mut slots = [None; METHODS.len()];
+            for (slot, operation) in operations.iter().enumerate() {
+                if operation.is_some() {
+                    slots[slot] = Some(routes.len());
+                    routes.push(RouteSeries::new(METHODS[slot], path.clone()));
+                }
+            }
+            index.insert(path.clone(), slots);
+        }
+        RequestMetrics { routes, index }
+    }
+
+    fn series_of(&self, method: Option<usize>, pattern: Option<&str>) -> usize {
+        let found = pattern.and_then(|pattern| self.index.get(pattern)).zip(method).and_then(|(slots, m)| slots[m]);
+        found.unwrap_or(UNMATCHED)
+    }
+
+    fn record(&self, series: usize, status: u16, took: Duration) {
+        let series = &self.routes[series];
+        let status = usize::from(status.clamp(STATUS_MIN, STATUS_MAX) - STATUS_MIN);
+        series.statuses[status].fetch_add(1, Ordering::Relaxed);
+        series.latency_us.observe(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// The request series: only those with requests, so an idle route adds no lines.
+    fn render(&self, out: &mut Exposition) {
+        out.family(
+            "wallet_http_requests_total",
+            "counter",
+            "HTTP requests answered, by method, route pattern and status (route=\"unmatched\": no API operation).",
+        );
+        for series in &self.routes {
+            for (offset, count) in series.statuses.iter().enumerate() {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    let status = (STATUS_MIN + offset as u16).to_string();
+                    let labels = [("method", series.method), ("route", series.route.as_str()), ("status", &status)];
+                    out.sample("wallet_http_requests_total", &labels, count);
+                }
+            }
+        }
+        out.family(
+            "wallet_http_request_duration_seconds",
+            "histogram",
+            "Time from a request's arrival to its response head, by method and route pattern.",
+        );
+        for series in &self.routes {
+            let snapshot = series.latency_us.snapshot();
+            if snapshot.count() > 0 {
+                let labels = [("method", series.method), ("route", series.route.as_str())];
+                out.histogram("wallet_http_request_duration_seconds", &labels, &snapshot, 1_000_000);
+            }
+        }
+    }
+}
+
+/// The middleware factory: counts each request once its response (or error) is ready. Wrapped
+/// outermost, so what admission sheds is counted too, and the latency is the one clients see.
+pub struct CountRequests(pub Arc<RequestMetrics>);
+
+impl<S, B> Transform<S, ServiceRequest> for CountRequests
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Transform = CountRequestsService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(CountRequestsService { service, metrics: self.0.clone() }))
+    }
+}
+
+pub struct CountRequestsService<S> {
+    service: S,
+    metrics: Arc<RequestMetrics>,
+}
+
+type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+impl<S, B> Service<ServiceRequest> for CountRequestsService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<Result<Self::Response, Self::Error>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        let started = Instant::now();
+        let method = method_slot(request.method());
+        let metrics = self.metrics.clone();
+        let response = self.service.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            let (pattern, status) = match &response {
+                // After routing, the pattern comes from the matched resource, not a new match.
+                Ok(response) => (response.request().match_pattern(), response.status().as_u16()),
+                Err(error) => (None, error.as_response_error().status_code().as_u16()),
+            };
+            metrics.record(metrics.series_of(method, pattern.as_deref()), status, started.elapsed());
+            response
+        })
+    }
+}
+
+/// Prometheus metrics in the text exposition format.
+///
+/// Requests by route and status with latency histograms, the writer's batches, admission and
+/// sessions, the cashback budget left, and the last trial-balance check (made in the background
+/// every 30 s, not on scrape). Bind it to an internal address in production.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4.", body = String,
+            content_type = "text/plain; version=0.0.4"),
+        (status = 500, response = inline(openapi::InternalError)),
+        (status = 503, response = inline(openapi::Overloaded))
+    )
+)]
+pub async fn scrape(state: State) -> Result<HttpResponse, ApiError> {
+    // Two one-row reads: the city row and the session-slot count.
+    let (budget, active) = with_connection(&state, |connection, _| {
+        let (_, budget, _) = store::ledger::load_state(connection, false)?;
+        let active = store::auth::citizen_slots_used(connection)?;
+        Ok((budget, active))
+    })
+    .await?;
+    let mut out = Exposition::default();
+    let now_ms = store::ledger::millis(state.clock.now());
+    out.family("wallet_build_info", "gauge", "The running server's version.");
+    out.sample("wallet_build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1);
+    out.single(
+        "wallet_uptime_seconds",
+        "gauge",
+        "Seconds since this server started.",
+        state.started.elapsed().as_secs(),
+    );
+    out.single("wallet_sessions_active", "gauge", "Citizen sessions holding a slot.", active);
+    out.single(
+        "wallet_sessions_capacity",
+        "gauge",
+        "Citizen sessions allowed at once.",
+        state.config.sessions_capacity,
+    );
+    if let Ok(room) = state.waiting_room.lock() {
+        let waiting = room.waiting();
+        out.single("wallet_waiting_room_tickets", "gauge", "Citizens waiting for a session slot.", waiting);
+        out.single(
+            "wallet_waiting_room_estimated_wait_seconds",
+            "gauge",
+            "Estimated wait of the last one in line.",
+            room.estimated_wait_s(waiting, now_ms),
+        );
+        out.single("wallet_citizen_logins_admitted_total", "counter", "Citizen logins let in.", room.admitted_total);
+        out.single(
+            "wallet_citizen_logins_queued_total",
+            "counter",
+            "Citizen logins answered with a place in line.",
+            room.shed_total,
+        );
+    }
+    out.single(
+        "wallet_cashback_budget_remaining_won",
+        "gauge",
+        "Unspent cashback budget.",
+        budget.remaining().to_i64().unwrap_or(i64::MAX),
+    );
+    if let Some(checked) = state.books.last() {
+        out.single(
+            "wallet_books_balanced",
+            "gauge",
+            "1 when the last trial balance totalled zero, else 0.",
+            u8::from(checked.total.is_zero()),
+        );
+        out.single(
+            "wallet_trial_balance_total_won",
+            "gauge",
+            "The total of the last trial balance (always 0 in sound books).",
+            checked.total.to_i64().unwrap_or(i64::MAX),
+        );
+        out.single(
+            "wallet_books_check_age_seconds",
+            "gauge",
+            "Seconds since the last trial balance was taken.",
+            checked.taken.elapsed().as_secs(),
+        );
+    }
+    out.single(
+        "wallet_books_check_failures_total",
+        "counter",
+        "Trial-balance checks that could not be taken.",
+        state.books.failures_total(),
+    );
+    let stats = state.gate.stats();
+    out.single("wallet_request_limit", "gauge", "Adaptive limit on requests in flight.", stats.limit);
+    out.single("wallet_requests_in_flight", "gauge", "Requests being served.", stats.in_flight);
+    let by_class = |out: &mut Exposition, name: &str, help: &str, values: [u64; 5]| {
+        out.family(name, "counter", help);
+        for class in crate::admission::limiter::Class::ALL {
+            out.sample(name, &[("class", class.as_str())], values[class as usize]);
+        }
+    };
+    by_class(
+        &mut out,
+        "wallet_requests_admitted_total",
+        "Requests let in, by priority class.",
+        stats.admitted_by_class,
+    );
+    by_class(
+        &mut out,
+        "wallet_requests_shed_total",
+        "Requests refused 503 overloaded, by priority class.",
+        stats.shed_by_class,
+    );
+    let writer = state.writer.stats();
+    out.family("wallet_writer_batch_commands", "histogram", "Requests per batch the writer committed.");
+    out.histogram("wallet_writer_batch_commands", &[], &writer.batch_commands.snapshot(), 1);
+    out.family(
+        "wallet_writer_commit_duration_seconds",
+        "histogram",
+        "Time from opening a batch's transaction to its commit.",
+    );
+    out.histogram("wallet_writer_commit_duration_seconds", &[], &writer.commit_us.snapshot(), 1_000_000);
+    out.single(
+        "wallet_writer_batches_failed_total",
+        "counter",
+        "Batches of which nothing was committed (each request answered with an error).",
+        writer.batches_failed_total.load(Ordering::Relaxed),
+    );
+    state.requests.render(&mut out);
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_come_from_the_api_document_and_the_rest_is_one_series() {
+        let metrics = RequestMetrics::from_api_document();
+        let post = method_slot(&Method::POST);
+        let get = method_slot(&Method::GET);
+        let payments = metrics.series_of(post, Some("/v1/payments"));
+        assert_ne!(payments, UNMATCHED);
+        let refunds = metrics.series_of(post, Some("/v1/payments/{payment_id}/refunds"));
+        assert_ne!(refunds, UNMATCHED);
+        assert_ne!(refunds, payments);
+        assert_ne!(
+            metrics.series_of(get, Some("/v1/admin/policy")),
+            metrics.series_of(method_slot(&Method::PUT), Some("/v1/admin/policy"))
+        );
+        assert_eq!(metrics.series_of(get, Some("/v1/payments")), UNMATCHED, "GET is no operation of /v1/payments");
+        assert_eq!(metrics.series_of(get, None), UNMATCHED);
+        assert_eq!(metrics.series_of(None, Some("/v1/payments")), UNMATCHED);
+    }
+
+    #[test]
+    fn a_request_counts_under_its_status_and_its_latency_bucket() {
+        let metrics = RequestMetrics::from_api_document();
+        let payments = metrics.series_of(method_slot(&Method::POST), Some("/v1/payments"));
+        metrics.record(payments, 201, Duration::from_millis(3));
+        metrics.record(payments, 422, Duration::from_millis(3));
+        metrics.record(UNMATCHED, 404, Duration::from_micros(10));
+        let mut out = Exposition::default();
+        metrics.render(&mut out);
+        let text = out.finish();
+        for line in [
+            "wallet_http_requests_total{method=\"POST\",route=\"/v1/payments\",status=\"201\"} 1",
+            "wallet_http_requests_total{method=\"POST\",route=\"/v1/payments\",status=\"422\"} 1",
+            "wallet_http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"} 1",
+            "wallet_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/payments\",le=\"0.0025\"} 0",
+            "wallet_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/payments\",le=\"0.005\"} 2",
+            "wallet_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/payments\"} 2",
+        ] {
+            assert!(text.lines().any(|seen| seen == line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("/v1/wallet\""), "a route without requests adds no series:\n{text}");
+    }
+}

@@ -1,0 +1,241 @@
+//! `GET /v1/admin/status` (an extension of API.md): the system at a glance for the city, and the
+//! background trial-balance check it and `/metrics` report.
+//!
+//! The trial balance sums every wallet and receivable, a read that grows with the city, so it is
+//! not taken per request (`/metrics` is unauthenticated and never shed): each server takes it
+//! every [`BOOKS_CHECK_INTERVAL`] in a read-only snapshot that does not hold up the writer, and
+//! both endpoints show the last result with its time. Every other figure here is a read of one
+//! row or one index range.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use wallet_core::{BusinessDate, Won};
+
+use super::openapi::{Forbidden, InternalError, Overloaded, Status, Unauthorized};
+use super::{authenticate, budget_body, rfc3339, with_connection, Role, State};
+use crate::error::ApiError;
+use crate::store::{self, DatabaseUrl, StoreError};
+
+/// How often each server takes the trial balance.
+pub const BOOKS_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// With no trial balance taken for this long, the status is degraded.
+const BOOKS_CHECK_STALE_AFTER: Duration = Duration::from_secs(3 * 30);
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config.route("/v1/admin/status", web::get().to(status));
+}
+
+/// A trial balance taken.
+#[derive(Clone, Copy, Debug)]
+pub struct BooksChecked {
+    /// The sum of every account kind's balance: zero in sound books.
+    pub total: Won,
+    /// When, for ages (monotonic).
+    pub taken: Instant,
+    /// When, on the server's clock.
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Default)]
+struct BooksInner {
+    last: Option<BooksChecked>,
+    failures_total: u64,
+}
+
+/// The last trial balance this server took.
+#[derive(Default)]
+pub struct BooksCheck {
+    inner: Mutex<BooksInner>,
+}
+
+impl BooksCheck {
+    pub fn last(&self) -> Option<BooksChecked> {
+        self.inner.lock().ok().and_then(|inner| inner.last)
+    }
+
+    pub fn failures_total(&self) -> u64 {
+        self.inner.lock().map(|inner| inner.failures_total).unwrap_or(0)
+    }
+}
+
+/// Takes the trial balance now and every [`BOOKS_CHECK_INTERVAL`] after; logs an error when it
+/// does not total zero (a broken invariant: the books must be examined before anything else).
+pub async fn keep_books_checked(state: State) {
+    let mut interval = tokio::time::interval(BOOKS_CHECK_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let taken = with_connection(&state, |connection, _| {
+            let balances = store::read_snapshot(connection, store::reads::account_balances)?;
+            let total = balances.iter().try_fold(Won::ZERO, |sum, (_, balance)| sum.checked_add(*balance));
+            total.map_err(|_| StoreError::Corrupt("the trial balance overflows".into()))
+        })
+        .await;
+        let Ok(mut inner) = state.books.inner.lock() else { continue };
+        match taken {
+            Ok(total) => {
+                if !total.is_zero() {
+                    tracing::error!(%total, "the trial balance does not total zero; the books must be examined");
+                }
+                inner.last = Some(BooksChecked { total, taken: Instant::now(), at: state.clock.now() });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "trial-balance check failed; retrying");
+                inner.failures_total += 1;
+            }
+        }
+    }
+}
+
+/// Why the status is degraded: a code for programs and a sentence for people.
+fn reason(code: &str, message: String) -> Value {
+    json!({"code": code, "message": message})
+}
+
+/// The system at a glance: books, cashback budget, today's payments, sessions, the writer, the
+/// last settlement and handover.
+///
+/// `status` is `degraded` when any reason is listed: the books do not balance, no trial balance
+/// was taken lately, the writer's last batch failed, or the cashback budget is used up.
+#[utoipa::path(get, path = "/v1/admin/status", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The summary.", body = Status),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
+async fn status(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    authenticate(&state, &request, Some(Role::Admin)).await?;
+    let now = state.clock.now();
+    let today = BusinessDate::of(now);
+    let today_text = today.to_string();
+    // Each read is one row or one index range (today's sales rows), in one snapshot.
+    let read = with_connection(&state, move |connection, _| {
+        store::read_snapshot(connection, |connection| {
+            let (_, budget, _) = store::ledger::load_state(connection, false)?;
+            let active = store::auth::citizen_slots_used(connection)?;
+            let sales = store::reads::day_sales(connection, &today_text)?;
+            let settlement = store::reads::last_settlement(connection)?;
+            let import = store::handover::applied_bundle(connection, None)?;
+            let export = store::handover::last_export(connection)?;
+            Ok::<_, StoreError>((budget, active, sales, settlement, import, export))
+        })
+    })
+    .await?;
+    let (budget, active, sales, settlement, import, export) = read;
+    let at = |ms: i64| store::ledger::instant(ms).map(rfc3339).map_err(ApiError::from);
+
+    let mut reasons = Vec::new();
+    let books = state.books.last();
+    match books {
+        Some(checked) if !checked.total.is_zero() => reasons.push(reason(
+            "books_unbalanced",
+            format!("the trial balance totals {} won, not 0; examine the books before anything else", checked.total),
+        )),
+        Some(checked) if checked.taken.elapsed() > BOOKS_CHECK_STALE_AFTER => reasons.push(reason(
+            "books_unchecked",
+            format!("no trial balance was taken for {} s; see the server log", checked.taken.elapsed().as_secs()),
+        )),
+        None if state.started.elapsed() > BOOKS_CHECK_STALE_AFTER => reasons.push(reason(
+            "books_unchecked",
+            "no trial balance has been taken since the server started; see the server log".into(),
+        )),
+        _ => {}
+    }
+    let writer = state.writer.stats();
+    let recent = writer.recent();
+    if recent.last_batch_failed {
+        reasons.push(reason(
+            "writer_failing",
+            "the writer's last batch failed and nothing of it was committed; see the server log".into(),
+        ));
+    }
+    if !budget.funded.is_zero() && budget.remaining().is_zero() {
+        reasons.push(reason(
+            "cashback_budget_exhausted",
+            "the cashback budget is used up: payments earn no cashback until it is topped up".into(),
+        ));
+    }
+    let (waiting, admitted_total, shed_total) = {
+        let room = state.waiting_room.lock().map_err(|_| ApiError::internal())?;
+        (room.waiting(), room.admitted_total, room.shed_total)
+    };
+    let batches = writer.batch_commands.snapshot();
+    let last_settlement = match settlement {
+        Some((business_date, total_net_payable, total_fee, closed_at_ms)) => json!({
+            "business_date": business_date,
+            "closed_at": at(closed_at_ms)?,
+            "total_net_payable": total_net_payable.to_string(),
+            "total_fee": total_fee.to_string(),
+        }),
+        None => Value::Null,
+    };
+    let last_import = match import {
+        Some(bundle) => json!({
+            "sequence": bundle.sequence,
+            "kind": bundle.kind,
+            "operator": bundle.operator,
+            "as_of": bundle.as_of,
+            "applied_at": at(bundle.applied_at_ms)?,
+        }),
+        None => Value::Null,
+    };
+    let last_export = match export {
+        Some((sequence, kind, exported_at_ms)) => {
+            json!({"sequence": sequence, "kind": kind, "exported_at": at(exported_at_ms)?})
+        }
+        None => Value::Null,
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "status": if reasons.is_empty() { "ok" } else { "degraded" },
+        "reasons": reasons,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": state.started.elapsed().as_secs(),
+        "now": rfc3339(now),
+        "database": match state.config.database {
+            DatabaseUrl::Sqlite(_) => "sqlite",
+            DatabaseUrl::Postgres(_) => "postgres",
+        },
+        "books": {
+            "balanced": books.map(|checked| checked.total.is_zero()),
+            "trial_balance_total": books.map(|checked| checked.total),
+            "checked_at": books.map(|checked| rfc3339(checked.at)),
+        },
+        "cashback_budget": budget_body(&budget),
+        "today": {
+            "business_date": today,
+            "payments_count": sales.0,
+            "payments_amount": sales.1.to_string(),
+            "refunds_count": sales.2,
+            "refunds_amount": sales.3.to_string(),
+        },
+        "sessions": {
+            "active": active,
+            "capacity": state.config.sessions_capacity,
+            "waiting": waiting,
+            "admitted_total": admitted_total,
+            "shed_total": shed_total,
+        },
+        "writer": {
+            "batches_total": batches.count(),
+            "commands_total": batches.sum,
+            "batches_failed_total": writer.batches_failed_total.load(std::sync::atomic::Ordering::Relaxed),
+            "recent_batches": recent.batches,
+            "recent_commands_mean": recent.commands_mean,
+            "recent_commands_max": recent.commands_max,
+            "recent_commit_ms_mean": recent.commit_ms_mean,
+            "recent_commit_ms_max": recent.commit_ms_max,
+            "last_batch_at": recent.last_batch_at.map(rfc3339),
+            "last_failure_at": recent.last_failure_at.map(rfc3339),
+        },
+        "last_settlement": last_settlement,
+        "handover": {"last_import": last_import, "last_export": last_export},
+    })))
+}
