@@ -8,6 +8,7 @@ mod support;
 
 mod admin;
 mod admission;
+mod authz;
 mod batching;
 mod charges;
 mod crash;
@@ -20,6 +21,5 @@ mod idempotency;
 mod month;
 mod payments;
 mod refunds;
-mod roles;
 mod sessions;
 mod settlement;
