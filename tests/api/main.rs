@@ -12,6 +12,7 @@ mod authz;
 mod batching;
 mod charges;
 mod crash;
+mod crash_load;
 mod gifts;
 mod handover;
 mod handover_archive;
