@@ -185,7 +185,8 @@ const ADMIN: Serves = Only(Role::Admin);
 fn matrix() -> Vec<Row> {
     let row = |method, path, serves, expect, build| Row { method, path, serves, expect, build };
     vec![
-        //                                                                    no token malformed expired logged-out citizen merchant admin another's ids
+        //                                                                   no token    expired     citizen     admin
+        //                                                                         malformed   logged out  merchant    another's
         // Health and operations
         row(GET,    "/healthz",                                   Anyone,   [S200, S200, S200, S200, S200, S200, S200, NA  ], |_, _| Request::to("/healthz")),
         row(GET,    "/metrics",                                   Anyone,   [S200, S200, S200, S200, S200, S200, S200, NA  ], |_, _| Request::to("/metrics")),
@@ -605,6 +606,7 @@ fn authorization_matrix(backend: Backend) {
     // The capacity is small so that a ticket can be had; it holds every citizen session opened
     // before the idle sweep ends the expired ones.
     const SESSIONS_CAPACITY: i64 = 20;
+    let started = Instant::now();
     let app = TestApp::start_with(backend, &[("WALLET_MAX_SESSIONS", &SESSIONS_CAPACITY.to_string())]);
     let rows = matrix();
 
@@ -673,10 +675,12 @@ fn authorization_matrix(backend: Backend) {
 
     assert_nothing_refused_happened(&fixture);
     eprintln!(
-        "authorization matrix ({backend:?}): {} endpoints × {} callers, {cells} cells asserted ({} not applicable), {requests} requests",
+        "authorization matrix ({backend:?}): {} endpoints × {} callers, {cells} cells asserted ({} not applicable), \
+         {requests} requests, run {:.0?}",
         rows.len(),
         CALLERS.len(),
         rows.len() * CALLERS.len() - cells,
+        started.elapsed(),
     );
     eprintln!("{}", markdown(&rows));
 }

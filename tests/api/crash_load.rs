@@ -294,11 +294,11 @@ fn client_thread(shared: Arc<Shared>, citizens: Vec<(usize, String)>, merchant: 
 
 /// Waits until `count` more operations have a definite answer (or a client thread ended, which
 /// only a failure does before the stop).
-fn await_progress(shared: &Shared, threads: &[JoinHandle<Vec<Settled>>], count: usize) {
+fn await_progress(shared: &Shared, threads: &[JoinHandle<Vec<Settled>>], count: usize, since: &str) {
     let target = shared.settled.load(Ordering::SeqCst) + count;
     let started = Instant::now();
     while shared.settled.load(Ordering::SeqCst) < target && !threads.iter().any(JoinHandle::is_finished) {
-        assert!(started.elapsed() < PROGRESS_TIMEOUT, "the load made no progress for {PROGRESS_TIMEOUT:?}");
+        assert!(started.elapsed() < PROGRESS_TIMEOUT, "the load made no progress for {PROGRESS_TIMEOUT:?} {since}");
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -410,8 +410,9 @@ fn crash_and_restart_under_load(backend: Backend) {
     let mut kills = 0;
     let mut database_crashes = 0;
     let mut relogins_before_database_crash = None;
+    let mut since = "since the load started".to_owned();
     for _ in 0..KILLS {
-        await_progress(&shared, &threads, rng.random_range(OPERATIONS_BETWEEN_KILLS));
+        await_progress(&shared, &threads, rng.random_range(OPERATIONS_BETWEEN_KILLS), &since);
         if threads.iter().any(JoinHandle::is_finished) {
             break; // a client failed: its panic is reported below
         }
@@ -421,19 +422,21 @@ fn crash_and_restart_under_load(backend: Backend) {
         std::thread::sleep(Duration::from_millis(rng.random_range(0..=DOWNTIME_MS_MAX)));
         app.restart();
         shared.target.set(Some(app.api.clone()));
+        since = format!("since the server restarted after kill {kills}");
         if let (Some(cluster), DATABASE_CRASH_AFTER_KILLS) = (&cluster, kills) {
             // The database crashes under the running server and comes back on the same port; the
             // server must reconnect by itself.
-            await_progress(&shared, &threads, rng.random_range(OPERATIONS_BETWEEN_KILLS));
+            await_progress(&shared, &threads, rng.random_range(OPERATIONS_BETWEEN_KILLS), &since);
             relogins_before_database_crash = Some(shared.relogins.load(Ordering::SeqCst));
             cluster.crash();
             database_crashes += 1;
             std::thread::sleep(Duration::from_millis(rng.random_range(DATABASE_DOWNTIME_MS)));
             cluster.start_again();
             await_database(&app);
+            since = "since PostgreSQL came back from its crash (does the server reconnect?)".to_owned();
         }
     }
-    await_progress(&shared, &threads, rng.random_range(OPERATIONS_BETWEEN_KILLS));
+    await_progress(&shared, &threads, rng.random_range(OPERATIONS_BETWEEN_KILLS), &since);
     shared.stop.store(true, Ordering::SeqCst);
     let mut settled = opening;
     for thread in threads {
