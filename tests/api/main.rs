@@ -8,9 +8,11 @@ mod support;
 
 mod admin;
 mod admission;
+mod authz;
 mod batching;
 mod charges;
 mod crash;
+mod crash_load;
 mod gifts;
 mod handover;
 mod handover_archive;
@@ -21,6 +23,5 @@ mod month;
 mod oversight;
 mod payments;
 mod refunds;
-mod roles;
 mod sessions;
 mod settlement;

@@ -230,9 +230,13 @@ fn run(pool: DbPool, clock: Arc<Clock>, receiver: Receiver<WriteRequest>, batchi
                     answers
                 }
                 Err(error) => {
-                    tracing::error!(%error, batch = batch.len(), "batch failed; nothing of it was committed");
+                    // All of the batch or none of it was committed, but which is not always
+                    // known: a connection lost during COMMIT (PostgreSQL crashing after its log
+                    // flush) may have committed it. Its idempotency records went with it, so a
+                    // retry with the same key gets the one answer either way.
+                    tracing::error!(%error, batch = batch.len(), "batch failed; committed all or none of it");
                     stats.failed(clock.now());
-                    vec![Answer::from(ApiError::from(error)); batch.len()]
+                    vec![Answer::from(failed_batch(error)); batch.len()]
                 }
             },
             None => {
@@ -370,6 +374,20 @@ fn process(connection: &mut DbConn, clock: &Clock, batch: &[WriteRequest]) -> St
         }
         Ok(answers.into_iter().map(|answer| answer.expect("every request is answered")).collect())
     })
+}
+
+/// The answer to each request of a batch that failed: not "nothing was changed" (see `run`).
+fn failed_batch(error: StoreError) -> ApiError {
+    match ApiError::from(error) {
+        ApiError { status: 500, .. } => ApiError::new(
+            500,
+            "internal_error",
+            "the database failed while this request was being committed, so it may or may not have been done; \
+             send it again, with the same Idempotency-Key where it has one: it is never done twice, and the \
+             retry gets its answer",
+        ),
+        other => other,
+    }
 }
 
 fn conflict() -> ApiError {

@@ -227,7 +227,9 @@ pub struct IdempotencyConflict(ErrorBody);
 #[derive(ToResponse)]
 pub struct PayloadTooLarge(ErrorBody);
 
-/// `internal_error`: the server could not complete the request; nothing was changed, try again.
+/// `internal_error`: the server could not complete the request; try again. Nothing was changed,
+/// except when the database failed while a money request was being committed: then it may have
+/// been done, and a retry with the same `Idempotency-Key` gets its answer (it is done once).
 #[derive(ToResponse)]
 pub struct InternalError(ErrorBody);
 
