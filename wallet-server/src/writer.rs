@@ -58,12 +58,20 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on its own connection from `pool`.
-    pub fn start(pool: DbPool, clock: Arc<Clock>, queue_max: usize, batch_size_max: usize) -> Writer {
+    /// Starts the writer thread on its own connection from `pool`. A stored answer older than
+    /// `idempotency_retention` no longer binds its key: the key is used anew.
+    pub fn start(
+        pool: DbPool,
+        clock: Arc<Clock>,
+        queue_max: usize,
+        batch_size_max: usize,
+        idempotency_retention: std::time::Duration,
+    ) -> Writer {
         let (sender, receiver) = mpsc::sync_channel(queue_max);
+        let retention_ms = i64::try_from(idempotency_retention.as_millis()).unwrap_or(i64::MAX);
         std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run(pool, clock, receiver, batch_size_max))
+            .spawn(move || run(pool, clock, receiver, batch_size_max, retention_ms))
             .expect("the writer thread starts");
         Writer { sender }
     }
@@ -84,7 +92,13 @@ impl Writer {
     }
 }
 
-fn run(pool: DbPool, clock: Arc<Clock>, receiver: Receiver<WriteRequest>, batch_size_max: usize) {
+fn run(
+    pool: DbPool,
+    clock: Arc<Clock>,
+    receiver: Receiver<WriteRequest>,
+    batch_size_max: usize,
+    idempotency_retention_ms: i64,
+) {
     let mut connection = None;
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
@@ -98,10 +112,12 @@ fn run(pool: DbPool, clock: Arc<Clock>, receiver: Receiver<WriteRequest>, batch_
             connection = pool.get().map_err(|error| tracing::error!(%error, "writer has no connection")).ok();
         }
         let answers = match connection.as_mut() {
-            Some(connection) => process_retrying(connection, &clock, &batch).unwrap_or_else(|error| {
-                tracing::error!(%error, batch = batch.len(), "batch failed; nothing of it was committed");
-                vec![Answer::from(ApiError::from(error)); batch.len()]
-            }),
+            Some(connection) => {
+                process_retrying(connection, &clock, &batch, idempotency_retention_ms).unwrap_or_else(|error| {
+                    tracing::error!(%error, batch = batch.len(), "batch failed; nothing of it was committed");
+                    vec![Answer::from(ApiError::from(error)); batch.len()]
+                })
+            }
             None => vec![
                 Answer::from(ApiError::overloaded("the database is not reachable; try again shortly"));
                 batch.len()
@@ -120,28 +136,46 @@ fn run(pool: DbPool, clock: Arc<Clock>, receiver: Receiver<WriteRequest>, batch_
 /// PostgreSQL database, another server may have committed the same Idempotency-Key (or a
 /// concurrent registration) between our check and our insert. The whole batch was rolled back;
 /// the second run finds the other server's answer and replays it.
-fn process_retrying(connection: &mut DbConn, clock: &Clock, batch: &[WriteRequest]) -> StoreResult<Vec<Answer>> {
-    match process(connection, clock, batch) {
+fn process_retrying(
+    connection: &mut DbConn,
+    clock: &Clock,
+    batch: &[WriteRequest],
+    idempotency_retention_ms: i64,
+) -> StoreResult<Vec<Answer>> {
+    match process(connection, clock, batch, idempotency_retention_ms) {
         Err(StoreError::Query(error)) if store::is_unique_violation(&error) => {
             tracing::warn!(%error, "batch met a concurrent commit of the same key; running it again");
-            process(connection, clock, batch)
+            process(connection, clock, batch, idempotency_retention_ms)
         }
         other => other,
     }
 }
 
 /// Applies one batch in one transaction and returns each request's answer.
-fn process(connection: &mut DbConn, clock: &Clock, batch: &[WriteRequest]) -> StoreResult<Vec<Answer>> {
+fn process(
+    connection: &mut DbConn,
+    clock: &Clock,
+    batch: &[WriteRequest],
+    idempotency_retention_ms: i64,
+) -> StoreResult<Vec<Answer>> {
     store::write_transaction(connection, |connection| {
         let now = clock.now();
+        let retained_from_ms = ledger::millis(now).saturating_sub(idempotency_retention_ms);
         let mut answers: Vec<Option<Answer>> = vec![None; batch.len()];
         let mut duplicate_of: HashMap<usize, usize> = HashMap::new();
         let mut first_with_key: HashMap<(&str, &str), usize> = HashMap::new();
         for (index, request) in batch.iter().enumerate() {
             let Some(idempotency) = &request.idempotency else { continue };
-            if let Some((hash, status, body)) =
-                reads::idempotent_answer(connection, &request.principal, &idempotency.key)?
-            {
+            let stored = reads::idempotent_answer(connection, &request.principal, &idempotency.key)?;
+            let stored = match stored {
+                Some((.., created_at_ms)) if created_at_ms < retained_from_ms => {
+                    // Past its retention (the sweep has not reached it yet): the key is new again.
+                    store::expiry::forget_idempotent_answer(connection, &request.principal, &idempotency.key)?;
+                    None
+                }
+                other => other,
+            };
+            if let Some((hash, status, body, _)) = stored {
                 answers[index] = Some(stored_or_conflict(&hash, status, &body, idempotency)?);
             } else if let Some(&first) = first_with_key.get(&(request.principal.as_str(), idempotency.key.as_str())) {
                 duplicate_of.insert(index, first);

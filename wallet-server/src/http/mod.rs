@@ -2,6 +2,7 @@
 //! parse input into core types at the edge.
 
 mod admin;
+pub mod body_deadline;
 mod citizen;
 mod merchant;
 mod openapi;
@@ -41,6 +42,10 @@ pub struct AppState {
     pub waiting_room: std::sync::Mutex<crate::admission::waiting_room::WaitingRoom>,
     pub sessions_active: SessionCount,
     pub gate: Arc<crate::admission::gate::Gate>,
+    /// The login throttle, one for the whole server; `None` with `WALLET_THROTTLE=off`.
+    pub throttle: Option<std::sync::Mutex<crate::throttle::Throttle>>,
+    /// Rows the periodic sweep deleted since the start: (idempotency records, payment codes).
+    pub swept: crate::store::expiry::SweptCounts,
 }
 
 pub type State = web::Data<AppState>;
@@ -61,6 +66,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(ApiError::not_found("no such endpoint; see /openapi.json for the API"))
         }));
+}
+
+/// Headers every response carries. The API serves JSON to apps and POS terminals, never pages:
+/// nothing may be sniffed as another type, framed, cached or sent on as a referrer. HSTS is
+/// left to the TLS terminator in front, which knows whether the host is served only over HTTPS.
+pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cache-Control", "no-store"))
 }
 
 /// Liveness: answers at once; never queued or shed.
@@ -168,6 +185,45 @@ async fn metrics(state: State) -> Result<HttpResponse, ApiError> {
         "Requests refused 503 overloaded, by priority class.",
         by_class(stats.shed_by_class),
     );
+    if let Some(Ok(throttle)) = state.throttle.as_ref().map(|throttle| throttle.lock()) {
+        series(
+            &mut text,
+            "wallet_login_attempts_throttled_total",
+            "counter",
+            "Login attempts refused 429 too_many_attempts before any password check.",
+            &[("", throttle.refused_total as f64)],
+        );
+        let (logins, addresses) = throttle.entries();
+        series(
+            &mut text,
+            "wallet_login_throttle_records",
+            "gauge",
+            "Records the login throttle holds, by map.",
+            &[("map=\"login\"", logins as f64), ("map=\"address\"", addresses as f64)],
+        );
+        series(
+            &mut text,
+            "wallet_login_throttle_evicted_total",
+            "counter",
+            "Live throttle records dropped to stay within WALLET_THROTTLE_ENTRIES_MAX.",
+            &[("", throttle.evicted_total as f64)],
+        );
+    }
+    let (idempotency_swept, codes_swept) = state.swept.totals();
+    series(
+        &mut text,
+        "wallet_expired_rows_deleted_total",
+        "counter",
+        "Rows past their retention deleted by this server's sweep, by table.",
+        &[("table=\"idempotency\"", idempotency_swept as f64), ("table=\"payment_codes\"", codes_swept as f64)],
+    );
+    series(
+        &mut text,
+        "wallet_expiry_sweeps_total",
+        "counter",
+        "Runs of this server's sweep of expired idempotency records and payment codes.",
+        &[("", state.swept.sweeps() as f64)],
+    );
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text))
 }
 
@@ -210,6 +266,24 @@ impl SessionCount {
     }
 }
 
+/// The client's address: the peer's, or, when the peer is one of `trusted_proxies`, the last
+/// address in its `X-Forwarded-For` (the one the proxy saw; entries before it are only what the
+/// client claimed). `None` when the peer is unknown.
+pub fn client_address(request: &HttpRequest, trusted_proxies: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
+    let peer = request.peer_addr()?.ip();
+    if !trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = request
+        .headers()
+        .get_all("X-Forwarded-For")
+        .last()
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.rsplit(',').next())
+        .and_then(|last| last.trim().parse().ok());
+    Some(forwarded.unwrap_or(peer))
+}
+
 /// A fresh id for a transaction or history item this server mints.
 pub fn new_tx_id() -> wallet_core::TxId {
     wallet_core::TxId::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid id")
@@ -248,6 +322,11 @@ fn json_error(error: &JsonPayloadError) -> ApiError {
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
             ApiError::new(413, "payload_too_large", format!("the request body is over {BODY_BYTES_MAX} bytes"))
         }
+        JsonPayloadError::Payload(payload) if body_deadline::is_deadline_error(payload) => ApiError::new(
+            408,
+            "request_timeout",
+            "the request body did not arrive in full in time; nothing was done, send the request again",
+        ),
         JsonPayloadError::ContentType => {
             ApiError::invalid_request("the body must be JSON with Content-Type: application/json")
         }

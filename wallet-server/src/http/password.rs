@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::openapi::{
-    ErrorBody, Forbidden, InternalError, InvalidJson, Overloaded, PasswordResetIssued, PayloadTooLarge, Unauthorized,
+    ErrorBody, Forbidden, InternalError, InvalidJson, Overloaded, PasswordResetIssued, PayloadTooLarge, RequestTimeout,
+    Unauthorized,
 };
 use super::session::{parse_login, parse_password};
 use super::{authenticate, parse_body, rfc3339, with_connection, Role, State};
@@ -86,6 +87,7 @@ async fn issue(state: State, request: HttpRequest, login: web::Path<String>) -> 
         (status = 400, response = inline(InvalidJson)),
         (status = 401, description = "`invalid_credentials`: the login or code is wrong, used or expired.",
             body = ErrorBody),
+        (status = 408, response = inline(RequestTimeout)),
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`validation_failed`: an unknown or missing field, or a password that is not \
             8 to 128 characters.", body = ErrorBody),

@@ -31,6 +31,7 @@ macro_rules! upsert {
 }
 
 pub mod auth;
+pub mod expiry;
 pub mod handover;
 pub mod ledger;
 pub mod reads;

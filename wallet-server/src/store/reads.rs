@@ -91,16 +91,16 @@ pub fn account_sums(connection: &mut DbConn) -> StoreResult<(i64, i64)> {
     Ok((wallets.total, merchants.total))
 }
 
-/// A stored idempotent answer: (request_hash, status, body).
+/// A stored idempotent answer: (request_hash, status, body, created_at_ms).
 pub fn idempotent_answer(
     connection: &mut DbConn,
     principal_id: &str,
     key: &str,
-) -> StoreResult<Option<(String, i32, String)>> {
+) -> StoreResult<Option<(String, i32, String, i64)>> {
     Ok(idempotency::table
         .filter(idempotency::principal_id.eq(principal_id))
         .filter(idempotency::idem_key.eq(key))
-        .select((idempotency::request_hash, idempotency::status, idempotency::body))
+        .select((idempotency::request_hash, idempotency::status, idempotency::body, idempotency::created_at_ms))
         .first(connection)
         .optional()?)
 }
