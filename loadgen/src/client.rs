@@ -116,8 +116,20 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &LoopbackBase, limits: ClientLimits, tally: Arc<Tally>) -> Result<Api, String> {
+        Api::new_from(base, limits, tally, None)
+    }
+
+    /// [`Api::new`] whose connections come from `local_address` (another loopback address, to
+    /// be a client the server tells apart), or from the system's choice with `None`.
+    pub fn new_from(
+        base: &LoopbackBase,
+        limits: ClientLimits,
+        tally: Arc<Tally>,
+        local_address: Option<std::net::IpAddr>,
+    ) -> Result<Api, String> {
         assert!(limits.in_flight_max > 0, "a client needs at least one request slot");
         let client = reqwest::Client::builder()
+            .local_address(local_address)
             // Never leave loopback: no proxy from the environment, no redirect to elsewhere.
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())

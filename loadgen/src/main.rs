@@ -6,11 +6,13 @@
 //! Loopback only: see `loopback.rs`. Every loop is bounded in count and in time.
 //! `payments` runs POS payments in closed loops as fast as the server answers, then balance
 //! reads (the group-commit benchmark, scripts/bench-payments).
+//! `guess` makes a password-guessing run against one login and reports what got checked.
 //! `handover-bundle` and `handover-delta` write generated handover bundles to disk (no network).
 
 mod bundle;
 mod client;
 mod cutover;
+mod guess;
 mod idle;
 mod loopback;
 mod memory;
@@ -52,6 +54,8 @@ enum Command {
     Payments(payments::PaymentsArgs),
     /// Hold many idle sessions and measure the server's memory per session.
     Idle(idle::IdleArgs),
+    /// Guess one citizen's password from one address: what the login throttle lets through.
+    Guess(guess::GuessArgs),
     /// Write a generated snapshot handover bundle (city-sized by default).
     HandoverBundle(bundle::SnapshotArgs),
     /// Write delta 1 of a snapshot written by handover-bundle.
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
         Command::Cutover(args) => run_async(cutover::run(args)),
         Command::Idle(args) => run_async(idle::run(args)),
         Command::Payments(args) => run_async(payments::run(args)),
+        Command::Guess(args) => run_async(guess::run(args)),
         // Bundles are written to disk: no runtime, no network.
         Command::HandoverBundle(args) => bundle::run_snapshot(args),
         Command::HandoverDelta(args) => bundle::run_delta(args),

@@ -351,6 +351,17 @@ impl TestServer {
         self.spawn();
     }
 
+    /// Everything the server processes wrote to stdout and stderr so far (for tests of what
+    /// the log holds; failure messages use [`TestServer::stderr_tail`]).
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.stderr_path).unwrap_or_default()).into_owned()
+    }
+
+    /// `host:port` of the running server, for raw TCP tests.
+    pub fn address(&self) -> String {
+        self.url("").trim_start_matches("http://").to_owned()
+    }
+
     /// The last few KiB of everything the server processes wrote to stdout and stderr.
     pub fn stderr_tail(&self) -> String {
         let bytes = fs::read(&self.stderr_path).unwrap_or_default();
@@ -517,6 +528,18 @@ impl Client {
     #[track_caller]
     pub fn post_keyed(&self, path: &str, token: &str, body: &Value) -> Reply {
         self.post(path, token, body, &[("Idempotency-Key", &new_key())])
+    }
+
+    /// The value of one series of `GET /metrics` (`name` with its labels, as the line starts),
+    /// or `None` when it is not there.
+    #[track_caller]
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let metrics = self.get("/metrics", "");
+        assert_eq!(metrics.status, 200, "{metrics}");
+        metrics.text.lines().find_map(|line| {
+            let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+            Some(value.parse().unwrap_or_else(|_| panic!("not a number in /metrics: {line}")))
+        })
     }
 
     /// Logs in and returns the token.

@@ -50,6 +50,30 @@ pub struct Config {
     pub keep_alive: Duration,
     /// `WALLET_CONCURRENCY_MAX`: the most requests the adaptive limiter ever lets in at once.
     pub concurrency_max: usize,
+    /// Login throttling (`WALLET_THROTTLE*`, see `throttle.rs`); `None` with `WALLET_THROTTLE=off`.
+    pub throttle: Option<crate::throttle::Settings>,
+    /// `WALLET_TRUSTED_PROXIES`: peers (comma-separated IP addresses) whose last
+    /// `X-Forwarded-For` entry is taken as the client's address; empty: the peer is the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// `WALLET_CLIENT_REQUEST_TIMEOUT_S`: a connection must deliver its first request's head
+    /// within this long, else it gets 408 and is closed (slow-header clients).
+    pub client_request_timeout: Duration,
+    /// `WALLET_CLIENT_DISCONNECT_TIMEOUT_MS`: a connection the server is closing is dropped
+    /// after this long even if the client has not closed its side.
+    pub client_disconnect_timeout: Duration,
+    /// `WALLET_BODY_TIMEOUT_S`: a request body must arrive in full within this long of its
+    /// request's head, else 408 `request_timeout` (slow-body clients would otherwise hold a
+    /// connection and a place in the request limiter as long as they like).
+    pub body_timeout: Duration,
+    /// `WALLET_MAX_CONNECTIONS`: open connections at most, over all workers; past it the server
+    /// stops accepting until one closes (the kernel's backlog holds the rest).
+    pub connections_max: usize,
+    /// `WALLET_IDEMPOTENCY_RETENTION_S`: how long a money request's stored answer is kept for
+    /// retries with its Idempotency-Key; afterwards the key is treated as new.
+    pub idempotency_retention: Duration,
+    /// `WALLET_PAYMENT_CODE_RETENTION_S`: how long a payment code is kept after it expired
+    /// (used or not), so a late attempt is told "used" or "expired" rather than "unknown".
+    pub payment_code_retention: Duration,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -96,6 +120,53 @@ impl Config {
             keep_alive: Duration::from_secs(number("WALLET_KEEP_ALIVE_S", 30, 1..=600)?),
             argon2_queue_max: number("WALLET_ARGON2_QUEUE_MAX", 64, 1..=100_000)?,
             concurrency_max: number("WALLET_CONCURRENCY_MAX", 1_024, 2..=100_000)?,
+            throttle: match var("WALLET_THROTTLE").as_deref() {
+                None | Some("on") => Some(throttle_settings()?),
+                Some("off") => None,
+                Some(other) => return Err(format!("WALLET_THROTTLE={other:?}; use on or off")),
+            },
+            trusted_proxies: match var("WALLET_TRUSTED_PROXIES") {
+                None => Vec::new(),
+                Some(text) => text
+                    .split(',')
+                    .map(|item| {
+                        item.trim().parse().map_err(|_| {
+                            format!("WALLET_TRUSTED_PROXIES: {item:?} is not an IP address (list them comma-separated)")
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
+            client_request_timeout: Duration::from_secs(number("WALLET_CLIENT_REQUEST_TIMEOUT_S", 5, 1..=120)?),
+            client_disconnect_timeout: Duration::from_millis(number(
+                "WALLET_CLIENT_DISCONNECT_TIMEOUT_MS",
+                1_000,
+                0..=60_000,
+            )?),
+            body_timeout: Duration::from_secs(number("WALLET_BODY_TIMEOUT_S", 10, 1..=600)?),
+            connections_max: number("WALLET_MAX_CONNECTIONS", 25_000, 16..=1_000_000)?,
+            idempotency_retention: Duration::from_secs(number(
+                "WALLET_IDEMPOTENCY_RETENTION_S",
+                24 * 3_600,
+                3_600..=365 * 86_400,
+            )?),
+            payment_code_retention: Duration::from_secs(number(
+                "WALLET_PAYMENT_CODE_RETENTION_S",
+                24 * 3_600,
+                0..=365 * 86_400,
+            )?),
         })
     }
+}
+
+/// The login throttle's limits from `WALLET_THROTTLE_*` (defaults in `throttle.rs`).
+fn throttle_settings() -> Result<crate::throttle::Settings, String> {
+    use crate::throttle::Settings;
+    let defaults = Settings::default();
+    Ok(Settings {
+        login_burst: number("WALLET_THROTTLE_LOGIN_BURST", defaults.login_burst, 1..=1_000)?,
+        login_per_minute: number("WALLET_THROTTLE_LOGIN_PER_MIN", defaults.login_per_minute, 1..=600)?,
+        address_burst: number("WALLET_THROTTLE_ADDRESS_BURST", defaults.address_burst, 1..=100_000)?,
+        address_per_minute: number("WALLET_THROTTLE_ADDRESS_PER_MIN", defaults.address_per_minute, 1..=60_000)?,
+        entries_max: number("WALLET_THROTTLE_ENTRIES_MAX", defaults.entries_max, 1_000..=10_000_000)?,
+    })
 }

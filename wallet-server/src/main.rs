@@ -13,6 +13,7 @@ mod handover;
 mod http;
 mod metrics;
 mod store;
+mod throttle;
 mod turns;
 mod writer;
 
@@ -231,12 +232,23 @@ fn serve(config: Config) -> Result<(), String> {
     let pool = open_database(&config)?;
     let clock = Arc::new(clock::Clock::new(config.test_clock));
     let batching = writer::Batching { size_max: config.batch_size_max, wait: config.batch_wait };
-    let writer = writer::Writer::start(pool.clone(), clock.clone(), config.writer_queue_max, batching);
+    let writer = writer::Writer::start(
+        pool.clone(),
+        clock.clone(),
+        config.writer_queue_max,
+        batching,
+        config.idempotency_retention,
+    );
     store::start_checkpointer(&config.database);
     let bind = config.bind.clone();
     let workers = config.workers;
     let backlog = config.listen_backlog;
     let keep_alive = config.keep_alive;
+    let (client_request_timeout, client_disconnect_timeout) =
+        (config.client_request_timeout, config.client_disconnect_timeout);
+    let body_timeout = config.body_timeout;
+    // actix counts connections per worker; the configured bound is for the whole server.
+    let connections_per_worker = config.connections_max.div_ceil(workers.max(1));
     let blocking_threads = (config.pool_size as usize).div_ceil(workers.max(1)) + 2;
     tracing::info!(%bind, database = ?config.database, "starting");
     let defaults = admission::limiter::Settings::default();
@@ -254,6 +266,7 @@ fn serve(config: Config) -> Result<(), String> {
         let waiting_room = std::sync::Mutex::new(admission::waiting_room::WaitingRoom::default());
         let sessions_active = http::SessionCount::default();
         let requests = Arc::new(http::RequestMetrics::from_api_document());
+        let config_throttle = config.throttle;
         let state = web::Data::new(http::AppState {
             config,
             pool,
@@ -267,15 +280,20 @@ fn serve(config: Config) -> Result<(), String> {
             started: std::time::Instant::now(),
             requests: requests.clone(),
             books: http::BooksCheck::default(),
+            throttle: config_throttle.map(|settings| std::sync::Mutex::new(throttle::Throttle::new(settings))),
+            swept: store::expiry::SweptCounts::default(),
         });
         actix_web::rt::spawn(http::keep_line_in_sync(state.clone()));
         actix_web::rt::spawn(http::keep_books_checked(state.clone()));
         // Each request gets a tracing span with a request id, method, route and status; the
-        // Authorization header (the token) is never recorded.
+        // Authorization header (the token) is never recorded. Outermost first: security headers
+        // (on every answer, the gate's 503s included), the body deadline, the span, the gate.
         HttpServer::new(move || {
             App::new()
                 .wrap(admission::gate::Admission(gate.clone()))
                 .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(http::body_deadline::BodyDeadline(body_timeout))
+                .wrap(http::security_headers())
                 // Outermost: counts every answer, including admission's 503s, with the latency
                 // the client sees.
                 .wrap(http::CountRequests(requests.clone()))
@@ -284,7 +302,13 @@ fn serve(config: Config) -> Result<(), String> {
         })
         .workers(workers)
         .backlog(backlog)
+        .max_connections(connections_per_worker)
         .keep_alive(keep_alive)
+        // A connection must send its first request head within the first timeout (408 and
+        // closed otherwise: slow-header clients); one being closed is dropped after the second.
+        // Heads are bounded by actix-http itself: 96 header fields and 128 KiB (431 past either).
+        .client_request_timeout(client_request_timeout)
+        .client_disconnect_timeout(client_disconnect_timeout)
         // Blocking work (database reads, logins) runs on at most this many threads per worker:
         // enough for the pool, and few, since each thread's allocator arena keeps memory.
         .worker_max_blocking_threads(blocking_threads)

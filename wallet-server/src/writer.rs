@@ -164,14 +164,22 @@ impl WriterStats {
 }
 
 impl Writer {
-    /// Starts the writer thread on its own connection from `pool`.
-    pub fn start(pool: DbPool, clock: Arc<Clock>, queue_max: usize, batching: Batching) -> Writer {
+    /// Starts the writer thread on its own connection from `pool`. A stored answer older than
+    /// `idempotency_retention` no longer binds its key: the key is used anew.
+    pub fn start(
+        pool: DbPool,
+        clock: Arc<Clock>,
+        queue_max: usize,
+        batching: Batching,
+        idempotency_retention: std::time::Duration,
+    ) -> Writer {
         let (sender, receiver) = mpsc::sync_channel(queue_max);
         let stats = Arc::new(WriterStats::new());
         let thread_stats = stats.clone();
+        let retention_ms = i64::try_from(idempotency_retention.as_millis()).unwrap_or(i64::MAX);
         std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run(pool, clock, receiver, batching, &thread_stats))
+            .spawn(move || run(pool, clock, receiver, batching, retention_ms, &thread_stats))
             .expect("the writer thread starts");
         Writer { sender, stats }
     }
@@ -214,7 +222,14 @@ fn next_batch(receiver: &Receiver<WriteRequest>, batching: Batching, had_company
     Some(batch)
 }
 
-fn run(pool: DbPool, clock: Arc<Clock>, receiver: Receiver<WriteRequest>, batching: Batching, stats: &WriterStats) {
+fn run(
+    pool: DbPool,
+    clock: Arc<Clock>,
+    receiver: Receiver<WriteRequest>,
+    batching: Batching,
+    idempotency_retention_ms: i64,
+    stats: &WriterStats,
+) {
     let mut connection = None;
     let mut had_company = false;
     while let Some(batch) = next_batch(&receiver, batching, had_company) {
@@ -224,7 +239,7 @@ fn run(pool: DbPool, clock: Arc<Clock>, receiver: Receiver<WriteRequest>, batchi
         }
         let started = Instant::now();
         let answers = match connection.as_mut() {
-            Some(connection) => match process_retrying(connection, &clock, &batch) {
+            Some(connection) => match process_retrying(connection, &clock, &batch, idempotency_retention_ms) {
                 Ok(answers) => {
                     stats.committed(batch.len(), started.elapsed(), clock.now());
                     answers
@@ -260,20 +275,31 @@ fn run(pool: DbPool, clock: Arc<Clock>, receiver: Receiver<WriteRequest>, batchi
 /// PostgreSQL database, another server may have committed the same Idempotency-Key (or a
 /// concurrent registration) between our check and our insert. The whole batch was rolled back;
 /// the second run finds the other server's answer and replays it.
-fn process_retrying(connection: &mut DbConn, clock: &Clock, batch: &[WriteRequest]) -> StoreResult<Vec<Answer>> {
-    match process(connection, clock, batch) {
+fn process_retrying(
+    connection: &mut DbConn,
+    clock: &Clock,
+    batch: &[WriteRequest],
+    idempotency_retention_ms: i64,
+) -> StoreResult<Vec<Answer>> {
+    match process(connection, clock, batch, idempotency_retention_ms) {
         Err(StoreError::Query(error)) if store::is_unique_violation(&error) => {
             tracing::warn!(%error, "batch met a concurrent commit of the same key; running it again");
-            process(connection, clock, batch)
+            process(connection, clock, batch, idempotency_retention_ms)
         }
         other => other,
     }
 }
 
 /// Applies one batch in one transaction and returns each request's answer.
-fn process(connection: &mut DbConn, clock: &Clock, batch: &[WriteRequest]) -> StoreResult<Vec<Answer>> {
+fn process(
+    connection: &mut DbConn,
+    clock: &Clock,
+    batch: &[WriteRequest],
+    idempotency_retention_ms: i64,
+) -> StoreResult<Vec<Answer>> {
     store::write_transaction(connection, |connection| {
         let now = clock.now();
+        let retained_from_ms = ledger::millis(now).saturating_sub(idempotency_retention_ms);
         let mut answers: Vec<Option<Answer>> = vec![None; batch.len()];
         let mut duplicate_of: HashMap<usize, usize> = HashMap::new();
         let mut first_with_key: HashMap<(&str, &str), usize> = HashMap::new();
@@ -284,7 +310,15 @@ fn process(connection: &mut DbConn, clock: &Clock, batch: &[WriteRequest]) -> St
         let stored = reads::idempotent_answers(connection, &keyed)?;
         for (index, request) in batch.iter().enumerate() {
             let Some(idempotency) = &request.idempotency else { continue };
-            if let Some((hash, status, body)) = stored.get(&(request.principal.clone(), idempotency.key.clone())) {
+            let stored = match stored.get(&(request.principal.clone(), idempotency.key.clone())) {
+                Some((.., created_at_ms)) if *created_at_ms < retained_from_ms => {
+                    // Past its retention (the sweep has not reached it yet): the key is new again.
+                    store::expiry::forget_idempotent_answer(connection, &request.principal, &idempotency.key)?;
+                    None
+                }
+                other => other,
+            };
+            if let Some((hash, status, body, _)) = stored {
                 answers[index] = Some(stored_or_conflict(hash, *status, body, idempotency)?);
             } else if let Some(&first) = first_with_key.get(&(request.principal.as_str(), idempotency.key.as_str())) {
                 duplicate_of.insert(index, first);

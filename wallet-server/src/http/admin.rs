@@ -8,7 +8,7 @@ use wallet_core::{BusinessDate, Command, Policy, Rate, Won};
 
 use super::openapi::{
     Admission, Budget, ClockNow, DayClosed, ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError,
-    InvalidJson, InvalidJsonOrKey, MerchantCreated, Overloaded, PayloadTooLarge, Policy as PolicyView,
+    InvalidJson, InvalidJsonOrKey, MerchantCreated, Overloaded, PayloadTooLarge, Policy as PolicyView, RequestTimeout,
     SettlementReport, TrialBalance, Unauthorized,
 };
 use super::session::{parse_login, parse_password};
@@ -78,6 +78,7 @@ fn text_field<'a>(name: &str, value: &'a str) -> Result<&'a str, ApiError> {
         (status = 401, response = inline(Unauthorized)),
         (status = 403, response = inline(Forbidden)),
         (status = 409, description = "`login_taken`: another account has this login.", body = ErrorBody),
+        (status = 408, response = inline(RequestTimeout)),
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`validation_failed`: an unknown or missing field, a login that is not 3 to 64 \
             characters of `[a-z0-9._-]`, a password that is not 8 to 128 characters, or a text field that is empty, \
@@ -197,6 +198,7 @@ fn limit_field(name: &str, value: &Value) -> Result<Won, ApiError> {
         (status = 400, response = inline(InvalidJson)),
         (status = 401, response = inline(Unauthorized)),
         (status = 403, response = inline(Forbidden)),
+        (status = 408, response = inline(RequestTimeout)),
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`validation_failed`: an unknown or missing field, a rate that is not a decimal \
             string from 0 to 1, a limit that is not a string of whole won from 0 to 1000000000000, or a policy the \
@@ -239,6 +241,7 @@ struct TopUpBody {
         (status = 401, response = inline(Unauthorized)),
         (status = 403, response = inline(Forbidden)),
         (status = 409, response = inline(IdempotencyConflict)),
+        (status = 408, response = inline(RequestTimeout)),
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`invalid_amount`: `amount` is not a string of whole won from 1 to \
             1000000000000, or the budget would overflow; `validation_failed`: an unknown or missing field.",
@@ -296,6 +299,7 @@ struct CloseBody {
         (status = 403, response = inline(Forbidden)),
         (status = 404, description = "`not_found`: a merchant with activity that day no longer exists (not \
             expected).", body = ErrorBody),
+        (status = 408, response = inline(RequestTimeout)),
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`validation_failed`: an unknown or missing field, or `business_date` is not a \
             `YYYY-MM-DD` date; `date_not_closed`: the date is today or in the future.", body = ErrorBody),
@@ -472,6 +476,7 @@ struct ClockBody {
         (status = 403, response = inline(Forbidden)),
         (status = 404, description = "`not_found`: the server was not started with `WALLET_TEST_CLOCK=1`.",
             body = ErrorBody),
+        (status = 408, response = inline(RequestTimeout)),
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`validation_failed`: an unknown or missing field, `now` is not RFC 3339, or \
             `now` is before the server's clock.", body = ErrorBody),

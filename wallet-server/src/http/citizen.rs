@@ -8,7 +8,7 @@ use wallet_core::{Command, Month, PaymentCode, WalletId};
 
 use super::openapi::{
     ChargeReceipt, ErrorBody, Forbidden, GiftReceipt, HistoryPage, IdempotencyConflict, IdempotencyKey, InternalError,
-    InvalidJsonOrKey, Overloaded, PayloadTooLarge, PaymentCodeIssued, Unauthorized, WalletView,
+    InvalidJsonOrKey, Overloaded, PayloadTooLarge, PaymentCodeIssued, RequestTimeout, Unauthorized, WalletView,
 };
 use super::{authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, rfc3339, submit, Role, State};
 use crate::error::ApiError;
@@ -104,6 +104,7 @@ struct ChargeBody {
         (status = 403, response = inline(Forbidden)),
         (status = 404, description = "`not_found`: the citizen has no wallet (not expected).", body = ErrorBody),
         (status = 409, response = inline(IdempotencyConflict)),
+        (status = 408, response = inline(RequestTimeout)),
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`invalid_amount`: `amount` is not a string of whole won from 1 to \
             1000000000000; `validation_failed`: an unknown or missing field; `limit_exceeded`: the monthly charge \
@@ -146,6 +147,7 @@ struct GiftBody {
         (status = 404, description = "`not_found`: no wallet has `to_wallet_id` (or the caller has none).",
             body = ErrorBody),
         (status = 409, response = inline(IdempotencyConflict)),
+        (status = 408, response = inline(RequestTimeout)),
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`invalid_amount`: `amount` is not a string of whole won from 1 to \
             1000000000000; `validation_failed`: an unknown or missing field, or a gift to the sender's own wallet; \

@@ -8,7 +8,7 @@ use wallet_core::{BusinessDate, Command, MerchantId, PaymentCode, TxId};
 
 use super::openapi::{
     ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError, InvalidJsonOrKey, Overloaded,
-    PayloadTooLarge, PaymentReceipt, RefundReceipt, SalesSummary, Unauthorized,
+    PayloadTooLarge, PaymentReceipt, RefundReceipt, RequestTimeout, SalesSummary, Unauthorized,
 };
 use super::{authenticate, authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, submit, Role, State};
 use crate::error::ApiError;
@@ -55,6 +55,7 @@ struct PaymentBody {
         (status = 404, description = "`not_found`: the code's wallet or the merchant no longer exists (not \
             expected).", body = ErrorBody),
         (status = 409, response = inline(IdempotencyConflict)),
+        (status = 408, response = inline(RequestTimeout)),
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`invalid_amount`: `amount` is not a string of whole won from 1 to \
             1000000000000; `validation_failed`: an unknown or missing field; `payment_code_invalid`: the code is \
@@ -106,6 +107,7 @@ struct RefundBody {
         (status = 404, description = "`not_found`: no payment of this merchant has this id (also for another \
             merchant's payment).", body = ErrorBody),
         (status = 409, response = inline(IdempotencyConflict)),
+        (status = 408, response = inline(RequestTimeout)),
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`invalid_amount`: `amount` is not a string of whole won from 1 to \
             1000000000000; `validation_failed`: an unknown or missing field; `refund_exceeds_payment`: `amount` is \

@@ -317,6 +317,38 @@ pub async fn scrape(state: State) -> Result<HttpResponse, ApiError> {
         writer.batches_failed_total.load(Ordering::Relaxed),
     );
     state.requests.render(&mut out);
+    if let Some(Ok(throttle)) = state.throttle.as_ref().map(|throttle| throttle.lock()) {
+        out.single(
+            "wallet_login_attempts_throttled_total",
+            "counter",
+            "Login attempts refused 429 too_many_attempts before any password check.",
+            throttle.refused_total,
+        );
+        let (logins, addresses) = throttle.entries();
+        out.family("wallet_login_throttle_records", "gauge", "Records the login throttle holds, by map.");
+        out.sample("wallet_login_throttle_records", &[("map", "login")], logins);
+        out.sample("wallet_login_throttle_records", &[("map", "address")], addresses);
+        out.single(
+            "wallet_login_throttle_evicted_total",
+            "counter",
+            "Live throttle records dropped to stay within WALLET_THROTTLE_ENTRIES_MAX.",
+            throttle.evicted_total,
+        );
+    }
+    let (idempotency_swept, codes_swept) = state.swept.totals();
+    out.family(
+        "wallet_expired_rows_deleted_total",
+        "counter",
+        "Rows past their retention deleted by this server's sweep, by table.",
+    );
+    out.sample("wallet_expired_rows_deleted_total", &[("table", "idempotency")], idempotency_swept);
+    out.sample("wallet_expired_rows_deleted_total", &[("table", "payment_codes")], codes_swept);
+    out.single(
+        "wallet_expiry_sweeps_total",
+        "counter",
+        "Runs of this server's sweep of expired idempotency records and payment codes.",
+        state.swept.sweeps(),
+    );
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out.finish()))
 }
 

@@ -3,6 +3,7 @@
 
 mod admin;
 mod audit;
+pub mod body_deadline;
 mod citizen;
 mod merchant;
 mod metrics;
@@ -55,6 +56,10 @@ pub struct AppState {
     pub requests: Arc<RequestMetrics>,
     /// The last trial balance taken in the background (`keep_books_checked`).
     pub books: BooksCheck,
+    /// The login throttle, one for the whole server; `None` with `WALLET_THROTTLE=off`.
+    pub throttle: Option<std::sync::Mutex<crate::throttle::Throttle>>,
+    /// Rows the periodic sweep deleted since the start: (idempotency records, payment codes).
+    pub swept: crate::store::expiry::SweptCounts,
 }
 
 pub type State = web::Data<AppState>;
@@ -77,6 +82,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(ApiError::not_found("no such endpoint; see /openapi.json for the API"))
         }));
+}
+
+/// Headers every response carries. The API serves JSON to apps and POS terminals, never pages:
+/// nothing may be sniffed as another type, framed, cached or sent on as a referrer. HSTS is
+/// left to the TLS terminator in front, which knows whether the host is served only over HTTPS.
+pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cache-Control", "no-store"))
 }
 
 /// Liveness: answers at once; never queued or shed.
@@ -127,6 +144,24 @@ impl SessionCount {
     }
 }
 
+/// The client's address: the peer's, or, when the peer is one of `trusted_proxies`, the last
+/// address in its `X-Forwarded-For` (the one the proxy saw; entries before it are only what the
+/// client claimed). `None` when the peer is unknown.
+pub fn client_address(request: &HttpRequest, trusted_proxies: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
+    let peer = request.peer_addr()?.ip();
+    if !trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = request
+        .headers()
+        .get_all("X-Forwarded-For")
+        .last()
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.rsplit(',').next())
+        .and_then(|last| last.trim().parse().ok());
+    Some(forwarded.unwrap_or(peer))
+}
+
 /// A fresh id for a transaction or history item this server mints: a UUIDv7, so ids minted
 /// later sort later and each batch's rows land at the right-hand edge of the id indexes (a
 /// random v4 id dirties a random index page per row, and every dirty page is written to the WAL
@@ -151,6 +186,11 @@ fn json_error(error: &JsonPayloadError) -> ApiError {
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
             ApiError::new(413, "payload_too_large", format!("the request body is over {BODY_BYTES_MAX} bytes"))
         }
+        JsonPayloadError::Payload(payload) if body_deadline::is_deadline_error(payload) => ApiError::new(
+            408,
+            "request_timeout",
+            "the request body did not arrive in full in time; nothing was done, send the request again",
+        ),
         JsonPayloadError::ContentType => {
             ApiError::invalid_request("the body must be JSON with Content-Type: application/json")
         }

@@ -30,7 +30,14 @@ use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
             Request bodies over 64 KiB get 413 `payload_too_large`. Money-moving POSTs require an \
             `Idempotency-Key`: the same principal, key and body get the original answer again; the same key \
             with another body gets 409 `idempotency_conflict`. Data of another citizen or merchant is never \
-            visible: it is answered 404 `not_found`, not 403.",
+            visible: it is answered 404 `not_found`, not 403. \
+            Extensions of `shared/API.md`: `POST /v1/sessions` may answer 429 `too_many_attempts` with \
+            `Retry-After` after repeated failed logins for the login or from the client's address (refused before \
+            any password check); a request whose body does not arrive within the server's body timeout (10 s by \
+            default) gets 408 `request_timeout`; an `Idempotency-Key`'s answer is kept for a retention period \
+            (24 hours by default), after which the key is treated as new. Every response carries \
+            `Cache-Control: no-store`, `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`, \
+            `Content-Security-Policy: default-src 'none'; frame-ancestors 'none'` and `Referrer-Policy: no-referrer`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     paths(
@@ -238,6 +245,19 @@ pub struct InternalError(ErrorBody);
 #[derive(ToResponse)]
 #[response(headers(("Retry-After" = u64, description = "Whole seconds to wait before retrying.")))]
 pub struct Overloaded(ErrorBody);
+
+/// `too_many_attempts` (an extension of API.md): too many failed logins for this login or from
+/// this address; refused before any password check. Retry after `Retry-After` seconds (at most
+/// 60 for a login by default); the login's owner, from an address that has not been failing,
+/// is let through sooner.
+#[derive(ToResponse)]
+#[response(headers(("Retry-After" = u64, description = "Whole seconds to wait before retrying.")))]
+pub struct TooManyAttempts(ErrorBody);
+
+/// `request_timeout` (an extension of API.md): the request body did not arrive in full within the
+/// server's body timeout (10 s by default); nothing was done. Send it again, whole.
+#[derive(ToResponse)]
+pub struct RequestTimeout(ErrorBody);
 
 /// `waiting_room`: all citizen session slots are taken; the body holds a ticket and a place in
 /// line (checked before any password work). Or `overloaded`: the waiting room or the server is

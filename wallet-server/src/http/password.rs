@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::openapi::{
-    ErrorBody, Forbidden, InternalError, InvalidJson, Overloaded, PasswordResetIssued, PayloadTooLarge, Unauthorized,
+    ErrorBody, Forbidden, InternalError, InvalidJson, Overloaded, PasswordResetIssued, PayloadTooLarge, RequestTimeout,
+    Unauthorized,
 };
 use super::session::{parse_login, parse_password};
 use super::{authenticate, parse_body, rfc3339, with_connection, Role, State};
@@ -97,6 +98,7 @@ async fn issue(state: State, request: HttpRequest, login: web::Path<String>) -> 
         (status = 400, response = inline(InvalidJson)),
         (status = 401, description = "`invalid_credentials`: the login or code is wrong, used or expired.",
             body = ErrorBody),
+        (status = 408, response = inline(RequestTimeout)),
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`validation_failed`: an unknown or missing field, or a password that is not \
             8 to 128 characters.", body = ErrorBody),
@@ -121,7 +123,13 @@ async fn set_password(state: State, body: web::Json<Value>) -> Result<HttpRespon
             return Ok(false);
         }
         let now_ms = store::ledger::millis(state.clock.now());
-        store::auth::redeem_password_reset(connection, &principal.principal_id, &code_hash, &hash, now_ms)
+        let set = store::auth::redeem_password_reset(connection, &principal.principal_id, &code_hash, &hash, now_ms)?;
+        if set {
+            // The reset ended the citizen's sessions in the database; this server stops
+            // trusting them from memory too (another server within its recheck interval).
+            state.session_cache.forget_principal(&principal.principal_id);
+        }
+        Ok(set)
     })
     .await?;
     if !set {

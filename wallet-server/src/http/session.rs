@@ -1,5 +1,7 @@
 //! Registration, login, logout, and the citizen waiting room.
 
+use std::sync::Mutex;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -8,13 +10,14 @@ use wallet_core::Month;
 
 use super::openapi::{
     CitizenCreated, ErrorBody, InternalError, InvalidJson, LoginUnavailable, Overloaded, PayloadTooLarge,
-    SessionCreated, TicketStatus, Unauthorized,
+    RequestTimeout, SessionCreated, TicketStatus, TooManyAttempts, Unauthorized,
 };
-use super::{authenticate, parse_body, rfc3339, with_connection, State};
+use super::{authenticate, client_address, parse_body, rfc3339, with_connection, State};
 use crate::admission::waiting_room::{LineEntry, Place, Room, Verdict, WaitingRoom, TICKET_POLL_GRACE_MS};
 use crate::auth::PoolError;
 use crate::error::ApiError;
 use crate::store;
+use crate::throttle::{Attempt, Reason, Refusal, Source, Throttle};
 use crate::turns::Claim;
 
 /// The longest Retry-After a waiting citizen is given, so apps re-poll (and keep their ticket,
@@ -80,6 +83,7 @@ pub fn parse_password(password: &str) -> Result<&str, ApiError> {
         (status = 201, description = "The citizen and the wallet were created.", body = CitizenCreated),
         (status = 400, response = inline(InvalidJson)),
         (status = 409, description = "`login_taken`: another account has this login.", body = ErrorBody),
+        (status = 408, response = inline(RequestTimeout)),
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`validation_failed`: an unknown or missing field, a login that is not 3 to 64 \
             characters of `[a-z0-9._-]`, or a password that is not 8 to 128 characters.", body = ErrorBody),
@@ -132,14 +136,18 @@ async fn register(state: State, body: web::Json<Value>) -> Result<HttpResponse, 
         (status = 400, response = inline(InvalidJson)),
         (status = 401, description = "`invalid_credentials`: the login or password is wrong, or the account must \
             set a new password.", body = ErrorBody),
+        (status = 408, response = inline(RequestTimeout)),
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`validation_failed`: an unknown or missing field.", body = ErrorBody),
+        (status = 429, response = inline(TooManyAttempts)),
         (status = 500, response = inline(InternalError)),
         (status = 503, response = inline(LoginUnavailable))
     )
 )]
-async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+async fn login(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let body: LoginBody = parse_body(body.into_inner())?;
+    // Throttled attempts are refused before anything else: no database read, no password work.
+    let throttled = ThrottledAttempt::begin(&state, &request, &body.login)?;
     let login = body.login.clone();
     let principal =
         with_connection(&state, move |connection, _| store::auth::find_principal(connection, &login)).await?;
@@ -195,8 +203,10 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
         if is_citizen {
             state.sessions_active.note_released();
         }
+        throttled.failed(&state);
         return Err(ApiError::new(401, "invalid_credentials", "login or password is wrong"));
     }
+    throttled.succeeded();
     let principal = principal.ok_or_else(ApiError::internal)?;
     if let Some(upgrade) = checked.upgrade {
         // A carried-over (or older-cost) hash is replaced by argon2id at this server's cost.
@@ -248,6 +258,77 @@ async fn login(state: State, body: web::Json<Value>) -> Result<HttpResponse, Api
         lock_room(&state)?.settle(&ticket);
     }
     Ok(HttpResponse::Created().json(json!({"token": token, "role": role, "expires_at": rfc3339(expires_at)})))
+}
+
+/// A login attempt the throttle let through. It must end as [`ThrottledAttempt::failed`] or
+/// [`ThrottledAttempt::succeeded`] once the password is checked; dropped before that (a refusal
+/// before the check, or the client gone), its charge is given back, so only failures count.
+struct ThrottledAttempt<'a> {
+    throttle: Option<&'a Mutex<Throttle>>,
+    attempt: Option<Attempt>,
+}
+
+impl<'a> ThrottledAttempt<'a> {
+    /// Asks the throttle (when on) for `login` from the request's client address; 429
+    /// `too_many_attempts` with `Retry-After` when it says wait.
+    fn begin(state: &'a State, request: &HttpRequest, login: &str) -> Result<ThrottledAttempt<'a>, ApiError> {
+        let Some(throttle) = state.throttle.as_ref() else {
+            return Ok(ThrottledAttempt { throttle: None, attempt: None });
+        };
+        let source = client_address(request, &state.config.trusted_proxies).map(Source::of);
+        let now_ms = store::ledger::millis(state.clock.now());
+        // A login that cannot exist gets no record of its own (only the address counts it).
+        let begun = lock_throttle(throttle)?.begin(parse_login(login).ok(), source, now_ms);
+        match begun {
+            Ok(attempt) => Ok(ThrottledAttempt { throttle: Some(throttle), attempt: Some(attempt) }),
+            Err(refusal) => Err(too_many_attempts(refusal)),
+        }
+    }
+
+    fn failed(mut self, state: &State) {
+        if let (Some(throttle), Some(attempt)) = (self.throttle, self.attempt.take()) {
+            let now_ms = store::ledger::millis(state.clock.now());
+            if let Ok(mut throttle) = throttle.lock() {
+                throttle.failed(attempt, now_ms);
+            }
+        }
+    }
+
+    fn succeeded(mut self) {
+        if let (Some(throttle), Some(attempt)) = (self.throttle, self.attempt.take()) {
+            if let Ok(mut throttle) = throttle.lock() {
+                throttle.succeeded(attempt);
+            }
+        }
+    }
+}
+
+impl Drop for ThrottledAttempt<'_> {
+    fn drop(&mut self) {
+        if let (Some(throttle), Some(attempt)) = (self.throttle, self.attempt.take()) {
+            if let Ok(mut throttle) = throttle.lock() {
+                throttle.abandoned(attempt);
+            }
+        }
+    }
+}
+
+fn lock_throttle(throttle: &Mutex<Throttle>) -> Result<std::sync::MutexGuard<'_, Throttle>, ApiError> {
+    throttle.lock().map_err(|_| ApiError::internal())
+}
+
+fn too_many_attempts(refusal: Refusal) -> ApiError {
+    let seconds = refusal.retry_after_s;
+    let message = match refusal.reason {
+        Reason::Login => format!(
+            "too many failed logins for this login; try again in {seconds} s (no password was checked this time)"
+        ),
+        Reason::Address => format!(
+            "too many failed logins from your network address; try again in {seconds} s (no password was checked \
+             this time)"
+        ),
+    };
+    ApiError { retry_after_s: Some(seconds), ..ApiError::new(429, "too_many_attempts", message) }
 }
 
 /// Ends the caller's session; a citizen's session slot is free at once.
@@ -356,6 +437,34 @@ pub async fn keep_line_in_sync(state: State) {
             .await;
             if let Err(error) = swept {
                 tracing::warn!(%error, "session sweep failed; retrying");
+            }
+            // Idempotency records and payment codes past their retention go, a batch at a time.
+            let expired = with_connection(&state, |connection, state| {
+                let now_ms = store::ledger::millis(state.clock.now());
+                let retention_ms =
+                    |retention: std::time::Duration| i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+                let records = store::expiry::delete_idempotency_before(
+                    connection,
+                    now_ms.saturating_sub(retention_ms(state.config.idempotency_retention)),
+                    store::expiry::SWEEP_BATCH_ROWS_MAX,
+                )?;
+                let codes = store::expiry::delete_codes_expired_before(
+                    connection,
+                    now_ms.saturating_sub(retention_ms(state.config.payment_code_retention)),
+                    store::expiry::SWEEP_BATCH_ROWS_MAX,
+                )?;
+                Ok((records, codes))
+            })
+            .await;
+            match expired {
+                Ok((records, codes)) => state.swept.add(records, codes),
+                Err(error) => tracing::warn!(%error, "expiry sweep failed; retrying"),
+            }
+            if let Some(throttle) = state.throttle.as_ref() {
+                let now_ms = store::ledger::millis(state.clock.now());
+                if let Ok(mut throttle) = throttle.lock() {
+                    throttle.purge(now_ms);
+                }
             }
         }
         let Ok(touched) = lock_room(&state).map(|mut room| room.take_touched()) else { continue };

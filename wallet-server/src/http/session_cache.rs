@@ -5,9 +5,9 @@
 //! Exactness: an entry is only used within [`RECHECK_MS`] of being read from the database, and
 //! only while the session is within its lifetime and idle timeout by the same rules as the
 //! database path (`last_seen` as stored there, so every server's sweep agrees), and before its
-//! `last_seen` needs the once-a-minute refresh, which goes through the database path. A logout on
-//! this server forgets the token at once; a logout on another server over the same database is
-//! honoured here within `RECHECK_MS`.
+//! `last_seen` needs the once-a-minute refresh, which goes through the database path. A logout or
+//! a password reset on this server forgets the tokens at once; one on another server over the
+//! same database is honoured here within `RECHECK_MS`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -69,6 +69,15 @@ impl SessionCache {
         generations.current.insert(token_hash, entry);
     }
 
+    /// Forgets every session of a principal (a password reset ends them all). Scans the cache:
+    /// rare, and bounded by its size.
+    pub fn forget_principal(&self, principal_id: &str) {
+        if let Ok(mut generations) = self.generations.lock() {
+            generations.current.retain(|_, entry| entry.principal_id != principal_id);
+            generations.previous.retain(|_, entry| entry.principal_id != principal_id);
+        }
+    }
+
     /// Forgets a token (a logout): the next request with it goes to the database.
     pub fn forget(&self, token_hash: &str) {
         if let Ok(mut generations) = self.generations.lock() {
@@ -124,6 +133,14 @@ mod tests {
         cache.put("gone".into(), entry(10_000));
         cache.forget("gone");
         assert!(cache.get("gone", 10_000, IDLE_MS).is_none());
+        let mut someone_else = entry(10_000);
+        someone_else.principal_id = "q".into();
+        cache.put("reset-1".into(), entry(10_000));
+        cache.put("reset-2".into(), entry(10_000));
+        cache.put("kept".into(), someone_else);
+        cache.forget_principal("p");
+        assert!(cache.get("reset-1", 10_000, IDLE_MS).is_none() && cache.get("reset-2", 10_000, IDLE_MS).is_none());
+        assert!(cache.get("kept", 10_000, IDLE_MS).is_some());
     }
 
     #[test]

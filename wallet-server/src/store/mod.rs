@@ -37,6 +37,7 @@ macro_rules! upsert {
 
 pub mod audit;
 pub mod auth;
+pub mod expiry;
 pub mod handover;
 pub mod ledger;
 pub mod reads;

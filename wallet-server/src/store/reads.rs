@@ -153,8 +153,8 @@ pub fn last_settlement(connection: &mut DbConn) -> StoreResult<Option<(String, i
         .optional()?)
 }
 
-/// A stored idempotent answer: (request_hash, status, body).
-pub type StoredAnswer = (String, i32, String);
+/// A stored idempotent answer: (request_hash, status, body, created_at_ms).
+pub type StoredAnswer = (String, i32, String, i64);
 
 /// The stored answers of a batch's `(principal_id, key)` pairs, in one query: the rows whose
 /// key is among the keys and whose principal is among the principals, then only the exact pairs.
@@ -169,7 +169,7 @@ pub fn idempotent_answers(
     let wanted: HashSet<(&str, &str)> = pairs.iter().copied().collect();
     let principals: BTreeSet<&str> = pairs.iter().map(|(principal, _)| *principal).collect();
     let keys: BTreeSet<&str> = pairs.iter().map(|(_, key)| *key).collect();
-    let rows: Vec<(String, String, String, i32, String)> = idempotency::table
+    let rows: Vec<(String, String, String, i32, String, i64)> = idempotency::table
         .filter(idempotency::idem_key.eq_any(keys))
         .filter(idempotency::principal_id.eq_any(principals))
         .select((
@@ -178,11 +178,12 @@ pub fn idempotent_answers(
             idempotency::request_hash,
             idempotency::status,
             idempotency::body,
+            idempotency::created_at_ms,
         ))
         .load(connection)?;
-    for (principal, key, hash, status, body) in rows {
+    for (principal, key, hash, status, body, created_at_ms) in rows {
         if wanted.contains(&(principal.as_str(), key.as_str())) {
-            found.insert((principal, key), (hash, status, body));
+            found.insert((principal, key), (hash, status, body, created_at_ms));
         }
     }
     Ok(found)
