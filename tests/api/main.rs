@@ -11,6 +11,7 @@ mod admission;
 mod batching;
 mod charges;
 mod crash;
+mod fuzz;
 mod gifts;
 mod handover;
 mod handover_archive;

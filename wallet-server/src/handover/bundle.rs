@@ -438,7 +438,8 @@ fn decode<'a>(name: &str, bytes: &'a [u8], encoding: Encoding) -> Result<std::bo
     }
 }
 
-fn parse_manifest(text: &str) -> Result<Manifest, Refusal> {
+/// Parses and checks the text of `manifest.json` (public for the fuzz targets).
+pub fn parse_manifest(text: &str) -> Result<Manifest, Refusal> {
     let file = "manifest.json";
     let raw: RawManifest = serde_json::from_str(text)
         .map_err(|error| Refusal::new(file, Some(error.line() as u64), format!("not a valid manifest: {error}")))?;

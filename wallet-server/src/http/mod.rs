@@ -10,6 +10,20 @@ mod session;
 
 pub use session::keep_line_in_sync;
 
+/// The parsers of every request body, one per endpoint that takes one: the first thing each
+/// handler does with its body, and what `fuzz/`'s `request_bodies` target feeds. Each turns a
+/// JSON value into domain types or an [`ApiError`] of status 4xx.
+pub mod requests {
+    pub use super::admin::{
+        parse_close_day, parse_merchant, parse_policy, parse_test_clock, parse_top_up, NewMerchant,
+    };
+    pub use super::citizen::{parse_charge, parse_gift};
+    pub use super::merchant::{parse_payment, parse_refund};
+    pub use super::password::{parse_new_password, NewPassword};
+    pub use super::session::{parse_login_body, parse_registration, LoginBody};
+    pub use super::BODY_BYTES_MAX;
+}
+
 use std::sync::Arc;
 
 use actix_web::error::JsonPayloadError;
@@ -58,9 +72,22 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .configure(merchant::routes)
         .configure(admin::routes)
         .configure(password::routes)
-        .default_service(web::to(|| async {
-            Err::<HttpResponse, _>(ApiError::not_found("no such endpoint; see /openapi.json for the API"))
-        }));
+        .default_service(web::to(no_route));
+}
+
+/// What matched no route: 405 with `Allow` for a documented path asked with another method
+/// (RFC 9110: the resource exists), else 404.
+async fn no_route(request: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    let Some(allowed) = openapi::methods_of(request.path()) else {
+        return ApiError::not_found("no such endpoint; see /openapi.json for the API").error_response();
+    };
+    let message = format!("{} {} is not an endpoint; this path takes {allowed}", request.method(), request.path());
+    let mut response = ApiError::new(405, "method_not_allowed", message).error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allowed) {
+        response.headers_mut().insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }
 
 /// Liveness: answers at once; never queued or shed.
