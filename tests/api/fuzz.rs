@@ -54,3 +54,31 @@ fn a_documented_path_with_another_method_is_405_with_allow() {
         api.send("GET", path, "", Body::Empty, &[]).expect_error(404, "not_found");
     }
 }
+
+/// A body must be a JSON object: serde's derived structs also take an array of the fields'
+/// values in order, so `["5"]` charged 5 won and `["<code>", "15000"]` paid. (Found by the
+/// request_bodies fuzz target: `["5"]` accepted as a charge.)
+fn bodies_that_are_not_objects_are_refused(backend: Backend) {
+    let app = TestApp::start(backend);
+    let api = &app.api;
+    let alice = api.register_citizen("alice");
+    let bakery = api.create_merchant(&app.admin(), "bakery");
+    api.charge(&alice.token, "10000").expect(201);
+    let keyed = [("Idempotency-Key", "array-body")];
+    api.send("POST", "/v1/wallet/charges", &alice.token, Body::Raw(br#"["5"]"#), &keyed)
+        .expect_error(422, "validation_failed");
+    let code = api.payment_code(&alice.token);
+    let pay = format!(r#"["{code}", "3000"]"#);
+    api.send("POST", "/v1/payments", &bakery.token, Body::Raw(pay.as_bytes()), &keyed)
+        .expect_error(422, "validation_failed");
+    api.send("POST", "/v1/admin/cashback-budget/top-ups", &app.admin(), Body::Raw(br#"["100"]"#), &keyed)
+        .expect_error(422, "validation_failed");
+    for body in [&br#""5""#[..], b"5", b"null", b"true"] {
+        api.send("POST", "/v1/wallet/charges", &alice.token, Body::Raw(body), &keyed)
+            .expect_error(422, "validation_failed");
+    }
+    assert_eq!(api.balance(&alice.token), "10000", "a refused body moved money");
+    app.assert_books_balance();
+}
+
+scenarios!(bodies_that_are_not_objects_are_refused);

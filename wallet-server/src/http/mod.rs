@@ -285,8 +285,12 @@ fn json_error(error: &JsonPayloadError) -> ApiError {
     }
 }
 
-/// Turns a JSON value into a request type; unknown or missing fields are 422.
+/// Turns a JSON value into a request type; unknown or missing fields are 422, and so is any body
+/// but an object (serde's derived structs would take an array of the fields' values in order).
 pub fn parse_body<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::validation("the request body must be a JSON object with the documented fields"));
+    }
     serde_json::from_value(body)
         .map_err(|error| ApiError::validation(format!("the request body does not fit: {error}")))
 }
