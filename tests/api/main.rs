@@ -14,6 +14,7 @@ mod charges;
 mod crash;
 mod crash_load;
 mod expiry;
+mod fuzz;
 mod gifts;
 mod handover;
 mod handover_archive;

@@ -3,20 +3,6 @@
 //! `serve` runs the REST API (applying pending migrations first); `admin create` makes the
 //! first city admin. Configuration is by environment variables, listed in the README.
 
-mod admission;
-mod auth;
-mod clock;
-mod config;
-mod error;
-mod export;
-mod handover;
-mod http;
-mod metrics;
-mod store;
-mod throttle;
-mod turns;
-mod writer;
-
 use std::io::BufRead;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,7 +10,8 @@ use std::sync::Arc;
 use actix_web::{web, App, HttpServer};
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
+use wallet_server::config::Config;
+use wallet_server::{admission, auth, clock, handover, http, store, throttle, writer};
 
 #[derive(Parser)]
 #[command(name = "wallet-server", version, about = "The regional-currency wallet backend")]
@@ -191,7 +178,7 @@ fn create_admin(config: Config, login: &str) -> Result<(), String> {
     }
     let pool = open_database(&config)?;
     let hash = actix_web::rt::System::new().block_on(auth::PasswordPool::new(config.argon2, 1).hash(password));
-    let hash = hash.map_err(|error| crate::error::ApiError::from(error).to_string())?;
+    let hash = hash.map_err(|error| wallet_server::error::ApiError::from(error).to_string())?;
     let mut connection = pool.get().map_err(|error| error.to_string())?;
     let id = uuid::Uuid::new_v4().to_string();
     // The command line has no test clock: its time is the real time.

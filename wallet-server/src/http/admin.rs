@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-use wallet_core::{BusinessDate, Command, Policy, Rate, Won};
+use wallet_core::{Amount, BusinessDate, Command, Policy, Rate, Won};
 
 use super::openapi::{
     Admission, Budget, ClockNow, DayClosed, ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError,
@@ -47,25 +47,67 @@ struct MerchantBody {
     /// 8 to 128 characters.
     #[schema(min_length = 8, max_length = 128, format = Password)]
     password: String,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     name: String,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     business_number: String,
     /// Where settlements are paid.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     bank_account: String,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     category: Option<String>,
 }
 
 fn text_field<'a>(name: &str, value: &'a str) -> Result<&'a str, ApiError> {
     let trimmed = value.trim();
-    if trimmed.is_empty() || trimmed.len() > MERCHANT_FIELD_LEN_MAX || trimmed.chars().any(char::is_control) {
+    // Characters, as documented (a Hangul syllable is 3 bytes of UTF-8).
+    let too_long = trimmed.chars().count() > MERCHANT_FIELD_LEN_MAX;
+    if trimmed.is_empty() || too_long || trimmed.chars().any(char::is_control) {
         return Err(ApiError::validation(format!(
             "{name} must be 1 to {MERCHANT_FIELD_LEN_MAX} characters without control characters"
         )));
     }
     Ok(trimmed)
+}
+
+/// A merchant to register, parsed and checked: the login valid, the password 8 to 128
+/// characters, the text fields trimmed.
+pub struct NewMerchant {
+    pub login: String,
+    pub password: String,
+    pub name: String,
+    pub business_number: String,
+    pub bank_account: String,
+    pub category: Option<String>,
+}
+
+/// The body of `POST /v1/admin/merchants`.
+pub fn parse_merchant(body: Value) -> Result<NewMerchant, ApiError> {
+    let body: MerchantBody = parse_body(body)?;
+    let login = parse_login(&body.login)?.to_owned();
+    parse_password(&body.password)?;
+    let name = text_field("name", &body.name)?.to_owned();
+    let business_number = text_field("business_number", &body.business_number)?.to_owned();
+    let bank_account = text_field("bank_account", &body.bank_account)?.to_owned();
+    let category =
+        body.category.as_deref().map(|category| text_field("category", category)).transpose()?.map(str::to_owned);
+    Ok(NewMerchant { login, password: body.password, name, business_number, bank_account, category })
 }
 
 /// Registers a merchant with its login.
@@ -89,15 +131,9 @@ fn text_field<'a>(name: &str, value: &'a str) -> Result<&'a str, ApiError> {
 )]
 async fn create_merchant(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
-    let body: MerchantBody = parse_body(body.into_inner())?;
-    let login = parse_login(&body.login)?.to_owned();
-    parse_password(&body.password)?;
-    let name = text_field("name", &body.name)?.to_owned();
-    let business_number = text_field("business_number", &body.business_number)?.to_owned();
-    let bank_account = text_field("bank_account", &body.bank_account)?.to_owned();
-    let category =
-        body.category.as_deref().map(|category| text_field("category", category)).transpose()?.map(str::to_owned);
-    let hash = state.passwords.hash(body.password).await?;
+    let NewMerchant { login, password, name, business_number, bank_account, category } =
+        parse_merchant(body.into_inner())?;
+    let hash = state.passwords.hash(password).await?;
     let merchant_id = uuid::Uuid::new_v4().to_string();
     let id = merchant_id.clone();
     let created = with_connection(&state, move |connection, state| {
@@ -156,21 +192,21 @@ async fn get_policy(state: State, request: HttpRequest) -> Result<HttpResponse, 
 struct PolicyBody {
     /// Cashback per won of eligible spend: a decimal string from `"0"` to `"1"`, at most 9
     /// fraction digits.
-    #[schema(value_type = String, pattern = "^[01](\\.[0-9]{1,9})?$", example = "0.1")]
+    #[schema(value_type = String, pattern = "^(0(\\.[0-9]{1,9})?|1(\\.0{1,9})?)$", example = "0.1")]
     cashback_rate: Value,
     /// Spend per citizen per KST month that earns cashback: whole won from `"0"` to `"1000000000000"`.
-    #[schema(value_type = String, pattern = "^(0|[1-9][0-9]{0,12})$", example = "300000")]
+    #[schema(value_type = String, pattern = "^(0|[1-9][0-9]{0,11}|1000000000000)$", example = "300000")]
     cashback_monthly_spend_cap: Value,
     /// Total a citizen may charge per KST month: whole won from `"0"` to `"1000000000000"`.
-    #[schema(value_type = String, pattern = "^(0|[1-9][0-9]{0,12})$", example = "500000")]
+    #[schema(value_type = String, pattern = "^(0|[1-9][0-9]{0,11}|1000000000000)$", example = "500000")]
     monthly_charge_limit: Value,
     /// Most a wallet may hold after a charge or a received gift: whole won from `"0"` to
     /// `"1000000000000"`.
-    #[schema(value_type = String, pattern = "^(0|[1-9][0-9]{0,12})$", example = "2000000")]
+    #[schema(value_type = String, pattern = "^(0|[1-9][0-9]{0,11}|1000000000000)$", example = "2000000")]
     holding_limit: Value,
     /// Share of a merchant's daily payments kept as a fee at settlement: a decimal string from
     /// `"0"` to `"1"`, at most 9 fraction digits.
-    #[schema(value_type = String, pattern = "^[01](\\.[0-9]{1,9})?$", example = "0.005")]
+    #[schema(value_type = String, pattern = "^(0(\\.[0-9]{1,9})?|1(\\.0{1,9})?)$", example = "0.005")]
     merchant_fee_rate: Value,
 }
 
@@ -187,6 +223,18 @@ fn limit_field(name: &str, value: &Value) -> Result<Won, ApiError> {
         return Err(ApiError::validation(format!("{name} must be from 0 to {} won", wallet_core::Amount::MAX_WON)));
     }
     Ok(won)
+}
+
+/// The body of `PUT /v1/admin/policy`: a whole policy (the ledger validates it further).
+pub fn parse_policy(body: Value) -> Result<Policy, ApiError> {
+    let body: PolicyBody = parse_body(body)?;
+    Ok(Policy {
+        cashback_rate: rate_field("cashback_rate", &body.cashback_rate)?,
+        cashback_monthly_spend_cap: limit_field("cashback_monthly_spend_cap", &body.cashback_monthly_spend_cap)?,
+        monthly_charge_limit: limit_field("monthly_charge_limit", &body.monthly_charge_limit)?,
+        holding_limit: limit_field("holding_limit", &body.holding_limit)?,
+        merchant_fee_rate: rate_field("merchant_fee_rate", &body.merchant_fee_rate)?,
+    })
 }
 
 /// Replaces the policy; it applies from the next operation on.
@@ -209,14 +257,7 @@ fn limit_field(name: &str, value: &Value) -> Result<Won, ApiError> {
 )]
 async fn put_policy(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
-    let body: PolicyBody = parse_body(body.into_inner())?;
-    let policy = Policy {
-        cashback_rate: rate_field("cashback_rate", &body.cashback_rate)?,
-        cashback_monthly_spend_cap: limit_field("cashback_monthly_spend_cap", &body.cashback_monthly_spend_cap)?,
-        monthly_charge_limit: limit_field("monthly_charge_limit", &body.monthly_charge_limit)?,
-        holding_limit: limit_field("holding_limit", &body.holding_limit)?,
-        merchant_fee_rate: rate_field("merchant_fee_rate", &body.merchant_fee_rate)?,
-    };
+    let policy = parse_policy(body.into_inner())?;
     let answer = state.writer.submit(principal.id, None, WriteOp::Ledger(Command::SetPolicy { policy })).await;
     Ok(super::respond(answer))
 }
@@ -226,8 +267,14 @@ async fn put_policy(state: State, request: HttpRequest, body: web::Json<Value>) 
 #[serde(deny_unknown_fields)]
 struct TopUpBody {
     /// Whole won as a JSON string, from `"1"` to `"1000000000000"`.
-    #[schema(value_type = String, pattern = "^[1-9][0-9]{0,12}$", example = "1000000")]
+    #[schema(value_type = String, pattern = "^([1-9][0-9]{0,11}|1000000000000)$", example = "1000000")]
     amount: Value,
+}
+
+/// The body of `POST /v1/admin/cashback-budget/top-ups`: the amount.
+pub fn parse_top_up(body: Value) -> Result<Amount, ApiError> {
+    let parsed: TopUpBody = parse_body(body)?;
+    parse_amount(&parsed.amount)
 }
 
 /// Tops up the city's cashback budget.
@@ -253,8 +300,7 @@ struct TopUpBody {
 async fn top_up(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
     let key = idempotency(&request, &body)?;
-    let parsed: TopUpBody = parse_body(body.into_inner())?;
-    let amount = parse_amount(&parsed.amount)?;
+    let amount = parse_top_up(body.into_inner())?;
     let command = Command::TopUpBudget { id: new_tx_id(), amount };
     Ok(submit(&state, &principal.id, key, WriteOp::Ledger(command)).await)
 }
@@ -285,6 +331,12 @@ struct CloseBody {
     business_date: String,
 }
 
+/// The body of `POST /v1/admin/settlements`: the business date.
+pub fn parse_close_day(body: Value) -> Result<BusinessDate, ApiError> {
+    let body: CloseBody = parse_body(body)?;
+    BusinessDate::parse(&body.business_date).map_err(|error| ApiError::validation(error.to_string()))
+}
+
 /// Closes a business date and settles every merchant with activity that day.
 ///
 /// Closing is idempotent: a date already closed is answered 200 with the same settlement.
@@ -309,8 +361,7 @@ struct CloseBody {
 )]
 async fn close_day(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
-    let body: CloseBody = parse_body(body.into_inner())?;
-    let date = BusinessDate::parse(&body.business_date).map_err(|error| ApiError::validation(error.to_string()))?;
+    let date = parse_close_day(body.into_inner())?;
     let command = Command::CloseDay { id: new_tx_id(), date };
     let answer = state.writer.submit(principal.id, None, WriteOp::Ledger(command)).await;
     Ok(super::respond(answer))
@@ -462,6 +513,14 @@ struct ClockBody {
     now: String,
 }
 
+/// The body of `PUT /v1/admin/test-clock`: the instant to move to.
+pub fn parse_test_clock(body: Value) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    let body: ClockBody = parse_body(body)?;
+    let target = chrono::DateTime::parse_from_rfc3339(&body.now)
+        .map_err(|error| ApiError::validation(format!("now must be RFC 3339: {error}")))?;
+    Ok(target.with_timezone(&chrono::Utc))
+}
+
 /// Moves the server's test clock forward (only with `WALLET_TEST_CLOCK=1`).
 ///
 /// Business dates, months, code expiry and session timeouts follow it. Without
@@ -489,10 +548,7 @@ async fn test_clock(state: State, request: HttpRequest, body: web::Json<Value>) 
         return Err(ApiError::not_found("no such endpoint; see /openapi.json for the API"));
     }
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
-    let body: ClockBody = parse_body(body.into_inner())?;
-    let target = chrono::DateTime::parse_from_rfc3339(&body.now)
-        .map_err(|error| ApiError::validation(format!("now must be RFC 3339: {error}")))?
-        .with_timezone(&chrono::Utc);
+    let target = parse_test_clock(body.into_inner())?;
     let backward =
         |now| ApiError::validation(format!("the clock only moves forward; it is already {}", super::rfc3339(now)));
     // The audit row commits first and the clock moves after, so no move goes unrecorded. The

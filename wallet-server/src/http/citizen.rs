@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
-use wallet_core::{Command, Month, PaymentCode, WalletId};
+use wallet_core::{Amount, Command, Month, PaymentCode, WalletId};
 
 use super::openapi::{
     ChargeReceipt, ErrorBody, Forbidden, GiftReceipt, HistoryPage, IdempotencyConflict, IdempotencyKey, InternalError,
@@ -85,8 +85,14 @@ async fn wallet(state: State, request: HttpRequest) -> Result<HttpResponse, ApiE
 #[serde(deny_unknown_fields)]
 struct ChargeBody {
     /// Whole won as a JSON string, from `"1"` to `"1000000000000"`.
-    #[schema(value_type = String, pattern = "^[1-9][0-9]{0,12}$", example = "15000")]
+    #[schema(value_type = String, pattern = "^([1-9][0-9]{0,11}|1000000000000)$", example = "15000")]
     amount: Value,
+}
+
+/// The body of `POST /v1/wallet/charges`: the amount.
+pub fn parse_charge(body: Value) -> Result<Amount, ApiError> {
+    let parsed: ChargeBody = parse_body(body)?;
+    parse_amount(&parsed.amount)
 }
 
 /// Charges the wallet from the citizen's linked bank account.
@@ -116,8 +122,7 @@ struct ChargeBody {
 async fn charge(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let (principal, wallet) = citizen_wallet(&state, &request).await?;
     let key = idempotency(&request, &body)?;
-    let parsed: ChargeBody = parse_body(body.into_inner())?;
-    let amount = parse_amount(&parsed.amount)?;
+    let amount = parse_charge(body.into_inner())?;
     let command = Command::Charge { id: new_tx_id(), wallet, amount };
     Ok(submit(&state, &principal, key, WriteOp::Ledger(command)).await)
 }
@@ -130,8 +135,17 @@ struct GiftBody {
     #[schema(format = "uuid")]
     to_wallet_id: String,
     /// Whole won as a JSON string, from `"1"` to `"1000000000000"`.
-    #[schema(value_type = String, pattern = "^[1-9][0-9]{0,12}$", example = "5000")]
+    #[schema(value_type = String, pattern = "^([1-9][0-9]{0,11}|1000000000000)$", example = "5000")]
     amount: Value,
+}
+
+/// The body of `POST /v1/wallet/gifts`: the receiving wallet and the amount. A receiver that
+/// cannot be a wallet id is 404, as an unknown one is.
+pub fn parse_gift(body: Value) -> Result<(WalletId, Amount), ApiError> {
+    let parsed: GiftBody = parse_body(body)?;
+    let amount = parse_amount(&parsed.amount)?;
+    let to = WalletId::parse(&parsed.to_wallet_id).map_err(|_| ApiError::not_found("no such wallet"))?;
+    Ok((to, amount))
 }
 
 /// Gives money from the caller's wallet to another wallet; the receiver's holding limit applies.
@@ -160,9 +174,7 @@ struct GiftBody {
 async fn gift(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let (principal, wallet) = citizen_wallet(&state, &request).await?;
     let key = idempotency(&request, &body)?;
-    let parsed: GiftBody = parse_body(body.into_inner())?;
-    let amount = parse_amount(&parsed.amount)?;
-    let to = WalletId::parse(&parsed.to_wallet_id).map_err(|_| ApiError::not_found("no such wallet"))?;
+    let (to, amount) = parse_gift(body.into_inner())?;
     let command = Command::Gift { id: new_tx_id(), gift_in_id: new_tx_id(), from: wallet, to, amount };
     Ok(submit(&state, &principal, key, WriteOp::Ledger(command)).await)
 }

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
-use wallet_core::{BusinessDate, Command, MerchantId, PaymentCode, TxId};
+use wallet_core::{Amount, BusinessDate, Command, MerchantId, PaymentCode, TxId};
 
 use super::openapi::{
     ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError, InvalidJsonOrKey, Overloaded,
@@ -33,8 +33,19 @@ struct PaymentBody {
     /// The code the citizen's app shows (single use, valid 180 seconds).
     payment_code: String,
     /// Whole won as a JSON string, from `"1"` to `"1000000000000"`.
-    #[schema(value_type = String, pattern = "^[1-9][0-9]{0,12}$", example = "15000")]
+    #[schema(value_type = String, pattern = "^([1-9][0-9]{0,11}|1000000000000)$", example = "15000")]
     amount: Value,
+}
+
+/// The body of `POST /v1/payments`: the payment code and the amount. A code that cannot be one is
+/// refused as an unknown one is.
+pub fn parse_payment(body: Value) -> Result<(PaymentCode, Amount), ApiError> {
+    let parsed: PaymentBody = parse_body(body)?;
+    let amount = parse_amount(&parsed.amount)?;
+    let code = PaymentCode::parse(&parsed.payment_code).map_err(|_| {
+        ApiError::new(422, "payment_code_invalid", "the payment code is unknown; ask the customer to show a fresh code")
+    })?;
+    Ok((code, amount))
 }
 
 /// Takes a payment from the wallet of a payment code.
@@ -68,11 +79,7 @@ struct PaymentBody {
 async fn pay(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Merchant)).await?;
     let key = idempotency(&request, &body)?;
-    let parsed: PaymentBody = parse_body(body.into_inner())?;
-    let amount = parse_amount(&parsed.amount)?;
-    let code = PaymentCode::parse(&parsed.payment_code).map_err(|_| {
-        ApiError::new(422, "payment_code_invalid", "the payment code is unknown; ask the customer to show a fresh code")
-    })?;
+    let (code, amount) = parse_payment(body.into_inner())?;
     let command =
         Command::Pay { id: new_tx_id(), cashback_id: new_tx_id(), merchant: merchant_id(&principal.id)?, code, amount };
     Ok(submit(&state, &principal.id, key, WriteOp::Ledger(command)).await)
@@ -83,8 +90,17 @@ async fn pay(state: State, request: HttpRequest, body: web::Json<Value>) -> Resu
 #[serde(deny_unknown_fields)]
 struct RefundBody {
     /// Whole won as a JSON string, from `"1"` to `"1000000000000"`; at most what is left to refund.
-    #[schema(value_type = String, pattern = "^[1-9][0-9]{0,12}$", example = "5000")]
+    #[schema(value_type = String, pattern = "^([1-9][0-9]{0,11}|1000000000000)$", example = "5000")]
     amount: Value,
+}
+
+/// The path's payment id and the body of `POST /v1/payments/{payment_id}/refunds`. A payment id
+/// that cannot be one is 404, as an unknown one is.
+pub fn parse_refund(payment_id: &str, body: Value) -> Result<(TxId, Amount), ApiError> {
+    let parsed: RefundBody = parse_body(body)?;
+    let amount = parse_amount(&parsed.amount)?;
+    let payment = TxId::parse(payment_id).map_err(|_| ApiError::not_found("no such payment of this merchant"))?;
+    Ok((payment, amount))
 }
 
 /// Refunds part or all of one of the merchant's payments.
@@ -125,9 +141,7 @@ async fn refund(
 ) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Merchant)).await?;
     let key = idempotency(&request, &body)?;
-    let parsed: RefundBody = parse_body(body.into_inner())?;
-    let amount = parse_amount(&parsed.amount)?;
-    let payment = TxId::parse(&path).map_err(|_| ApiError::not_found("no such payment of this merchant"))?;
+    let (payment, amount) = parse_refund(&path, body.into_inner())?;
     let command = Command::Refund {
         id: new_tx_id(),
         reversal_id: new_tx_id(),

@@ -17,6 +17,20 @@ pub use metrics::{CountRequests, RequestMetrics};
 pub use session::keep_line_in_sync;
 pub use status::{keep_books_checked, BooksCheck};
 
+/// The parsers of every request body, one per endpoint that takes one: the first thing each
+/// handler does with its body, and what `fuzz/`'s `request_bodies` target feeds. Each turns a
+/// JSON value into domain types or an [`ApiError`] of status 4xx.
+pub mod requests {
+    pub use super::admin::{
+        parse_close_day, parse_merchant, parse_policy, parse_test_clock, parse_top_up, NewMerchant,
+    };
+    pub use super::citizen::{parse_charge, parse_gift};
+    pub use super::merchant::{parse_payment, parse_refund};
+    pub use super::password::{parse_new_password, NewPassword};
+    pub use super::session::{parse_login_body, parse_registration, LoginBody};
+    pub use super::BODY_BYTES_MAX;
+}
+
 use std::sync::Arc;
 
 use actix_web::error::JsonPayloadError;
@@ -79,9 +93,22 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .configure(password::routes)
         .configure(status::routes)
         .configure(audit::routes)
-        .default_service(web::to(|| async {
-            Err::<HttpResponse, _>(ApiError::not_found("no such endpoint; see /openapi.json for the API"))
-        }));
+        .default_service(web::to(no_route));
+}
+
+/// What matched no route: 405 with `Allow` for a documented path asked with another method
+/// (RFC 9110: the resource exists), else 404.
+async fn no_route(request: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    let Some(allowed) = openapi::methods_of(request.path()) else {
+        return ApiError::not_found("no such endpoint; see /openapi.json for the API").error_response();
+    };
+    let message = format!("{} {} is not an endpoint; this path takes {allowed}", request.method(), request.path());
+    let mut response = ApiError::new(405, "method_not_allowed", message).error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allowed) {
+        response.headers_mut().insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }
 
 /// Headers every response carries. The API serves JSON to apps and POS terminals, never pages:
@@ -198,8 +225,12 @@ fn json_error(error: &JsonPayloadError) -> ApiError {
     }
 }
 
-/// Turns a JSON value into a request type; unknown or missing fields are 422.
+/// Turns a JSON value into a request type; unknown or missing fields are 422, and so is any body
+/// but an object (serde's derived structs would take an array of the fields' values in order).
 pub fn parse_body<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::validation("the request body must be a JSON object with the documented fields"));
+    }
     serde_json::from_value(body)
         .map_err(|error| ApiError::validation(format!("the request body does not fit: {error}")))
 }

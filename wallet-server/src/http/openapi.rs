@@ -120,8 +120,51 @@ impl Modify for BearerAuth {
 static DOCUMENT: LazyLock<String> =
     LazyLock::new(|| ApiDoc::openapi().to_json().expect("the OpenAPI document serialises to JSON"));
 
+/// Each documented path as its segments (`None` for a `{parameter}`) with the methods it has,
+/// in the order of an `Allow` header.
+static METHODS: LazyLock<Vec<(Vec<Option<String>>, String)>> = LazyLock::new(|| {
+    ApiDoc::openapi()
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let segments = path
+                .split('/')
+                .map(|segment| (!(segment.starts_with('{') && segment.ends_with('}'))).then(|| segment.to_owned()))
+                .collect();
+            let methods = [
+                ("GET", &item.get),
+                ("PUT", &item.put),
+                ("POST", &item.post),
+                ("DELETE", &item.delete),
+                ("PATCH", &item.patch),
+            ];
+            let allowed: Vec<&str> =
+                methods.iter().filter(|(_, operation)| operation.is_some()).map(|(method, _)| *method).collect();
+            (segments, allowed.join(", "))
+        })
+        .collect()
+});
+
+/// The methods the document gives the path of a request (for `Allow`), or `None` when no
+/// documented path matches it. A `{parameter}` matches any one non-empty segment.
+pub fn methods_of(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.split('/').collect();
+    METHODS
+        .iter()
+        .find(|(pattern, _)| {
+            pattern.len() == segments.len()
+                && pattern.iter().zip(&segments).all(|(expected, segment)| match expected {
+                    Some(literal) => literal == segment,
+                    None => !segment.is_empty(),
+                })
+        })
+        .map(|(_, methods)| methods.as_str())
+}
+
 pub fn routes(config: &mut web::ServiceConfig) {
     LazyLock::force(&DOCUMENT); // build it at start, not on the first request
+    LazyLock::force(&METHODS);
     config.route("/openapi.json", web::get().to(openapi_json));
 }
 
@@ -487,7 +530,7 @@ pub struct MerchantCreated {
 /// whole won.
 #[derive(ToSchema)]
 pub struct Policy {
-    #[schema(pattern = "^[01](\\.[0-9]{1,9})?$", example = "0.1")]
+    #[schema(pattern = "^(0(\\.[0-9]{1,9})?|1(\\.0{1,9})?)$", example = "0.1")]
     pub cashback_rate: String,
     #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "300000")]
     pub cashback_monthly_spend_cap: String,
@@ -495,7 +538,7 @@ pub struct Policy {
     pub monthly_charge_limit: String,
     #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "2000000")]
     pub holding_limit: String,
-    #[schema(pattern = "^[01](\\.[0-9]{1,9})?$", example = "0.005")]
+    #[schema(pattern = "^(0(\\.[0-9]{1,9})?|1(\\.0{1,9})?)$", example = "0.005")]
     pub merchant_fee_rate: String,
 }
 

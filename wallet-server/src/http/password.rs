@@ -34,14 +34,14 @@ pub fn routes(config: &mut web::ServiceConfig) {
 /// A citizen's new password, with the code the city issued.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewPassword {
+pub struct NewPassword {
     #[schema(example = "kim.minji")]
-    login: String,
+    pub login: String,
     /// The code of `POST /v1/admin/citizens/{login}/password-reset`.
-    reset_code: String,
+    pub reset_code: String,
     /// 8 to 128 characters.
     #[schema(min_length = 8, max_length = 128, format = Password)]
-    password: String,
+    pub password: String,
 }
 
 /// Issues a one-time code with which the citizen sets a password (replacing any earlier code).
@@ -90,6 +90,20 @@ async fn issue(state: State, request: HttpRequest, login: web::Path<String>) -> 
     Ok(HttpResponse::Created().json(json!({"reset_code": code, "expires_at": rfc3339(expires_at)})))
 }
 
+/// The body of `POST /v1/citizens/password`: a password of 8 to 128 characters (else 422), a
+/// login of the valid form and a code of at most 64 bytes (else `invalid_credentials`, as for a
+/// wrong one).
+pub fn parse_new_password(body: Value) -> Result<NewPassword, ApiError> {
+    let body: NewPassword = parse_body(body)?;
+    parse_password(&body.password)?;
+    let wrong = || ApiError::new(401, "invalid_credentials", "the login or reset code is wrong, used or expired");
+    parse_login(&body.login).map_err(|_| wrong())?;
+    if body.reset_code.len() > 64 {
+        return Err(wrong());
+    }
+    Ok(body)
+}
+
 /// Sets a citizen's password with a code the city issued; ends the citizen's sessions.
 #[utoipa::path(post, path = "/v1/citizens/password", tag = "sessions",
     request_body = NewPassword,
@@ -107,13 +121,9 @@ async fn issue(state: State, request: HttpRequest, login: web::Path<String>) -> 
     )
 )]
 async fn set_password(state: State, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
-    let body: NewPassword = parse_body(body.into_inner())?;
-    parse_password(&body.password)?;
+    let body = parse_new_password(body.into_inner())?;
     let wrong = || ApiError::new(401, "invalid_credentials", "the login or reset code is wrong, used or expired");
-    let login = parse_login(&body.login).map_err(|_| wrong())?.to_owned();
-    if body.reset_code.len() > 64 {
-        return Err(wrong());
-    }
+    let login = body.login;
     let code_hash = crate::auth::token_hash(&body.reset_code);
     // Hashed before the code is checked, so a wrong code takes as long as a right one.
     let hash = state.passwords.hash(body.password).await?;

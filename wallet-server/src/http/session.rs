@@ -47,13 +47,19 @@ struct Credentials {
 /// A login of any role; a citizen retrying from the waiting room adds its ticket.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginBody {
+pub struct LoginBody {
     #[schema(example = "kim.minji")]
-    login: String,
+    pub login: String,
     #[schema(format = Password)]
-    password: String,
+    pub password: String,
     /// The ticket of an earlier 503 `waiting_room` answer, when retrying from the waiting room.
-    ticket: Option<String>,
+    pub ticket: Option<String>,
+}
+
+/// The body of `POST /v1/sessions`. Its login and password are not checked for form: a wrong
+/// one is `invalid_credentials`, whatever its shape.
+pub fn parse_login_body(body: Value) -> Result<LoginBody, ApiError> {
+    parse_body(body)
 }
 
 /// A login: 3 to 64 characters of `[a-z0-9._-]`.
@@ -76,6 +82,14 @@ pub fn parse_password(password: &str) -> Result<&str, ApiError> {
     }
 }
 
+/// The body of `POST /v1/citizens`: a valid login and password.
+pub fn parse_registration(body: Value) -> Result<(String, String), ApiError> {
+    let credentials: Credentials = parse_body(body)?;
+    parse_login(&credentials.login)?;
+    parse_password(&credentials.password)?;
+    Ok((credentials.login, credentials.password))
+}
+
 /// Registers a citizen and opens the citizen's wallet.
 #[utoipa::path(post, path = "/v1/citizens", tag = "sessions",
     request_body = Credentials,
@@ -92,10 +106,8 @@ pub fn parse_password(password: &str) -> Result<&str, ApiError> {
     )
 )]
 async fn register(state: State, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
-    let credentials: Credentials = parse_body(body.into_inner())?;
-    let login = parse_login(&credentials.login)?.to_owned();
-    parse_password(&credentials.password)?;
-    let hash = state.passwords.hash(credentials.password).await?;
+    let (login, password) = parse_registration(body.into_inner())?;
+    let hash = state.passwords.hash(password).await?;
     let citizen_id = uuid::Uuid::new_v4().to_string();
     let wallet_id = uuid::Uuid::new_v4().to_string();
     let (citizen, wallet) = (citizen_id.clone(), wallet_id.clone());
@@ -145,7 +157,7 @@ async fn register(state: State, body: web::Json<Value>) -> Result<HttpResponse, 
     )
 )]
 async fn login(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
-    let body: LoginBody = parse_body(body.into_inner())?;
+    let body = parse_login_body(body.into_inner())?;
     // Throttled attempts are refused before anything else: no database read, no password work.
     let throttled = ThrottledAttempt::begin(&state, &request, &body.login)?;
     let login = body.login.clone();

@@ -1,0 +1,17 @@
+//! `wallet-server` as a library: the modules of the server, used by the command line
+//! (`main.rs`) and by the fuzz targets in `fuzz/`, which call the real parsers of request
+//! bodies and handover bundles.
+
+pub mod admission;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod export;
+pub mod handover;
+pub mod http;
+pub mod metrics;
+pub mod store;
+pub mod throttle;
+pub mod turns;
+pub mod writer;
