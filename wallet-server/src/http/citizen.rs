@@ -55,15 +55,16 @@ async fn citizen_wallet(state: &State, request: &HttpRequest) -> Result<(String,
     )
 )]
 async fn wallet(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    // One trip: the session, the citizen's wallet id, the city row and the wallet.
+    // One trip, one statement: the citizen's wallet joined with the city row (the session comes
+    // from the session cache, or from the same trip).
     let (_, (wallet, view)) =
         authenticate_with(&state, &request, Some(Role::Citizen), |connection, state, principal| {
-            let Some(wallet) = store::auth::wallet_of(connection, &principal.id)? else { return Ok((None, None)) };
-            let (policy, _, _) = store::ledger::load_state(connection, false)?;
+            let Some((wallet, wallet_state, policy)) = store::ledger::citizen_wallet_view(connection, &principal.id)?
+            else {
+                return Ok((None, None));
+            };
             let month = Month::of(state.clock.now());
-            let view =
-                store::ledger::load_wallets_unlocked(connection, &wallet)?.map(|state| state.view(month, &policy));
-            Ok((Some(wallet), view))
+            Ok((Some(wallet), Some(wallet_state.view(month, &policy))))
         })
         .await?;
     let wallet_id = wallet_id(wallet)?;

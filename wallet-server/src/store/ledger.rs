@@ -52,13 +52,7 @@ pub fn load_state(connection: &mut DbConn, lock: bool) -> StoreResult<(Policy, B
     ));
     let rows: Vec<StateRow> = if lock { load_locked!(connection, query)? } else { query.load(connection)? };
     let row = rows.into_iter().next().ok_or_else(|| StoreError::Corrupt("ledger_state row is missing".into()))?;
-    let policy = Policy {
-        cashback_rate: Rate::parse(&row.0).map_err(|error| corrupt("cashback_rate", error))?,
-        cashback_monthly_spend_cap: won(row.1),
-        monthly_charge_limit: won(row.2),
-        holding_limit: won(row.3),
-        merchant_fee_rate: Rate::parse(&row.4).map_err(|error| corrupt("merchant_fee_rate", error))?,
-    };
+    let policy = policy_of((row.0, row.1, row.2, row.3, row.4))?;
     let budget = BudgetState { funded: won(row.5), paid_out: won(row.6), reversed: won(row.7) };
     let system = SystemBalances {
         bank_clearing: won(row.8),
@@ -67,6 +61,53 @@ pub fn load_state(connection: &mut DbConn, lock: bool) -> StoreResult<(Policy, B
         handover_opening: won(row.11),
     };
     Ok((policy, budget, system))
+}
+
+type PolicyRow = (String, i64, i64, i64, String);
+
+fn policy_of(row: PolicyRow) -> StoreResult<Policy> {
+    Ok(Policy {
+        cashback_rate: Rate::parse(&row.0).map_err(|error| corrupt("cashback_rate", error))?,
+        cashback_monthly_spend_cap: won(row.1),
+        monthly_charge_limit: won(row.2),
+        holding_limit: won(row.3),
+        merchant_fee_rate: Rate::parse(&row.4).map_err(|error| corrupt("merchant_fee_rate", error))?,
+    })
+}
+
+/// A citizen's wallet id, its state and the policy in force, in one statement (one read
+/// transaction): what `GET /v1/wallet` shows. Not locked: a view, never a basis for a write.
+pub fn citizen_wallet_view(
+    connection: &mut DbConn,
+    citizen_id: &str,
+) -> StoreResult<Option<(String, WalletState, Policy)>> {
+    let rows: Vec<((String, i64, String, i64, i64, i64), PolicyRow)> = wallets::table
+        .inner_join(ledger_state::table.on(ledger_state::id.eq(1)))
+        .filter(wallets::citizen_id.eq(citizen_id))
+        .select((
+            (
+                wallets::wallet_id,
+                wallets::balance,
+                wallets::month,
+                wallets::charged,
+                wallets::eligible_spent,
+                wallets::cashback_earned,
+            ),
+            (
+                ledger_state::cashback_rate,
+                ledger_state::cashback_monthly_spend_cap,
+                ledger_state::monthly_charge_limit,
+                ledger_state::holding_limit,
+                ledger_state::merchant_fee_rate,
+            ),
+        ))
+        .load(connection)?;
+    let Some(((wallet_id, balance, month, charged, eligible_spent, cashback_earned), policy)) = rows.into_iter().next()
+    else {
+        return Ok(None);
+    };
+    let state = wallet_state((balance, month, charged, eligible_spent, cashback_earned))?;
+    Ok(Some((wallet_id, state, policy_of(policy)?)))
 }
 
 pub fn load_wallets(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<(WalletId, WalletState)>> {
@@ -489,7 +530,7 @@ fn serde_plain<T: serde::Serialize>(value: T) -> String {
     serde_json::to_value(value).ok().and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-/// One wallet, read without locking (for the citizen's view).
+/// One wallet, read without locking.
 pub fn load_wallets_unlocked(connection: &mut DbConn, id: &str) -> StoreResult<Option<WalletState>> {
     let row: Option<(i64, String, i64, i64, i64)> = wallets::table
         .filter(wallets::wallet_id.eq(id))
