@@ -65,6 +65,24 @@ pub fn load_state(connection: &mut DbConn, lock: bool) -> StoreResult<(Policy, B
 
 type PolicyRow = (String, i64, i64, i64, String);
 
+/// A wallet as the ledger reads it: its id, balance and this month's counters.
+type WalletRow = (String, i64, String, i64, i64, i64);
+const WALLET_ROW: (
+    wallets::wallet_id,
+    wallets::balance,
+    wallets::month,
+    wallets::charged,
+    wallets::eligible_spent,
+    wallets::cashback_earned,
+) = (
+    wallets::wallet_id,
+    wallets::balance,
+    wallets::month,
+    wallets::charged,
+    wallets::eligible_spent,
+    wallets::cashback_earned,
+);
+
 fn policy_of(row: PolicyRow) -> StoreResult<Policy> {
     Ok(Policy {
         cashback_rate: Rate::parse(&row.0).map_err(|error| corrupt("cashback_rate", error))?,
@@ -81,18 +99,11 @@ pub fn citizen_wallet_view(
     connection: &mut DbConn,
     citizen_id: &str,
 ) -> StoreResult<Option<(String, WalletState, Policy)>> {
-    let rows: Vec<((String, i64, String, i64, i64, i64), PolicyRow)> = wallets::table
+    let rows: Vec<(WalletRow, PolicyRow)> = wallets::table
         .inner_join(ledger_state::table.on(ledger_state::id.eq(1)))
         .filter(wallets::citizen_id.eq(citizen_id))
         .select((
-            (
-                wallets::wallet_id,
-                wallets::balance,
-                wallets::month,
-                wallets::charged,
-                wallets::eligible_spent,
-                wallets::cashback_earned,
-            ),
+            WALLET_ROW,
             (
                 ledger_state::cashback_rate,
                 ledger_state::cashback_monthly_spend_cap,
@@ -114,15 +125,8 @@ pub fn load_wallets(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let query = wallets::table.filter(wallets::wallet_id.eq_any(ids)).order(wallets::wallet_id).select((
-        wallets::wallet_id,
-        wallets::balance,
-        wallets::month,
-        wallets::charged,
-        wallets::eligible_spent,
-        wallets::cashback_earned,
-    ));
-    let rows: Vec<(String, i64, String, i64, i64, i64)> = load_locked!(connection, query)?;
+    let query = wallets::table.filter(wallets::wallet_id.eq_any(ids)).order(wallets::wallet_id).select(WALLET_ROW);
+    let rows: Vec<WalletRow> = load_locked!(connection, query)?;
     rows.into_iter()
         .map(|(id, balance, month, charged, eligible_spent, cashback_earned)| {
             let state = wallet_state((balance, month, charged, eligible_spent, cashback_earned))?;
