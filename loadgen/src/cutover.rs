@@ -2,6 +2,7 @@
 //! payments; the waiting room must let citizens in first come, first served, and payments must
 //! not suffer.
 
+use crate::in_range;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -106,13 +107,6 @@ pub struct CutoverArgs {
 
 impl CutoverArgs {
     fn check(&self) -> Result<(), String> {
-        let in_range = |name: &str, value: f64, low: f64, high: f64| {
-            if value.is_finite() && (low..=high).contains(&value) {
-                Ok(())
-            } else {
-                Err(format!("--{name} {value} is out of range: give {low} to {high}"))
-            }
-        };
         in_range("citizens", self.citizens as f64, 1.0, CITIZENS_MAX as f64)?;
         in_range("merchants", self.merchants as f64, 1.0, MERCHANTS_MAX as f64)?;
         in_range("payers", self.payers as f64, 1.0, PAYERS_MAX as f64)?;

@@ -10,6 +10,7 @@
 //! again. After the run, the owner logs in from the guessers' address, waiting out each
 //! Retry-After, to measure how long the guessing kept the owner out there.
 
+use crate::in_range;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -55,15 +56,9 @@ pub struct GuessArgs {
 impl GuessArgs {
     fn check(&self) -> Result<(), String> {
         self.common.check()?;
-        if !(1..=CONCURRENCY_MAX).contains(&self.concurrency) {
-            return Err(format!("--concurrency {} is out of range: give 1 to {CONCURRENCY_MAX}", self.concurrency));
-        }
-        if !(self.duration_s.is_finite() && (1.0..=DURATION_S_MAX).contains(&self.duration_s)) {
-            return Err(format!("--duration-s {} is out of range: give 1 to {DURATION_S_MAX}", self.duration_s));
-        }
-        if !(self.owner_every_s.is_finite() && (0.0..=DURATION_S_MAX).contains(&self.owner_every_s)) {
-            return Err(format!("--owner-every-s {} is out of range: give 0 to {DURATION_S_MAX}", self.owner_every_s));
-        }
+        in_range("concurrency", self.concurrency as f64, 1.0, CONCURRENCY_MAX as f64)?;
+        in_range("duration-s", self.duration_s, 1.0, DURATION_S_MAX)?;
+        in_range("owner-every-s", self.owner_every_s, 0.0, DURATION_S_MAX)?;
         if !self.owner_address.is_loopback() {
             return Err(format!("--owner-address {} is not a loopback address", self.owner_address));
         }

@@ -85,15 +85,19 @@ pub struct CommonArgs {
     pub run: Option<String>,
 }
 
+/// Checks a flag's value against its bounds: the one message every subcommand gives.
+fn in_range(name: &str, value: f64, low: f64, high: f64) -> Result<(), String> {
+    if value.is_finite() && (low..=high).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("--{name} {value} is out of range: give {low} to {high}"))
+    }
+}
+
 impl CommonArgs {
     fn check(&self) -> Result<(), String> {
-        if !(1..=IN_FLIGHT_MAX).contains(&self.in_flight_max) {
-            return Err(format!("--in-flight-max {} is out of range: give 1 to {IN_FLIGHT_MAX}", self.in_flight_max));
-        }
-        if !(self.request_timeout_s.is_finite() && (0.1..=300.0).contains(&self.request_timeout_s)) {
-            return Err(format!("--request-timeout-s {} is out of range: give 0.1 to 300", self.request_timeout_s));
-        }
-        Ok(())
+        in_range("in-flight-max", self.in_flight_max as f64, 1.0, IN_FLIGHT_MAX as f64)?;
+        in_range("request-timeout-s", self.request_timeout_s, 0.1, 300.0)
     }
 
     /// The checked loopback base URL (refuses any other host before a request is made).

@@ -10,6 +10,7 @@
 //! `--baseline` skips the setup and pays made-up codes with a made-up token: for
 //! `minimal-server`, which answers fixed JSON, so the same load measures the HTTP ceiling.
 
+use crate::in_range;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -86,13 +87,6 @@ pub struct PaymentsArgs {
 impl PaymentsArgs {
     fn check(&self) -> Result<(), String> {
         self.common.check()?;
-        let in_range = |name: &str, value: f64, low: f64, high: f64| {
-            if value.is_finite() && (low..=high).contains(&value) {
-                Ok(())
-            } else {
-                Err(format!("--{name} {value} is out of range: give {low} to {high}"))
-            }
-        };
         in_range("citizens", self.citizens as f64, 1.0, CITIZENS_MAX as f64)?;
         in_range("merchants", self.merchants as f64, 1.0, MERCHANTS_MAX as f64)?;
         in_range("concurrency", self.concurrency as f64, 1.0, CONCURRENCY_MAX as f64)?;
