@@ -457,14 +457,6 @@ fn count(value: u64) -> StoreResult<i64> {
 /// hundreds of rows saves most of the per-statement cost of a bulk write (a handover import).
 pub const ROWS_PER_INSERT: usize = 500;
 
-/// Executes one statement built for each backend (diesel's MultiConnection does not offer
-/// multi-row inserts or upserts itself).
-macro_rules! on_each_backend {
-    ($connection:expr, $statement:expr) => {
-        upsert!($connection, $statement)
-    };
-}
-
 /// The postings of `transactions`, a few hundred rows a statement.
 pub fn save_transactions(connection: &mut DbConn, transactions: &[Transaction]) -> StoreResult<()> {
     let mut rows = Vec::new();

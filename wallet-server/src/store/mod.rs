@@ -35,6 +35,14 @@ macro_rules! upsert {
     };
 }
 
+/// Executes one statement built for each backend: diesel's MultiConnection does not offer
+/// multi-row inserts (or upserts) itself.
+macro_rules! on_each_backend {
+    ($connection:expr, $statement:expr) => {
+        upsert!($connection, $statement)
+    };
+}
+
 pub mod audit;
 pub mod auth;
 pub mod expiry;

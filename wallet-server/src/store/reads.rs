@@ -214,10 +214,7 @@ pub fn save_idempotent_answers(connection: &mut DbConn, answers: &[NewAnswer<'_>
         })
         .collect();
     for chunk in rows.chunks(super::ledger::ROWS_PER_INSERT) {
-        match connection {
-            DbConn::Pg(pg) => diesel::insert_into(idempotency::table).values(chunk).execute(pg)?,
-            DbConn::Sqlite(sqlite) => diesel::insert_into(idempotency::table).values(chunk).execute(sqlite)?,
-        };
+        on_each_backend!(connection, diesel::insert_into(idempotency::table).values(chunk))?;
     }
     Ok(())
 }
