@@ -23,27 +23,11 @@ use chrono::{DateTime, Datelike, FixedOffset, SecondsFormat};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use wallet_server::handover::bundle::{
+    CITIZENS_FILE, CITIZENS_HEADER, FORMAT, MERCHANTS_FILE, MERCHANTS_HEADER, TRANSACTIONS_FILE, TRANSACTIONS_HEADER,
+};
 
-const FORMAT: &str = "regional-wallet-handover/1";
 const OPERATOR: &str = "Benchmark City Wallet Co. (generated)";
-const CITIZENS_FILE: &str = "citizens.csv";
-const MERCHANTS_FILE: &str = "merchants.csv";
-const TRANSACTIONS_FILE: &str = "transactions.csv";
-const CITIZENS_HEADER: &[&str] = &[
-    "citizen_id",
-    "login",
-    "password_hash",
-    "wallet_id",
-    "balance",
-    "month",
-    "charged_this_month",
-    "cashback_eligible_spent_this_month",
-    "created_at",
-];
-const MERCHANTS_HEADER: &[&str] =
-    &["merchant_id", "login", "password_hash", "name", "business_number", "bank_account", "category", "receivable"];
-const TRANSACTIONS_HEADER: &[&str] =
-    &["tx_id", "at", "kind", "wallet_id", "merchant_id", "amount", "cashback", "related_tx_id"];
 
 /// Bounds of the flags.
 const CITIZENS_MAX: u64 = 10_000_000;
