@@ -10,7 +10,10 @@ use super::openapi::{
     ChargeReceipt, ErrorBody, Forbidden, GiftReceipt, HistoryPage, IdempotencyConflict, IdempotencyKey, InternalError,
     InvalidJsonOrKey, Overloaded, PayloadTooLarge, PaymentCodeIssued, RequestTimeout, Unauthorized, WalletView,
 };
-use super::{authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, rfc3339, submit, Role, State};
+use super::{
+    authenticate_point_read, authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, rfc3339, submit,
+    Role, State,
+};
 use crate::error::ApiError;
 use crate::store;
 use crate::writer::WriteOp;
@@ -35,10 +38,11 @@ fn wallet_id(stored: Option<String>) -> Result<WalletId, ApiError> {
 
 /// The caller's wallet id: authenticates as a citizen.
 async fn citizen_wallet(state: &State, request: &HttpRequest) -> Result<(String, WalletId), ApiError> {
-    let (principal, wallet) = authenticate_with(state, request, Some(Role::Citizen), |connection, _, principal| {
-        store::auth::wallet_of(connection, &principal.id)
-    })
-    .await?;
+    let (principal, wallet) =
+        authenticate_point_read(state, request, Some(Role::Citizen), |connection, _, principal| {
+            store::auth::wallet_of(connection, &principal.id)
+        })
+        .await?;
     Ok((principal.id, wallet_id(wallet)?))
 }
 
@@ -55,10 +59,10 @@ async fn citizen_wallet(state: &State, request: &HttpRequest) -> Result<(String,
     )
 )]
 async fn wallet(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    // One trip, one statement: the citizen's wallet joined with the city row (the session comes
-    // from the session cache, or from the same trip).
+    // One statement: the citizen's wallet joined with the city row, read on this worker when the
+    // session is cached (else in one trip to the blocking pool with the session check).
     let (_, (wallet, view)) =
-        authenticate_with(&state, &request, Some(Role::Citizen), |connection, state, principal| {
+        authenticate_point_read(&state, &request, Some(Role::Citizen), |connection, state, principal| {
             let Some((wallet, wallet_state, policy)) = store::ledger::citizen_wallet_view(connection, &principal.id)?
             else {
                 return Ok((None, None));

@@ -2,13 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::upsert::excluded;
 use wallet_core::{
     Account, BudgetState, BusinessDate, Changes, DaySales, HistoryItem, MerchantId, MerchantState, Month, PaymentCode,
     PaymentCodeState, PaymentState, Policy, Rate, Settlement, SystemBalances, Transaction, TxId, WalletId, WalletState,
     Won,
 };
 
+use super::fixed::{self, Bind, Fixed};
 use super::schema::*;
 use super::{DbConn, StoreError, StoreResult};
 
@@ -316,106 +316,139 @@ pub fn load_settlement(connection: &mut DbConn, date: BusinessDate) -> StoreResu
 
 /// Writes everything a batch changed, each entity once.
 pub fn save_changes(connection: &mut DbConn, changes: &Changes, now: DateTime<Utc>) -> StoreResult<()> {
-    if changes.policy.is_some() || changes.budget.is_some() || changes.system.is_some() {
-        let (policy, budget, system) = load_state(connection, false)?;
-        let policy = changes.policy.clone().unwrap_or(policy);
-        let budget = changes.budget.unwrap_or(budget);
-        let system = changes.system.unwrap_or(system);
-        diesel::update(ledger_state::table.filter(ledger_state::id.eq(1)))
-            .set((
-                ledger_state::cashback_rate.eq(policy.cashback_rate.to_string()),
-                ledger_state::cashback_monthly_spend_cap.eq(cents(policy.cashback_monthly_spend_cap)?),
-                ledger_state::monthly_charge_limit.eq(cents(policy.monthly_charge_limit)?),
-                ledger_state::holding_limit.eq(cents(policy.holding_limit)?),
-                ledger_state::merchant_fee_rate.eq(policy.merchant_fee_rate.to_string()),
-                ledger_state::budget_funded.eq(cents(budget.funded)?),
-                ledger_state::budget_paid_out.eq(cents(budget.paid_out)?),
-                ledger_state::budget_reversed.eq(cents(budget.reversed)?),
-                ledger_state::bank_clearing.eq(cents(system.bank_clearing)?),
-                ledger_state::settlement_payouts.eq(cents(system.settlement_payouts)?),
-                ledger_state::fee_income.eq(cents(system.fee_income)?),
-                ledger_state::handover_opening.eq(cents(system.handover_opening)?),
-            ))
-            .execute(connection)?;
+    // The city row in parts, each only when it changed: the budget changes with nearly every
+    // payment, the policy rarely.
+    if let Some(policy) = &changes.policy {
+        let (cashback_rate, fee_rate) = (policy.cashback_rate.to_string(), policy.merchant_fee_rate.to_string());
+        fixed::execute(
+            connection,
+            Fixed::new(
+                "UPDATE ledger_state SET cashback_rate = ?, cashback_monthly_spend_cap = ?, monthly_charge_limit = ?, \
+                 holding_limit = ?, merchant_fee_rate = ? WHERE id = 1",
+                vec![
+                    Bind::Text(&cashback_rate),
+                    Bind::BigInt(cents(policy.cashback_monthly_spend_cap)?),
+                    Bind::BigInt(cents(policy.monthly_charge_limit)?),
+                    Bind::BigInt(cents(policy.holding_limit)?),
+                    Bind::Text(&fee_rate),
+                ],
+            ),
+        )?;
     }
+    if let Some(budget) = &changes.budget {
+        fixed::execute(
+            connection,
+            Fixed::new(
+                "UPDATE ledger_state SET budget_funded = ?, budget_paid_out = ?, budget_reversed = ? WHERE id = 1",
+                vec![
+                    Bind::BigInt(cents(budget.funded)?),
+                    Bind::BigInt(cents(budget.paid_out)?),
+                    Bind::BigInt(cents(budget.reversed)?),
+                ],
+            ),
+        )?;
+    }
+    if let Some(system) = &changes.system {
+        fixed::execute(
+            connection,
+            Fixed::new(
+                "UPDATE ledger_state SET bank_clearing = ?, settlement_payouts = ?, fee_income = ?, \
+                 handover_opening = ? WHERE id = 1",
+                vec![
+                    Bind::BigInt(cents(system.bank_clearing)?),
+                    Bind::BigInt(cents(system.settlement_payouts)?),
+                    Bind::BigInt(cents(system.fee_income)?),
+                    Bind::BigInt(cents(system.handover_opening)?),
+                ],
+            ),
+        )?;
+    }
+    // One fixed statement per row (kept prepared, see `fixed`): a batch of a few dozen payments
+    // touches each wallet and merchant once, each a single-row change.
     for (id, wallet) in &changes.wallets {
-        diesel::update(wallets::table.filter(wallets::wallet_id.eq(id.as_str())))
-            .set((
-                wallets::balance.eq(cents(wallet.balance)?),
-                wallets::month.eq(wallet.counters.month.to_string()),
-                wallets::charged.eq(cents(wallet.counters.charged)?),
-                wallets::eligible_spent.eq(cents(wallet.counters.eligible_spent)?),
-                wallets::cashback_earned.eq(cents(wallet.counters.cashback_earned)?),
-            ))
-            .execute(connection)?;
+        let month = wallet.counters.month.to_string();
+        fixed::execute(
+            connection,
+            Fixed::new(
+                "UPDATE wallets SET balance = ?, month = ?, charged = ?, eligible_spent = ?, cashback_earned = ? \
+                 WHERE wallet_id = ?",
+                vec![
+                    Bind::BigInt(cents(wallet.balance)?),
+                    Bind::Text(&month),
+                    Bind::BigInt(cents(wallet.counters.charged)?),
+                    Bind::BigInt(cents(wallet.counters.eligible_spent)?),
+                    Bind::BigInt(cents(wallet.counters.cashback_earned)?),
+                    Bind::Text(id.as_str()),
+                ],
+            ),
+        )?;
     }
     for (id, merchant) in &changes.merchants {
-        diesel::update(merchants::table.filter(merchants::merchant_id.eq(id.as_str())))
-            .set((
-                merchants::receivable.eq(cents(merchant.receivable)?),
-                merchants::carried_negative.eq(cents(merchant.carried_negative)?),
-            ))
-            .execute(connection)?;
-    }
-    // A batch's used codes in one statement (on PostgreSQL, one round trip instead of one each).
-    let used: Vec<&str> = changes.codes.iter().filter(|(_, state)| state.used).map(|(code, _)| code.as_str()).collect();
-    for chunk in used.chunks(ROWS_PER_INSERT) {
-        diesel::update(payment_codes::table.filter(payment_codes::code.eq_any(chunk)))
-            .set(payment_codes::used.eq(true))
-            .execute(connection)?;
-    }
-    for (code, _) in changes.codes.iter().filter(|(_, state)| !state.used) {
-        diesel::update(payment_codes::table.filter(payment_codes::code.eq(code.as_str())))
-            .set(payment_codes::used.eq(false))
-            .execute(connection)?;
-    }
-    let mut payment_rows = Vec::with_capacity(changes.payments.len());
-    for (id, payment) in &changes.payments {
-        payment_rows.push((
-            payments::payment_id.eq(id.as_str()),
-            payments::merchant_id.eq(payment.merchant.as_str()),
-            payments::wallet_id.eq(payment.wallet.as_str()),
-            payments::amount.eq(cents(payment.amount.won())?),
-            payments::cashback.eq(cents(payment.cashback)?),
-            payments::eligible.eq(cents(payment.eligible)?),
-            payments::month.eq(payment.month.to_string()),
-            payments::at_ms.eq(millis(payment.at)),
-            payments::refunded.eq(cents(payment.refunded)?),
-            payments::cashback_reversed.eq(cents(payment.cashback_reversed)?),
-            payments::eligible_returned.eq(cents(payment.eligible_returned)?),
-        ));
-    }
-    for chunk in payment_rows.chunks(ROWS_PER_INSERT) {
-        upsert!(
+        fixed::execute(
             connection,
-            diesel::insert_into(payments::table).values(chunk).on_conflict(payments::payment_id).do_update().set((
-                payments::refunded.eq(excluded(payments::refunded)),
-                payments::cashback_reversed.eq(excluded(payments::cashback_reversed)),
-                payments::eligible_returned.eq(excluded(payments::eligible_returned)),
-            ))
+            Fixed::new(
+                "UPDATE merchants SET receivable = ?, carried_negative = ? WHERE merchant_id = ?",
+                vec![
+                    Bind::BigInt(cents(merchant.receivable)?),
+                    Bind::BigInt(cents(merchant.carried_negative)?),
+                    Bind::Text(id.as_str()),
+                ],
+            ),
+        )?;
+    }
+    for (code, state) in &changes.codes {
+        fixed::execute(
+            connection,
+            Fixed::new(
+                "UPDATE payment_codes SET used = ? WHERE code = ?",
+                vec![Bind::Bool(state.used), Bind::Text(code.as_str())],
+            ),
+        )?;
+    }
+    for (id, payment) in &changes.payments {
+        let month = payment.month.to_string();
+        fixed::execute(
+            connection,
+            Fixed::new(
+                "INSERT INTO payments (payment_id, merchant_id, wallet_id, amount, cashback, eligible, month, at_ms, \
+                 refunded, cashback_reversed, eligible_returned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (payment_id) DO UPDATE SET refunded = excluded.refunded, \
+                 cashback_reversed = excluded.cashback_reversed, eligible_returned = excluded.eligible_returned",
+                vec![
+                    Bind::Text(id.as_str()),
+                    Bind::Text(payment.merchant.as_str()),
+                    Bind::Text(payment.wallet.as_str()),
+                    Bind::BigInt(cents(payment.amount.won())?),
+                    Bind::BigInt(cents(payment.cashback)?),
+                    Bind::BigInt(cents(payment.eligible)?),
+                    Bind::Text(&month),
+                    Bind::BigInt(millis(payment.at)),
+                    Bind::BigInt(cents(payment.refunded)?),
+                    Bind::BigInt(cents(payment.cashback_reversed)?),
+                    Bind::BigInt(cents(payment.eligible_returned)?),
+                ],
+            ),
         )?;
     }
     for ((date, merchant), sales) in &changes.sales {
-        let row = (
-            daily_sales::business_date.eq(date.to_string()),
-            daily_sales::merchant_id.eq(merchant.as_str()),
-            daily_sales::payments_count.eq(count(sales.payments_count)?),
-            daily_sales::payments_amount.eq(cents(sales.payments_amount)?),
-            daily_sales::refunds_count.eq(count(sales.refunds_count)?),
-            daily_sales::refunds_amount.eq(cents(sales.refunds_amount)?),
-        );
-        upsert!(
+        let date = date.to_string();
+        fixed::execute(
             connection,
-            diesel::insert_into(daily_sales::table)
-                .values(row.clone())
-                .on_conflict((daily_sales::business_date, daily_sales::merchant_id))
-                .do_update()
-                .set((
-                    daily_sales::payments_count.eq(excluded(daily_sales::payments_count)),
-                    daily_sales::payments_amount.eq(excluded(daily_sales::payments_amount)),
-                    daily_sales::refunds_count.eq(excluded(daily_sales::refunds_count)),
-                    daily_sales::refunds_amount.eq(excluded(daily_sales::refunds_amount)),
-                ))
+            Fixed::new(
+                "INSERT INTO daily_sales (business_date, merchant_id, payments_count, payments_amount, \
+                 refunds_count, refunds_amount) VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (business_date, merchant_id) DO UPDATE SET payments_count = excluded.payments_count, \
+                 payments_amount = excluded.payments_amount, refunds_count = excluded.refunds_count, \
+                 refunds_amount = excluded.refunds_amount",
+                vec![
+                    Bind::Text(&date),
+                    Bind::Text(merchant.as_str()),
+                    Bind::BigInt(count(sales.payments_count)?),
+                    Bind::BigInt(cents(sales.payments_amount)?),
+                    Bind::BigInt(count(sales.refunds_count)?),
+                    Bind::BigInt(cents(sales.refunds_amount)?),
+                ],
+            ),
         )?;
     }
     for settlement in &changes.settlements {
@@ -478,9 +511,7 @@ pub fn save_transactions(connection: &mut DbConn, transactions: &[Transaction]) 
             ));
         }
     }
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        on_each_backend!(connection, diesel::insert_into(postings::table).values(chunk))?;
-    }
+    insert_rows!(connection, postings::table, rows);
     Ok(())
 }
 
@@ -503,9 +534,7 @@ pub fn save_history(connection: &mut DbConn, items: &[HistoryItem]) -> StoreResu
             history::related_id.eq(item.related.as_ref().map(|id| id.as_str())),
         ));
     }
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        on_each_backend!(connection, diesel::insert_into(history::table).values(chunk))?;
-    }
+    insert_rows!(connection, history::table, rows);
     Ok(())
 }
 

@@ -213,9 +213,7 @@ pub fn save_idempotent_answers(connection: &mut DbConn, answers: &[NewAnswer<'_>
             )
         })
         .collect();
-    for chunk in rows.chunks(super::ledger::ROWS_PER_INSERT) {
-        on_each_backend!(connection, diesel::insert_into(idempotency::table).values(chunk))?;
-    }
+    insert_rows!(connection, idempotency::table, rows);
     Ok(())
 }
 
