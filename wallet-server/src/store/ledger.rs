@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::upsert::excluded;
 use wallet_core::{
     Account, BudgetState, BusinessDate, Changes, DaySales, HistoryItem, MerchantId, MerchantState, Month, PaymentCode,
     PaymentCodeState, PaymentState, Policy, Rate, Settlement, SystemBalances, Transaction, TxId, WalletId, WalletState,
@@ -125,8 +126,7 @@ pub fn load_wallets(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let query = wallets::table.filter(wallets::wallet_id.eq_any(ids)).order(wallets::wallet_id).select(WALLET_ROW);
-    let rows: Vec<WalletRow> = load_locked!(connection, query)?;
+    let rows: Vec<WalletRow> = load_keyed!(connection, wallets::table.select(WALLET_ROW), wallets::wallet_id, ids)?;
     rows.into_iter()
         .map(|(id, balance, month, charged, eligible_spent, cashback_earned)| {
             let state = wallet_state((balance, month, charged, eligible_spent, cashback_earned))?;
@@ -210,13 +210,13 @@ pub fn load_codes(connection: &mut DbConn, codes: &[String]) -> StoreResult<Vec<
     if codes.is_empty() {
         return Ok(Vec::new());
     }
-    let query = payment_codes::table.filter(payment_codes::code.eq_any(codes)).order(payment_codes::code).select((
+    let query = payment_codes::table.select((
         payment_codes::code,
         payment_codes::wallet_id,
         payment_codes::expires_at_ms,
         payment_codes::used,
     ));
-    let rows: Vec<(String, String, i64, bool)> = load_locked!(connection, query)?;
+    let rows: Vec<(String, String, i64, bool)> = load_keyed!(connection, query, payment_codes::code, codes)?;
     rows.into_iter()
         .map(|(code, wallet, expires_at_ms, used)| {
             let state = PaymentCodeState {
@@ -396,39 +396,10 @@ pub fn save_changes(connection: &mut DbConn, changes: &Changes, now: DateTime<Ut
             ),
         )?;
     }
-    for (code, state) in &changes.codes {
-        fixed::execute(
-            connection,
-            Fixed::new(
-                "UPDATE payment_codes SET used = ? WHERE code = ?",
-                vec![Bind::Bool(state.used), Bind::Text(code.as_str())],
-            ),
-        )?;
-    }
-    for (id, payment) in &changes.payments {
-        let month = payment.month.to_string();
-        fixed::execute(
-            connection,
-            Fixed::new(
-                "INSERT INTO payments (payment_id, merchant_id, wallet_id, amount, cashback, eligible, month, at_ms, \
-                 refunded, cashback_reversed, eligible_returned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (payment_id) DO UPDATE SET refunded = excluded.refunded, \
-                 cashback_reversed = excluded.cashback_reversed, eligible_returned = excluded.eligible_returned",
-                vec![
-                    Bind::Text(id.as_str()),
-                    Bind::Text(payment.merchant.as_str()),
-                    Bind::Text(payment.wallet.as_str()),
-                    Bind::BigInt(cents(payment.amount.won())?),
-                    Bind::BigInt(cents(payment.cashback)?),
-                    Bind::BigInt(cents(payment.eligible)?),
-                    Bind::Text(&month),
-                    Bind::BigInt(millis(payment.at)),
-                    Bind::BigInt(cents(payment.refunded)?),
-                    Bind::BigInt(cents(payment.cashback_reversed)?),
-                    Bind::BigInt(cents(payment.eligible_returned)?),
-                ],
-            ),
-        )?;
+    if matches!(connection, DbConn::Pg(_)) {
+        save_codes_and_payments_in_bulk(connection, changes)?;
+    } else {
+        save_codes_and_payments_by_row(connection, changes)?;
     }
     for ((date, merchant), sales) in &changes.sales {
         let date = date.to_string();
@@ -477,6 +448,89 @@ pub fn save_changes(connection: &mut DbConn, changes: &Changes, now: DateTime<Ut
                 ))
                 .execute(connection)?;
         }
+    }
+    Ok(())
+}
+
+/// The batch's payment codes and payments, one kept-prepared statement a row: on SQLite, where
+/// a statement costs no round trip, and a multi-row one would be prepared anew for each size.
+fn save_codes_and_payments_by_row(connection: &mut DbConn, changes: &Changes) -> StoreResult<()> {
+    for (code, state) in &changes.codes {
+        fixed::execute(
+            connection,
+            Fixed::new(
+                "UPDATE payment_codes SET used = ? WHERE code = ?",
+                vec![Bind::Bool(state.used), Bind::Text(code.as_str())],
+            ),
+        )?;
+    }
+    for (id, payment) in &changes.payments {
+        let month = payment.month.to_string();
+        fixed::execute(
+            connection,
+            Fixed::new(
+                "INSERT INTO payments (payment_id, merchant_id, wallet_id, amount, cashback, eligible, month, at_ms, \
+                 refunded, cashback_reversed, eligible_returned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (payment_id) DO UPDATE SET refunded = excluded.refunded, \
+                 cashback_reversed = excluded.cashback_reversed, eligible_returned = excluded.eligible_returned",
+                vec![
+                    Bind::Text(id.as_str()),
+                    Bind::Text(payment.merchant.as_str()),
+                    Bind::Text(payment.wallet.as_str()),
+                    Bind::BigInt(cents(payment.amount.won())?),
+                    Bind::BigInt(cents(payment.cashback)?),
+                    Bind::BigInt(cents(payment.eligible)?),
+                    Bind::Text(&month),
+                    Bind::BigInt(millis(payment.at)),
+                    Bind::BigInt(cents(payment.refunded)?),
+                    Bind::BigInt(cents(payment.cashback_reversed)?),
+                    Bind::BigInt(cents(payment.eligible_returned)?),
+                ],
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// The batch's payment codes and payments in a few statements: on PostgreSQL each statement is
+/// a round trip, and a batch of 60 payments would otherwise make 120 of them.
+fn save_codes_and_payments_in_bulk(connection: &mut DbConn, changes: &Changes) -> StoreResult<()> {
+    let used: Vec<&str> = changes.codes.iter().filter(|(_, state)| state.used).map(|(code, _)| code.as_str()).collect();
+    for chunk in used.chunks(ROWS_PER_INSERT) {
+        diesel::update(payment_codes::table.filter(payment_codes::code.eq_any(chunk)))
+            .set(payment_codes::used.eq(true))
+            .execute(connection)?;
+    }
+    for (code, _) in changes.codes.iter().filter(|(_, state)| !state.used) {
+        diesel::update(payment_codes::table.filter(payment_codes::code.eq(code.as_str())))
+            .set(payment_codes::used.eq(false))
+            .execute(connection)?;
+    }
+    let mut rows = Vec::with_capacity(changes.payments.len());
+    for (id, payment) in &changes.payments {
+        rows.push((
+            payments::payment_id.eq(id.as_str()),
+            payments::merchant_id.eq(payment.merchant.as_str()),
+            payments::wallet_id.eq(payment.wallet.as_str()),
+            payments::amount.eq(cents(payment.amount.won())?),
+            payments::cashback.eq(cents(payment.cashback)?),
+            payments::eligible.eq(cents(payment.eligible)?),
+            payments::month.eq(payment.month.to_string()),
+            payments::at_ms.eq(millis(payment.at)),
+            payments::refunded.eq(cents(payment.refunded)?),
+            payments::cashback_reversed.eq(cents(payment.cashback_reversed)?),
+            payments::eligible_returned.eq(cents(payment.eligible_returned)?),
+        ));
+    }
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        upsert!(
+            connection,
+            diesel::insert_into(payments::table).values(chunk).on_conflict(payments::payment_id).do_update().set((
+                payments::refunded.eq(excluded(payments::refunded)),
+                payments::cashback_reversed.eq(excluded(payments::cashback_reversed)),
+                payments::eligible_returned.eq(excluded(payments::eligible_returned)),
+            ))
+        )?;
     }
     Ok(())
 }

@@ -35,6 +35,26 @@ macro_rules! upsert {
     };
 }
 
+/// Loads the rows whose `$column` is one of `$keys` from `$query` (a table with its `select`).
+/// On PostgreSQL one `IN` query, the rows locked in key order for the rest of the transaction
+/// (one round trip; the order is what keeps two servers' batches from deadlocking). On SQLite
+/// (`BEGIN IMMEDIATE` already holds the write lock) one kept-prepared lookup per key: an `IN`
+/// list is prepared anew for every length, which cost the writer more than the lookups.
+macro_rules! load_keyed {
+    ($connection:expr, $query:expr, $column:expr, $keys:expr) => {
+        match $connection {
+            DbConn::Pg(pg) => $query.filter($column.eq_any($keys)).order($column).for_update().load(pg),
+            DbConn::Sqlite(sqlite) => {
+                let mut rows = Vec::with_capacity($keys.len());
+                for key in $keys.iter() {
+                    rows.extend($query.filter($column.eq(key)).load(sqlite)?);
+                }
+                Ok::<_, diesel::result::Error>(rows)
+            }
+        }
+    };
+}
+
 /// Inserts `rows` (a slice of `(column.eq(value), …)` tuples) into `table`. On PostgreSQL, a
 /// few hundred rows a statement: one round trip instead of one each. On SQLite, one single-row
 /// statement each, kept prepared: a multi-row `INSERT` there is prepared anew for every row

@@ -166,21 +166,37 @@ pub fn idempotent_answers(
     if pairs.is_empty() {
         return Ok(found);
     }
+    let columns = (
+        idempotency::principal_id,
+        idempotency::idem_key,
+        idempotency::request_hash,
+        idempotency::status,
+        idempotency::body,
+        idempotency::created_at_ms,
+    );
     let wanted: HashSet<(&str, &str)> = pairs.iter().copied().collect();
-    let principals: BTreeSet<&str> = pairs.iter().map(|(principal, _)| *principal).collect();
-    let keys: BTreeSet<&str> = pairs.iter().map(|(_, key)| *key).collect();
-    let rows: Vec<(String, String, String, i32, String, i64)> = idempotency::table
-        .filter(idempotency::idem_key.eq_any(keys))
-        .filter(idempotency::principal_id.eq_any(principals))
-        .select((
-            idempotency::principal_id,
-            idempotency::idem_key,
-            idempotency::request_hash,
-            idempotency::status,
-            idempotency::body,
-            idempotency::created_at_ms,
-        ))
-        .load(connection)?;
+    let mut rows: Vec<(String, String, String, i32, String, i64)> = Vec::new();
+    if let DbConn::Sqlite(sqlite) = connection {
+        // One kept-prepared lookup a pair (an `IN` list is prepared anew for every length).
+        for (principal, key) in &wanted {
+            rows.extend(
+                idempotency::table
+                    .filter(idempotency::principal_id.eq(*principal))
+                    .filter(idempotency::idem_key.eq(*key))
+                    .select(columns)
+                    .load::<(String, String, String, i32, String, i64)>(sqlite)?,
+            );
+        }
+    } else {
+        // One round trip on PostgreSQL; the pairs are picked out of the rows below.
+        let principals: BTreeSet<&str> = pairs.iter().map(|(principal, _)| *principal).collect();
+        let keys: BTreeSet<&str> = pairs.iter().map(|(_, key)| *key).collect();
+        rows = idempotency::table
+            .filter(idempotency::idem_key.eq_any(keys))
+            .filter(idempotency::principal_id.eq_any(principals))
+            .select(columns)
+            .load(connection)?;
+    }
     for (principal, key, hash, status, body, created_at_ms) in rows {
         if wanted.contains(&(principal.as_str(), key.as_str())) {
             found.insert((principal, key), (hash, status, body, created_at_ms));
