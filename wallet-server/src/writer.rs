@@ -236,6 +236,9 @@ fn run(
         had_company = batch.len() > 1;
         if connection.is_none() {
             connection = pool.get().map_err(|error| tracing::error!(%error, "writer has no connection")).ok();
+            if let Some(connection) = connection.as_mut() {
+                store::writer_cache(connection);
+            }
         }
         let started = Instant::now();
         let answers = match connection.as_mut() {
