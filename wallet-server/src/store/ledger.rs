@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Text};
 use diesel::upsert::excluded;
 use wallet_core::{
     Account, BudgetState, BusinessDate, Changes, DaySales, HistoryItem, MerchantId, MerchantState, Month, PaymentCode,
@@ -363,64 +364,10 @@ pub fn save_changes(connection: &mut DbConn, changes: &Changes, now: DateTime<Ut
             ),
         )?;
     }
-    // One fixed statement per row (kept prepared, see `fixed`): a batch of a few dozen payments
-    // touches each wallet and merchant once, each a single-row change.
-    for (id, wallet) in &changes.wallets {
-        let month = wallet.counters.month.to_string();
-        fixed::execute(
-            connection,
-            Fixed::new(
-                "UPDATE wallets SET balance = ?, month = ?, charged = ?, eligible_spent = ?, cashback_earned = ? \
-                 WHERE wallet_id = ?",
-                vec![
-                    Bind::BigInt(cents(wallet.balance)?),
-                    Bind::Text(&month),
-                    Bind::BigInt(cents(wallet.counters.charged)?),
-                    Bind::BigInt(cents(wallet.counters.eligible_spent)?),
-                    Bind::BigInt(cents(wallet.counters.cashback_earned)?),
-                    Bind::Text(id.as_str()),
-                ],
-            ),
-        )?;
-    }
-    for (id, merchant) in &changes.merchants {
-        fixed::execute(
-            connection,
-            Fixed::new(
-                "UPDATE merchants SET receivable = ?, carried_negative = ? WHERE merchant_id = ?",
-                vec![
-                    Bind::BigInt(cents(merchant.receivable)?),
-                    Bind::BigInt(cents(merchant.carried_negative)?),
-                    Bind::Text(id.as_str()),
-                ],
-            ),
-        )?;
-    }
     if matches!(connection, DbConn::Pg(_)) {
-        save_codes_and_payments_in_bulk(connection, changes)?;
+        save_rows_in_bulk(connection, changes)?;
     } else {
-        save_codes_and_payments_by_row(connection, changes)?;
-    }
-    for ((date, merchant), sales) in &changes.sales {
-        let date = date.to_string();
-        fixed::execute(
-            connection,
-            Fixed::new(
-                "INSERT INTO daily_sales (business_date, merchant_id, payments_count, payments_amount, \
-                 refunds_count, refunds_amount) VALUES (?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (business_date, merchant_id) DO UPDATE SET payments_count = excluded.payments_count, \
-                 payments_amount = excluded.payments_amount, refunds_count = excluded.refunds_count, \
-                 refunds_amount = excluded.refunds_amount",
-                vec![
-                    Bind::Text(&date),
-                    Bind::Text(merchant.as_str()),
-                    Bind::BigInt(count(sales.payments_count)?),
-                    Bind::BigInt(cents(sales.payments_amount)?),
-                    Bind::BigInt(count(sales.refunds_count)?),
-                    Bind::BigInt(cents(sales.refunds_amount)?),
-                ],
-            ),
-        )?;
+        save_rows_one_by_one(connection, changes)?;
     }
     for settlement in &changes.settlements {
         let date = settlement.business_date.to_string();
@@ -452,9 +399,42 @@ pub fn save_changes(connection: &mut DbConn, changes: &Changes, now: DateTime<Ut
     Ok(())
 }
 
-/// The batch's payment codes and payments, one kept-prepared statement a row: on SQLite, where
-/// a statement costs no round trip, and a multi-row one would be prepared anew for each size.
-fn save_codes_and_payments_by_row(connection: &mut DbConn, changes: &Changes) -> StoreResult<()> {
+/// The batch's wallets, merchants, payment codes, payments and sales rows, one kept-prepared
+/// statement a row (see `fixed`): on SQLite, where a statement costs no round trip, and a
+/// multi-row one would be prepared anew for each size. A batch of a few dozen payments touches
+/// each wallet and merchant once.
+fn save_rows_one_by_one(connection: &mut DbConn, changes: &Changes) -> StoreResult<()> {
+    for (id, wallet) in &changes.wallets {
+        let month = wallet.counters.month.to_string();
+        fixed::execute(
+            connection,
+            Fixed::new(
+                "UPDATE wallets SET balance = ?, month = ?, charged = ?, eligible_spent = ?, cashback_earned = ? \
+                 WHERE wallet_id = ?",
+                vec![
+                    Bind::BigInt(cents(wallet.balance)?),
+                    Bind::Text(&month),
+                    Bind::BigInt(cents(wallet.counters.charged)?),
+                    Bind::BigInt(cents(wallet.counters.eligible_spent)?),
+                    Bind::BigInt(cents(wallet.counters.cashback_earned)?),
+                    Bind::Text(id.as_str()),
+                ],
+            ),
+        )?;
+    }
+    for (id, merchant) in &changes.merchants {
+        fixed::execute(
+            connection,
+            Fixed::new(
+                "UPDATE merchants SET receivable = ?, carried_negative = ? WHERE merchant_id = ?",
+                vec![
+                    Bind::BigInt(cents(merchant.receivable)?),
+                    Bind::BigInt(cents(merchant.carried_negative)?),
+                    Bind::Text(id.as_str()),
+                ],
+            ),
+        )?;
+    }
     for (code, state) in &changes.codes {
         fixed::execute(
             connection,
@@ -489,12 +469,106 @@ fn save_codes_and_payments_by_row(connection: &mut DbConn, changes: &Changes) ->
             ),
         )?;
     }
+    for ((date, merchant), sales) in &changes.sales {
+        let date = date.to_string();
+        fixed::execute(
+            connection,
+            Fixed::new(
+                "INSERT INTO daily_sales (business_date, merchant_id, payments_count, payments_amount, \
+                 refunds_count, refunds_amount) VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (business_date, merchant_id) DO UPDATE SET payments_count = excluded.payments_count, \
+                 payments_amount = excluded.payments_amount, refunds_count = excluded.refunds_count, \
+                 refunds_amount = excluded.refunds_amount",
+                vec![
+                    Bind::Text(&date),
+                    Bind::Text(merchant.as_str()),
+                    Bind::BigInt(count(sales.payments_count)?),
+                    Bind::BigInt(cents(sales.payments_amount)?),
+                    Bind::BigInt(count(sales.refunds_count)?),
+                    Bind::BigInt(cents(sales.refunds_amount)?),
+                ],
+            ),
+        )?;
+    }
     Ok(())
 }
 
-/// The batch's payment codes and payments in a few statements: on PostgreSQL each statement is
-/// a round trip, and a batch of 60 payments would otherwise make 120 of them.
-fn save_codes_and_payments_in_bulk(connection: &mut DbConn, changes: &Changes) -> StoreResult<()> {
+/// The batch's wallets, merchants, payment codes, payments and sales rows in a few statements:
+/// on PostgreSQL each statement is a round trip, and a batch of 60 payments would otherwise make
+/// some 170 of them. Wallets, merchants and sales rows are each one statement over arrays
+/// (`unnest`), of fixed text; the rows were locked in key order when the batch loaded them.
+fn save_rows_in_bulk(connection: &mut DbConn, changes: &Changes) -> StoreResult<()> {
+    let DbConn::Pg(pg) = connection else { unreachable!("only called on PostgreSQL") };
+    if !changes.wallets.is_empty() {
+        let mut columns = WalletColumns::default();
+        for (id, wallet) in &changes.wallets {
+            columns.0.push(id.as_str());
+            columns.1.push(cents(wallet.balance)?);
+            columns.2.push(wallet.counters.month.to_string());
+            columns.3.push(cents(wallet.counters.charged)?);
+            columns.4.push(cents(wallet.counters.eligible_spent)?);
+            columns.5.push(cents(wallet.counters.cashback_earned)?);
+        }
+        let updated = diesel::sql_query(
+            "UPDATE wallets AS w SET balance = v.balance, month = v.month, charged = v.charged, \
+             eligible_spent = v.eligible_spent, cashback_earned = v.cashback_earned \
+             FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[]) \
+             AS v (wallet_id, balance, month, charged, eligible_spent, cashback_earned) \
+             WHERE w.wallet_id = v.wallet_id",
+        )
+        .bind::<Array<Text>, _>(&columns.0)
+        .bind::<Array<BigInt>, _>(&columns.1)
+        .bind::<Array<Text>, _>(&columns.2)
+        .bind::<Array<BigInt>, _>(&columns.3)
+        .bind::<Array<BigInt>, _>(&columns.4)
+        .bind::<Array<BigInt>, _>(&columns.5)
+        .execute(pg)?;
+        expect_rows("wallets", updated, columns.0.len())?;
+    }
+    if !changes.merchants.is_empty() {
+        let mut columns: (Vec<&str>, Vec<i64>, Vec<i64>) = Default::default();
+        for (id, merchant) in &changes.merchants {
+            columns.0.push(id.as_str());
+            columns.1.push(cents(merchant.receivable)?);
+            columns.2.push(cents(merchant.carried_negative)?);
+        }
+        let updated = diesel::sql_query(
+            "UPDATE merchants AS m SET receivable = v.receivable, carried_negative = v.carried_negative \
+             FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v (merchant_id, receivable, carried_negative) \
+             WHERE m.merchant_id = v.merchant_id",
+        )
+        .bind::<Array<Text>, _>(&columns.0)
+        .bind::<Array<BigInt>, _>(&columns.1)
+        .bind::<Array<BigInt>, _>(&columns.2)
+        .execute(pg)?;
+        expect_rows("merchants", updated, columns.0.len())?;
+    }
+    if !changes.sales.is_empty() {
+        let mut columns = SalesColumns::default();
+        for ((date, merchant), sales) in &changes.sales {
+            columns.0.push(date.to_string());
+            columns.1.push(merchant.as_str());
+            columns.2.push(count(sales.payments_count)?);
+            columns.3.push(cents(sales.payments_amount)?);
+            columns.4.push(count(sales.refunds_count)?);
+            columns.5.push(cents(sales.refunds_amount)?);
+        }
+        let written = diesel::sql_query(
+            "INSERT INTO daily_sales (business_date, merchant_id, payments_count, payments_amount, refunds_count, \
+             refunds_amount) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], \
+             $6::bigint[]) ON CONFLICT (business_date, merchant_id) DO UPDATE SET \
+             payments_count = excluded.payments_count, payments_amount = excluded.payments_amount, \
+             refunds_count = excluded.refunds_count, refunds_amount = excluded.refunds_amount",
+        )
+        .bind::<Array<Text>, _>(&columns.0)
+        .bind::<Array<Text>, _>(&columns.1)
+        .bind::<Array<BigInt>, _>(&columns.2)
+        .bind::<Array<BigInt>, _>(&columns.3)
+        .bind::<Array<BigInt>, _>(&columns.4)
+        .bind::<Array<BigInt>, _>(&columns.5)
+        .execute(pg)?;
+        expect_rows("daily sales", written, columns.0.len())?;
+    }
     let used: Vec<&str> = changes.codes.iter().filter(|(_, state)| state.used).map(|(code, _)| code.as_str()).collect();
     for chunk in used.chunks(ROWS_PER_INSERT) {
         diesel::update(payment_codes::table.filter(payment_codes::code.eq_any(chunk)))
@@ -533,6 +607,24 @@ fn save_codes_and_payments_in_bulk(connection: &mut DbConn, changes: &Changes) -
         )?;
     }
     Ok(())
+}
+
+/// The wallets of a batch as columns, for `unnest` (wallet id, balance, month, charged, eligible
+/// spent, cashback earned).
+type WalletColumns<'a> = (Vec<&'a str>, Vec<i64>, Vec<String>, Vec<i64>, Vec<i64>, Vec<i64>);
+
+/// A batch's daily sales rows as columns, for `unnest` (date, merchant, payments count and
+/// amount, refunds count and amount).
+type SalesColumns<'a> = (Vec<String>, Vec<&'a str>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>);
+
+/// A bulk statement must have written one row per entity: fewer means a row the batch loaded
+/// has vanished, and the batch must not commit.
+fn expect_rows(what: &str, written: usize, wanted: usize) -> StoreResult<()> {
+    if written == wanted {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt(format!("{what}: {written} rows written of {wanted}")))
+    }
 }
 
 fn count(value: u64) -> StoreResult<i64> {
