@@ -3,11 +3,12 @@
 //! Why: diesel prepares its `UPDATE`s and upserts (`ON CONFLICT … DO UPDATE`) anew on every
 //! run (it marks them unsafe to cache), and the ledger writer runs dozens of them per batch:
 //! on SQLite, parsing and planning them was a tenth of the writer's time. A [`Fixed`] statement
-//! is one text with `?` for each bound value; diesel caches it by that text, on both backends
-//! (the placeholders are written in each backend's style, `?` or `$n`).
-//!
-//! Only for statements whose text never changes with the data: the text is the cache key, so
-//! a text built from values would fill the cache.
+//! is one text with `?` for each bound value, written with the `fixed!` macro (store/mod.rs),
+//! which gives each text a type of its own: diesel keeps the statement prepared under that
+//! type, on both backends (the placeholders are written in each backend's style, `?` or `$n`),
+//! without building and hashing the text on every run.
+
+use std::marker::PhantomData;
 
 use diesel::backend::Backend;
 use diesel::pg::Pg;
@@ -26,17 +27,23 @@ pub enum Bind<'a> {
     Bool(bool),
 }
 
-/// A statement of fixed text (`?` where a value is bound) with its values.
-#[derive(Debug)]
-pub struct Fixed<'a> {
-    sql: &'static str,
-    binds: Vec<Bind<'a>>,
+/// The text of one [`Fixed`] statement, a type per text (made by `fixed!`).
+pub trait Sql: 'static {
+    /// One `?` per bound value and no other `?`.
+    const SQL: &'static str;
 }
 
-impl<'a> Fixed<'a> {
-    /// `sql` must hold one `?` per value and no other `?` (checked when it is run).
-    pub fn new(sql: &'static str, binds: Vec<Bind<'a>>) -> Fixed<'a> {
-        Fixed { sql, binds }
+/// A statement of fixed text (`?` where a value is bound) with its values.
+#[derive(Debug)]
+pub struct Fixed<'a, S> {
+    binds: Vec<Bind<'a>>,
+    text: PhantomData<S>,
+}
+
+impl<'a, S: Sql> Fixed<'a, S> {
+    /// The values must fit the text's placeholders (checked when it is run).
+    pub fn new(binds: Vec<Bind<'a>>) -> Fixed<'a, S> {
+        Fixed { binds, text: PhantomData }
     }
 
     fn walk<'b, DB>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()>
@@ -50,7 +57,7 @@ impl<'a> Fixed<'a> {
         bool: diesel::serialize::ToSql<Bool, DB>,
         Option<&'a str>: diesel::serialize::ToSql<Nullable<Text>, DB>,
     {
-        let mut parts = self.sql.split('?');
+        let mut parts = S::SQL.split('?');
         let mut binds = self.binds.iter();
         out.push_sql(parts.next().unwrap_or_default());
         for part in parts {
@@ -59,12 +66,12 @@ impl<'a> Fixed<'a> {
                 Some(Bind::NullableText(value)) => out.push_bind_param::<Nullable<Text>, Option<&'a str>>(value)?,
                 Some(Bind::BigInt(value)) => out.push_bind_param::<BigInt, i64>(value)?,
                 Some(Bind::Bool(value)) => out.push_bind_param::<Bool, bool>(value)?,
-                None => return Err(mismatch(self.sql, self.binds.len())),
+                None => return Err(mismatch(S::SQL, self.binds.len())),
             }
             out.push_sql(part);
         }
         if binds.next().is_some() {
-            return Err(mismatch(self.sql, self.binds.len()));
+            return Err(mismatch(S::SQL, self.binds.len()));
         }
         Ok(())
     }
@@ -74,28 +81,36 @@ fn mismatch(sql: &str, binds: usize) -> DieselError {
     DieselError::QueryBuilderError(format!("{binds} values for the placeholders of `{sql}`").into())
 }
 
-impl QueryFragment<Sqlite> for Fixed<'_> {
+impl<S: Sql> QueryFragment<Sqlite> for Fixed<'_, S> {
     fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         self.walk(out)
     }
-}
 
-impl QueryFragment<Pg> for Fixed<'_> {
-    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        self.walk(out)
+    fn is_safe_to_cache_prepared(&self, _: &Sqlite) -> QueryResult<bool> {
+        Ok(true)
     }
 }
 
-/// No static id: diesel then keys its cache by the statement's text and value types.
-impl QueryId for Fixed<'_> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
+impl<S: Sql> QueryFragment<Pg> for Fixed<'_, S> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.walk(out)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _: &Pg) -> QueryResult<bool> {
+        Ok(true)
+    }
 }
 
-impl<Conn> RunQueryDsl<Conn> for Fixed<'_> {}
+/// The text's type is the id: diesel keys its cache of prepared statements by it.
+impl<S: Sql> QueryId for Fixed<'_, S> {
+    type QueryId = S;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<Conn, S> RunQueryDsl<Conn> for Fixed<'_, S> {}
 
 /// Runs a [`Fixed`] statement on either backend; the number of rows it changed.
-pub fn execute(connection: &mut super::DbConn, statement: Fixed<'_>) -> QueryResult<usize> {
+pub fn execute<S: Sql>(connection: &mut super::DbConn, statement: Fixed<'_, S>) -> QueryResult<usize> {
     match connection {
         super::DbConn::Sqlite(sqlite) => statement.execute(sqlite),
         super::DbConn::Pg(pg) => statement.execute(pg),
@@ -128,14 +143,14 @@ mod tests {
         });
         let mut connection = super::super::DbConn::Sqlite(sqlite);
         for (id, n) in [("a", 1), ("b", 2), ("c", 3)] {
-            let insert = Fixed::new(
+            let insert = fixed!(
                 "INSERT INTO t (id, n, note, on_) VALUES (?, ?, ?, ?)",
                 vec![Bind::Text(id), Bind::BigInt(n), Bind::NullableText(None), Bind::Bool(true)],
             );
             assert_eq!(execute(&mut connection, insert).unwrap(), 1);
         }
         for id in ["b", "c"] {
-            let update = Fixed::new(
+            let update = fixed!(
                 "UPDATE t SET n = n + ?, note = ? WHERE id = ?",
                 vec![Bind::BigInt(40), Bind::NullableText(Some("x")), Bind::Text(id)],
             );
@@ -163,9 +178,9 @@ mod tests {
     #[test]
     fn a_count_of_values_that_does_not_fit_the_text_is_an_error_not_a_statement() {
         let mut connection = super::super::DbConn::Sqlite(table());
-        let short = Fixed::new("UPDATE t SET n = ? WHERE id = ?", vec![Bind::BigInt(1)]);
+        let short = fixed!("UPDATE t SET n = ? WHERE id = ?", vec![Bind::BigInt(1)]);
         assert!(execute(&mut connection, short).is_err());
-        let long = Fixed::new("UPDATE t SET n = ?", vec![Bind::BigInt(1), Bind::Text("a")]);
+        let long = fixed!("UPDATE t SET n = ?", vec![Bind::BigInt(1), Bind::Text("a")]);
         assert!(execute(&mut connection, long).is_err());
     }
 

@@ -10,7 +10,7 @@ use wallet_core::{
     Won,
 };
 
-use super::fixed::{self, Bind, Fixed};
+use super::fixed::{self, Bind};
 use super::schema::*;
 use super::{DbConn, StoreError, StoreResult};
 
@@ -154,12 +154,8 @@ pub fn load_merchants(connection: &mut DbConn, ids: &[String]) -> StoreResult<Ve
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let query = merchants::table.filter(merchants::merchant_id.eq_any(ids)).order(merchants::merchant_id).select((
-        merchants::merchant_id,
-        merchants::receivable,
-        merchants::carried_negative,
-    ));
-    let rows: Vec<(String, i64, i64)> = load_locked!(connection, query)?;
+    let query = merchants::table.select((merchants::merchant_id, merchants::receivable, merchants::carried_negative));
+    let rows: Vec<(String, i64, i64)> = load_keyed!(connection, query, merchants::merchant_id, ids)?;
     rows.into_iter()
         .map(|(id, receivable, carried_negative)| {
             let id = MerchantId::parse(&id).map_err(|error| corrupt("merchant id", error))?;
@@ -237,7 +233,7 @@ pub fn load_sales(
     merchants: Option<&[String]>,
 ) -> StoreResult<Vec<(MerchantId, DaySales)>> {
     let date_text = date.to_string();
-    let base = daily_sales::table.filter(daily_sales::business_date.eq(&date_text)).order(daily_sales::merchant_id);
+    let base = daily_sales::table.filter(daily_sales::business_date.eq(&date_text));
     let columns = (
         daily_sales::merchant_id,
         daily_sales::payments_count,
@@ -247,8 +243,8 @@ pub fn load_sales(
     );
     let rows: Vec<(String, i64, i64, i64, i64)> = match merchants {
         Some([]) => Vec::new(),
-        Some(ids) => load_locked!(connection, base.filter(daily_sales::merchant_id.eq_any(ids)).select(columns))?,
-        None => load_locked!(connection, base.select(columns))?,
+        Some(ids) => load_keyed!(connection, base.select(columns), daily_sales::merchant_id, ids)?,
+        None => load_locked!(connection, base.order(daily_sales::merchant_id).select(columns))?,
     };
     rows.into_iter()
         .map(|(merchant, payments_count, payments_amount, refunds_count, refunds_amount)| {
@@ -323,7 +319,7 @@ pub fn save_changes(connection: &mut DbConn, changes: &Changes, now: DateTime<Ut
         let (cashback_rate, fee_rate) = (policy.cashback_rate.to_string(), policy.merchant_fee_rate.to_string());
         fixed::execute(
             connection,
-            Fixed::new(
+            fixed!(
                 "UPDATE ledger_state SET cashback_rate = ?, cashback_monthly_spend_cap = ?, monthly_charge_limit = ?, \
                  holding_limit = ?, merchant_fee_rate = ? WHERE id = 1",
                 vec![
@@ -339,7 +335,7 @@ pub fn save_changes(connection: &mut DbConn, changes: &Changes, now: DateTime<Ut
     if let Some(budget) = &changes.budget {
         fixed::execute(
             connection,
-            Fixed::new(
+            fixed!(
                 "UPDATE ledger_state SET budget_funded = ?, budget_paid_out = ?, budget_reversed = ? WHERE id = 1",
                 vec![
                     Bind::BigInt(cents(budget.funded)?),
@@ -352,7 +348,7 @@ pub fn save_changes(connection: &mut DbConn, changes: &Changes, now: DateTime<Ut
     if let Some(system) = &changes.system {
         fixed::execute(
             connection,
-            Fixed::new(
+            fixed!(
                 "UPDATE ledger_state SET bank_clearing = ?, settlement_payouts = ?, fee_income = ?, \
                  handover_opening = ? WHERE id = 1",
                 vec![
@@ -408,7 +404,7 @@ fn save_rows_one_by_one(connection: &mut DbConn, changes: &Changes) -> StoreResu
         let month = wallet.counters.month.to_string();
         fixed::execute(
             connection,
-            Fixed::new(
+            fixed!(
                 "UPDATE wallets SET balance = ?, month = ?, charged = ?, eligible_spent = ?, cashback_earned = ? \
                  WHERE wallet_id = ?",
                 vec![
@@ -425,7 +421,7 @@ fn save_rows_one_by_one(connection: &mut DbConn, changes: &Changes) -> StoreResu
     for (id, merchant) in &changes.merchants {
         fixed::execute(
             connection,
-            Fixed::new(
+            fixed!(
                 "UPDATE merchants SET receivable = ?, carried_negative = ? WHERE merchant_id = ?",
                 vec![
                     Bind::BigInt(cents(merchant.receivable)?),
@@ -438,7 +434,7 @@ fn save_rows_one_by_one(connection: &mut DbConn, changes: &Changes) -> StoreResu
     for (code, state) in &changes.codes {
         fixed::execute(
             connection,
-            Fixed::new(
+            fixed!(
                 "UPDATE payment_codes SET used = ? WHERE code = ?",
                 vec![Bind::Bool(state.used), Bind::Text(code.as_str())],
             ),
@@ -448,7 +444,7 @@ fn save_rows_one_by_one(connection: &mut DbConn, changes: &Changes) -> StoreResu
         let month = payment.month.to_string();
         fixed::execute(
             connection,
-            Fixed::new(
+            fixed!(
                 "INSERT INTO payments (payment_id, merchant_id, wallet_id, amount, cashback, eligible, month, at_ms, \
                  refunded, cashback_reversed, eligible_returned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (payment_id) DO UPDATE SET refunded = excluded.refunded, \
@@ -473,7 +469,7 @@ fn save_rows_one_by_one(connection: &mut DbConn, changes: &Changes) -> StoreResu
         let date = date.to_string();
         fixed::execute(
             connection,
-            Fixed::new(
+            fixed!(
                 "INSERT INTO daily_sales (business_date, merchant_id, payments_count, payments_amount, \
                  refunds_count, refunds_amount) VALUES (?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (business_date, merchant_id) DO UPDATE SET payments_count = excluded.payments_count, \

@@ -35,6 +35,19 @@ macro_rules! upsert {
     };
 }
 
+/// A [`fixed::Fixed`] statement: `$sql` (a literal, one `?` per value) with the values `$binds`.
+/// Each use defines its own type for the text, so diesel keeps each text prepared under a type
+/// of its own.
+macro_rules! fixed {
+    ($sql:expr, $binds:expr $(,)?) => {{
+        struct Text;
+        impl $crate::store::fixed::Sql for Text {
+            const SQL: &'static str = $sql;
+        }
+        $crate::store::fixed::Fixed::<Text>::new($binds)
+    }};
+}
+
 /// Loads the rows whose `$column` is one of `$keys` from `$query` (a table with its `select`).
 /// On PostgreSQL one `IN` query, the rows locked in key order for the rest of the transaction
 /// (one round trip; the order is what keeps two servers' batches from deadlocking). On SQLite
