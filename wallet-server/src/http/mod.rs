@@ -355,7 +355,20 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConn, &AppState, &Principal) -> Result<T, store::StoreError> + Send + 'static,
 {
-    let token_hash = bearer_token_hash(request)?;
+    authenticate_hash_with(state, bearer_token_hash(request)?, role, work).await
+}
+
+/// [`authenticate_with`] for a token hash already taken from the request.
+async fn authenticate_hash_with<T, F>(
+    state: &State,
+    token_hash: String,
+    role: Option<Role>,
+    work: F,
+) -> Result<(Principal, T), ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn, &AppState, &Principal) -> Result<T, store::StoreError> + Send + 'static,
+{
     if let Some(principal) = cached_principal(state, &token_hash, role) {
         let principal = principal?;
         return with_connection(state, move |connection, state| {
@@ -426,7 +439,7 @@ where
             return Ok((principal, value));
         }
     }
-    authenticate_with(state, request, role, work).await
+    authenticate_hash_with(state, token_hash, role, work).await
 }
 
 /// The SHA-256 of the request's bearer token (the form sessions are stored in); 401 without one.

@@ -628,11 +628,13 @@ fn count(value: u64) -> StoreResult<i64> {
 }
 
 /// Rows written by one multi-row `INSERT` at most: 500 rows of up to 11 columns stay well inside
-/// the bound-parameter limits of SQLite (32,766) and PostgreSQL (65,535), and one statement for
-/// hundreds of rows saves most of the per-statement cost of a bulk write (a handover import).
+/// the bound-parameter limits of SQLite (32,766) and PostgreSQL (65,535), and on PostgreSQL one
+/// statement for hundreds of rows saves most of the round trips of a bulk write (a handover
+/// import). The ledger's own inserts use it on PostgreSQL only (`insert_rows!`).
 pub const ROWS_PER_INSERT: usize = 500;
 
-/// The postings of `transactions`, a few hundred rows a statement.
+/// The postings of `transactions` (`insert_rows!`: a few hundred rows a statement on
+/// PostgreSQL, one kept-prepared statement a row on SQLite).
 pub fn save_transactions(connection: &mut DbConn, transactions: &[Transaction]) -> StoreResult<()> {
     let mut rows = Vec::new();
     for transaction in transactions {
@@ -657,7 +659,8 @@ pub fn save_transactions(connection: &mut DbConn, transactions: &[Transaction]) 
     Ok(())
 }
 
-/// Wallet history items, a few hundred rows a statement.
+/// Wallet history items (`insert_rows!`: a few hundred rows a statement on PostgreSQL, one
+/// kept-prepared statement a row on SQLite).
 pub fn save_history(connection: &mut DbConn, items: &[HistoryItem]) -> StoreResult<()> {
     let mut rows = Vec::with_capacity(items.len());
     for item in items {

@@ -214,7 +214,8 @@ pub struct NewAnswer<'a> {
     pub body: String,
 }
 
-/// Stores a batch's answers, a few hundred rows a statement.
+/// Stores a batch's answers (`insert_rows!`: a few hundred rows a statement on PostgreSQL, one
+/// kept-prepared statement a row on SQLite).
 pub fn save_idempotent_answers(connection: &mut DbConn, answers: &[NewAnswer<'_>], now_ms: i64) -> StoreResult<()> {
     let rows: Vec<_> = answers
         .iter()
