@@ -659,16 +659,50 @@ pub fn save_transactions(connection: &mut DbConn, transactions: &[Transaction]) 
     Ok(())
 }
 
-/// Wallet history items (`insert_rows!`: a few hundred rows a statement on PostgreSQL, one
-/// kept-prepared statement a row on SQLite).
+/// Wallet history items, each appended to its wallet's chain in the order given (`insert_rows!`:
+/// a few hundred rows a statement on PostgreSQL, one kept-prepared statement a row on SQLite).
+///
+/// A wallet's history is a chain, not an index: each item keeps the seq of the wallet's item
+/// before it (`prev_seq`), and the wallet the seq of its newest (`history_head`). Why: with an
+/// index on (wallet_id, seq), every payment wrote its citizen's own leaf page of that index,
+/// nearly half the pages a batch wrote to the log; the wallet row the chain needs is one the
+/// batch writes anyway. So the items get their seqs here, before they are inserted, and each
+/// wallet's head is read locked (PostgreSQL) before its seqs are taken: along one wallet's chain,
+/// seqs only grow, even with two servers writing.
 pub fn save_history(connection: &mut DbConn, items: &[HistoryItem]) -> StoreResult<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut wallet_ids: Vec<String> = items.iter().map(|item| item.wallet.as_str().to_owned()).collect();
+    wallet_ids.sort_unstable();
+    wallet_ids.dedup();
+    let head_rows: Vec<(String, Option<i64>)> = load_keyed!(
+        connection,
+        wallets::table.select((wallets::wallet_id, wallets::history_head)),
+        wallets::wallet_id,
+        wallet_ids.as_slice()
+    )?;
+    let mut heads: std::collections::BTreeMap<String, Option<i64>> = head_rows.into_iter().collect();
+    if heads.len() != wallet_ids.len() {
+        return Err(StoreError::Corrupt(format!(
+            "history for {} wallets of which {} are here",
+            wallet_ids.len(),
+            heads.len()
+        )));
+    }
+    let seqs = reserve_history_seqs(connection, items.len())?;
     let mut rows = Vec::with_capacity(items.len());
-    for item in items {
+    for (item, &seq) in items.iter().zip(&seqs) {
         let counterparty = item.counterparty.as_ref().map(|counterparty| match counterparty {
             wallet_core::Counterparty::Wallet(id) => id.as_str(),
             wallet_core::Counterparty::Merchant(id) => id.as_str(),
         });
+        let head = heads.get_mut(item.wallet.as_str()).expect("every item's wallet was looked up above");
+        assert!(head.is_none_or(|previous| previous < seq), "a wallet's history seqs only grow");
+        let prev_seq = head.replace(seq);
         rows.push((
+            history::seq.eq(seq),
+            history::prev_seq.eq(prev_seq),
             history::item_id.eq(item.id.as_str()),
             history::wallet_id.eq(item.wallet.as_str()),
             history::kind.eq(item.kind.as_str()),
@@ -680,6 +714,75 @@ pub fn save_history(connection: &mut DbConn, items: &[HistoryItem]) -> StoreResu
         ));
     }
     insert_rows!(connection, history::table, rows);
+    save_history_heads(connection, &heads)
+}
+
+/// `count` new history seqs, ascending, that nobody else will use.
+fn reserve_history_seqs(connection: &mut DbConn, count: usize) -> StoreResult<Vec<i64>> {
+    #[derive(QueryableByName)]
+    struct Seq {
+        #[diesel(sql_type = BigInt)]
+        seq: i64,
+    }
+    let count = i64::try_from(count).map_err(|error| corrupt("history items in one write", error))?;
+    match connection {
+        DbConn::Sqlite(sqlite) => {
+            // The write transaction (BEGIN IMMEDIATE) holds the database's one write lock, so
+            // the seqs after the highest one here are free until it commits. (History rows are
+            // never deleted, so AUTOINCREMENT would hand out the same ones.)
+            let last: Option<i64> = history::table.select(diesel::dsl::max(history::seq)).first(sqlite)?;
+            let last = last.unwrap_or(0);
+            Ok((last + 1..=last + count).collect())
+        }
+        DbConn::Pg(pg) => {
+            let mut seqs: Vec<i64> = diesel::sql_query(
+                "SELECT nextval(pg_get_serial_sequence('history', 'seq')) AS seq FROM generate_series(1, $1)",
+            )
+            .bind::<BigInt, _>(count)
+            .load::<Seq>(pg)?
+            .into_iter()
+            .map(|row| row.seq)
+            .collect();
+            seqs.sort_unstable();
+            if seqs.len() as i64 != count {
+                return Err(StoreError::Corrupt(format!("{} history seqs reserved of {count}", seqs.len())));
+            }
+            Ok(seqs)
+        }
+    }
+}
+
+/// Moves each wallet's `history_head` to its newest item.
+fn save_history_heads(
+    connection: &mut DbConn,
+    heads: &std::collections::BTreeMap<String, Option<i64>>,
+) -> StoreResult<()> {
+    let heads: Vec<(&str, i64)> = heads.iter().filter_map(|(id, head)| Some((id.as_str(), (*head)?))).collect();
+    match connection {
+        DbConn::Sqlite(_) => {
+            for &(id, head) in &heads {
+                let updated = fixed::execute(
+                    connection,
+                    fixed!("UPDATE wallets SET history_head = ? WHERE wallet_id = ?", vec![
+                        Bind::BigInt(head),
+                        Bind::Text(id)
+                    ]),
+                )?;
+                expect_rows("wallet history head", updated, 1)?;
+            }
+        }
+        DbConn::Pg(pg) => {
+            let (ids, seqs): (Vec<&str>, Vec<i64>) = heads.iter().copied().unzip();
+            let updated = diesel::sql_query(
+                "UPDATE wallets AS w SET history_head = v.head FROM unnest($1::text[], $2::bigint[]) AS v (wallet_id, head) \
+                 WHERE w.wallet_id = v.wallet_id",
+            )
+            .bind::<Array<Text>, _>(&ids)
+            .bind::<Array<BigInt>, _>(&seqs)
+            .execute(pg)?;
+            expect_rows("wallet history heads", updated, ids.len())?;
+        }
+    }
     Ok(())
 }
 

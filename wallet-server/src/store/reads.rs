@@ -5,58 +5,100 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{BigInt, Nullable, Text};
 use wallet_core::{AccountKind, Won};
 
 use super::schema::*;
 use super::{ledger, DbConn, StoreResult};
 
+#[derive(QueryableByName)]
 pub struct HistoryRow {
+    #[diesel(sql_type = BigInt)]
     pub seq: i64,
+    #[diesel(sql_type = Text)]
     pub item_id: String,
+    #[diesel(sql_type = Text)]
     pub kind: String,
+    #[diesel(sql_type = BigInt)]
     pub amount: i64,
+    #[diesel(sql_type = BigInt)]
     pub balance_after: i64,
+    #[diesel(sql_type = BigInt)]
     pub at_ms: i64,
+    #[diesel(sql_type = Nullable<Text>)]
     pub counterparty: Option<String>,
 }
 
-type HistoryTuple = (i64, String, String, i64, i64, i64, Option<String>);
-
-/// Up to `limit` items of a wallet's history older than `before_seq`, newest first.
+/// Up to `limit` items of a wallet's history older than the item `before_seq`, newest first.
+///
+/// The history is a chain from the wallet's newest item (`wallets.history_head`, each item's
+/// `prev_seq`; store/ledger.rs `save_history` says why), followed by one recursive query that
+/// stops as soon as it has `limit` rows. A cursor that is an item of this wallet (what the
+/// previous page gave) goes on from the item before it; any other only bounds the seqs, walked
+/// from the newest item.
 pub fn history_page(
     connection: &mut DbConn,
     wallet_id: &str,
     before_seq: Option<i64>,
     limit: i64,
 ) -> StoreResult<Vec<HistoryRow>> {
-    let rows: Vec<HistoryTuple> = history::table
-        .filter(history::wallet_id.eq(wallet_id))
-        .filter(history::seq.lt(before_seq.unwrap_or(i64::MAX)))
-        .order(history::seq.desc())
-        .limit(limit)
-        .select((
-            history::seq,
-            history::item_id,
-            history::kind,
-            history::amount,
-            history::balance_after,
-            history::at_ms,
-            history::counterparty,
-        ))
-        .load(connection)?;
-    Ok(rows
+    let head: Option<i64> = wallets::table
+        .filter(wallets::wallet_id.eq(wallet_id))
+        .select(wallets::history_head)
+        .load::<Option<i64>>(connection)?
         .into_iter()
-        .map(|(seq, item_id, kind, amount, balance_after, at_ms, counterparty)| HistoryRow {
-            seq,
-            item_id,
-            kind,
-            amount,
-            balance_after,
-            at_ms,
-            counterparty,
-        })
-        .collect())
+        .next()
+        .flatten();
+    let start = match before_seq {
+        None => head,
+        Some(before) => {
+            let cursor: Option<(String, Option<i64>)> = history::table
+                .filter(history::seq.eq(before))
+                .select((history::wallet_id, history::prev_seq))
+                .load(connection)?
+                .into_iter()
+                .next();
+            match cursor {
+                Some((owner, prev_seq)) if owner == wallet_id => prev_seq,
+                _ => head,
+            }
+        }
+    };
+    let Some(start) = start else { return Ok(Vec::new()) };
+    let before = before_seq.unwrap_or(i64::MAX);
+    Ok(match connection {
+        DbConn::Sqlite(sqlite) => diesel::sql_query(history_chain_sql("?1", "?2", "?3"))
+            .bind::<BigInt, _>(start)
+            .bind::<BigInt, _>(before)
+            .bind::<BigInt, _>(limit)
+            .load::<HistoryRow>(sqlite)?,
+        DbConn::Pg(pg) => diesel::sql_query(history_chain_sql("$1", "$2", "$3"))
+            .bind::<BigInt, _>(start)
+            .bind::<BigInt, _>(before)
+            .bind::<BigInt, _>(limit)
+            .load::<HistoryRow>(pg)?,
+    })
+}
+
+/// The chain of history items from the seq `start`, older ones next, those below the seq
+/// `before`, at most `limit` of them, newest first. The walk stops once it has `limit` items
+/// below `before` (`taken` counts them), so a page reads about `limit` rows however long the
+/// history, and the final sort only orders those.
+fn history_chain_sql(start: &str, before: &str, limit: &str) -> String {
+    format!(
+        "WITH RECURSIVE chain AS ( \
+             SELECT seq, prev_seq, item_id, kind, amount, balance_after, at_ms, counterparty, \
+                 CASE WHEN seq < {before} THEN 1 ELSE 0 END AS taken \
+             FROM history WHERE seq = {start} \
+             UNION ALL \
+             SELECT h.seq, h.prev_seq, h.item_id, h.kind, h.amount, h.balance_after, h.at_ms, h.counterparty, \
+                 chain.taken + CASE WHEN h.seq < {before} THEN 1 ELSE 0 END \
+             FROM history AS h JOIN chain ON h.seq = chain.prev_seq \
+             WHERE chain.taken < {limit} \
+         ) \
+         SELECT seq, item_id, kind, amount, balance_after, at_ms, counterparty FROM chain \
+         WHERE seq < {before} ORDER BY seq DESC LIMIT {limit}"
+    )
 }
 
 /// One merchant's sales row for a date: (payments_count, payments_amount, refunds_count, refunds_amount).

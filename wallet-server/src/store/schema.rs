@@ -23,6 +23,7 @@ diesel::table! {
         charged -> BigInt,
         eligible_spent -> BigInt,
         cashback_earned -> BigInt,
+        history_head -> Nullable<BigInt>,
     }
 }
 
@@ -161,6 +162,7 @@ diesel::table! {
         at_ms -> BigInt,
         counterparty -> Nullable<Text>,
         related_id -> Nullable<Text>,
+        prev_seq -> Nullable<BigInt>,
     }
 }
 
