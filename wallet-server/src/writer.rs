@@ -332,7 +332,8 @@ fn process(
 
         let pending: Vec<usize> =
             (0..batch.len()).filter(|index| answers[*index].is_none() && !duplicate_of.contains_key(index)).collect();
-        let mut book = load_book(connection, batch, &pending, now)?;
+        let mut heads = ledger::HistoryHeads::default();
+        let mut book = load_book(connection, batch, &pending, now, &mut heads)?;
         let mut transactions = Vec::new();
         let mut history = Vec::new();
         let mut audits = Vec::new();
@@ -367,12 +368,13 @@ fn process(
         }
         let mut changes = book.take_changes();
         changes.codes.retain(|(_, state)| state.used); // new codes were inserted above
-        ledger::save_changes(connection, &changes, now)?;
-        // The whole batch's postings in as few statements as possible: each statement is
-        // prepared anew (its shape varies with its row count), so one per transaction cost a
-        // preparation per payment.
+        // The history is linked first, so that each wallet's row is written once, with its new
+        // history head (store/ledger.rs `HistoryHeads`).
+        let links = ledger::chain_history(connection, &history, &mut heads)?;
+        ledger::save_changes(connection, &changes, &mut heads, now)?;
         ledger::save_transactions(connection, &transactions)?;
-        ledger::save_history(connection, &history)?;
+        ledger::insert_history(connection, &history, &links)?;
+        ledger::save_history_heads(connection, &mut heads)?;
         // Admin actions are recorded in this same transaction: a top-up, a policy change or a
         // close commits with its audit row or not at all, and a replayed request (answered from
         // its idempotency record above, never applied again) adds no row.
@@ -446,12 +448,13 @@ fn stored_or_conflict(hash: &str, status: i32, body: &str, idempotency: &Idempot
 
 /// Loads what the pending requests touch, in one fixed order (city row, payments, codes,
 /// wallets, merchants, sales) so that concurrent writers on PostgreSQL lock alike and cannot
-/// deadlock.
+/// deadlock. The wallets' history heads go into `heads`.
 fn load_book(
     connection: &mut DbConn,
     batch: &[WriteRequest],
     pending: &[usize],
     now: chrono::DateTime<chrono::Utc>,
+    heads: &mut ledger::HistoryHeads,
 ) -> StoreResult<Book> {
     let (policy, budget, system) = ledger::load_state(connection, true)?;
     let mut book = Book::new(policy);
@@ -506,7 +509,7 @@ fn load_book(
         wallets.insert(state.wallet.to_string());
         book.load_code(code, state);
     }
-    for (id, wallet) in ledger::load_wallets(connection, &wallets.into_iter().collect::<Vec<_>>())? {
+    for (id, wallet) in ledger::load_wallets(connection, &wallets.into_iter().collect::<Vec<_>>(), heads)? {
         book.load_wallet(id, wallet);
     }
     let mut close_sales = Vec::new();

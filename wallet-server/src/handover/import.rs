@@ -195,7 +195,7 @@ fn apply(
     let wallet_ids: Vec<String> = rows.citizens.iter().map(|row| row.wallet_id.to_string()).collect();
     let mut here = HashMap::new();
     for chunk in wallet_ids.chunks(IDS_PER_QUERY_MAX) {
-        here.extend(ledger::load_wallets(connection, chunk)?);
+        here.extend(ledger::load_wallets(connection, chunk, &mut ledger::HistoryHeads::default())?);
     }
     for row in &rows.citizens {
         let known = here.get(&row.wallet_id);
@@ -279,7 +279,7 @@ fn apply(
     }
     store::handover::put_merchants(connection, &merchants_out)?;
     changes.payments = carried_payments(connection, &history)?;
-    ledger::save_changes(connection, &changes, now)?;
+    ledger::save_changes(connection, &changes, &mut ledger::HistoryHeads::default(), now)?;
     progress.in_steps(&transactions, |step| ledger::save_transactions(connection, step))?;
     items.extend(history_items(connection, rows, &history)?);
     progress.in_steps(&items, |step| ledger::save_history(connection, step))?;

@@ -24,6 +24,7 @@ pub enum Bind<'a> {
     Text(&'a str),
     NullableText(Option<&'a str>),
     BigInt(i64),
+    NullableBigInt(Option<i64>),
     Bool(bool),
 }
 
@@ -56,6 +57,7 @@ impl<'a, S: Sql> Fixed<'a, S> {
         i64: diesel::serialize::ToSql<BigInt, DB>,
         bool: diesel::serialize::ToSql<Bool, DB>,
         Option<&'a str>: diesel::serialize::ToSql<Nullable<Text>, DB>,
+        Option<i64>: diesel::serialize::ToSql<Nullable<BigInt>, DB>,
     {
         let mut parts = S::SQL.split('?');
         let mut binds = self.binds.iter();
@@ -65,6 +67,7 @@ impl<'a, S: Sql> Fixed<'a, S> {
                 Some(Bind::Text(value)) => out.push_bind_param::<Text, str>(value)?,
                 Some(Bind::NullableText(value)) => out.push_bind_param::<Nullable<Text>, Option<&'a str>>(value)?,
                 Some(Bind::BigInt(value)) => out.push_bind_param::<BigInt, i64>(value)?,
+                Some(Bind::NullableBigInt(value)) => out.push_bind_param::<Nullable<BigInt>, Option<i64>>(value)?,
                 Some(Bind::Bool(value)) => out.push_bind_param::<Bool, bool>(value)?,
                 None => return Err(mismatch(S::SQL, self.binds.len())),
             }

@@ -123,15 +123,27 @@ pub fn citizen_wallet_view(
     Ok(Some((wallet_id, state, policy_of(policy)?)))
 }
 
-pub fn load_wallets(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<(WalletId, WalletState)>> {
+/// The wallets `ids`, locked on PostgreSQL; their newest history items go into `heads`.
+pub fn load_wallets(
+    connection: &mut DbConn,
+    ids: &[String],
+    heads: &mut HistoryHeads,
+) -> StoreResult<Vec<(WalletId, WalletState)>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<WalletRow> = load_keyed!(connection, wallets::table.select(WALLET_ROW), wallets::wallet_id, ids)?;
+    let rows: Vec<(WalletRow, Option<i64>)> = load_keyed!(
+        connection,
+        wallets::table.select((WALLET_ROW, wallets::history_head)),
+        wallets::wallet_id,
+        ids
+    )?;
     rows.into_iter()
-        .map(|(id, balance, month, charged, eligible_spent, cashback_earned)| {
+        .map(|((id, balance, month, charged, eligible_spent, cashback_earned), head)| {
             let state = wallet_state((balance, month, charged, eligible_spent, cashback_earned))?;
-            Ok((WalletId::parse(&id).map_err(|error| corrupt("wallet id", error))?, state))
+            let id = WalletId::parse(&id).map_err(|error| corrupt("wallet id", error))?;
+            heads.loaded(id.as_str(), head);
+            Ok((id, state))
         })
         .collect()
 }
@@ -311,8 +323,14 @@ pub fn load_settlement(connection: &mut DbConn, date: BusinessDate) -> StoreResu
     }))
 }
 
-/// Writes everything a batch changed, each entity once.
-pub fn save_changes(connection: &mut DbConn, changes: &Changes, now: DateTime<Utc>) -> StoreResult<()> {
+/// Writes everything a batch changed, each entity once; a changed wallet's row gets its moved
+/// history head (`heads`, from [`chain_history`]) in the same statement.
+pub fn save_changes(
+    connection: &mut DbConn,
+    changes: &Changes,
+    heads: &mut HistoryHeads,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
     // The city row in parts, each only when it changed: the budget changes with nearly every
     // payment, the policy rarely.
     if let Some(policy) = &changes.policy {
@@ -361,9 +379,9 @@ pub fn save_changes(connection: &mut DbConn, changes: &Changes, now: DateTime<Ut
         )?;
     }
     if matches!(connection, DbConn::Pg(_)) {
-        save_rows_in_bulk(connection, changes)?;
+        save_rows_in_bulk(connection, changes, heads)?;
     } else {
-        save_rows_one_by_one(connection, changes)?;
+        save_rows_one_by_one(connection, changes, heads)?;
     }
     for settlement in &changes.settlements {
         let date = settlement.business_date.to_string();
@@ -399,20 +417,21 @@ pub fn save_changes(connection: &mut DbConn, changes: &Changes, now: DateTime<Ut
 /// statement a row (see `fixed`): on SQLite, where a statement costs no round trip, and a
 /// multi-row one would be prepared anew for each size. A batch of a few dozen payments touches
 /// each wallet and merchant once.
-fn save_rows_one_by_one(connection: &mut DbConn, changes: &Changes) -> StoreResult<()> {
+fn save_rows_one_by_one(connection: &mut DbConn, changes: &Changes, heads: &mut HistoryHeads) -> StoreResult<()> {
     for (id, wallet) in &changes.wallets {
         let month = wallet.counters.month.to_string();
         fixed::execute(
             connection,
             fixed!(
-                "UPDATE wallets SET balance = ?, month = ?, charged = ?, eligible_spent = ?, cashback_earned = ? \
-                 WHERE wallet_id = ?",
+                "UPDATE wallets SET balance = ?, month = ?, charged = ?, eligible_spent = ?, cashback_earned = ?, \
+                 history_head = COALESCE(?, history_head) WHERE wallet_id = ?",
                 vec![
                     Bind::BigInt(cents(wallet.balance)?),
                     Bind::Text(&month),
                     Bind::BigInt(cents(wallet.counters.charged)?),
                     Bind::BigInt(cents(wallet.counters.eligible_spent)?),
                     Bind::BigInt(cents(wallet.counters.cashback_earned)?),
+                    Bind::NullableBigInt(heads.take_moved(id.as_str())),
                     Bind::Text(id.as_str()),
                 ],
             ),
@@ -493,7 +512,7 @@ fn save_rows_one_by_one(connection: &mut DbConn, changes: &Changes) -> StoreResu
 /// on PostgreSQL each statement is a round trip, and a batch of 60 payments would otherwise make
 /// some 170 of them. Wallets, merchants and sales rows are each one statement over arrays
 /// (`unnest`), of fixed text; the rows were locked in key order when the batch loaded them.
-fn save_rows_in_bulk(connection: &mut DbConn, changes: &Changes) -> StoreResult<()> {
+fn save_rows_in_bulk(connection: &mut DbConn, changes: &Changes, heads: &mut HistoryHeads) -> StoreResult<()> {
     let DbConn::Pg(pg) = connection else { unreachable!("only called on PostgreSQL") };
     if !changes.wallets.is_empty() {
         let mut columns = WalletColumns::default();
@@ -504,12 +523,14 @@ fn save_rows_in_bulk(connection: &mut DbConn, changes: &Changes) -> StoreResult<
             columns.3.push(cents(wallet.counters.charged)?);
             columns.4.push(cents(wallet.counters.eligible_spent)?);
             columns.5.push(cents(wallet.counters.cashback_earned)?);
+            columns.6.push(heads.take_moved(id.as_str()));
         }
         let updated = diesel::sql_query(
             "UPDATE wallets AS w SET balance = v.balance, month = v.month, charged = v.charged, \
-             eligible_spent = v.eligible_spent, cashback_earned = v.cashback_earned \
-             FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[]) \
-             AS v (wallet_id, balance, month, charged, eligible_spent, cashback_earned) \
+             eligible_spent = v.eligible_spent, cashback_earned = v.cashback_earned, \
+             history_head = COALESCE(v.history_head, w.history_head) \
+             FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) \
+             AS v (wallet_id, balance, month, charged, eligible_spent, cashback_earned, history_head) \
              WHERE w.wallet_id = v.wallet_id",
         )
         .bind::<Array<Text>, _>(&columns.0)
@@ -518,6 +539,7 @@ fn save_rows_in_bulk(connection: &mut DbConn, changes: &Changes) -> StoreResult<
         .bind::<Array<BigInt>, _>(&columns.3)
         .bind::<Array<BigInt>, _>(&columns.4)
         .bind::<Array<BigInt>, _>(&columns.5)
+        .bind::<Array<diesel::sql_types::Nullable<BigInt>>, _>(&columns.6)
         .execute(pg)?;
         expect_rows("wallets", updated, columns.0.len())?;
     }
@@ -607,7 +629,7 @@ fn save_rows_in_bulk(connection: &mut DbConn, changes: &Changes) -> StoreResult<
 
 /// The wallets of a batch as columns, for `unnest` (wallet id, balance, month, charged, eligible
 /// spent, cashback earned).
-type WalletColumns<'a> = (Vec<&'a str>, Vec<i64>, Vec<String>, Vec<i64>, Vec<i64>, Vec<i64>);
+type WalletColumns<'a> = (Vec<&'a str>, Vec<i64>, Vec<String>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<Option<i64>>);
 
 /// A batch's daily sales rows as columns, for `unnest` (date, merchant, payments count and
 /// amount, refunds count and amount).
@@ -659,47 +681,74 @@ pub fn save_transactions(connection: &mut DbConn, transactions: &[Transaction]) 
     Ok(())
 }
 
-/// Wallet history items, each appended to its wallet's chain in the order given (`insert_rows!`:
-/// a few hundred rows a statement on PostgreSQL, one kept-prepared statement a row on SQLite).
+/// Each loaded wallet's newest history item (`wallets.history_head`), as it moves while a write
+/// appends items, and whether the move is still to be written.
 ///
 /// A wallet's history is a chain, not an index: each item keeps the seq of the wallet's item
-/// before it (`prev_seq`), and the wallet the seq of its newest (`history_head`). Why: with an
-/// index on (wallet_id, seq), every payment wrote its citizen's own leaf page of that index,
-/// nearly half the pages a batch wrote to the log; the wallet row the chain needs is one the
-/// batch writes anyway. So the items get their seqs here, before they are inserted, and each
-/// wallet's head is read locked (PostgreSQL) before its seqs are taken: along one wallet's chain,
-/// seqs only grow, even with two servers writing.
-pub fn save_history(connection: &mut DbConn, items: &[HistoryItem]) -> StoreResult<()> {
-    if items.is_empty() {
-        return Ok(());
+/// before it (`prev_seq`), and the wallet the seq of its newest. Why: with an index on
+/// (wallet_id, seq), every payment wrote its citizen's own leaf page of that index, nearly half
+/// the pages a batch wrote to the log; the wallet row the chain needs instead is one the batch
+/// writes anyway (`save_changes` writes a changed wallet's head with it).
+#[derive(Debug, Default)]
+pub struct HistoryHeads(std::collections::BTreeMap<String, Head>);
+
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    seq: Option<i64>,
+    unwritten: bool,
+}
+
+impl HistoryHeads {
+    fn loaded(&mut self, wallet: &str, seq: Option<i64>) {
+        self.0.insert(wallet.to_owned(), Head { seq, unwritten: false });
     }
-    let mut wallet_ids: Vec<String> = items.iter().map(|item| item.wallet.as_str().to_owned()).collect();
-    wallet_ids.sort_unstable();
-    wallet_ids.dedup();
-    let head_rows: Vec<(String, Option<i64>)> = load_keyed!(
-        connection,
-        wallets::table.select((wallets::wallet_id, wallets::history_head)),
-        wallets::wallet_id,
-        wallet_ids.as_slice()
-    )?;
-    let mut heads: std::collections::BTreeMap<String, Option<i64>> = head_rows.into_iter().collect();
-    if heads.len() != wallet_ids.len() {
-        return Err(StoreError::Corrupt(format!(
-            "history for {} wallets of which {} are here",
-            wallet_ids.len(),
-            heads.len()
-        )));
+
+    /// The wallet's new head if it moved and is not written yet; from now on it counts as written.
+    fn take_moved(&mut self, wallet: &str) -> Option<i64> {
+        let head = self.0.get_mut(wallet)?;
+        std::mem::take(&mut head.unwritten).then_some(head.seq).flatten()
+    }
+}
+
+/// Where each of `items` goes in its wallet's chain: (seq, prev_seq), in the order given. The
+/// seqs are taken here, after the wallets were read (and on PostgreSQL locked) into `heads`, so
+/// along one wallet's chain seqs only grow, even with two servers writing. An item of a wallet
+/// not in `heads` is an error (nothing written).
+pub fn chain_history(
+    connection: &mut DbConn,
+    items: &[HistoryItem],
+    heads: &mut HistoryHeads,
+) -> StoreResult<Vec<(i64, Option<i64>)>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(stranger) = items.iter().find(|item| !heads.0.contains_key(item.wallet.as_str())) {
+        return Err(StoreError::Corrupt(format!("history for wallet {} that was not read first", stranger.wallet)));
     }
     let seqs = reserve_history_seqs(connection, items.len())?;
+    Ok(items
+        .iter()
+        .zip(seqs)
+        .map(|(item, seq)| {
+            let head = heads.0.get_mut(item.wallet.as_str()).expect("every item's wallet was checked above");
+            assert!(head.seq.is_none_or(|newest| newest < seq), "along a wallet's history chain seqs only grow");
+            let prev_seq = head.seq.replace(seq);
+            head.unwritten = true;
+            (seq, prev_seq)
+        })
+        .collect())
+}
+
+/// Inserts `items` where [`chain_history`] put them (`links`, one per item) (`insert_rows!`: a
+/// few hundred rows a statement on PostgreSQL, one kept-prepared statement a row on SQLite).
+pub fn insert_history(connection: &mut DbConn, items: &[HistoryItem], links: &[(i64, Option<i64>)]) -> StoreResult<()> {
+    assert_eq!(items.len(), links.len(), "one chain link per history item");
     let mut rows = Vec::with_capacity(items.len());
-    for (item, &seq) in items.iter().zip(&seqs) {
+    for (item, &(seq, prev_seq)) in items.iter().zip(links) {
         let counterparty = item.counterparty.as_ref().map(|counterparty| match counterparty {
             wallet_core::Counterparty::Wallet(id) => id.as_str(),
             wallet_core::Counterparty::Merchant(id) => id.as_str(),
         });
-        let head = heads.get_mut(item.wallet.as_str()).expect("every item's wallet was looked up above");
-        assert!(head.is_none_or(|previous| previous < seq), "a wallet's history seqs only grow");
-        let prev_seq = head.replace(seq);
         rows.push((
             history::seq.eq(seq),
             history::prev_seq.eq(prev_seq),
@@ -714,7 +763,32 @@ pub fn save_history(connection: &mut DbConn, items: &[HistoryItem]) -> StoreResu
         ));
     }
     insert_rows!(connection, history::table, rows);
-    save_history_heads(connection, &heads)
+    Ok(())
+}
+
+/// Appends `items` to their wallets' history chains on its own: reads the heads, links, inserts,
+/// and writes the moved heads (the handover import; the writer links before `save_changes`,
+/// which writes the heads with the wallet rows).
+pub fn save_history(connection: &mut DbConn, items: &[HistoryItem]) -> StoreResult<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut wallet_ids: Vec<String> = items.iter().map(|item| item.wallet.as_str().to_owned()).collect();
+    wallet_ids.sort_unstable();
+    wallet_ids.dedup();
+    let mut heads = HistoryHeads::default();
+    let rows: Vec<(String, Option<i64>)> = load_keyed!(
+        connection,
+        wallets::table.select((wallets::wallet_id, wallets::history_head)),
+        wallets::wallet_id,
+        wallet_ids.as_slice()
+    )?;
+    for (wallet, head) in rows {
+        heads.loaded(&wallet, head);
+    }
+    let links = chain_history(connection, items, &mut heads)?;
+    insert_history(connection, items, &links)?;
+    save_history_heads(connection, &mut heads)
 }
 
 /// `count` new history seqs, ascending, that nobody else will use.
@@ -752,15 +826,17 @@ fn reserve_history_seqs(connection: &mut DbConn, count: usize) -> StoreResult<Ve
     }
 }
 
-/// Moves each wallet's `history_head` to its newest item.
-fn save_history_heads(
-    connection: &mut DbConn,
-    heads: &std::collections::BTreeMap<String, Option<i64>>,
-) -> StoreResult<()> {
-    let heads: Vec<(&str, i64)> = heads.iter().filter_map(|(id, head)| Some((id.as_str(), (*head)?))).collect();
+/// Writes the heads that moved and that `save_changes` did not write with a wallet row.
+pub fn save_history_heads(connection: &mut DbConn, heads: &mut HistoryHeads) -> StoreResult<()> {
+    let wallets: Vec<String> = heads.0.iter().filter(|(_, head)| head.unwritten).map(|(id, _)| id.clone()).collect();
+    let moved: Vec<(&str, i64)> =
+        wallets.iter().filter_map(|id| Some((id.as_str(), heads.take_moved(id)?))).collect();
+    if moved.is_empty() {
+        return Ok(());
+    }
     match connection {
         DbConn::Sqlite(_) => {
-            for &(id, head) in &heads {
+            for &(id, head) in &moved {
                 let updated = fixed::execute(
                     connection,
                     fixed!("UPDATE wallets SET history_head = ? WHERE wallet_id = ?", vec![
@@ -772,7 +848,7 @@ fn save_history_heads(
             }
         }
         DbConn::Pg(pg) => {
-            let (ids, seqs): (Vec<&str>, Vec<i64>) = heads.iter().copied().unzip();
+            let (ids, seqs): (Vec<&str>, Vec<i64>) = moved.iter().copied().unzip();
             let updated = diesel::sql_query(
                 "UPDATE wallets AS w SET history_head = v.head FROM unnest($1::text[], $2::bigint[]) AS v (wallet_id, head) \
                  WHERE w.wallet_id = v.wallet_id",

@@ -348,3 +348,116 @@ pub fn settlement_totals(connection: &mut DbConn, business_date: &str) -> StoreR
         .into_iter()
         .next())
 }
+
+#[cfg(test)]
+mod history_chain_tests {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    use diesel_migrations::MigrationHarness;
+    use wallet_core::{HistoryItem, HistoryKind, TxId, WalletId, Won};
+
+    use super::*;
+
+    const ALICE: &str = "00000000-0000-4000-8000-00000000000a";
+    const BOB: &str = "00000000-0000-4000-8000-00000000000b";
+
+    /// A fresh in-memory database with every migration before `stop_before` (all when None).
+    fn database(stop_before: Option<&str>) -> diesel::SqliteConnection {
+        let mut sqlite = diesel::SqliteConnection::establish(":memory:").unwrap();
+        sqlite.batch_execute("PRAGMA foreign_keys = ON;").unwrap();
+        loop {
+            let pending = sqlite.pending_migrations(super::super::SQLITE_MIGRATIONS).unwrap();
+            let Some(next) = pending.first() else { break };
+            if stop_before.is_some_and(|name| next.name().to_string().contains(name)) {
+                break;
+            }
+            sqlite.run_migration(next.as_ref()).unwrap();
+        }
+        for (citizen, wallet) in [("ca", ALICE), ("cb", BOB)] {
+            sqlite
+                .batch_execute(&format!(
+                    "INSERT INTO principals (principal_id, login, role, password_hash, created_at_ms) VALUES ('{citizen}', '{citizen}', 'citizen', '', 0); \
+                     INSERT INTO wallets (wallet_id, citizen_id, balance, month, charged, eligible_spent, cashback_earned) \
+                     VALUES ('{wallet}', '{citizen}', 0, '2026-11', 0, 0, 0);"
+                ))
+                .unwrap();
+        }
+        sqlite
+    }
+
+    fn item(n: i64, wallet: &str) -> HistoryItem {
+        HistoryItem {
+            id: TxId::parse(&format!("00000000-0000-7000-8000-{n:012}")).unwrap(),
+            wallet: WalletId::parse(wallet).unwrap(),
+            kind: HistoryKind::Charge,
+            amount: Won::from_i64(n),
+            balance_after: Won::from_i64(n),
+            at: chrono::DateTime::from_timestamp_millis(n).unwrap(),
+            counterparty: None,
+            related: None,
+        }
+    }
+
+    fn amounts(connection: &mut DbConn, wallet: &str, before: Option<i64>, limit: i64) -> (Vec<i64>, Option<i64>) {
+        let rows = history_page(connection, wallet, before, limit).unwrap();
+        (rows.iter().map(|row| row.amount).collect(), rows.last().map(|row| row.seq))
+    }
+
+    #[test]
+    fn pages_follow_each_wallets_chain_newest_first_across_writes() {
+        let mut connection = DbConn::Sqlite(database(None));
+        // Interleaved wallets, two writes: each chain must skip the other's items and join up
+        // across the writes.
+        let first: Vec<HistoryItem> = [(1, ALICE), (2, BOB), (3, ALICE), (4, ALICE)].map(|(n, w)| item(n, w)).into();
+        ledger::save_history(&mut connection, &first).unwrap();
+        ledger::save_history(&mut connection, &[item(5, BOB), item(6, ALICE)]).unwrap();
+        assert_eq!(amounts(&mut connection, ALICE, None, 50).0, vec![6, 4, 3, 1]);
+        assert_eq!(amounts(&mut connection, BOB, None, 50).0, vec![5, 2]);
+        // Paging with the last seq of each page as the cursor.
+        let (page, cursor) = amounts(&mut connection, ALICE, None, 3);
+        assert_eq!(page, vec![6, 4, 3]);
+        assert_eq!(amounts(&mut connection, ALICE, cursor, 3).0, vec![1]);
+        // Bob's cursor on alice's history bounds the seqs only: alice's items older than it.
+        let (_, bobs_newest) = amounts(&mut connection, BOB, None, 1);
+        assert_eq!(amounts(&mut connection, ALICE, bobs_newest, 50).0, vec![4, 3, 1]);
+        // A cursor of no item at all: the same bound.
+        assert_eq!(amounts(&mut connection, ALICE, Some(3), 50).0, vec![1]);
+        assert_eq!(amounts(&mut connection, ALICE, Some(1), 50).0, Vec::<i64>::new());
+        // A wallet without history.
+        connection
+            .batch_execute(
+                "INSERT INTO principals (principal_id, login, role, password_hash, created_at_ms) VALUES ('cc', 'cc', 'citizen', '', 0); \
+                 INSERT INTO wallets (wallet_id, citizen_id, balance, month, charged, eligible_spent, cashback_earned) \
+                 VALUES ('c0000000-0000-4000-8000-00000000000c', 'cc', 0, '2026-11', 0, 0, 0);",
+            )
+            .unwrap();
+        assert!(history_page(&mut connection, "c0000000-0000-4000-8000-00000000000c", None, 50).unwrap().is_empty());
+    }
+
+    #[test]
+    fn history_of_a_wallet_that_is_not_here_is_refused_and_writes_nothing() {
+        let mut connection = DbConn::Sqlite(database(None));
+        let stranger = "00000000-0000-4000-8000-0000000000ff";
+        assert!(ledger::save_history(&mut connection, &[item(1, ALICE), item(2, stranger)]).is_err());
+        assert!(history_page(&mut connection, ALICE, None, 50).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_migration_links_the_history_already_there() {
+        let mut sqlite = database(Some("history_chain"));
+        sqlite
+            .batch_execute(&format!(
+                "INSERT INTO history (item_id, wallet_id, kind, amount, balance_after, at_ms) VALUES \
+                 ('i1', '{ALICE}', 'charge', 1, 1, 1), ('i2', '{BOB}', 'charge', 2, 2, 2), \
+                 ('i3', '{ALICE}', 'charge', 3, 3, 3), ('i4', '{BOB}', 'charge', 4, 4, 4);"
+            ))
+            .unwrap();
+        sqlite.run_pending_migrations(super::super::SQLITE_MIGRATIONS).unwrap();
+        let mut connection = DbConn::Sqlite(sqlite);
+        assert_eq!(amounts(&mut connection, ALICE, None, 50).0, vec![3, 1]);
+        assert_eq!(amounts(&mut connection, BOB, None, 50).0, vec![4, 2]);
+        // New items go on from the migrated heads.
+        ledger::save_history(&mut connection, &[item(5, ALICE)]).unwrap();
+        assert_eq!(amounts(&mut connection, ALICE, None, 50).0, vec![5, 3, 1]);
+    }
+}
