@@ -5,7 +5,7 @@
 CREATE TABLE wallets (
     wallet_id TEXT PRIMARY KEY NOT NULL, citizen_id TEXT NOT NULL UNIQUE,
     balance BIGINT NOT NULL CHECK (balance >= 0), month TEXT NOT NULL, charged BIGINT NOT NULL,
-    eligible_spent BIGINT NOT NULL, cashback_earned BIGINT NOT NULL);
+    eligible_spent BIGINT NOT NULL, cashback_earned BIGINT NOT NULL, history_head BIGINT);
 CREATE TABLE merchants (
     merchant_id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, business_number TEXT NOT NULL,
     bank_account TEXT NOT NULL, category TEXT, receivable BIGINT NOT NULL,
@@ -40,8 +40,7 @@ CREATE INDEX postings_by_tx ON postings (tx_id);
 CREATE TABLE history (
     seq BIGSERIAL PRIMARY KEY NOT NULL, item_id TEXT NOT NULL, wallet_id TEXT NOT NULL REFERENCES wallets (wallet_id),
     kind TEXT NOT NULL, amount BIGINT NOT NULL, balance_after BIGINT NOT NULL, at_ms BIGINT NOT NULL,
-    counterparty TEXT, related_id TEXT);
-CREATE INDEX history_by_wallet ON history (wallet_id, seq);
+    counterparty TEXT, related_id TEXT, prev_seq BIGINT);
 -- Ids of the script's payments: increasing, as wallet-server's UUIDv7 ids are.
 CREATE SEQUENCE bench_ids;
 

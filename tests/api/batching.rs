@@ -90,6 +90,21 @@ fn two_servers_keep_balances_exact_under_concurrent_payments(backend: Backend) {
         for client in &clients {
             let token = client.login(&citizen.login, PASSWORD);
             assert_eq!(client.balance(&token), "0", "{} read through either server", citizen.login);
+            // The history chain, written by both servers, is the wallet's order of commits:
+            // newest first, each item's balance the next older one's plus its amount.
+            let history = client.history(&token, "limit=200");
+            let items = history["items"].as_array().unwrap();
+            let kinds = |kind: &str| items.iter().filter(|item| item["kind"] == kind).count();
+            assert_eq!((kinds("charge"), kinds("payment")), (1, 10), "{history}");
+            let number = |value: &serde_json::Value| string(value).parse::<i64>().unwrap();
+            for pair in items.windows(2) {
+                assert_eq!(
+                    number(&pair[1]["balance_after"]) + number(&pair[0]["amount"]),
+                    number(&pair[0]["balance_after"]),
+                    "{history}"
+                );
+            }
+            assert_eq!(number(&items[0]["balance_after"]), 0, "{history}");
         }
     }
     assert!(answers.iter().all(|(status, code)| *status == 201 || (*status == 422 && code == "insufficient_funds")));

@@ -7,8 +7,9 @@
 //! update the wallet (balance, eligible spend, cashback earned), the merchant's receivable and
 //! the cashback budget row; insert the postings of the payment and of its cashback (the double
 //! entry, four rows), two history rows, the payment row, the day's sales row and the
-//! idempotency record. Values are computed in memory (no reads): this is the cost of the
-//! durable writes alone.
+//! idempotency record. The history is linked as the server links it (each item's `prev_seq`,
+//! the wallet's `history_head` set in its update; no index on (wallet_id, seq)). Values are
+//! computed in memory (no reads): this is the cost of the durable writes alone.
 //!
 //! `raw-sqlite-payments DB_PATH PAYMENTS [WALLETS]`; DB_PATH must not exist yet. Prints one line:
 //! `raw_sqlite_payments <count> in <seconds> s: <rate>/s`.
@@ -36,7 +37,7 @@ const SCHEMA: &str = "
 CREATE TABLE wallets (
     wallet_id TEXT PRIMARY KEY NOT NULL, citizen_id TEXT NOT NULL UNIQUE,
     balance BIGINT NOT NULL CHECK (balance >= 0), month TEXT NOT NULL, charged BIGINT NOT NULL,
-    eligible_spent BIGINT NOT NULL, cashback_earned BIGINT NOT NULL);
+    eligible_spent BIGINT NOT NULL, cashback_earned BIGINT NOT NULL, history_head BIGINT);
 CREATE TABLE merchants (
     merchant_id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, business_number TEXT NOT NULL,
     bank_account TEXT NOT NULL, category TEXT, receivable BIGINT NOT NULL,
@@ -70,8 +71,7 @@ CREATE INDEX postings_by_tx ON postings (tx_id);
 CREATE TABLE history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, item_id TEXT NOT NULL, wallet_id TEXT NOT NULL,
     kind TEXT NOT NULL, amount BIGINT NOT NULL, balance_after BIGINT NOT NULL, at_ms BIGINT NOT NULL,
-    counterparty TEXT, related_id TEXT);
-CREATE INDEX history_by_wallet ON history (wallet_id, seq);
+    counterparty TEXT, related_id TEXT, prev_seq BIGINT);
 ";
 
 /// One open database; closed on drop.
@@ -89,6 +89,7 @@ struct Statement {
 enum Param<'a> {
     Int(i64),
     Text(&'a str),
+    Null,
 }
 
 impl Database {
@@ -145,6 +146,7 @@ impl Database {
             let code = unsafe {
                 match param {
                     Param::Int(value) => ffi::sqlite3_bind_int64(statement.handle, position, *value),
+                    Param::Null => ffi::sqlite3_bind_null(statement.handle, position),
                     Param::Text(text) => ffi::sqlite3_bind_text(
                         statement.handle,
                         position,
@@ -207,7 +209,7 @@ impl PaymentStatements {
             code_used: database.prepare("UPDATE payment_codes SET used = 1 WHERE code = ?1")?,
             wallet: database.prepare(
                 "UPDATE wallets SET balance = ?2, eligible_spent = eligible_spent + ?3, \
-                 cashback_earned = cashback_earned + ?4 WHERE wallet_id = ?1",
+                 cashback_earned = cashback_earned + ?4, history_head = ?5 WHERE wallet_id = ?1",
             )?,
             merchant: database.prepare("UPDATE merchants SET receivable = receivable + ?2 WHERE merchant_id = ?1")?,
             budget: database.prepare("UPDATE ledger_state SET budget_paid_out = budget_paid_out + ?1 WHERE id = 1")?,
@@ -217,7 +219,7 @@ impl PaymentStatements {
             )?,
             history: database.prepare(
                 "INSERT INTO history (item_id, wallet_id, kind, amount, balance_after, at_ms, counterparty, \
-                 related_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 related_id, seq, prev_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?,
             payment: database
                 .prepare("INSERT INTO payments VALUES (?1, ?2, ?3, ?4, ?5, ?4, '2026-11', ?6, 0, 0, 0)")?,
@@ -247,7 +249,7 @@ fn code_of(sequence: u64) -> String {
 fn seed(database: &Database, wallets: u64, merchants: u64, payments: u64) -> Result<(), String> {
     database.execute(SCHEMA)?;
     database.execute("BEGIN")?;
-    let wallet = database.prepare("INSERT INTO wallets VALUES (?1, ?2, ?3, '2026-11', ?3, 0, 0)")?;
+    let wallet = database.prepare("INSERT INTO wallets VALUES (?1, ?2, ?3, '2026-11', ?3, 0, 0, NULL)")?;
     for index in 0..wallets {
         let id = wallet_id(index);
         database.run(&wallet, &[Param::Text(&id), Param::Text(&id), Param::Int(OPENING_BALANCE_WON)])?;
@@ -267,16 +269,27 @@ fn seed(database: &Database, wallets: u64, merchants: u64, payments: u64) -> Res
     database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 }
 
-/// One payment, one transaction; `balances` holds each wallet's balance in memory.
+/// What the loop keeps in memory instead of reading it back: each wallet's balance and newest
+/// history item, and the last history seq.
+struct Books {
+    balances: Vec<i64>,
+    heads: Vec<Option<i64>>,
+    last_seq: i64,
+}
+
+/// One payment, one transaction.
 fn pay(
     database: &Database,
     statements: &PaymentStatements,
     sequence: u64,
-    balances: &mut [i64],
+    books: &mut Books,
     merchants: u64,
     at_ms: i64,
 ) -> Result<(), String> {
+    let balances = &mut books.balances;
     let wallet_index = usize::try_from(sequence % balances.len() as u64).expect("wallets fit in memory");
+    let (payment_seq, cashback_seq) = (books.last_seq + 1, books.last_seq + 2);
+    let head = books.heads[wallet_index].map_or(Param::Null, Param::Int);
     let wallet = wallet_id(wallet_index as u64);
     let merchant = merchant_id(sequence % merchants);
     let payment_id = format!("00000000-0000-4000-a000-{sequence:012}");
@@ -289,7 +302,13 @@ fn pay(
     database.run(&s.code_used, &[Param::Text(&code_of(sequence))])?;
     database.run(
         &s.wallet,
-        &[Param::Text(&wallet), Param::Int(after_cashback), Param::Int(AMOUNT_WON), Param::Int(CASHBACK_WON)],
+        &[
+            Param::Text(&wallet),
+            Param::Int(after_cashback),
+            Param::Int(AMOUNT_WON),
+            Param::Int(CASHBACK_WON),
+            Param::Int(cashback_seq),
+        ],
     )?;
     database.run(&s.merchant, &[Param::Text(&merchant), Param::Int(AMOUNT_WON)])?;
     database.run(&s.budget, &[Param::Int(CASHBACK_WON)])?;
@@ -322,6 +341,8 @@ fn pay(
             Param::Int(at_ms),
             Param::Text("Raw shop"),
             Param::Text(&payment_id),
+            Param::Int(payment_seq),
+            head,
         ],
     )?;
     database.run(
@@ -335,6 +356,8 @@ fn pay(
             Param::Int(at_ms),
             Param::Text("Raw shop"),
             Param::Text(&payment_id),
+            Param::Int(cashback_seq),
+            Param::Int(payment_seq),
         ],
     )?;
     database.run(
@@ -360,6 +383,8 @@ fn pay(
     )?;
     database.run(&s.commit, &[])?;
     balances[wallet_index] = after_cashback;
+    books.heads[wallet_index] = Some(cashback_seq);
+    books.last_seq = cashback_seq;
     Ok(())
 }
 
@@ -375,11 +400,12 @@ fn run(path: &str, payments: u64, wallets: u64) -> Result<(), String> {
     database.execute("PRAGMA foreign_keys = ON")?;
     seed(&database, wallets, merchants, payments)?;
     let statements = PaymentStatements::prepare(&database)?;
-    let mut balances = vec![OPENING_BALANCE_WON; usize::try_from(wallets).map_err(|_| "too many wallets")?];
+    let wallet_count = usize::try_from(wallets).map_err(|_| "too many wallets")?;
+    let mut books = Books { balances: vec![OPENING_BALANCE_WON; wallet_count], heads: vec![None; wallet_count], last_seq: 0 };
     let at_ms = 1_795_000_000_000;
     let started = Instant::now();
     for sequence in 0..payments {
-        pay(&database, &statements, sequence, &mut balances, merchants, at_ms)?;
+        pay(&database, &statements, sequence, &mut books, merchants, at_ms)?;
     }
     let elapsed_s = started.elapsed().as_secs_f64();
     drop(statements);
