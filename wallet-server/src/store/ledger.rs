@@ -652,32 +652,38 @@ fn count(value: u64) -> StoreResult<i64> {
 /// Rows written by one multi-row `INSERT` at most: 500 rows of up to 11 columns stay well inside
 /// the bound-parameter limits of SQLite (32,766) and PostgreSQL (65,535), and on PostgreSQL one
 /// statement for hundreds of rows saves most of the round trips of a bulk write (a handover
-/// import). The ledger's own inserts use it on PostgreSQL only (`insert_rows!`).
+/// import). The ledger's inserts use it on PostgreSQL (`insert_fixed_rows!`).
 pub const ROWS_PER_INSERT: usize = 500;
 
-/// The postings of `transactions` (`insert_rows!`: a few hundred rows a statement on
-/// PostgreSQL, one kept-prepared statement a row on SQLite).
+/// The postings of `transactions` (`insert_fixed_rows!`: a few hundred rows a statement on
+/// PostgreSQL, kept-prepared statements of 32, 8 and 1 rows on SQLite).
 pub fn save_transactions(connection: &mut DbConn, transactions: &[Transaction]) -> StoreResult<()> {
-    let mut rows = Vec::new();
-    for transaction in transactions {
-        let kind = serde_plain(transaction.kind());
+    let kinds: Vec<String> = transactions.iter().map(|transaction| serde_plain(transaction.kind())).collect();
+    let mut values = Vec::new();
+    for (transaction, kind) in transactions.iter().zip(&kinds) {
         for posting in transaction.postings() {
             let account_id = match &posting.account {
                 Account::Wallet(id) => Some(id.as_str()),
                 Account::Merchant(id) => Some(id.as_str()),
                 _ => None,
             };
-            rows.push((
-                postings::tx_id.eq(transaction.id().as_str()),
-                postings::tx_kind.eq(kind.clone()),
-                postings::account_kind.eq(posting.account.kind().as_str()),
-                postings::account_id.eq(account_id),
-                postings::amount.eq(cents(posting.amount)?),
-                postings::at_ms.eq(millis(transaction.at())),
-            ));
+            values.extend([
+                Bind::Text(transaction.id().as_str()),
+                Bind::Text(kind),
+                Bind::Text(posting.account.kind().as_str()),
+                Bind::NullableText(account_id),
+                Bind::BigInt(cents(posting.amount)?),
+                Bind::BigInt(millis(transaction.at())),
+            ]);
         }
     }
-    insert_rows!(connection, postings::table, rows);
+    insert_fixed_rows!(
+        connection,
+        "INSERT INTO postings (tx_id, tx_kind, account_kind, account_id, amount, at_ms) VALUES ",
+        6,
+        &values,
+        fixed::SqliteRows::Many
+    )?;
     Ok(())
 }
 
@@ -739,30 +745,38 @@ pub fn chain_history(
         .collect())
 }
 
-/// Inserts `items` where [`chain_history`] put them (`links`, one per item) (`insert_rows!`: a
-/// few hundred rows a statement on PostgreSQL, one kept-prepared statement a row on SQLite).
+/// Inserts `items` where [`chain_history`] put them (`links`, one per item) (`insert_fixed_rows!`:
+/// a few hundred rows a statement on PostgreSQL, kept-prepared statements of 32, 8 and 1 rows on
+/// SQLite).
 pub fn insert_history(connection: &mut DbConn, items: &[HistoryItem], links: &[(i64, Option<i64>)]) -> StoreResult<()> {
     assert_eq!(items.len(), links.len(), "one chain link per history item");
-    let mut rows = Vec::with_capacity(items.len());
+    let mut values = Vec::with_capacity(items.len() * 10);
     for (item, &(seq, prev_seq)) in items.iter().zip(links) {
         let counterparty = item.counterparty.as_ref().map(|counterparty| match counterparty {
             wallet_core::Counterparty::Wallet(id) => id.as_str(),
             wallet_core::Counterparty::Merchant(id) => id.as_str(),
         });
-        rows.push((
-            history::seq.eq(seq),
-            history::prev_seq.eq(prev_seq),
-            history::item_id.eq(item.id.as_str()),
-            history::wallet_id.eq(item.wallet.as_str()),
-            history::kind.eq(item.kind.as_str()),
-            history::amount.eq(cents(item.amount)?),
-            history::balance_after.eq(cents(item.balance_after)?),
-            history::at_ms.eq(millis(item.at)),
-            history::counterparty.eq(counterparty),
-            history::related_id.eq(item.related.as_ref().map(|id| id.as_str())),
-        ));
+        values.extend([
+            Bind::BigInt(seq),
+            Bind::NullableBigInt(prev_seq),
+            Bind::Text(item.id.as_str()),
+            Bind::Text(item.wallet.as_str()),
+            Bind::Text(item.kind.as_str()),
+            Bind::BigInt(cents(item.amount)?),
+            Bind::BigInt(cents(item.balance_after)?),
+            Bind::BigInt(millis(item.at)),
+            Bind::NullableText(counterparty),
+            Bind::NullableText(item.related.as_ref().map(|id| id.as_str())),
+        ]);
     }
-    insert_rows!(connection, history::table, rows);
+    insert_fixed_rows!(
+        connection,
+        "INSERT INTO history (seq, prev_seq, item_id, wallet_id, kind, amount, balance_after, at_ms, counterparty, \
+         related_id) VALUES ",
+        10,
+        &values,
+        fixed::SqliteRows::Many
+    )?;
     Ok(())
 }
 

@@ -68,27 +68,19 @@ macro_rules! load_keyed {
     };
 }
 
-/// Inserts `rows` (a slice of `(column.eq(value), …)` tuples) into `table`. On PostgreSQL, a
-/// few hundred rows a statement: one round trip instead of one each. On SQLite, one single-row
-/// statement each, kept prepared: a multi-row `INSERT` there is prepared anew for every row
-/// count, and SQLite gives it a statement journal (a copy of every page it touches, so that a
-/// failing row can be undone alone), which was more than half the cost of the writer's history
-/// inserts. A failing row fails the whole transaction either way.
-macro_rules! insert_rows {
-    ($connection:expr, $table:expr, $rows:expr) => {
-        match $connection {
-            DbConn::Pg(pg) => {
-                for chunk in $rows.chunks($crate::store::ledger::ROWS_PER_INSERT) {
-                    diesel::insert_into($table).values(chunk).execute(pg)?;
-                }
-            }
-            DbConn::Sqlite(sqlite) => {
-                for row in $rows.iter() {
-                    diesel::insert_into($table).values(row).execute(sqlite)?;
-                }
-            }
+/// Inserts `values` (`$columns` [`fixed::Bind`]s a row, in the order of the text's columns) with
+/// `$into`, a literal `INSERT INTO t (a, b, …) VALUES `; `$sqlite` is a [`fixed::SqliteRows`].
+/// `fixed::insert_rows` says how many rows a statement on each backend. Each use defines its own
+/// type for the text.
+macro_rules! insert_fixed_rows {
+    ($connection:expr, $into:expr, $columns:expr, $values:expr, $sqlite:expr) => {{
+        struct Text;
+        impl $crate::store::fixed::RowsSql for Text {
+            const INTO: &'static str = $into;
+            const COLUMNS: usize = $columns;
         }
-    };
+        $crate::store::fixed::insert_rows::<Text>($connection, $values, $crate::store::ledger::ROWS_PER_INSERT, $sqlite)
+    }};
 }
 
 pub mod audit;

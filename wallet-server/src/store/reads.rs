@@ -9,6 +9,7 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use wallet_core::{AccountKind, Won};
 
 use super::schema::*;
+use super::fixed::Bind;
 use super::{ledger, DbConn, StoreResult};
 
 #[derive(QueryableByName)]
@@ -256,23 +257,27 @@ pub struct NewAnswer<'a> {
     pub body: String,
 }
 
-/// Stores a batch's answers (`insert_rows!`: a few hundred rows a statement on PostgreSQL, one
-/// kept-prepared statement a row on SQLite).
+/// Stores a batch's answers (`insert_fixed_rows!`: a few hundred rows a statement on PostgreSQL,
+/// one kept-prepared statement a row on SQLite: the keys are random, see `SqliteRows::One`).
 pub fn save_idempotent_answers(connection: &mut DbConn, answers: &[NewAnswer<'_>], now_ms: i64) -> StoreResult<()> {
-    let rows: Vec<_> = answers
-        .iter()
-        .map(|answer| {
-            (
-                idempotency::principal_id.eq(answer.principal_id),
-                idempotency::idem_key.eq(answer.key),
-                idempotency::request_hash.eq(answer.request_hash),
-                idempotency::status.eq(i32::from(answer.status)),
-                idempotency::body.eq(answer.body.as_str()),
-                idempotency::created_at_ms.eq(now_ms),
-            )
-        })
-        .collect();
-    insert_rows!(connection, idempotency::table, rows);
+    let mut values = Vec::with_capacity(answers.len() * 6);
+    for answer in answers {
+        values.extend([
+            Bind::Text(answer.principal_id),
+            Bind::Text(answer.key),
+            Bind::Text(answer.request_hash),
+            Bind::BigInt(i64::from(answer.status)),
+            Bind::Text(&answer.body),
+            Bind::BigInt(now_ms),
+        ]);
+    }
+    insert_fixed_rows!(
+        connection,
+        "INSERT INTO idempotency (principal_id, idem_key, request_hash, status, body, created_at_ms) VALUES ",
+        6,
+        &values,
+        super::fixed::SqliteRows::One
+    )?;
     Ok(())
 }
 
