@@ -732,17 +732,21 @@ pub fn chain_history(
         return Err(StoreError::Corrupt(format!("history for wallet {} that was not read first", stranger.wallet)));
     }
     let seqs = reserve_history_seqs(connection, items.len())?;
-    Ok(items
-        .iter()
-        .zip(seqs)
-        .map(|(item, seq)| {
-            let head = heads.0.get_mut(item.wallet.as_str()).expect("every item's wallet was checked above");
-            assert!(head.seq.is_none_or(|newest| newest < seq), "along a wallet's history chain seqs only grow");
-            let prev_seq = head.seq.replace(seq);
-            head.unwritten = true;
-            (seq, prev_seq)
-        })
-        .collect())
+    let mut links = Vec::with_capacity(items.len());
+    for (item, seq) in items.iter().zip(seqs) {
+        let head = heads.0.get_mut(item.wallet.as_str()).expect("every item's wallet was checked above");
+        if let Some(newest) = head.seq.filter(|&newest| newest >= seq) {
+            // Not reachable while seqs are taken under the wallet's lock; fail the write rather
+            // than link a chain out of order.
+            return Err(StoreError::Corrupt(format!(
+                "wallet {}: new history seq {seq} is not above its newest item's {newest}",
+                item.wallet
+            )));
+        }
+        links.push((seq, head.seq.replace(seq)));
+        head.unwritten = true;
+    }
+    Ok(links)
 }
 
 /// Inserts `items` where [`chain_history`] put them (`links`, one per item) (`insert_fixed_rows!`:
