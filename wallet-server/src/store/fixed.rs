@@ -46,36 +46,9 @@ impl<'a, S: Sql> Fixed<'a, S> {
     pub fn new(binds: Vec<Bind<'a>>) -> Fixed<'a, S> {
         Fixed { binds, text: PhantomData }
     }
-
-    fn walk<'b, DB>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()>
-    where
-        DB: Backend
-            + diesel::sql_types::HasSqlType<Text>
-            + diesel::sql_types::HasSqlType<BigInt>
-            + diesel::sql_types::HasSqlType<Bool>,
-        str: diesel::serialize::ToSql<Text, DB>,
-        i64: diesel::serialize::ToSql<BigInt, DB>,
-        bool: diesel::serialize::ToSql<Bool, DB>,
-        Option<&'a str>: diesel::serialize::ToSql<Nullable<Text>, DB>,
-        Option<i64>: diesel::serialize::ToSql<Nullable<BigInt>, DB>,
-    {
-        let mut parts = S::SQL.split('?');
-        let mut binds = self.binds.iter();
-        out.push_sql(parts.next().unwrap_or_default());
-        for part in parts {
-            match binds.next() {
-                Some(bind) => push_bind(&mut out, bind)?,
-                None => return Err(mismatch(S::SQL, self.binds.len())),
-            }
-            out.push_sql(part);
-        }
-        if binds.next().is_some() {
-            return Err(mismatch(S::SQL, self.binds.len()));
-        }
-        Ok(())
-    }
 }
 
+/// Binds one value of a [`Fixed`] or [`Rows`] statement.
 fn push_bind<'a, 'b, DB>(out: &mut AstPass<'_, 'b, DB>, bind: &'b Bind<'a>) -> QueryResult<()>
 where
     DB: Backend
@@ -97,28 +70,61 @@ where
     }
 }
 
+/// The `QueryFragment`s of [`Fixed`] and [`Rows`] for one backend (both of ours), written once
+/// here and concrete per backend, so that only `push_bind` spells out what a backend must bind.
+macro_rules! fragments_for {
+    ($backend:ty) => {
+        impl<'a, S: Sql> QueryFragment<$backend> for Fixed<'a, S> {
+            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, $backend>) -> QueryResult<()> {
+                let mut parts = S::SQL.split('?');
+                let mut binds = self.binds.iter();
+                out.push_sql(parts.next().unwrap_or_default());
+                for part in parts {
+                    match binds.next() {
+                        Some(bind) => push_bind(&mut out, bind)?,
+                        None => return Err(mismatch(S::SQL, self.binds.len())),
+                    }
+                    out.push_sql(part);
+                }
+                if binds.next().is_some() {
+                    return Err(mismatch(S::SQL, self.binds.len()));
+                }
+                Ok(())
+            }
+
+            fn is_safe_to_cache_prepared(&self, _: &$backend) -> QueryResult<bool> {
+                Ok(true)
+            }
+        }
+
+        impl<'a, S: RowsSql, const N: usize> QueryFragment<$backend> for Rows<'a, S, N> {
+            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, $backend>) -> QueryResult<()> {
+                if N == 0 {
+                    out.unsafe_to_cache_prepared();
+                }
+                out.push_sql(S::INTO);
+                for (index, row) in self.values.chunks(S::COLUMNS).enumerate() {
+                    out.push_sql(if index == 0 { "(" } else { ", (" });
+                    for (column, value) in row.iter().enumerate() {
+                        if column > 0 {
+                            out.push_sql(", ");
+                        }
+                        push_bind(&mut out, value)?;
+                    }
+                    out.push_sql(")");
+                }
+                Ok(())
+            }
+
+            fn is_safe_to_cache_prepared(&self, _: &$backend) -> QueryResult<bool> {
+                Ok(N > 0)
+            }
+        }
+    };
+}
+
 fn mismatch(sql: &str, binds: usize) -> DieselError {
     DieselError::QueryBuilderError(format!("{binds} values for the placeholders of `{sql}`").into())
-}
-
-impl<S: Sql> QueryFragment<Sqlite> for Fixed<'_, S> {
-    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        self.walk(out)
-    }
-
-    fn is_safe_to_cache_prepared(&self, _: &Sqlite) -> QueryResult<bool> {
-        Ok(true)
-    }
-}
-
-impl<S: Sql> QueryFragment<Pg> for Fixed<'_, S> {
-    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        self.walk(out)
-    }
-
-    fn is_safe_to_cache_prepared(&self, _: &Pg) -> QueryResult<bool> {
-        Ok(true)
-    }
 }
 
 /// The text's type is the id: diesel keys its cache of prepared statements by it.
@@ -163,55 +169,6 @@ impl<'a, S: RowsSql, const N: usize> Rows<'a, S, N> {
         assert!(S::COLUMNS > 0 && values.len() % S::COLUMNS == 0, "whole rows of values");
         assert!(N == 0 || values.len() == N * S::COLUMNS, "exactly N rows");
         Rows { values, text: PhantomData }
-    }
-
-    fn walk<'b, DB>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()>
-    where
-        DB: Backend
-            + diesel::sql_types::HasSqlType<Text>
-            + diesel::sql_types::HasSqlType<BigInt>
-            + diesel::sql_types::HasSqlType<Bool>,
-        str: diesel::serialize::ToSql<Text, DB>,
-        i64: diesel::serialize::ToSql<BigInt, DB>,
-        bool: diesel::serialize::ToSql<Bool, DB>,
-        Option<&'a str>: diesel::serialize::ToSql<Nullable<Text>, DB>,
-        Option<i64>: diesel::serialize::ToSql<Nullable<BigInt>, DB>,
-    {
-        if N == 0 {
-            out.unsafe_to_cache_prepared();
-        }
-        out.push_sql(S::INTO);
-        for (index, row) in self.values.chunks(S::COLUMNS).enumerate() {
-            out.push_sql(if index == 0 { "(" } else { ", (" });
-            for (column, value) in row.iter().enumerate() {
-                if column > 0 {
-                    out.push_sql(", ");
-                }
-                push_bind(&mut out, value)?;
-            }
-            out.push_sql(")");
-        }
-        Ok(())
-    }
-}
-
-impl<S: RowsSql, const N: usize> QueryFragment<Sqlite> for Rows<'_, S, N> {
-    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        self.walk(out)
-    }
-
-    fn is_safe_to_cache_prepared(&self, _: &Sqlite) -> QueryResult<bool> {
-        Ok(N > 0)
-    }
-}
-
-impl<S: RowsSql, const N: usize> QueryFragment<Pg> for Rows<'_, S, N> {
-    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        self.walk(out)
-    }
-
-    fn is_safe_to_cache_prepared(&self, _: &Pg) -> QueryResult<bool> {
-        Ok(N > 0)
     }
 }
 
@@ -279,6 +236,9 @@ pub fn insert_rows<S: RowsSql>(
     Ok(())
 }
 
+fragments_for!(Sqlite);
+fragments_for!(Pg);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,8 +253,8 @@ mod tests {
         sqlite
     }
 
-    #[test]
-    fn binds_each_value_in_order_and_prepares_each_text_once() {
+    /// [`table`] on a connection that notes the text of every statement it prepares and keeps.
+    fn table_counting_preparations() -> (super::super::DbConn, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
         let mut sqlite = table();
         let prepared = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let seen = prepared.clone();
@@ -303,7 +263,12 @@ mod tests {
                 seen.lock().unwrap().push(sql.to_owned());
             }
         });
-        let mut connection = super::super::DbConn::Sqlite(sqlite);
+        (super::super::DbConn::Sqlite(sqlite), prepared)
+    }
+
+    #[test]
+    fn binds_each_value_in_order_and_prepares_each_text_once() {
+        let (mut connection, prepared) = table_counting_preparations();
         for (id, n) in [("a", 1), ("b", 2), ("c", 3)] {
             let insert = fixed!(
                 "INSERT INTO t (id, n, note, on_) VALUES (?, ?, ?, ?)",
@@ -348,15 +313,7 @@ mod tests {
 
     #[test]
     fn rows_go_in_by_32_8_and_1_each_shape_prepared_once_or_one_by_one() {
-        let mut sqlite = table();
-        let prepared = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let seen = prepared.clone();
-        sqlite.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
-            if let diesel::connection::InstrumentationEvent::CacheQuery { sql, .. } = event {
-                seen.lock().unwrap().push(sql.to_owned());
-            }
-        });
-        let mut connection = super::super::DbConn::Sqlite(sqlite);
+        let (mut connection, prepared) = table_counting_preparations();
         struct Into;
         impl RowsSql for Into {
             const INTO: &'static str = "INSERT INTO t (id, n) VALUES ";
