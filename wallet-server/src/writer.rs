@@ -368,6 +368,7 @@ fn process(
         }
         let mut changes = book.take_changes();
         changes.codes.retain(|(_, state)| state.used); // new codes were inserted above
+
         // The history is linked first, so that each wallet's row is written once, with its new
         // history head (store/ledger.rs `HistoryHeads`).
         let links = ledger::chain_history(connection, &history, &mut heads)?;

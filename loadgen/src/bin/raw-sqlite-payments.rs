@@ -401,7 +401,8 @@ fn run(path: &str, payments: u64, wallets: u64) -> Result<(), String> {
     seed(&database, wallets, merchants, payments)?;
     let statements = PaymentStatements::prepare(&database)?;
     let wallet_count = usize::try_from(wallets).map_err(|_| "too many wallets")?;
-    let mut books = Books { balances: vec![OPENING_BALANCE_WON; wallet_count], heads: vec![None; wallet_count], last_seq: 0 };
+    let mut books =
+        Books { balances: vec![OPENING_BALANCE_WON; wallet_count], heads: vec![None; wallet_count], last_seq: 0 };
     let at_ms = 1_795_000_000_000;
     let started = Instant::now();
     for sequence in 0..payments {

@@ -132,12 +132,8 @@ pub fn load_wallets(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<(WalletRow, Option<i64>)> = load_keyed!(
-        connection,
-        wallets::table.select((WALLET_ROW, wallets::history_head)),
-        wallets::wallet_id,
-        ids
-    )?;
+    let rows: Vec<(WalletRow, Option<i64>)> =
+        load_keyed!(connection, wallets::table.select((WALLET_ROW, wallets::history_head)), wallets::wallet_id, ids)?;
     rows.into_iter()
         .map(|((id, balance, month, charged, eligible_spent, cashback_earned), head)| {
             let state = wallet_state((balance, month, charged, eligible_spent, cashback_earned))?;
@@ -847,8 +843,7 @@ fn reserve_history_seqs(connection: &mut DbConn, count: usize) -> StoreResult<Ve
 /// Writes the heads that moved and that `save_changes` did not write with a wallet row.
 pub fn save_history_heads(connection: &mut DbConn, heads: &mut HistoryHeads) -> StoreResult<()> {
     let wallets: Vec<String> = heads.0.iter().filter(|(_, head)| head.unwritten).map(|(id, _)| id.clone()).collect();
-    let moved: Vec<(&str, i64)> =
-        wallets.iter().filter_map(|id| Some((id.as_str(), heads.take_moved(id)?))).collect();
+    let moved: Vec<(&str, i64)> = wallets.iter().filter_map(|id| Some((id.as_str(), heads.take_moved(id)?))).collect();
     if moved.is_empty() {
         return Ok(());
     }
@@ -857,10 +852,10 @@ pub fn save_history_heads(connection: &mut DbConn, heads: &mut HistoryHeads) -> 
             for &(id, head) in &moved {
                 let updated = fixed::execute(
                     connection,
-                    fixed!("UPDATE wallets SET history_head = ? WHERE wallet_id = ?", vec![
-                        Bind::BigInt(head),
-                        Bind::Text(id)
-                    ]),
+                    fixed!(
+                        "UPDATE wallets SET history_head = ? WHERE wallet_id = ?",
+                        vec![Bind::BigInt(head), Bind::Text(id)]
+                    ),
                 )?;
                 expect_rows("wallet history head", updated, 1)?;
             }

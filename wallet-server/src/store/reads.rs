@@ -8,8 +8,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use wallet_core::{AccountKind, Won};
 
-use super::schema::*;
 use super::fixed::Bind;
+use super::schema::*;
 use super::{ledger, DbConn, StoreResult};
 
 #[derive(QueryableByName)]
