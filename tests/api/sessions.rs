@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{string, time, Backend, TestApp, ADMIN_LOGIN, CLOCK_START, PASSWORD};
+use crate::support::{string, time, Backend, Body, TestApp, ADMIN_LOGIN, CLOCK_START, PASSWORD};
 
 fn citizens_register_and_sessions_end(backend: Backend) {
     let app = TestApp::start(backend);
@@ -83,4 +83,25 @@ fn a_busy_token_is_refused_right_after_logout(backend: Backend) {
     assert_eq!(api.balance(&again), "4000");
 }
 
-scenarios!(citizens_register_and_sessions_end, a_busy_token_is_refused_right_after_logout);
+/// The scheme of `Authorization` is case-insensitive (RFC 9110 §11.1): a client library that
+/// writes `bearer` is let in; any other scheme still is no token.
+fn the_bearer_scheme_is_matched_in_any_case(backend: Backend) {
+    let app = TestApp::start(backend);
+    let api = &app.api;
+    let citizen = api.register_citizen("anycase");
+    api.charge(&citizen.token, "700").expect(201);
+    let with = |header: String| api.send("GET", "/v1/wallet", "", Body::Empty, &[("Authorization", &header)]);
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let wallet = with(format!("{scheme} {}", citizen.token)).expect(200);
+        assert_eq!(string(&wallet["balance"]), "700", "{scheme}: {wallet}");
+    }
+    with(format!("Basic {}", citizen.token)).expect_error(401, "unauthorized");
+    with(format!("Bearer{}", citizen.token)).expect_error(401, "unauthorized");
+    with(format!("Bearerx {}", citizen.token)).expect_error(401, "unauthorized");
+}
+
+scenarios!(
+    citizens_register_and_sessions_end,
+    a_busy_token_is_refused_right_after_logout,
+    the_bearer_scheme_is_matched_in_any_case
+);

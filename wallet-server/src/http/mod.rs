@@ -443,13 +443,15 @@ where
 }
 
 /// The SHA-256 of the request's bearer token (the form sessions are stored in); 401 without one.
+/// The scheme's name is matched in any case (RFC 9110 §11.1: `bearer` is `Bearer`).
 fn bearer_token_hash(request: &HttpRequest) -> Result<String, ApiError> {
     let token = request
         .headers()
         .get("Authorization")
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty() && token.len() <= 128)
         .ok_or_else(ApiError::unauthorized)?;
     Ok(crate::auth::token_hash(token))
