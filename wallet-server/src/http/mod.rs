@@ -338,7 +338,7 @@ pub async fn authenticate(state: &State, request: &HttpRequest, role: Option<Rol
     if let Some(principal) = cached_principal(state, &token_hash, role) {
         return principal;
     }
-    authenticate_with(state, request, role, |_, _, _| Ok(())).await.map(|(principal, ())| principal)
+    authenticate_hash_with(state, token_hash, role, |_, _, _| Ok(())).await.map(|(principal, ())| principal)
 }
 
 /// [`authenticate`], then `work` for the authenticated caller on a pooled connection, in one

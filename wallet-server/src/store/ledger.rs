@@ -707,8 +707,13 @@ impl HistoryHeads {
 
     /// The wallet's new head if it moved and is not written yet; from now on it counts as written.
     fn take_moved(&mut self, wallet: &str) -> Option<i64> {
-        let head = self.0.get_mut(wallet)?;
-        std::mem::take(&mut head.unwritten).then_some(head.seq).flatten()
+        self.0.get_mut(wallet)?.take_moved()
+    }
+}
+
+impl Head {
+    fn take_moved(&mut self) -> Option<i64> {
+        std::mem::take(&mut self.unwritten).then_some(self.seq).flatten()
     }
 }
 
@@ -842,8 +847,8 @@ fn reserve_history_seqs(connection: &mut DbConn, count: usize) -> StoreResult<Ve
 
 /// Writes the heads that moved and that `save_changes` did not write with a wallet row.
 pub fn save_history_heads(connection: &mut DbConn, heads: &mut HistoryHeads) -> StoreResult<()> {
-    let wallets: Vec<String> = heads.0.iter().filter(|(_, head)| head.unwritten).map(|(id, _)| id.clone()).collect();
-    let moved: Vec<(&str, i64)> = wallets.iter().filter_map(|id| Some((id.as_str(), heads.take_moved(id)?))).collect();
+    let moved: Vec<(&str, i64)> =
+        heads.0.iter_mut().filter_map(|(id, head)| Some((id.as_str(), head.take_moved()?))).collect();
     if moved.is_empty() {
         return Ok(());
     }
