@@ -1,4 +1,4 @@
-//! Reading and verifying an operator handover bundle (`shared/HANDOVER.md`, version 1).
+//! Reading and verifying an operator handover bundle (`docs/HANDOVER.md`, version 1).
 //!
 //! Verification reads every file once, streaming: it checks the manifest (format, version,
 //! kind and sequence), each file's header, row count and SHA-256, every row's syntax, duplicate

@@ -1,4 +1,4 @@
-//! Operator handover (`shared/HANDOVER.md`): verifying, importing and exporting bundles, as
+//! Operator handover (`docs/HANDOVER.md`): verifying, importing and exporting bundles, as
 //! directories or as `.tar` / `.tar.gz` archives of one.
 
 pub mod archive;
