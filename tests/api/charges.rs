@@ -15,7 +15,8 @@ fn wallet_shows_charges_within_limits(backend: Backend) {
         json!({
             "wallet_id": alice.wallet_id, "balance": "0", "currency": "KRW", "month": "2030-01",
             "charged_this_month": "0", "charge_limit_remaining": "2000000",
-            "cashback_earned_this_month": "0", "cashback_eligible_spend_remaining": "500000",
+            "cashback_earned_this_month": "0", "cashback_net_this_month": "0",
+            "cashback_eligible_spend_remaining": "500000",
         })
     );
 

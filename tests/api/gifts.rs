@@ -19,7 +19,11 @@ fn gifts_move_money_between_wallets(backend: Backend) {
 
     api.gift(&alice.token, &alice.wallet_id, "1000").expect_error(422, "validation_failed");
     api.gift(&alice.token, &unknown_id_like(&bob.wallet_id), "1000").expect_error(404, "not_found");
-    api.gift(&alice.token, &bob.wallet_id, "30001").expect_error(422, "insufficient_funds");
+    let refused = api.gift(&alice.token, &bob.wallet_id, "30001");
+    refused.expect_error(422, "insufficient_funds");
+    // Said in words a citizen can read: no internal account notation, no wallet id.
+    assert!(refused.text.contains("the wallet holds 30000 won"), "{refused}");
+    assert!(!refused.text.contains("citizen_wallet") && !refused.text.contains(&alice.wallet_id), "{refused}");
     api.gift(&alice.token, &bob.wallet_id, "1.5").expect_error(422, "invalid_amount");
 
     // The receiver's holding limit: bob holds 20000 of 50000.

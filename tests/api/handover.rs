@@ -378,7 +378,7 @@ pub(crate) mod import {
             api.login(&login, password);
         }
         let without = api.post("/v1/sessions", "", &json!({"login": "nopassword", "password": "anything-at-all"}), &[]);
-        without.expect_error(401, "invalid_credentials");
+        without.expect_error(401, "password_reset_required");
         assert!(without.text.contains("POST /v1/citizens/password"), "{without}");
         // The city issues a code (to citizens only, by admins only); the citizen sets a password.
         let admin = app.admin();

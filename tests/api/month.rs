@@ -35,7 +35,8 @@ fn monthly_limits_reset_at_kst_midnight(backend: Backend) {
         json!({
             "wallet_id": alice.wallet_id, "balance": "1982000", "currency": "KRW", "month": "2030-02",
             "charged_this_month": "0", "charge_limit_remaining": "2000000",
-            "cashback_earned_this_month": "0", "cashback_eligible_spend_remaining": "20000",
+            "cashback_earned_this_month": "0", "cashback_net_this_month": "0",
+            "cashback_eligible_spend_remaining": "20000",
         })
     );
     assert_eq!(api.charge(&alice.token, "1000").expect(201)["balance"], "1983000");

@@ -537,10 +537,20 @@ impl Book {
         let month = Month::of(now);
         let date = BusinessDate::of(now);
         // Eligible spend comes back only while the payment's month lasts.
-        let eligible_returned = if payment.month == month { shares.eligible_returned } else { Won::ZERO };
+        let same_month = payment.month == month;
+        let eligible_returned = if same_month { shares.eligible_returned } else { Won::ZERO };
         let mut counters = wallet.counters_in(month);
         counters.eligible_spent = counters.eligible_spent.checked_sub(eligible_returned)?;
         assert!(!counters.eligible_spent.is_negative(), "eligible spend below zero after refund {id}");
+        if same_month {
+            // Bounded by what this month's counter credited: a wallet carried over from another
+            // operator starts its month at zero earned (the bundle has no such column), so the
+            // reversal of a carried payment's cashback is counted only up to it.
+            let reversible = counters.cashback_earned.checked_sub(counters.cashback_reversed)?;
+            let counted = shares.cashback_reversed.min(reversible);
+            counters.cashback_reversed = counters.cashback_reversed.checked_add(counted)?;
+        }
+        assert!(counters.cashback_reversed <= counters.cashback_earned, "net cashback below zero after refund {id}");
         let receivable_after = merchant.receivable.checked_sub(amount.won())?;
         let reversed_after = self.budget.reversed.checked_add(shares.cashback_reversed)?;
         let mut payment_after = payment.clone();

@@ -75,7 +75,34 @@ impl BusinessDate {
     pub fn next(self) -> Option<BusinessDate> {
         self.0.succ_opt().map(BusinessDate)
     }
+
+    /// The day before.
+    pub fn previous(self) -> Option<BusinessDate> {
+        self.0.pred_opt().map(BusinessDate)
+    }
+
+    /// When a day left open becomes overdue for its close: 06:00 KST of the next day. Merchants
+    /// are paid from the close, and a close run by a nightly timer is done well before then.
+    pub fn close_overdue_at(self) -> Option<DateTime<Utc>> {
+        let next = self.0.succ_opt()?;
+        let six = next.and_hms_opt(CLOSE_OVERDUE_HOUR_KST, 0, 0)?;
+        Some(six.and_local_timezone(kst()).single()?.with_timezone(&Utc))
+    }
+
+    /// The latest business date that is overdue for its close at `now`, if it is open: the day
+    /// before yesterday before 06:00 KST, yesterday from then on.
+    pub fn latest_overdue(now: DateTime<Utc>) -> Option<BusinessDate> {
+        let yesterday = BusinessDate::of(now).previous()?;
+        if yesterday.close_overdue_at()? <= now {
+            Some(yesterday)
+        } else {
+            yesterday.previous()
+        }
+    }
 }
+
+/// The hour (KST) of the day after a business date from which its close is overdue.
+const CLOSE_OVERDUE_HOUR_KST: u32 = 6;
 
 impl Month {
     /// The KST month of a UTC instant.
@@ -187,6 +214,15 @@ mod tests {
         assert_eq!(Month::of(utc("2026-11-30T15:00:00Z")).to_string(), "2026-12");
         assert_eq!(Month::of(utc("2026-12-31T15:00:00Z")).to_string(), "2027-01");
         assert!(Month::parse("2026-11").unwrap() < Month::parse("2027-01").unwrap());
+    }
+
+    #[test]
+    fn a_day_is_overdue_for_its_close_from_six_kst_the_next_morning() {
+        let date = BusinessDate::parse("2026-11-30").unwrap();
+        assert_eq!(date.close_overdue_at(), Some(utc("2026-11-30T21:00:00Z")));
+        assert_eq!(BusinessDate::latest_overdue(utc("2026-11-30T20:59:59Z")).unwrap().to_string(), "2026-11-29");
+        assert_eq!(BusinessDate::latest_overdue(utc("2026-11-30T21:00:00Z")).unwrap().to_string(), "2026-11-30");
+        assert_eq!(BusinessDate::latest_overdue(utc("2026-12-01T14:59:59Z")).unwrap().to_string(), "2026-11-30");
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub enum Receipt {
 /// Why a command was refused. A refused command changed nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
-    #[error("insufficient funds in {account}: {available} won available, {needed} won needed")]
+    #[error("insufficient funds: {} holds {available} won, {needed} won are needed", account.in_words())]
     InsufficientFunds { account: Account, available: Won, needed: Won },
     #[error("{0}")]
     LimitExceeded(Limit),

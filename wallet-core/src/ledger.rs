@@ -94,6 +94,21 @@ impl Account {
     }
 }
 
+impl Account {
+    /// The account in words for a person reading an error (the citizen at the counter, the
+    /// merchant at the till): no internal notation, no ids they did not send.
+    pub fn in_words(&self) -> &'static str {
+        match self {
+            Account::Wallet(_) => "the wallet",
+            Account::Merchant(_) => "the merchant's account",
+            Account::CashbackBudget => "the cashback budget",
+            Account::BankClearing | Account::SettlementPayouts | Account::FeeIncome | Account::HandoverOpening => {
+                "the city's account"
+            }
+        }
+    }
+}
+
 impl fmt::Display for Account {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

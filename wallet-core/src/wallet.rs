@@ -24,13 +24,22 @@ pub struct MonthCounters {
     /// Spend that earned cashback this month, net of what refunds gave back (against
     /// `cashback_monthly_spend_cap`).
     pub eligible_spent: Won,
-    /// Cashback credited this month, before reversals.
+    /// Cashback credited this month, before reversals (gross).
     pub cashback_earned: Won,
+    /// Of `cashback_earned`, what refunds of this month's payments have taken back since.
+    /// Refunds of an earlier month's payment reverse that month's cashback, not this one's.
+    pub cashback_reversed: Won,
 }
 
 impl MonthCounters {
     pub fn zero(month: Month) -> MonthCounters {
-        MonthCounters { month, charged: Won::ZERO, eligible_spent: Won::ZERO, cashback_earned: Won::ZERO }
+        MonthCounters {
+            month,
+            charged: Won::ZERO,
+            eligible_spent: Won::ZERO,
+            cashback_earned: Won::ZERO,
+            cashback_reversed: Won::ZERO,
+        }
     }
 }
 
@@ -59,6 +68,7 @@ impl WalletState {
             charged_this_month: counters.charged,
             charge_limit_remaining: policy.monthly_charge_limit.remaining_after(counters.charged)?,
             cashback_earned_this_month: counters.cashback_earned,
+            cashback_net_this_month: counters.cashback_earned.checked_sub(counters.cashback_reversed)?,
             cashback_eligible_spend_remaining: policy
                 .cashback_monthly_spend_cap
                 .remaining_after(counters.eligible_spent)?,
@@ -73,6 +83,9 @@ pub struct WalletView {
     pub month: Month,
     pub charged_this_month: Won,
     pub charge_limit_remaining: Won,
+    /// Gross: every cashback credited this month, whatever refunds took back since.
     pub cashback_earned_this_month: Won,
+    /// `cashback_earned_this_month` less what refunds of this month's payments reversed.
+    pub cashback_net_this_month: Won,
     pub cashback_eligible_spend_remaining: Won,
 }

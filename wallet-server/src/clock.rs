@@ -11,8 +11,11 @@ pub struct Clock {
 }
 
 impl Clock {
-    pub fn new(test_clock: bool) -> Clock {
-        Clock { test_clock, offset_us: AtomicI64::new(0) }
+    /// The real clock, or with `test_clock` a test clock `offset_us` ahead of the real time
+    /// (the offset kept in the database, so a restart does not set it back).
+    pub fn new(test_clock: bool, offset_us: i64) -> Clock {
+        let offset_us = if test_clock { offset_us.max(0) } else { 0 };
+        Clock { test_clock, offset_us: AtomicI64::new(offset_us) }
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -23,14 +26,19 @@ impl Clock {
         self.test_clock
     }
 
-    /// Moves the clock to `target`; refuses to go backward.
-    pub fn move_to(&self, target: DateTime<Utc>) -> Result<(), DateTime<Utc>> {
+    /// How far this clock is ahead of the real time (zero unless it is a test clock moved on).
+    pub fn offset(&self) -> Duration {
+        Duration::microseconds(self.offset_us.load(Ordering::SeqCst))
+    }
+
+    /// Moves the clock to `target`; refuses to go backward. Returns the new offset from the
+    /// real time in microseconds, for the caller to keep.
+    pub fn move_to(&self, target: DateTime<Utc>) -> Result<i64, DateTime<Utc>> {
         let now = self.now();
         if target < now {
             return Err(now);
         }
         let offset = (target - Utc::now()).num_microseconds().unwrap_or(i64::MAX);
-        self.offset_us.fetch_max(offset, Ordering::SeqCst);
-        Ok(())
+        Ok(self.offset_us.fetch_max(offset, Ordering::SeqCst).max(offset))
     }
 }

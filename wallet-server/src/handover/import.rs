@@ -133,7 +133,17 @@ fn apply(
             "manifest.json: bundle {sequence} was already applied from a different manifest; a bundle is applied once"
         )));
     }
-    let last = store::handover::applied_bundle(connection, None)?.map(|bundle| bundle.sequence);
+    let last_applied = store::handover::applied_bundle(connection, None)?;
+    if let Some(last) = last_applied.as_ref().filter(|last| last.operator != manifest.operator) {
+        // Sequences count per outgoing operator: another operator's delta 1 is not the delta
+        // that follows this snapshot, even if its number fits.
+        return Err(refused(format!(
+            "manifest.json: this bundle is from operator {:?}, but the bundles applied here (last: {} {}) are from \
+             {:?}; a delta applies only on top of its own operator's snapshot",
+            manifest.operator, last.kind, last.sequence, last.operator
+        )));
+    }
+    let last = last_applied.map(|bundle| bundle.sequence);
     match (manifest.kind, last) {
         (BundleKind::Snapshot, None) => {}
         (BundleKind::Snapshot, Some(last)) => {
@@ -204,6 +214,7 @@ fn apply(
             charged: row.charged_this_month,
             eligible_spent: row.cashback_eligible_spent_this_month,
             cashback_earned: known.map_or(Won::ZERO, |wallet| wallet.counters.cashback_earned),
+            cashback_reversed: known.map_or(Won::ZERO, |wallet| wallet.counters.cashback_reversed),
         };
         let balance = known.map_or(Won::ZERO, |wallet| wallet.balance);
         book.load_wallet(row.wallet_id.clone(), WalletState { balance, counters });

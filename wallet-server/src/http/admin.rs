@@ -1,5 +1,6 @@
 //! The city's back office: merchants, policy, cashback budget, settlement, oversight, test clock.
 
+use super::strict_json::StrictJson;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -129,10 +130,10 @@ pub fn parse_merchant(body: Value) -> Result<NewMerchant, ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn create_merchant(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+async fn create_merchant(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
     let NewMerchant { login, password, name, business_number, bank_account, category } =
-        parse_merchant(body.into_inner())?;
+        parse_merchant(body.into_inner().0)?;
     let hash = state.passwords.hash(password).await?;
     let merchant_id = uuid::Uuid::new_v4().to_string();
     let id = merchant_id.clone();
@@ -255,9 +256,9 @@ pub fn parse_policy(body: Value) -> Result<Policy, ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn put_policy(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+async fn put_policy(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
-    let policy = parse_policy(body.into_inner())?;
+    let policy = parse_policy(body.into_inner().0)?;
     let answer = state.writer.submit(principal.id, None, WriteOp::Ledger(Command::SetPolicy { policy })).await;
     Ok(super::respond(answer))
 }
@@ -297,10 +298,10 @@ pub fn parse_top_up(body: Value) -> Result<Amount, ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn top_up(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+async fn top_up(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
     let key = idempotency(&request, &body)?;
-    let amount = parse_top_up(body.into_inner())?;
+    let amount = parse_top_up(body.into_inner().0)?;
     let command = Command::TopUpBudget { id: new_tx_id(), amount };
     Ok(submit(&state, &principal.id, key, WriteOp::Ledger(command)).await)
 }
@@ -359,9 +360,9 @@ pub fn parse_close_day(body: Value) -> Result<BusinessDate, ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn close_day(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+async fn close_day(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
-    let date = parse_close_day(body.into_inner())?;
+    let date = parse_close_day(body.into_inner().0)?;
     let command = Command::CloseDay { id: new_tx_id(), date };
     let answer = state.writer.submit(principal.id, None, WriteOp::Ledger(command)).await;
     Ok(super::respond(answer))
@@ -516,8 +517,12 @@ struct ClockBody {
 /// The body of `PUT /v1/admin/test-clock`: the instant to move to.
 pub fn parse_test_clock(body: Value) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
     let body: ClockBody = parse_body(body)?;
-    let target = chrono::DateTime::parse_from_rfc3339(&body.now)
-        .map_err(|error| ApiError::validation(format!("now must be RFC 3339: {error}")))?;
+    let target = chrono::DateTime::parse_from_rfc3339(&body.now).map_err(|error| {
+        ApiError::validation(format!(
+            "now must be an RFC 3339 date and time with its offset, such as \"2030-01-10T09:00:00+09:00\" or \
+             \"2030-01-10T00:00:00Z\" (a date alone is not enough): {error}"
+        ))
+    })?;
     Ok(target.with_timezone(&chrono::Utc))
 }
 
@@ -543,12 +548,12 @@ pub fn parse_test_clock(body: Value) -> Result<chrono::DateTime<chrono::Utc>, Ap
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn test_clock(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+async fn test_clock(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
     if !state.clock.is_test_clock() {
         return Err(ApiError::not_found("no such endpoint; see /openapi.json for the API"));
     }
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
-    let target = parse_test_clock(body.into_inner())?;
+    let target = parse_test_clock(body.into_inner().0)?;
     let backward =
         |now| ApiError::validation(format!("the clock only moves forward; it is already {}", super::rfc3339(now)));
     // The audit row commits first and the clock moves after, so no move goes unrecorded. The
@@ -559,6 +564,9 @@ async fn test_clock(state: State, request: HttpRequest, body: web::Json<Value>) 
             return Ok(Err(from));
         }
         store::write_transaction(connection, |connection| {
+            // Kept with the audit row, so a restart finds the clock where it was moved to.
+            let offset_us = (target - chrono::Utc::now()).num_microseconds().unwrap_or(i64::MAX);
+            store::test_clock::keep_offset_us(connection, offset_us)?;
             let entry = audit::Entry {
                 at: from,
                 actor: audit::Actor::Admin(&principal.id),

@@ -1,5 +1,6 @@
 //! The citizen app: wallet, charges, gifts, payment codes, history.
 
+use super::strict_json::StrictJson;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -81,6 +82,7 @@ async fn wallet(state: State, request: HttpRequest) -> Result<HttpResponse, ApiE
         "charged_this_month": view.charged_this_month,
         "charge_limit_remaining": view.charge_limit_remaining,
         "cashback_earned_this_month": view.cashback_earned_this_month,
+        "cashback_net_this_month": view.cashback_net_this_month,
         "cashback_eligible_spend_remaining": view.cashback_eligible_spend_remaining,
     })))
 }
@@ -124,10 +126,10 @@ pub fn parse_charge(body: Value) -> Result<Amount, ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn charge(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+async fn charge(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
     let (principal, wallet) = citizen_wallet(&state, &request).await?;
     let key = idempotency(&request, &body)?;
-    let amount = parse_charge(body.into_inner())?;
+    let amount = parse_charge(body.into_inner().0)?;
     let command = Command::Charge { id: new_tx_id(), wallet, amount };
     Ok(submit(&state, &principal, key, WriteOp::Ledger(command)).await)
 }
@@ -176,10 +178,10 @@ pub fn parse_gift(body: Value) -> Result<(WalletId, Amount), ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn gift(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+async fn gift(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
     let (principal, wallet) = citizen_wallet(&state, &request).await?;
     let key = idempotency(&request, &body)?;
-    let (to, amount) = parse_gift(body.into_inner())?;
+    let (to, amount) = parse_gift(body.into_inner().0)?;
     let command = Command::Gift { id: new_tx_id(), gift_in_id: new_tx_id(), from: wallet, to, amount };
     Ok(submit(&state, &principal, key, WriteOp::Ledger(command)).await)
 }

@@ -1,5 +1,6 @@
 //! Merchants' POS terminals: payments, refunds, the day's sales.
 
+use super::strict_json::StrictJson;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -76,10 +77,10 @@ pub fn parse_payment(body: Value) -> Result<(PaymentCode, Amount), ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn pay(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+async fn pay(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Merchant)).await?;
     let key = idempotency(&request, &body)?;
-    let (code, amount) = parse_payment(body.into_inner())?;
+    let (code, amount) = parse_payment(body.into_inner().0)?;
     let command =
         Command::Pay { id: new_tx_id(), cashback_id: new_tx_id(), merchant: merchant_id(&principal.id)?, code, amount };
     Ok(submit(&state, &principal.id, key, WriteOp::Ledger(command)).await)
@@ -137,11 +138,11 @@ async fn refund(
     state: State,
     request: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<Value>,
+    body: web::Json<StrictJson>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Merchant)).await?;
     let key = idempotency(&request, &body)?;
-    let (payment, amount) = parse_refund(&path, body.into_inner())?;
+    let (payment, amount) = parse_refund(&path, body.into_inner().0)?;
     let command = Command::Refund {
         id: new_tx_id(),
         reversal_id: new_tx_id(),

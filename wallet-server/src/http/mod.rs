@@ -12,6 +12,8 @@ mod password;
 mod session;
 pub mod session_cache;
 mod status;
+pub mod request_id;
+pub mod strict_json;
 
 pub use metrics::{CountRequests, RequestMetrics};
 pub use session::keep_line_in_sync;

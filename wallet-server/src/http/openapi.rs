@@ -386,8 +386,14 @@ pub struct WalletView {
     pub charged_this_month: String,
     #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "485000")]
     pub charge_limit_remaining: String,
-    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "0")]
+    /// Gross: every cashback credited this month, not reduced by refunds' reversals.
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "1500")]
     pub cashback_earned_this_month: String,
+    /// Net: `cashback_earned_this_month` less the cashback that refunds of this month's payments
+    /// took back (an extension of API.md). A refund of an earlier month's payment reverses that
+    /// month's cashback and does not change this figure.
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "1200")]
+    pub cashback_net_this_month: String,
     #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "300000")]
     pub cashback_eligible_spend_remaining: String,
 }

@@ -8,6 +8,7 @@
 //! a hash, valid for [`RESET_CODE_LIFETIME_S`], used once; setting the password ends the
 //! citizen's sessions.
 
+use super::strict_json::StrictJson;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -120,8 +121,8 @@ pub fn parse_new_password(body: Value) -> Result<NewPassword, ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn set_password(state: State, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
-    let body = parse_new_password(body.into_inner())?;
+async fn set_password(state: State, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
+    let body = parse_new_password(body.into_inner().0)?;
     let wrong = || ApiError::new(401, "invalid_credentials", "the login or reset code is wrong, used or expired");
     let login = body.login;
     let code_hash = crate::auth::token_hash(&body.reset_code);

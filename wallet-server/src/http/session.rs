@@ -1,5 +1,6 @@
 //! Registration, login, logout, and the citizen waiting room.
 
+use super::strict_json::StrictJson;
 use std::sync::Mutex;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -105,8 +106,8 @@ pub fn parse_registration(body: Value) -> Result<(String, String), ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn register(state: State, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
-    let (login, password) = parse_registration(body.into_inner())?;
+async fn register(state: State, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
+    let (login, password) = parse_registration(body.into_inner().0)?;
     let hash = state.passwords.hash(password).await?;
     let citizen_id = uuid::Uuid::new_v4().to_string();
     let wallet_id = uuid::Uuid::new_v4().to_string();
@@ -146,8 +147,9 @@ async fn register(state: State, body: web::Json<Value>) -> Result<HttpResponse, 
     responses(
         (status = 201, description = "The session was opened.", body = SessionCreated),
         (status = 400, response = inline(InvalidJson)),
-        (status = 401, description = "`invalid_credentials`: the login or password is wrong, or the account must \
-            set a new password.", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: the login or password is wrong. \
+            `password_reset_required`: the account was carried over from the previous operator without a password; \
+            ask the city for a reset code and set one with `POST /v1/citizens/password`.", body = ErrorBody),
         (status = 408, response = inline(RequestTimeout)),
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`validation_failed`: an unknown or missing field.", body = ErrorBody),
@@ -156,8 +158,8 @@ async fn register(state: State, body: web::Json<Value>) -> Result<HttpResponse, 
         (status = 503, response = inline(LoginUnavailable))
     )
 )]
-async fn login(state: State, request: HttpRequest, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
-    let body = parse_login_body(body.into_inner())?;
+async fn login(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
+    let body = parse_login_body(body.into_inner().0)?;
     // Throttled attempts are refused before anything else: no database read, no password work.
     let throttled = ThrottledAttempt::begin(&state, &request, &body.login)?;
     let login = body.login.clone();
@@ -193,9 +195,10 @@ async fn login(state: State, request: HttpRequest, body: web::Json<Value>) -> Re
             state.sessions_active.note_released();
         }
         // Carried over from the previous operator without a password hash.
+        // Its own code, so an app can send the citizen to the reset flow instead of "wrong password".
         return Err(ApiError::new(
             401,
-            "invalid_credentials",
+            "password_reset_required",
             "this account has no password here yet: it was carried over from the previous operator without one; \
              ask the city for a reset code, then set a password with POST /v1/citizens/password \
              {\"login\", \"reset_code\", \"password\"}",

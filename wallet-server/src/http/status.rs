@@ -24,6 +24,9 @@ use crate::store::{self, DatabaseUrl, StoreError};
 pub const BOOKS_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// With no trial balance taken for this long, the status is degraded.
 const BOOKS_CHECK_STALE_AFTER: Duration = Duration::from_secs(3 * 30);
+/// How many days back from the latest overdue one the status looks for a date left open: two
+/// lookups a day, and a month covers any close a timer or a person forgot.
+const OVERDUE_DAYS_CHECKED: usize = 31;
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config.route("/v1/admin/status", web::get().to(status));
@@ -91,6 +94,19 @@ pub async fn keep_books_checked(state: State) {
     }
 }
 
+/// The dates checked for a close left overdue at `now`, oldest first, ending with the latest
+/// date already overdue.
+fn overdue_window(now: DateTime<Utc>) -> Vec<String> {
+    let mut dates = Vec::with_capacity(OVERDUE_DAYS_CHECKED);
+    let mut date = BusinessDate::latest_overdue(now);
+    while let Some(day) = date.filter(|_| dates.len() < OVERDUE_DAYS_CHECKED) {
+        dates.push(day.to_string());
+        date = day.previous();
+    }
+    dates.reverse();
+    dates
+}
+
 /// Why the status is degraded: a code for programs and a sentence for people.
 fn reason(code: &str, message: String) -> Value {
     json!({"code": code, "message": message})
@@ -100,7 +116,9 @@ fn reason(code: &str, message: String) -> Value {
 /// last settlement and handover.
 ///
 /// `status` is `degraded` when any reason is listed: the books do not balance, no trial balance
-/// was taken lately, the writer's last batch failed, or the cashback budget is used up.
+/// was taken lately, the writer's last batch failed, the cashback budget is used up, or a past
+/// business date with payments or refunds is still not closed at 06:00 KST of the next day
+/// (`settlement_overdue`, among the last 31 such dates).
 #[utoipa::path(get, path = "/v1/admin/status", tag = "admin",
     security(("bearer" = [])),
     responses(
@@ -116,6 +134,7 @@ async fn status(state: State, request: HttpRequest) -> Result<HttpResponse, ApiE
     let now = state.clock.now();
     let today = BusinessDate::of(now);
     let today_text = today.to_string();
+    let overdue_window = overdue_window(now);
     // Each read is one row or one index range (today's sales rows), in one snapshot.
     let read = with_connection(&state, move |connection, _| {
         store::read_snapshot(connection, |connection| {
@@ -125,11 +144,12 @@ async fn status(state: State, request: HttpRequest) -> Result<HttpResponse, ApiE
             let settlement = store::reads::last_settlement(connection)?;
             let import = store::handover::applied_bundle(connection, None)?;
             let export = store::handover::last_export(connection)?;
-            Ok::<_, StoreError>((budget, active, sales, settlement, import, export))
+            let open = store::reads::oldest_open_date_with_activity(connection, &overdue_window)?;
+            Ok::<_, StoreError>((budget, active, sales, settlement, import, export, open))
         })
     })
     .await?;
-    let (budget, active, sales, settlement, import, export) = read;
+    let (budget, active, sales, settlement, import, export, open_date) = read;
     let at = |ms: i64| store::ledger::instant(ms).map(rfc3339).map_err(ApiError::from);
 
     let mut reasons = Vec::new();
@@ -161,6 +181,16 @@ async fn status(state: State, request: HttpRequest) -> Result<HttpResponse, ApiE
         reasons.push(reason(
             "cashback_budget_exhausted",
             "the cashback budget is used up: payments earn no cashback until it is topped up".into(),
+        ));
+    }
+    if let Some(date) = &open_date {
+        reasons.push(reason(
+            "settlement_overdue",
+            format!(
+                "business date {date} had payments or refunds and is still not closed (due by 06:00 KST the next \
+                 day): merchants are not paid until it is; close it with POST /v1/admin/settlements \
+                 {{\"business_date\": \"{date}\"}}"
+            ),
         ));
     }
     let (waiting, admitted_total, shed_total) = {
@@ -199,6 +229,10 @@ async fn status(state: State, request: HttpRequest) -> Result<HttpResponse, ApiE
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": state.started.elapsed().as_secs(),
         "now": rfc3339(now),
+        "test_clock": state.clock.is_test_clock().then(|| json!({
+            "now": rfc3339(now),
+            "ahead_of_real_time_s": state.clock.offset().num_seconds(),
+        })),
         "database": match state.config.database {
             DatabaseUrl::Sqlite(_) => "sqlite",
             DatabaseUrl::Postgres(_) => "postgres",

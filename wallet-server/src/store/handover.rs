@@ -172,6 +172,7 @@ pub fn put_wallets(connection: &mut DbConn, wallets_in: &[(&str, &str, &WalletSt
                 wallets::charged.eq(ledger::cents(state.counters.charged)?),
                 wallets::eligible_spent.eq(ledger::cents(state.counters.eligible_spent)?),
                 wallets::cashback_earned.eq(ledger::cents(state.counters.cashback_earned)?),
+                wallets::cashback_reversed.eq(ledger::cents(state.counters.cashback_reversed)?),
             ));
         }
         upsert!(
@@ -182,6 +183,7 @@ pub fn put_wallets(connection: &mut DbConn, wallets_in: &[(&str, &str, &WalletSt
                 wallets::charged.eq(excluded(wallets::charged)),
                 wallets::eligible_spent.eq(excluded(wallets::eligible_spent)),
                 wallets::cashback_earned.eq(excluded(wallets::cashback_earned)),
+                wallets::cashback_reversed.eq(excluded(wallets::cashback_reversed)),
             ))
         )?;
     }

@@ -68,21 +68,15 @@ pub fn load_state(connection: &mut DbConn, lock: bool) -> StoreResult<(Policy, B
 type PolicyRow = (String, i64, i64, i64, String);
 
 /// A wallet as the ledger reads it: its id, balance and this month's counters.
-type WalletRow = (String, i64, String, i64, i64, i64);
-const WALLET_ROW: (
-    wallets::wallet_id,
+type WalletRow = (String, WalletStateRow);
+const WALLET_ROW: (wallets::wallet_id, WalletStateColumns) = (wallets::wallet_id, WALLET_STATE_ROW);
+type WalletStateColumns = (
     wallets::balance,
     wallets::month,
     wallets::charged,
     wallets::eligible_spent,
     wallets::cashback_earned,
-) = (
-    wallets::wallet_id,
-    wallets::balance,
-    wallets::month,
-    wallets::charged,
-    wallets::eligible_spent,
-    wallets::cashback_earned,
+    wallets::cashback_reversed,
 );
 
 fn policy_of(row: PolicyRow) -> StoreResult<Policy> {
@@ -115,11 +109,10 @@ pub fn citizen_wallet_view(
             ),
         ))
         .load(connection)?;
-    let Some(((wallet_id, balance, month, charged, eligible_spent, cashback_earned), policy)) = rows.into_iter().next()
-    else {
+    let Some(((wallet_id, counters), policy)) = rows.into_iter().next() else {
         return Ok(None);
     };
-    let state = wallet_state((balance, month, charged, eligible_spent, cashback_earned))?;
+    let state = wallet_state(counters)?;
     Ok(Some((wallet_id, state, policy_of(policy)?)))
 }
 
@@ -135,8 +128,8 @@ pub fn load_wallets(
     let rows: Vec<(WalletRow, Option<i64>)> =
         load_keyed!(connection, wallets::table.select((WALLET_ROW, wallets::history_head)), wallets::wallet_id, ids)?;
     rows.into_iter()
-        .map(|((id, balance, month, charged, eligible_spent, cashback_earned), head)| {
-            let state = wallet_state((balance, month, charged, eligible_spent, cashback_earned))?;
+        .map(|((id, counters), head)| {
+            let state = wallet_state(counters)?;
             let id = WalletId::parse(&id).map_err(|error| corrupt("wallet id", error))?;
             heads.loaded(id.as_str(), head);
             Ok((id, state))
@@ -144,9 +137,28 @@ pub fn load_wallets(
         .collect()
 }
 
-/// A wallet from its row: (balance, month, charged, eligible_spent, cashback_earned).
-fn wallet_state(row: (i64, String, i64, i64, i64)) -> StoreResult<WalletState> {
-    let (balance, month, charged, eligible_spent, cashback_earned) = row;
+/// A wallet's balance and month counters as stored: (balance, month, charged, eligible_spent,
+/// cashback_earned, cashback_reversed).
+type WalletStateRow = (i64, String, i64, i64, i64, i64);
+const WALLET_STATE_ROW: (
+    wallets::balance,
+    wallets::month,
+    wallets::charged,
+    wallets::eligible_spent,
+    wallets::cashback_earned,
+    wallets::cashback_reversed,
+) = (
+    wallets::balance,
+    wallets::month,
+    wallets::charged,
+    wallets::eligible_spent,
+    wallets::cashback_earned,
+    wallets::cashback_reversed,
+);
+
+/// A wallet from its row.
+fn wallet_state(row: WalletStateRow) -> StoreResult<WalletState> {
+    let (balance, month, charged, eligible_spent, cashback_earned, cashback_reversed) = row;
     Ok(WalletState {
         balance: won(balance),
         counters: wallet_core::wallet::MonthCounters {
@@ -154,6 +166,7 @@ fn wallet_state(row: (i64, String, i64, i64, i64)) -> StoreResult<WalletState> {
             charged: won(charged),
             eligible_spent: won(eligible_spent),
             cashback_earned: won(cashback_earned),
+            cashback_reversed: won(cashback_reversed),
         },
     })
 }
@@ -420,13 +433,14 @@ fn save_rows_one_by_one(connection: &mut DbConn, changes: &Changes, heads: &mut 
             connection,
             fixed!(
                 "UPDATE wallets SET balance = ?, month = ?, charged = ?, eligible_spent = ?, cashback_earned = ?, \
-                 history_head = COALESCE(?, history_head) WHERE wallet_id = ?",
+                 cashback_reversed = ?, history_head = COALESCE(?, history_head) WHERE wallet_id = ?",
                 vec![
                     Bind::BigInt(cents(wallet.balance)?),
                     Bind::Text(&month),
                     Bind::BigInt(cents(wallet.counters.charged)?),
                     Bind::BigInt(cents(wallet.counters.eligible_spent)?),
                     Bind::BigInt(cents(wallet.counters.cashback_earned)?),
+                    Bind::BigInt(cents(wallet.counters.cashback_reversed)?),
                     Bind::NullableBigInt(heads.take_moved(id.as_str())),
                     Bind::Text(id.as_str()),
                 ],
@@ -519,14 +533,16 @@ fn save_rows_in_bulk(connection: &mut DbConn, changes: &Changes, heads: &mut His
             columns.3.push(cents(wallet.counters.charged)?);
             columns.4.push(cents(wallet.counters.eligible_spent)?);
             columns.5.push(cents(wallet.counters.cashback_earned)?);
-            columns.6.push(heads.take_moved(id.as_str()));
+            columns.6.push(cents(wallet.counters.cashback_reversed)?);
+            columns.7.push(heads.take_moved(id.as_str()));
         }
         let updated = diesel::sql_query(
             "UPDATE wallets AS w SET balance = v.balance, month = v.month, charged = v.charged, \
              eligible_spent = v.eligible_spent, cashback_earned = v.cashback_earned, \
-             history_head = COALESCE(v.history_head, w.history_head) \
-             FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) \
-             AS v (wallet_id, balance, month, charged, eligible_spent, cashback_earned, history_head) \
+             cashback_reversed = v.cashback_reversed, history_head = COALESCE(v.history_head, w.history_head) \
+             FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], \
+                         $7::bigint[], $8::bigint[]) \
+             AS v (wallet_id, balance, month, charged, eligible_spent, cashback_earned, cashback_reversed, history_head) \
              WHERE w.wallet_id = v.wallet_id",
         )
         .bind::<Array<Text>, _>(&columns.0)
@@ -535,7 +551,8 @@ fn save_rows_in_bulk(connection: &mut DbConn, changes: &Changes, heads: &mut His
         .bind::<Array<BigInt>, _>(&columns.3)
         .bind::<Array<BigInt>, _>(&columns.4)
         .bind::<Array<BigInt>, _>(&columns.5)
-        .bind::<Array<diesel::sql_types::Nullable<BigInt>>, _>(&columns.6)
+        .bind::<Array<BigInt>, _>(&columns.6)
+        .bind::<Array<diesel::sql_types::Nullable<BigInt>>, _>(&columns.7)
         .execute(pg)?;
         expect_rows("wallets", updated, columns.0.len())?;
     }
@@ -625,7 +642,8 @@ fn save_rows_in_bulk(connection: &mut DbConn, changes: &Changes, heads: &mut His
 
 /// The wallets of a batch as columns, for `unnest` (wallet id, balance, month, charged, eligible
 /// spent, cashback earned).
-type WalletColumns<'a> = (Vec<&'a str>, Vec<i64>, Vec<String>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<Option<i64>>);
+type WalletColumns<'a> =
+    (Vec<&'a str>, Vec<i64>, Vec<String>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<Option<i64>>);
 
 /// A batch's daily sales rows as columns, for `unnest` (date, merchant, payments count and
 /// amount, refunds count and amount).
@@ -899,9 +917,9 @@ fn serde_plain<T: serde::Serialize>(value: T) -> String {
 
 /// One wallet, read without locking.
 pub fn load_wallets_unlocked(connection: &mut DbConn, id: &str) -> StoreResult<Option<WalletState>> {
-    let row: Option<(i64, String, i64, i64, i64)> = wallets::table
+    let row: Option<WalletStateRow> = wallets::table
         .filter(wallets::wallet_id.eq(id))
-        .select((wallets::balance, wallets::month, wallets::charged, wallets::eligible_spent, wallets::cashback_earned))
+        .select(WALLET_STATE_ROW)
         .load(connection)?
         .into_iter()
         .next();

@@ -91,6 +91,7 @@ pub mod handover;
 pub mod ledger;
 pub mod reads;
 pub mod schema;
+pub mod test_clock;
 pub mod thread_reader;
 pub mod waiting;
 

@@ -196,6 +196,55 @@ pub fn last_settlement(connection: &mut DbConn) -> StoreResult<Option<(String, i
         .optional()?)
 }
 
+/// The oldest of `dates` (`YYYY-MM-DD`, oldest first) that had payments or refunds and is not
+/// closed: two lookups by key a date, so the status page costs the same in a city of any size.
+pub fn oldest_open_date_with_activity(connection: &mut DbConn, dates: &[String]) -> StoreResult<Option<String>> {
+    for date in dates {
+        let active: Option<String> = daily_sales::table
+            .filter(daily_sales::business_date.eq(date))
+            .select(daily_sales::business_date)
+            .first(connection)
+            .optional()?;
+        if active.is_none() {
+            continue;
+        }
+        let closed: Option<String> = settlements::table
+            .filter(settlements::business_date.eq(date))
+            .select(settlements::business_date)
+            .first(connection)
+            .optional()?;
+        if closed.is_none() {
+            return Ok(Some(date.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// A closed business date: (business_date, merchants, total_net_payable, total_fee, closed_at_ms).
+pub type ClosedDate = (String, i64, i64, i64, i64);
+
+/// The dates closed from `from` through `to` (`YYYY-MM-DD`), oldest first, with their totals.
+pub fn closed_dates(connection: &mut DbConn, from: &str, to: &str) -> StoreResult<Vec<ClosedDate>> {
+    let closed: Vec<(String, i64, i64, i64)> = settlements::table
+        .filter(settlements::business_date.ge(from))
+        .filter(settlements::business_date.le(to))
+        .order(settlements::business_date.asc())
+        .select((
+            settlements::business_date,
+            settlements::total_net_payable,
+            settlements::total_fee,
+            settlements::closed_at_ms,
+        ))
+        .load(connection)?;
+    let mut dates = Vec::with_capacity(closed.len());
+    for (date, net, fee, closed_at_ms) in closed {
+        let merchants: i64 =
+            settlement_lines::table.filter(settlement_lines::business_date.eq(&date)).count().get_result(connection)?;
+        dates.push((date, merchants, net, fee, closed_at_ms));
+    }
+    Ok(dates)
+}
+
 /// A stored idempotent answer: (request_hash, status, body, created_at_ms).
 pub type StoredAnswer = (String, i32, String, i64);
 

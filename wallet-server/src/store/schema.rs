@@ -24,6 +24,7 @@ diesel::table! {
         eligible_spent -> BigInt,
         cashback_earned -> BigInt,
         history_head -> Nullable<BigInt>,
+        cashback_reversed -> BigInt,
     }
 }
 
@@ -249,5 +250,12 @@ diesel::table! {
         action -> Text,
         detail -> Text,
         idempotency_key -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    test_clock (id) {
+        id -> Integer,
+        offset_us -> BigInt,
     }
 }

@@ -1,0 +1,2 @@
+DROP TABLE test_clock;
+ALTER TABLE wallets DROP COLUMN cashback_reversed;
