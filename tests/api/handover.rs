@@ -449,6 +449,12 @@ pub(crate) mod import {
         let mut skipped = delta.clone_with_sequence(2);
         let (ok, text) = import(&app, &skipped);
         assert!(!ok && text.contains("out of order"), "{text}");
+        // Another operator's delta 1 is not this snapshot's next bundle, though its number fits.
+        let mut foreign = delta.clone_with_sequence(1);
+        foreign.manifest["operator"] = json!("Someone Else Co.");
+        let (ok, text) = import(&app, &foreign);
+        assert!(!ok && text.contains("from operator \"Someone Else Co.\""), "{text}");
+        assert!(text.contains("\"Outgoing Operator Co.\""), "{text}");
         let (ok, text) = import(&app, &delta);
         assert!(ok, "{text}");
         // The delta's empty password hash does not wipe the carried one.

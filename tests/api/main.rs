@@ -11,6 +11,8 @@ mod admission;
 mod authz;
 mod batching;
 mod charges;
+mod clock;
+mod contract;
 mod crash;
 mod crash_load;
 mod expiry;

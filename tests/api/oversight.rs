@@ -315,7 +315,7 @@ fn audit_log_holds_each_admin_action_once(backend: Backend) {
         "/v1/admin/merchants",
         &admin,
         &json!({"login": "shop", "password": PASSWORD, "name": "Again",
-        "business_number": "1", "bank_account": "2"}),
+        "business_number": "214-86-99999", "bank_account": "2"}),
         &[],
     )
     .expect_error(409, "login_taken");

@@ -167,4 +167,129 @@ fn negative_net_is_carried_into_the_next_close(backend: Backend) {
     app.assert_books_balance();
 }
 
-scenarios!(settlement_closes_a_day_with_a_csv_file, negative_net_is_carried_into_the_next_close);
+/// A merchant named `=HYPERLINK(…)` or a bank account `@SUM(1)` landed as a live formula when
+/// finance opened the settlement file: text cells a spreadsheet would run start with `'`.
+/// And a business number is ten digits where merchants are created through the API.
+fn the_settlement_file_is_safe_to_open_in_a_spreadsheet(backend: Backend) {
+    let app = TestApp::start(backend);
+    let api = &app.api;
+    app.set_policy(&[("cashback_rate", "0")]);
+    let admin = app.admin();
+    let name = "=HYPERLINK(\"http://x\",\"click\")";
+    let merchant = |login: &str, business_number: &str, bank_account: &str| {
+        api.post(
+            "/v1/admin/merchants",
+            &admin,
+            &json!({"login": login, "password": crate::support::PASSWORD, "name": name,
+                    "business_number": business_number, "bank_account": bank_account}),
+            &[],
+        )
+    };
+    for bad in ["1", "123-45-6789", "12345678901", "123-456-7890", "=1+1", "123 45 67890", "１２３４５６７８９０"] {
+        let reply = merchant("shop", bad, "004-21-00001-01");
+        reply.expect_error(422, "validation_failed");
+        assert!(string(&reply.json["error"]["message"]).contains("123-45-67890"), "{reply}");
+    }
+    let created = merchant("shop", "1234567890", "@SUM(1)").expect(201);
+    let dashed = merchant("shop2", "123-45-67890", "+82-10").expect(201);
+    let shop = crate::support::Merchant {
+        login: "shop".into(),
+        id: string(&created["merchant_id"]),
+        token: api.login("shop", crate::support::PASSWORD),
+        name: name.into(),
+        business_number: "1234567890".into(),
+        bank_account: "@SUM(1)".into(),
+    };
+    let shop2_token = api.login("shop2", crate::support::PASSWORD);
+    let mut alice = api.register_citizen("alice");
+    api.charge(&alice.token, "5000").expect(201);
+    api.pay_from(&alice.token, &shop.token, "1000");
+    api.pay_from(&alice.token, &shop2_token, "500");
+    app.set_clock("2030-01-11T01:00:00Z");
+    alice.relogin(api);
+    close(&app, "2030-01-10").expect(201);
+    let reply = api.send(
+        "GET",
+        "/v1/admin/settlements/2030-01-10",
+        &app.admin(),
+        crate::support::Body::Empty,
+        &[("Accept", "text/csv")],
+    );
+    assert_eq!(reply.status, 200, "{reply}");
+    let formula = "\"'=HYPERLINK(\"\"http://x\"\",\"\"click\"\")\"";
+    let first = format!("2030-01-10,{},{formula},1234567890,'@SUM(1),1,1000,0,0,0,1000", shop.id);
+    let second = format!("2030-01-10,{},{formula},123-45-67890,'+82-10,1,500,0,0,0,500", string(&dashed["merchant_id"]));
+    for line in [&first, &second] {
+        assert!(reply.text.lines().any(|row| row == line), "expected {line}\nin\n{}", reply.text);
+    }
+    // The JSON form keeps the names as they are.
+    let rows = rows_by_merchant(&app, "2030-01-10");
+    assert_eq!(rows[&shop.id]["merchant_name"], name);
+    assert_eq!(rows[&shop.id]["bank_account"], "@SUM(1)");
+}
+
+/// A past business date with activity left open is invisible until merchants call: from 06:00
+/// KST of the next day the status is degraded with `settlement_overdue`, and the closed dates
+/// are listed with their totals.
+fn an_unclosed_business_day_degrades_the_status(backend: Backend) {
+    let app = TestApp::start(backend);
+    let api = &app.api;
+    app.set_policy(&[("cashback_rate", "0"), ("merchant_fee_rate", "0.01")]);
+    let mut alice = api.register_citizen("alice");
+    let mut shop = api.create_merchant(&app.admin(), "shop");
+    api.charge(&alice.token, "50000").expect(201);
+    api.pay_from(&alice.token, &shop.token, "10000");
+    let reasons = |app: &TestApp| -> Vec<String> {
+        let status = app.api.get("/v1/admin/status", &app.admin()).expect(200);
+        status["reasons"].as_array().unwrap().iter().map(|reason| string(&reason["code"])).collect()
+    };
+    assert!(!reasons(&app).contains(&"settlement_overdue".to_owned()));
+    // 05:59 KST the next day: not overdue yet.
+    app.set_clock("2030-01-10T20:59:00Z");
+    assert!(!reasons(&app).contains(&"settlement_overdue".to_owned()), "{:?}", reasons(&app));
+    // 06:00 KST: overdue, said with the date and what to do.
+    app.set_clock("2030-01-10T21:00:00Z");
+    let status = api.get("/v1/admin/status", &app.admin()).expect(200);
+    assert_eq!(status["status"], "degraded", "{status}");
+    let overdue = status["reasons"].as_array().unwrap().iter().find(|reason| reason["code"] == "settlement_overdue");
+    let message = string(&overdue.unwrap_or_else(|| panic!("no settlement_overdue: {status}"))["message"]);
+    assert!(message.contains("2030-01-10") && message.contains("POST /v1/admin/settlements"), "{message}");
+    // A day without activity is never overdue; the oldest open day is named first.
+    app.set_clock("2030-01-13T01:00:00Z");
+    alice.relogin(api);
+    shop.relogin(api);
+    api.pay_from(&alice.token, &shop.token, "2000");
+    app.set_clock("2030-01-14T01:00:00Z");
+    let status = api.get("/v1/admin/status", &app.admin()).expect(200);
+    assert!(status.to_string().contains("business date 2030-01-10 had payments"), "{status}");
+    close(&app, "2030-01-10").expect(201);
+    let status = api.get("/v1/admin/status", &app.admin()).expect(200);
+    assert!(status.to_string().contains("business date 2030-01-13 had payments"), "{status}");
+    close(&app, "2030-01-13").expect(201);
+    assert!(!reasons(&app).contains(&"settlement_overdue".to_owned()), "{:?}", reasons(&app));
+
+    let listed = api.get("/v1/admin/settlements?from=2030-01-01&to=2030-01-31", &app.admin()).expect(200);
+    let items = listed["items"].as_array().unwrap();
+    let dates: Vec<String> = items.iter().map(|item| string(&item["business_date"])).collect();
+    assert_eq!(dates, ["2030-01-10", "2030-01-13"], "{listed}");
+    assert_eq!(
+        (&items[0]["merchants"], &items[0]["total_net_payable"], &items[0]["total_fee"]),
+        (&json!(1), &json!("9900"), &json!("100")),
+        "{listed}"
+    );
+    assert!(string(&items[1]["closed_at"]).starts_with("2030-01-14"), "{listed}");
+    let listed = api.get("/v1/admin/settlements?from=2030-01-11&to=2030-01-12", &app.admin()).expect(200);
+    assert_eq!(listed["items"], json!([]), "{listed}");
+    for query in ["from=2030-01-31&to=2030-01-01", "from=2030-01-01", "from=2029-01-01&to=2030-01-02", "from=x&to=y"] {
+        api.get(&format!("/v1/admin/settlements?{query}"), &app.admin()).expect_error(422, "validation_failed");
+    }
+    alice.relogin(api);
+    api.get("/v1/admin/settlements?from=2030-01-01&to=2030-01-31", &alice.token).expect_error(403, "forbidden");
+}
+
+scenarios!(
+    settlement_closes_a_day_with_a_csv_file,
+    negative_net_is_carried_into_the_next_close,
+    the_settlement_file_is_safe_to_open_in_a_spreadsheet,
+    an_unclosed_business_day_degrades_the_status
+);

@@ -229,8 +229,19 @@ impl TestServer {
         command
     }
 
+    /// This server, not running yet, with `name=value` added to its environment (overriding).
+    pub fn with_env(mut self, name: &str, value: &str) -> TestServer {
+        self.extra_env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Starts `serve` on a free port and waits until `GET /healthz` answers 200.
     pub fn spawn(&mut self) {
+        self.spawn_with(&[])
+    }
+
+    /// [`TestServer::spawn`] with `serve_args` after `serve` (e.g. `--demo`).
+    pub fn spawn_with(&mut self, serve_args: &[&str]) {
         assert!(self.child.is_none(), "the server is already running");
         for attempt in 1..=SPAWN_ATTEMPTS_MAX {
             let port = free_port();
@@ -242,6 +253,7 @@ impl TestServer {
             let child = self
                 .command()
                 .arg("serve")
+                .args(serve_args)
                 .env("WALLET_BIND", format!("127.0.0.1:{port}"))
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("cannot duplicate the server log handle"))
@@ -714,17 +726,20 @@ impl TestApp {
     }
 
     /// Restarts the server on the same database (see [`TestServer::restart`]), takes a client for
-    /// its new port and a new admin session, and sets the test clock where the old server's
-    /// would be by now (the clock last set plus the real time since), so that it never moves
-    /// backward across a restart, as a real one would not.
+    /// its new port and a new admin session. The test clock is where the old server's would be
+    /// by now (the clock last set plus the real time since): the server keeps its offset in the
+    /// database, and this checks that it did.
     pub fn restart(&mut self) {
         self.server.restart();
         self.api = self.server.client();
         *self.admin.borrow_mut() = self.api.login(ADMIN_LOGIN, PASSWORD);
         let (set, at) = *self.clock.borrow();
         let elapsed = chrono::Duration::from_std(at.elapsed()).expect("a test runs for less than centuries");
-        let now = (set + elapsed).with_timezone(&chrono::Utc);
-        self.set_clock(&now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        let status = self.api.get("/v1/admin/status", &self.admin()).expect(200);
+        let now = time(&status["now"]);
+        // `now` is shown to the second.
+        let second = chrono::Duration::seconds(1);
+        assert!(now + second > set && now <= set + elapsed + second, "the test clock moved on restart: {status}");
     }
 
     /// The admin's current session token.

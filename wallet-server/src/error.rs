@@ -5,65 +5,129 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 use wallet_core::Rejection;
 
+/// Every `code` an error answer can carry: the document lists exactly these (an enum), so a
+/// client generated from it knows each one, and the server cannot send a code it does not list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidAmount,
+    ValidationFailed,
+    InvalidCredentials,
+    PasswordResetRequired,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    LoginTaken,
+    IdempotencyConflict,
+    InsufficientFunds,
+    LimitExceeded,
+    PaymentCodeInvalid,
+    RefundExceedsPayment,
+    DateNotClosed,
+    RequestTimeout,
+    PayloadTooLarge,
+    TooManyAttempts,
+    Overloaded,
+    WaitingRoom,
+    InternalError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidAmount => "invalid_amount",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::PasswordResetRequired => "password_reset_required",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::LoginTaken => "login_taken",
+            ErrorCode::IdempotencyConflict => "idempotency_conflict",
+            ErrorCode::InsufficientFunds => "insufficient_funds",
+            ErrorCode::LimitExceeded => "limit_exceeded",
+            ErrorCode::PaymentCodeInvalid => "payment_code_invalid",
+            ErrorCode::RefundExceedsPayment => "refund_exceeds_payment",
+            ErrorCode::DateNotClosed => "date_not_closed",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::TooManyAttempts => "too_many_attempts",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::WaitingRoom => "waiting_room",
+            ErrorCode::InternalError => "internal_error",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
 /// A non-2xx answer: `{"error":{"code","message"}}` (plus extra top-level fields where API.md
 /// has them, such as the waiting room's ticket).
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: u16,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub retry_after_s: Option<u64>,
     pub extra: Option<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(status: u16, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError { status, code, message: message.into(), retry_after_s: None, extra: None }
     }
 
     pub fn invalid_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(400, "invalid_request", message)
+        ApiError::new(400, ErrorCode::InvalidRequest, message)
     }
 
     pub fn validation(message: impl Into<String>) -> ApiError {
-        ApiError::new(422, "validation_failed", message)
+        ApiError::new(422, ErrorCode::ValidationFailed, message)
     }
 
     pub fn invalid_amount(message: impl Into<String>) -> ApiError {
-        ApiError::new(422, "invalid_amount", message)
+        ApiError::new(422, ErrorCode::InvalidAmount, message)
     }
 
     pub fn unauthorized() -> ApiError {
         ApiError::new(
             401,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "missing, unknown or expired session token; log in again with POST /v1/sessions",
         )
     }
 
     pub fn forbidden(role: &str) -> ApiError {
-        ApiError::new(403, "forbidden", format!("this endpoint is not for the {role} role"))
+        ApiError::new(403, ErrorCode::Forbidden, format!("this endpoint is not for the {role} role"))
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(404, "not_found", message)
+        ApiError::new(404, ErrorCode::NotFound, message)
     }
 
     pub fn overloaded(message: impl Into<String>) -> ApiError {
-        ApiError { retry_after_s: Some(1), ..ApiError::new(503, "overloaded", message) }
+        ApiError { retry_after_s: Some(1), ..ApiError::new(503, ErrorCode::Overloaded, message) }
     }
 
     pub fn internal() -> ApiError {
         ApiError::new(
             500,
-            "internal_error",
+            ErrorCode::InternalError,
             "the server could not complete the request; nothing was changed, try again",
         )
     }
 
     /// The JSON body of this error.
     pub fn body(&self) -> serde_json::Value {
-        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut body = json!({"error": {"code": self.code.as_str(), "message": self.message}});
         if let Some((name, value)) = &self.extra {
             body[*name] = value.clone();
         }
@@ -115,15 +179,15 @@ impl From<actix_web::error::BlockingError> for ApiError {
 pub fn rejection(rejection: &Rejection) -> ApiError {
     let message = rejection.to_string();
     match rejection {
-        Rejection::InsufficientFunds { .. } => ApiError::new(422, "insufficient_funds", message),
-        Rejection::LimitExceeded(_) => ApiError::new(422, "limit_exceeded", message),
-        Rejection::PaymentCodeInvalid(_) => ApiError::new(422, "payment_code_invalid", message),
-        Rejection::RefundExceedsPayment { .. } => ApiError::new(422, "refund_exceeds_payment", message),
+        Rejection::InsufficientFunds { .. } => ApiError::new(422, ErrorCode::InsufficientFunds, message),
+        Rejection::LimitExceeded(_) => ApiError::new(422, ErrorCode::LimitExceeded, message),
+        Rejection::PaymentCodeInvalid(_) => ApiError::new(422, ErrorCode::PaymentCodeInvalid, message),
+        Rejection::RefundExceedsPayment { .. } => ApiError::new(422, ErrorCode::RefundExceedsPayment, message),
         Rejection::UnknownWallet(_) | Rejection::UnknownMerchant(_) | Rejection::UnknownPayment(_) => {
             ApiError::not_found(message)
         }
         Rejection::GiftToSelf | Rejection::InvalidPolicy(_) => ApiError::validation(message),
-        Rejection::DateNotClosable { .. } => ApiError::new(422, "date_not_closed", message),
+        Rejection::DateNotClosable { .. } => ApiError::new(422, ErrorCode::DateNotClosed, message),
         Rejection::InvalidAmount(_) | Rejection::Overflow => ApiError::invalid_amount(message),
     }
 }

@@ -94,10 +94,10 @@ pub fn settlement(
 fn csv_row(out: &mut String, business_date: &str, row: &SettlementRow) {
     let fields = [
         business_date.to_owned(),
-        row.merchant_id.clone(),
-        row.name.clone(),
-        row.business_number.clone(),
-        row.bank_account.clone(),
+        spreadsheet_safe(&row.merchant_id),
+        spreadsheet_safe(&row.name),
+        spreadsheet_safe(&row.business_number),
+        spreadsheet_safe(&row.bank_account),
         row.payments_count.to_string(),
         row.payments_amount.to_string(),
         row.refunds_count.to_string(),
@@ -112,6 +112,18 @@ fn csv_row(out: &mut String, business_date: &str, row: &SettlementRow) {
         out.push_str(&csv_field(field));
     }
     out.push_str("\r\n");
+}
+
+/// A text cell that a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return) with a `'` in front, so finance opening the file sees the text
+/// (OWASP's CSV-injection rule). Only text cells: the amounts are numbers, and a negative
+/// `net_payable` must stay a number.
+fn spreadsheet_safe(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
 }
 
 /// RFC 4180: quote a field holding a comma, quote, CR or LF, doubling inner quotes.
@@ -149,5 +161,15 @@ mod tests {
         assert_eq!(csv_field("Bakery, Inc"), "\"Bakery, Inc\"");
         assert_eq!(csv_field("The \"Best\" Bakery"), "\"The \"\"Best\"\" Bakery\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn text_cells_that_a_spreadsheet_would_run_are_neutralised() {
+        for text in ["=HYPERLINK(\"http://x\",\"click\")", "+1", "-1+2", "@SUM(1)", "\tx", "\rx"] {
+            assert_eq!(spreadsheet_safe(text), format!("'{text}"), "{text:?}");
+        }
+        for text in ["Bakery", "123-45-67890", "a=b", " =x"] {
+            assert_eq!(spreadsheet_safe(text), text, "{text:?}");
+        }
     }
 }

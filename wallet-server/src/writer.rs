@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use wallet_core::{Book, BusinessDate, Command, PaymentCode, Policy, Receipt, WalletId};
 
 use crate::clock::Clock;
-use crate::error::{self, ApiError};
+use crate::error::{self, ApiError, ErrorCode};
 use crate::metrics::Histogram;
 use crate::store::{self, audit, ledger, reads, DbConn, DbPool, StoreError, StoreResult};
 
@@ -274,22 +274,29 @@ fn run(
     }
 }
 
-/// [`process`], run once more when it failed on a unique key: with several servers on one
-/// PostgreSQL database, another server may have committed the same Idempotency-Key (or a
-/// concurrent registration) between our check and our insert. The whole batch was rolled back;
-/// the second run finds the other server's answer and replays it.
+/// Runs of one batch at most when each meets a concurrent commit of a unique key.
+const UNIQUE_CONFLICT_RUNS_MAX: usize = 4;
+
+/// [`process`], run again when it failed on a unique key. Idempotency-Keys no longer race
+/// (`reads::lock_idempotency_keys`), but should another server commit any other unique row
+/// between this batch's read and its insert, the batch-mates must still not fail: the whole
+/// batch was rolled back, and the next run finds the other server's rows. Bounded, so a conflict
+/// that does not go away is an error, not a loop.
 fn process_retrying(
     connection: &mut DbConn,
     clock: &Clock,
     batch: &[WriteRequest],
     idempotency_retention_ms: i64,
 ) -> StoreResult<Vec<Answer>> {
-    match process(connection, clock, batch, idempotency_retention_ms) {
-        Err(StoreError::Query(error)) if store::is_unique_violation(&error) => {
-            tracing::warn!(%error, "batch met a concurrent commit of the same key; running it again");
-            process(connection, clock, batch, idempotency_retention_ms)
+    let mut run = 1;
+    loop {
+        match process(connection, clock, batch, idempotency_retention_ms) {
+            Err(StoreError::Query(error)) if store::is_unique_violation(&error) && run < UNIQUE_CONFLICT_RUNS_MAX => {
+                tracing::warn!(%error, run, "batch met a concurrent commit of the same key; running it again");
+                run += 1;
+            }
+            other => return other,
         }
-        other => other,
     }
 }
 
@@ -310,6 +317,7 @@ fn process(
             .iter()
             .filter_map(|request| Some((request.principal.as_str(), request.idempotency.as_ref()?.key.as_str())))
             .collect();
+        reads::lock_idempotency_keys(connection, &keyed)?;
         let stored = reads::idempotent_answers(connection, &keyed)?;
         for (index, request) in batch.iter().enumerate() {
             let Some(idempotency) = &request.idempotency else { continue };
@@ -421,7 +429,7 @@ fn failed_batch(error: StoreError) -> ApiError {
     match ApiError::from(error) {
         ApiError { status: 500, .. } => ApiError::new(
             500,
-            "internal_error",
+            ErrorCode::InternalError,
             "the database failed while this request was being committed, so it may or may not have been done; \
              send it again, with the same Idempotency-Key where it has one: it is never done twice, and the \
              retry gets its answer",
@@ -433,7 +441,7 @@ fn failed_batch(error: StoreError) -> ApiError {
 fn conflict() -> ApiError {
     ApiError::new(
         409,
-        "idempotency_conflict",
+        ErrorCode::IdempotencyConflict,
         "this Idempotency-Key was already used with a different request; use a new key for a new request",
     )
 }

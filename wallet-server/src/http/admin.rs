@@ -4,19 +4,19 @@ use super::strict_json::StrictJson;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use wallet_core::{Amount, BusinessDate, Command, Policy, Rate, Won};
 
 use super::openapi::{
     Admission, Budget, ClockNow, DayClosed, ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError,
     InvalidJson, InvalidJsonOrKey, MerchantCreated, Overloaded, PayloadTooLarge, Policy as PolicyView, RequestTimeout,
-    SettlementReport, TrialBalance, Unauthorized,
+    SettlementReport, SettlementsClosed, TrialBalance, Unauthorized,
 };
 use super::session::{parse_login, parse_password};
 use super::{
     authenticate, budget_body, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role, State,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::store::{self, audit};
 use crate::writer::WriteOp;
 
@@ -31,6 +31,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/v1/admin/cashback-budget/top-ups", web::post().to(top_up))
         .route("/v1/admin/cashback-budget", web::get().to(budget))
         .route("/v1/admin/settlements", web::post().to(close_day))
+        .route("/v1/admin/settlements", web::get().to(list_settlements))
         .route("/v1/admin/settlements/{business_date}", web::get().to(settlement))
         .route("/v1/admin/ledger/trial-balance", web::get().to(trial_balance))
         .route("/v1/admin/admission", web::get().to(admission))
@@ -54,11 +55,9 @@ struct MerchantBody {
         pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
     )]
     name: String,
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
-    )]
+    /// The business registration number (사업자등록번호): ten digits, as `123-45-67890` or
+    /// `1234567890`; kept as sent.
+    #[schema(pattern = "^([0-9]{3}-[0-9]{2}-[0-9]{5}|[0-9]{10})$", example = "123-45-67890")]
     business_number: String,
     /// Where settlements are paid.
     #[schema(
@@ -87,6 +86,26 @@ fn text_field<'a>(name: &str, value: &'a str) -> Result<&'a str, ApiError> {
     Ok(trimmed)
 }
 
+/// A business registration number: ten digits, written `123-45-67890` or `1234567890`. It goes
+/// on the settlement file finance pays from, so nothing else is taken (no formula, no text).
+fn parse_business_number(value: &str) -> Result<&str, ApiError> {
+    let bytes = value.as_bytes();
+    let dashed = bytes.len() == 12
+        && bytes.iter().enumerate().all(|(index, byte)| match index {
+            3 | 6 => *byte == b'-',
+            _ => byte.is_ascii_digit(),
+        });
+    let plain = bytes.len() == 10 && bytes.iter().all(u8::is_ascii_digit);
+    if dashed || plain {
+        Ok(value)
+    } else {
+        Err(ApiError::validation(
+            "business_number must be the ten digits of the business registration number, as \"123-45-67890\" or \
+             \"1234567890\"",
+        ))
+    }
+}
+
 /// A merchant to register, parsed and checked: the login valid, the password 8 to 128
 /// characters, the text fields trimmed.
 pub struct NewMerchant {
@@ -104,7 +123,7 @@ pub fn parse_merchant(body: Value) -> Result<NewMerchant, ApiError> {
     let login = parse_login(&body.login)?.to_owned();
     parse_password(&body.password)?;
     let name = text_field("name", &body.name)?.to_owned();
-    let business_number = text_field("business_number", &body.business_number)?.to_owned();
+    let business_number = parse_business_number(&body.business_number)?.to_owned();
     let bank_account = text_field("bank_account", &body.bank_account)?.to_owned();
     let category =
         body.category.as_deref().map(|category| text_field("category", category)).transpose()?.map(str::to_owned);
@@ -112,7 +131,7 @@ pub fn parse_merchant(body: Value) -> Result<NewMerchant, ApiError> {
 }
 
 /// Registers a merchant with its login.
-#[utoipa::path(post, path = "/v1/admin/merchants", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/merchants", operation_id = "create_merchant", tag = "admin",
     security(("bearer" = [])),
     request_body = MerchantBody,
     responses(
@@ -124,8 +143,9 @@ pub fn parse_merchant(body: Value) -> Result<NewMerchant, ApiError> {
         (status = 408, response = inline(RequestTimeout)),
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`validation_failed`: an unknown or missing field, a login that is not 3 to 64 \
-            characters of `[a-z0-9._-]`, a password that is not 8 to 128 characters, or a text field that is empty, \
-            over 200 characters or holds control characters.", body = ErrorBody),
+            characters of `[a-z0-9._-]`, a password that is not 8 to 128 characters, a `business_number` that is not ten digits \
+            (`123-45-67890` or `1234567890`), or a text field that is empty, over 200 characters or holds control \
+            characters.", body = ErrorBody),
         (status = 500, response = inline(InternalError)),
         (status = 503, response = inline(Overloaded))
     )
@@ -165,13 +185,13 @@ async fn create_merchant(state: State, request: HttpRequest, body: web::Json<Str
     })
     .await?;
     if !created {
-        return Err(ApiError::new(409, "login_taken", "this login is taken; choose another"));
+        return Err(ApiError::new(409, ErrorCode::LoginTaken, "this login is taken; choose another"));
     }
     Ok(HttpResponse::Created().json(json!({"merchant_id": merchant_id})))
 }
 
 /// The policy in force.
-#[utoipa::path(get, path = "/v1/admin/policy", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/policy", operation_id = "get_policy", tag = "admin",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The policy in force.", body = PolicyView),
@@ -239,7 +259,7 @@ pub fn parse_policy(body: Value) -> Result<Policy, ApiError> {
 }
 
 /// Replaces the policy; it applies from the next operation on.
-#[utoipa::path(put, path = "/v1/admin/policy", tag = "admin",
+#[utoipa::path(put, path = "/v1/admin/policy", operation_id = "set_policy", tag = "admin",
     security(("bearer" = [])),
     request_body = PolicyBody,
     responses(
@@ -279,7 +299,7 @@ pub fn parse_top_up(body: Value) -> Result<Amount, ApiError> {
 }
 
 /// Tops up the city's cashback budget.
-#[utoipa::path(post, path = "/v1/admin/cashback-budget/top-ups", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/cashback-budget/top-ups", operation_id = "top_up_cashback_budget", tag = "admin",
     security(("bearer" = [])),
     params(IdempotencyKey),
     request_body = TopUpBody,
@@ -307,7 +327,7 @@ async fn top_up(state: State, request: HttpRequest, body: web::Json<StrictJson>)
 }
 
 /// The city's cashback budget.
-#[utoipa::path(get, path = "/v1/admin/cashback-budget", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/cashback-budget", operation_id = "get_cashback_budget", tag = "admin",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The budget.", body = Budget),
@@ -341,7 +361,7 @@ pub fn parse_close_day(body: Value) -> Result<BusinessDate, ApiError> {
 /// Closes a business date and settles every merchant with activity that day.
 ///
 /// Closing is idempotent: a date already closed is answered 200 with the same settlement.
-#[utoipa::path(post, path = "/v1/admin/settlements", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/settlements", operation_id = "close_business_day", tag = "admin",
     security(("bearer" = [])),
     request_body = CloseBody,
     responses(
@@ -374,7 +394,7 @@ async fn close_day(state: State, request: HttpRequest, body: web::Json<StrictJso
 /// quoting, first line exactly
 /// `business_date,merchant_id,merchant_name,business_number,bank_account,payments_count,payments_amount,refunds_count,refunds_amount,fee,net_payable`,
 /// then one line per merchant with any activity that day.
-#[utoipa::path(get, path = "/v1/admin/settlements/{business_date}", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/settlements/{business_date}", operation_id = "get_settlement", tag = "admin",
     security(("bearer" = [])),
     params(("business_date" = String, Path, format = Date, description = "`YYYY-MM-DD` in KST.")),
     responses(
@@ -413,8 +433,72 @@ async fn settlement(state: State, request: HttpRequest, date: web::Path<String>)
     Ok(HttpResponse::Ok().content_type(content_type).streaming(rows))
 }
 
+/// Most days one listing of closed dates covers: a year and a day, so a year's closes (and no
+/// more) fit one answer.
+const SETTLEMENTS_LISTED_DAYS_MAX: i64 = 366;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct SettlementsQuery {
+    /// The first business date, `YYYY-MM-DD` in KST.
+    #[param(format = Date, example = "2025-03-01")]
+    from: String,
+    /// The last business date, `YYYY-MM-DD` in KST; at most 366 days after `from`.
+    #[param(format = Date, example = "2025-03-31")]
+    to: String,
+}
+
+/// The business dates closed from `from` through `to`, oldest first, with their totals (an
+/// extension of API.md): what finance reconciles payouts against, and where a date missing from
+/// the list shows a close that was forgotten.
+#[utoipa::path(get, path = "/v1/admin/settlements", operation_id = "list_settlements", tag = "admin",
+    security(("bearer" = [])),
+    params(SettlementsQuery),
+    responses(
+        (status = 200, description = "The closed dates in the range.", body = SettlementsClosed),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 422, description = "`validation_failed`: `from` or `to` missing or not a `YYYY-MM-DD` date, `to` \
+            before `from`, a range over 366 days, or an unknown query parameter.", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
+async fn list_settlements(
+    state: State,
+    request: HttpRequest,
+    query: web::Query<SettlementsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    authenticate(&state, &request, Some(Role::Admin)).await?;
+    let from = BusinessDate::parse(&query.from).map_err(|error| ApiError::validation(format!("from: {error}")))?;
+    let to = BusinessDate::parse(&query.to).map_err(|error| ApiError::validation(format!("to: {error}")))?;
+    let days = (to.naive() - from.naive()).num_days();
+    if !(0..SETTLEMENTS_LISTED_DAYS_MAX).contains(&days) {
+        return Err(ApiError::validation(format!(
+            "to must be from `from` up to {} days after it; ask for a longer span in parts",
+            SETTLEMENTS_LISTED_DAYS_MAX - 1
+        )));
+    }
+    let (from_text, to_text) = (from.to_string(), to.to_string());
+    let closed =
+        with_connection(&state, move |connection, _| store::reads::closed_dates(connection, &from_text, &to_text))
+            .await?;
+    let mut items = Vec::with_capacity(closed.len());
+    for (business_date, merchants, total_net_payable, total_fee, closed_at_ms) in closed {
+        items.push(json!({
+            "business_date": business_date,
+            "merchants": merchants,
+            "total_net_payable": total_net_payable.to_string(),
+            "total_fee": total_fee.to_string(),
+            "closed_at": super::rfc3339(store::ledger::instant(closed_at_ms)?),
+        }));
+    }
+    Ok(HttpResponse::Ok().json(json!({"from": from, "to": to, "items": items})))
+}
+
 /// The ledger's trial balance; its total is always zero.
-#[utoipa::path(get, path = "/v1/admin/ledger/trial-balance", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/ledger/trial-balance", operation_id = "get_trial_balance", tag = "admin",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Every account kind's balance and the total.", body = TrialBalance),
@@ -442,7 +526,7 @@ async fn trial_balance(state: State, request: HttpRequest) -> Result<HttpRespons
 }
 
 /// Citizen session admission: sessions in use, capacity and the waiting room.
-#[utoipa::path(get, path = "/v1/admin/admission", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/admission", operation_id = "get_admission", tag = "admin",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Admission now.", body = Admission),
@@ -530,7 +614,7 @@ pub fn parse_test_clock(body: Value) -> Result<chrono::DateTime<chrono::Utc>, Ap
 ///
 /// Business dates, months, code expiry and session timeouts follow it. Without
 /// `WALLET_TEST_CLOCK=1` at start the endpoint does not exist (404).
-#[utoipa::path(put, path = "/v1/admin/test-clock", tag = "admin",
+#[utoipa::path(put, path = "/v1/admin/test-clock", operation_id = "move_test_clock", tag = "admin",
     security(("bearer" = [])),
     request_body = ClockBody,
     responses(

@@ -37,7 +37,7 @@ struct AuditQuery {
 /// Each action (merchant creation, policy change, budget top-up, settlement close, password-reset
 /// issue, test-clock move, and on the command line admin creation and handover import and
 /// export) wrote its row in the same database transaction as its effect.
-#[utoipa::path(get, path = "/v1/admin/audit-log", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/audit-log", operation_id = "list_audit_log", tag = "admin",
     security(("bearer" = [])),
     params(AuditQuery),
     responses(

@@ -48,7 +48,7 @@ async fn citizen_wallet(state: &State, request: &HttpRequest) -> Result<(String,
 }
 
 /// The caller's wallet: balance and this month's counters.
-#[utoipa::path(get, path = "/v1/wallet", tag = "citizen",
+#[utoipa::path(get, path = "/v1/wallet", operation_id = "get_wallet", tag = "citizen",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The wallet.", body = WalletView),
@@ -106,7 +106,7 @@ pub fn parse_charge(body: Value) -> Result<Amount, ApiError> {
 ///
 /// Refused with `limit_exceeded` when the month's charges would pass `monthly_charge_limit` or the
 /// balance would pass `holding_limit`.
-#[utoipa::path(post, path = "/v1/wallet/charges", tag = "citizen",
+#[utoipa::path(post, path = "/v1/wallet/charges", operation_id = "charge_wallet", tag = "citizen",
     security(("bearer" = [])),
     params(IdempotencyKey),
     request_body = ChargeBody,
@@ -139,7 +139,7 @@ async fn charge(state: State, request: HttpRequest, body: web::Json<StrictJson>)
 #[serde(deny_unknown_fields)]
 struct GiftBody {
     /// The receiving wallet; not the sender's own.
-    #[schema(format = "uuid")]
+    #[schema(min_length = 1, max_length = 64)]
     to_wallet_id: String,
     /// Whole won as a JSON string, from `"1"` to `"1000000000000"`.
     #[schema(value_type = String, pattern = "^([1-9][0-9]{0,11}|1000000000000)$", example = "5000")]
@@ -156,7 +156,7 @@ pub fn parse_gift(body: Value) -> Result<(WalletId, Amount), ApiError> {
 }
 
 /// Gives money from the caller's wallet to another wallet; the receiver's holding limit applies.
-#[utoipa::path(post, path = "/v1/wallet/gifts", tag = "citizen",
+#[utoipa::path(post, path = "/v1/wallet/gifts", operation_id = "send_gift", tag = "citizen",
     security(("bearer" = [])),
     params(IdempotencyKey),
     request_body = GiftBody,
@@ -189,7 +189,7 @@ async fn gift(state: State, request: HttpRequest, body: web::Json<StrictJson>) -
 /// Issues a single-use payment code, valid 180 seconds, to show the merchant as a QR or barcode.
 ///
 /// A wallet may hold many unexpired codes at once, each independent.
-#[utoipa::path(post, path = "/v1/wallet/payment-codes", tag = "citizen",
+#[utoipa::path(post, path = "/v1/wallet/payment-codes", operation_id = "create_payment_code", tag = "citizen",
     security(("bearer" = [])),
     responses(
         (status = 201, description = "A new payment code.", body = PaymentCodeIssued),
@@ -220,7 +220,7 @@ struct HistoryQuery {
 }
 
 /// The wallet's history, newest first, a page at a time.
-#[utoipa::path(get, path = "/v1/wallet/transactions", tag = "citizen",
+#[utoipa::path(get, path = "/v1/wallet/transactions", operation_id = "list_wallet_transactions", tag = "citizen",
     security(("bearer" = [])),
     params(HistoryQuery),
     responses(

@@ -12,7 +12,7 @@ use super::openapi::{
     PayloadTooLarge, PaymentReceipt, RefundReceipt, RequestTimeout, SalesSummary, Unauthorized,
 };
 use super::{authenticate, authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, submit, Role, State};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::store;
 use crate::writer::WriteOp;
 
@@ -44,7 +44,7 @@ pub fn parse_payment(body: Value) -> Result<(PaymentCode, Amount), ApiError> {
     let parsed: PaymentBody = parse_body(body)?;
     let amount = parse_amount(&parsed.amount)?;
     let code = PaymentCode::parse(&parsed.payment_code).map_err(|_| {
-        ApiError::new(422, "payment_code_invalid", "the payment code is unknown; ask the customer to show a fresh code")
+        ApiError::new(422, ErrorCode::PaymentCodeInvalid, "the payment code is unknown; ask the customer to show a fresh code")
     })?;
     Ok((code, amount))
 }
@@ -55,7 +55,7 @@ pub fn parse_payment(body: Value) -> Result<(PaymentCode, Amount), ApiError> {
 /// once: `floor(eligible * cashback_rate)`, `eligible` being `amount` limited to what is left of the
 /// citizen's monthly cashback spend cap, and the cashback limited to what is left in the city's
 /// cashback budget (an empty budget gives 0 cashback; the payment is still approved).
-#[utoipa::path(post, path = "/v1/payments", tag = "merchant",
+#[utoipa::path(post, path = "/v1/payments", operation_id = "take_payment", tag = "merchant",
     security(("bearer" = [])),
     params(IdempotencyKey),
     request_body = PaymentBody,
@@ -109,10 +109,10 @@ pub fn parse_refund(payment_id: &str, body: Value) -> Result<(TxId, Amount), Api
 /// A refund of `R` of a payment `P` that earned cashback `C` reverses `floor(C * R / P)`, and the
 /// refund that completes the full refund reverses all cashback not yet reversed. The wallet
 /// receives `R` minus the reversed cashback. The sum of refunds never passes `P`.
-#[utoipa::path(post, path = "/v1/payments/{payment_id}/refunds", tag = "merchant",
+#[utoipa::path(post, path = "/v1/payments/{payment_id}/refunds", operation_id = "refund_payment", tag = "merchant",
     security(("bearer" = [])),
     params(
-        ("payment_id" = String, Path, format = "uuid", description = "The `payment_id` of the payment."),
+        ("payment_id" = String, Path, min_length = 1, max_length = 64, description = "The `payment_id` of the payment: this server's or, for a payment carried over, the previous operator's id (1 to 64 characters)."),
         IdempotencyKey
     ),
     request_body = RefundBody,
@@ -163,7 +163,7 @@ struct SalesQuery {
 }
 
 /// The merchant's sales of one business date.
-#[utoipa::path(get, path = "/v1/merchant/sales", tag = "merchant",
+#[utoipa::path(get, path = "/v1/merchant/sales", operation_id = "get_merchant_sales", tag = "merchant",
     security(("bearer" = [])),
     params(SalesQuery),
     responses(

@@ -198,7 +198,7 @@ where
 /// Requests by route and status with latency histograms, the writer's batches, admission and
 /// sessions, the cashback budget left, and the last trial-balance check (made in the background
 /// every 30 s, not on scrape). Bind it to an internal address in production.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", operation_id = "get_metrics", tag = "operations",
     responses(
         (status = 200, description = "Prometheus text format 0.0.4.", body = String,
             content_type = "text/plain; version=0.0.4"),

@@ -45,7 +45,7 @@ use wallet_core::{Amount, BudgetState};
 use crate::auth::PasswordPool;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::store::{self, DbConn, DbPool};
 use crate::writer::{Answer, Idempotency, WriteOp, Writer};
 
@@ -106,7 +106,7 @@ async fn no_route(request: HttpRequest) -> HttpResponse {
         return ApiError::not_found("no such endpoint; see /openapi.json for the API").error_response();
     };
     let message = format!("{} {} is not an endpoint; this path takes {allowed}", request.method(), request.path());
-    let mut response = ApiError::new(405, "method_not_allowed", message).error_response();
+    let mut response = ApiError::new(405, ErrorCode::MethodNotAllowed, message).error_response();
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allowed) {
         response.headers_mut().insert(actix_web::http::header::ALLOW, value);
     }
@@ -126,7 +126,7 @@ pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
 }
 
 /// Liveness: answers at once; never queued or shed.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", operation_id = "get_health", tag = "operations",
     responses((status = 200, description = "The server is up.", body = openapi::Health,
         example = json!({"status": "ok"})))
 )]
@@ -213,11 +213,11 @@ pub fn budget_body(budget: &BudgetState) -> Value {
 fn json_error(error: &JsonPayloadError) -> ApiError {
     match error {
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            ApiError::new(413, "payload_too_large", format!("the request body is over {BODY_BYTES_MAX} bytes"))
+            ApiError::new(413, ErrorCode::PayloadTooLarge, format!("the request body is over {BODY_BYTES_MAX} bytes"))
         }
         JsonPayloadError::Payload(payload) if body_deadline::is_deadline_error(payload) => ApiError::new(
             408,
-            "request_timeout",
+            ErrorCode::RequestTimeout,
             "the request body did not arrive in full in time; nothing was done, send the request again",
         ),
         JsonPayloadError::ContentType => {

@@ -62,6 +62,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
         super::admin::top_up,
         super::admin::budget,
         super::admin::close_day,
+        super::admin::list_settlements,
         super::admin::settlement,
         super::admin::trial_balance,
         super::admin::admission,
@@ -73,12 +74,12 @@ use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
     ),
     components(
         schemas(
-            ErrorBody, ErrorDetail, WaitingRoomError, WaitingRoomTicket, SessionUnavailable, Health,
+            ErrorBody, ErrorDetail, crate::error::ErrorCode, WaitingRoomError, WaitingRoomTicket, SessionUnavailable, Health,
             CitizenCreated, SessionCreated, Role, TicketStatus, WalletView, Currency, ChargeReceipt, GiftReceipt,
             PaymentCodeIssued, HistoryPage, HistoryItem, PaymentReceipt, PaymentStatus, RefundReceipt,
-            SalesSummary, MerchantCreated, Policy, Budget, DayClosed, SettlementReport, SettlementLine,
+            SalesSummary, MerchantCreated, Policy, Budget, DayClosed, SettlementsClosed, SettlementClosed, SettlementReport, SettlementLine,
             TrialBalance, AccountBalance, Admission, ClockNow, PasswordResetIssued, Status, StatusKind,
-            StatusReason, StatusReasonCode, Database, BooksStatus, TodayStatus, SessionsStatus, WriterStatus,
+            StatusReason, StatusReasonCode, TestClockStatus, Database, BooksStatus, TodayStatus, SessionsStatus, WriterStatus,
             LastSettlement, HandoverStatus, LastImport, LastExport, BundleKind, AuditPage, AuditRow, AuditVia,
             AuditAction,
         ),
@@ -169,7 +170,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 }
 
 /// The OpenAPI 3 document of this API.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/openapi.json", operation_id = "get_openapi_document", tag = "operations",
     responses(
         (status = 200, description = "This document.", body = Object, content_type = "application/json"),
         (status = 503, response = inline(Overloaded))
@@ -208,13 +209,9 @@ pub struct ErrorBody {
 /// What went wrong.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// A snake_case code for programs: `invalid_request`, `invalid_amount`, `validation_failed`,
-    /// `invalid_credentials`, `unauthorized`, `forbidden`, `not_found`, `login_taken`,
-    /// `idempotency_conflict`, `insufficient_funds`, `limit_exceeded`, `payment_code_invalid`,
-    /// `refund_exceeds_payment`, `date_not_closed`, `payload_too_large`, `overloaded`,
-    /// `waiting_room`, `internal_error`. Each answer lists the codes it can carry.
-    #[schema(pattern = "^[a-z][a-z_]*$", example = "not_found")]
-    pub code: String,
+    /// A code for programs, one of the enum (every code the server sends); each answer's
+    /// description says which codes it can carry.
+    pub code: crate::error::ErrorCode,
     /// Text for a person.
     pub message: String,
 }
@@ -323,9 +320,9 @@ pub struct Health {
 /// A registered citizen and the citizen's new wallet.
 #[derive(ToSchema)]
 pub struct CitizenCreated {
-    #[schema(format = "uuid")]
+    #[schema(min_length = 1, max_length = 64)]
     pub citizen_id: String,
-    #[schema(format = "uuid")]
+    #[schema(min_length = 1, max_length = 64)]
     pub wallet_id: String,
 }
 
@@ -374,7 +371,7 @@ pub enum Currency {
 /// The caller's wallet and this month's counters (KST month).
 #[derive(ToSchema)]
 pub struct WalletView {
-    #[schema(format = "uuid")]
+    #[schema(min_length = 1, max_length = 64)]
     pub wallet_id: String,
     #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "15000")]
     pub balance: String,
@@ -401,7 +398,7 @@ pub struct WalletView {
 /// A charge from the citizen's linked bank account.
 #[derive(ToSchema)]
 pub struct ChargeReceipt {
-    #[schema(format = "uuid")]
+    #[schema(min_length = 1, max_length = 64)]
     pub charge_id: String,
     #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "15000")]
     pub amount: String,
@@ -413,7 +410,7 @@ pub struct ChargeReceipt {
 /// A gift sent to another wallet.
 #[derive(ToSchema)]
 pub struct GiftReceipt {
-    #[schema(format = "uuid")]
+    #[schema(min_length = 1, max_length = 64)]
     pub gift_id: String,
     #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "5000")]
     pub amount: String,
@@ -472,7 +469,7 @@ pub enum PaymentStatus {
 /// An approved payment and the cashback it credited to the citizen's wallet.
 #[derive(ToSchema)]
 pub struct PaymentReceipt {
-    #[schema(format = "uuid")]
+    #[schema(min_length = 1, max_length = 64)]
     pub payment_id: String,
     #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "15000")]
     pub amount: String,
@@ -486,7 +483,7 @@ pub struct PaymentReceipt {
 /// A refund and the part of the payment's cashback it reversed.
 #[derive(ToSchema)]
 pub struct RefundReceipt {
-    #[schema(format = "uuid")]
+    #[schema(min_length = 1, max_length = 64)]
     pub refund_id: String,
     #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "5000")]
     pub amount: String,
@@ -528,7 +525,7 @@ pub struct PasswordResetIssued {
 /// A new merchant.
 #[derive(ToSchema)]
 pub struct MerchantCreated {
-    #[schema(format = "uuid")]
+    #[schema(min_length = 1, max_length = 64)]
     pub merchant_id: String,
 }
 
@@ -572,6 +569,32 @@ pub struct DayClosed {
     pub total_net_payable: String,
 }
 
+/// The business dates closed in a range.
+#[derive(ToSchema)]
+pub struct SettlementsClosed {
+    #[schema(format = Date, example = "2025-03-01")]
+    pub from: String,
+    #[schema(format = Date, example = "2025-03-31")]
+    pub to: String,
+    /// Oldest first; a date with no activity is never closed and not listed.
+    pub items: Vec<SettlementClosed>,
+}
+
+/// A closed business date and its totals.
+#[derive(ToSchema)]
+pub struct SettlementClosed {
+    #[schema(format = Date, example = "2025-03-14")]
+    pub business_date: String,
+    /// Merchants with a settlement line that day.
+    pub merchants: u64,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "9925")]
+    pub total_net_payable: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "75")]
+    pub total_fee: String,
+    #[schema(format = DateTime)]
+    pub closed_at: String,
+}
+
 /// The settlement of a closed business date.
 #[derive(ToSchema)]
 pub struct SettlementReport {
@@ -590,7 +613,7 @@ pub struct SettlementReport {
 /// `net_payable` is not paid out and is carried into the merchant's next close with activity.
 #[derive(ToSchema)]
 pub struct SettlementLine {
-    #[schema(format = "uuid")]
+    #[schema(min_length = 1, max_length = 64)]
     pub merchant_id: String,
     pub merchant_name: String,
     pub business_number: String,
@@ -674,6 +697,19 @@ pub enum StatusReasonCode {
     WriterFailing,
     /// The cashback budget was funded and is used up.
     CashbackBudgetExhausted,
+    /// A past business date with payments or refunds is still open at 06:00 KST of the next day:
+    /// its merchants are not paid until it is closed.
+    SettlementOverdue,
+}
+
+/// Where the test clock stands. Its offset is kept in the database, so a restart keeps it.
+#[derive(ToSchema)]
+pub struct TestClockStatus {
+    /// The test clock's time (the same as the status's `now`).
+    #[schema(format = DateTime)]
+    pub now: String,
+    /// How far it is ahead of the real time, in seconds.
+    pub ahead_of_real_time_s: i64,
 }
 
 /// One reason for a degraded status.
@@ -706,6 +742,9 @@ pub struct Status {
     /// The server's clock.
     #[schema(format = DateTime)]
     pub now: String,
+    /// The test clock (`WALLET_TEST_CLOCK=1`, never in production), null with the real clock.
+    #[schema(required = true)]
+    pub test_clock: Option<TestClockStatus>,
     pub database: Database,
     pub books: BooksStatus,
     pub cashback_budget: Budget,

@@ -20,7 +20,7 @@ use super::openapi::{
 };
 use super::session::{parse_login, parse_password};
 use super::{authenticate, parse_body, rfc3339, with_connection, Role, State};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::store::{self, audit};
 
 /// How long a reset code stays valid: three days, time to reach the citizen.
@@ -46,7 +46,7 @@ pub struct NewPassword {
 }
 
 /// Issues a one-time code with which the citizen sets a password (replacing any earlier code).
-#[utoipa::path(post, path = "/v1/admin/citizens/{login}/password-reset", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/citizens/{login}/password-reset", operation_id = "issue_password_reset_code", tag = "admin",
     security(("bearer" = [])),
     params(("login" = String, Path, description = "The citizen's login.")),
     responses(
@@ -97,7 +97,7 @@ async fn issue(state: State, request: HttpRequest, login: web::Path<String>) -> 
 pub fn parse_new_password(body: Value) -> Result<NewPassword, ApiError> {
     let body: NewPassword = parse_body(body)?;
     parse_password(&body.password)?;
-    let wrong = || ApiError::new(401, "invalid_credentials", "the login or reset code is wrong, used or expired");
+    let wrong = || ApiError::new(401, ErrorCode::InvalidCredentials, "the login or reset code is wrong, used or expired");
     parse_login(&body.login).map_err(|_| wrong())?;
     if body.reset_code.len() > 64 {
         return Err(wrong());
@@ -106,7 +106,7 @@ pub fn parse_new_password(body: Value) -> Result<NewPassword, ApiError> {
 }
 
 /// Sets a citizen's password with a code the city issued; ends the citizen's sessions.
-#[utoipa::path(post, path = "/v1/citizens/password", tag = "sessions",
+#[utoipa::path(post, path = "/v1/citizens/password", operation_id = "set_password_with_reset_code", tag = "sessions",
     request_body = NewPassword,
     responses(
         (status = 204, description = "The password is set; log in with it."),
@@ -123,7 +123,7 @@ pub fn parse_new_password(body: Value) -> Result<NewPassword, ApiError> {
 )]
 async fn set_password(state: State, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
     let body = parse_new_password(body.into_inner().0)?;
-    let wrong = || ApiError::new(401, "invalid_credentials", "the login or reset code is wrong, used or expired");
+    let wrong = || ApiError::new(401, ErrorCode::InvalidCredentials, "the login or reset code is wrong, used or expired");
     let login = body.login;
     let code_hash = crate::auth::token_hash(&body.reset_code);
     // Hashed before the code is checked, so a wrong code takes as long as a right one.

@@ -45,15 +45,24 @@ pub async fn tag_request(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let id = request_id_of(&request);
     request.extensions_mut().insert(RequestId(id.clone()));
-    let http_request = request.request().clone();
-    let mut response = match next.call(request).await {
-        Ok(response) => response.map_into_boxed_body(),
-        Err(error) => ServiceResponse::from_err(error, http_request).map_into_boxed_body(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    // The request cannot be cloned before routing (actix routes it in place), so an error is
+    // answered as its response with the header added, not as a response built here.
+    let header = HeaderValue::from_str(&id).ok();
+    match next.call(request).await {
+        Ok(mut response) => {
+            if let Some(value) = header {
+                response.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+            }
+            Ok(response)
+        }
+        Err(error) => {
+            let mut response = error.error_response();
+            if let Some(value) = header {
+                response.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+            }
+            Err(actix_web::error::InternalError::from_response(error.to_string(), response).into())
+        }
     }
-    Ok(response)
 }
 
 /// The root span of each request (one log line when it closes): method, route, path, status,

@@ -16,7 +16,7 @@ use super::openapi::{
 use super::{authenticate, client_address, parse_body, rfc3339, with_connection, State};
 use crate::admission::waiting_room::{LineEntry, Place, Room, Verdict, WaitingRoom, TICKET_POLL_GRACE_MS};
 use crate::auth::PoolError;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::store;
 use crate::throttle::{Attempt, Reason, Refusal, Source, Throttle};
 use crate::turns::Claim;
@@ -92,7 +92,7 @@ pub fn parse_registration(body: Value) -> Result<(String, String), ApiError> {
 }
 
 /// Registers a citizen and opens the citizen's wallet.
-#[utoipa::path(post, path = "/v1/citizens", tag = "sessions",
+#[utoipa::path(post, path = "/v1/citizens", operation_id = "register_citizen", tag = "sessions",
     request_body = Credentials,
     responses(
         (status = 201, description = "The citizen and the wallet were created.", body = CitizenCreated),
@@ -131,7 +131,7 @@ async fn register(state: State, body: web::Json<StrictJson>) -> Result<HttpRespo
     })
     .await?;
     if !created {
-        return Err(ApiError::new(409, "login_taken", "this login is taken; choose another"));
+        return Err(ApiError::new(409, ErrorCode::LoginTaken, "this login is taken; choose another"));
     }
     Ok(HttpResponse::Created().json(json!({"citizen_id": citizen_id, "wallet_id": wallet_id})))
 }
@@ -142,7 +142,7 @@ async fn register(state: State, body: web::Json<StrictJson>) -> Result<HttpRespo
 /// taken, a citizen login is answered 503 `waiting_room` with a ticket, before any password work;
 /// retry with the same credentials plus `"ticket"`. Tickets are served first in, first out; one
 /// not polled for 60 seconds is dropped. Merchant and admin logins never wait.
-#[utoipa::path(post, path = "/v1/sessions", tag = "sessions",
+#[utoipa::path(post, path = "/v1/sessions", operation_id = "log_in", tag = "sessions",
     request_body = LoginBody,
     responses(
         (status = 201, description = "The session was opened.", body = SessionCreated),
@@ -198,7 +198,7 @@ async fn login(state: State, request: HttpRequest, body: web::Json<StrictJson>) 
         // Its own code, so an app can send the citizen to the reset flow instead of "wrong password".
         return Err(ApiError::new(
             401,
-            "password_reset_required",
+            ErrorCode::PasswordResetRequired,
             "this account has no password here yet: it was carried over from the previous operator without one; \
              ask the city for a reset code, then set a password with POST /v1/citizens/password \
              {\"login\", \"reset_code\", \"password\"}",
@@ -219,7 +219,7 @@ async fn login(state: State, request: HttpRequest, body: web::Json<StrictJson>) 
             state.sessions_active.note_released();
         }
         throttled.failed(&state);
-        return Err(ApiError::new(401, "invalid_credentials", "login or password is wrong"));
+        return Err(ApiError::new(401, ErrorCode::InvalidCredentials, "login or password is wrong"));
     }
     throttled.succeeded();
     let principal = principal.ok_or_else(ApiError::internal)?;
@@ -343,11 +343,11 @@ fn too_many_attempts(refusal: Refusal) -> ApiError {
              this time)"
         ),
     };
-    ApiError { retry_after_s: Some(seconds), ..ApiError::new(429, "too_many_attempts", message) }
+    ApiError { retry_after_s: Some(seconds), ..ApiError::new(429, ErrorCode::TooManyAttempts, message) }
 }
 
 /// Ends the caller's session; a citizen's session slot is free at once.
-#[utoipa::path(delete, path = "/v1/sessions/current", tag = "sessions",
+#[utoipa::path(delete, path = "/v1/sessions/current", operation_id = "log_out", tag = "sessions",
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The session was ended."),
@@ -371,7 +371,7 @@ async fn logout(state: State, request: HttpRequest) -> Result<HttpResponse, ApiE
 }
 
 /// A waiting-room ticket's place in line; polling keeps the ticket alive.
-#[utoipa::path(get, path = "/v1/waiting-room/{ticket}", tag = "sessions",
+#[utoipa::path(get, path = "/v1/waiting-room/{ticket}", operation_id = "get_waiting_room_ticket", tag = "sessions",
     params(("ticket" = String, Path, description = "The ticket of a 503 `waiting_room` answer.")),
     responses(
         (status = 200, description = "The ticket's place in line.", body = TicketStatus),
@@ -527,7 +527,7 @@ fn waiting(place: &Place) -> ApiError {
         )),
         ..ApiError::new(
             503,
-            "waiting_room",
+            ErrorCode::WaitingRoom,
             "all citizen sessions are taken; you are in line: retry with the same credentials and this ticket",
         )
     }

@@ -119,7 +119,7 @@ fn reason(code: &str, message: String) -> Value {
 /// was taken lately, the writer's last batch failed, the cashback budget is used up, or a past
 /// business date with payments or refunds is still not closed at 06:00 KST of the next day
 /// (`settlement_overdue`, among the last 31 such dates).
-#[utoipa::path(get, path = "/v1/admin/status", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/status", operation_id = "get_city_status", tag = "admin",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The summary.", body = Status),

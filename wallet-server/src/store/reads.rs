@@ -245,6 +245,34 @@ pub fn closed_dates(connection: &mut DbConn, from: &str, to: &str) -> StoreResul
     Ok(dates)
 }
 
+/// Takes, until the transaction ends, a lock on each `(principal_id, key)` of a batch, in one
+/// order, on PostgreSQL; a no-op on SQLite, where `BEGIN IMMEDIATE` already holds the one write
+/// lock. Why: with two servers on one database, both could find no answer stored for a key,
+/// both apply the request, and the later commit failed on the key's unique index, taking its
+/// whole batch (other citizens' requests) with it. With the lock, the second server's batch waits
+/// for the first's commit and then finds its answer, as a retry would. Locks are taken in
+/// ascending order before any row lock, so two batches cannot deadlock on them.
+pub fn lock_idempotency_keys(connection: &mut DbConn, pairs: &[(&str, &str)]) -> StoreResult<()> {
+    use sha2::{Digest, Sha256};
+    let DbConn::Pg(pg) = connection else { return Ok(()) };
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let mut locks: Vec<i64> = pairs
+        .iter()
+        .map(|(principal, key)| {
+            let digest = Sha256::new().chain_update(principal).chain_update([0]).chain_update(key).finalize();
+            i64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 digest has 8 bytes"))
+        })
+        .collect();
+    locks.sort_unstable();
+    locks.dedup();
+    diesel::sql_query("SELECT pg_advisory_xact_lock(lock) FROM unnest($1::bigint[]) AS lock")
+        .bind::<diesel::sql_types::Array<BigInt>, _>(&locks)
+        .execute(pg)?;
+    Ok(())
+}
+
 /// A stored idempotent answer: (request_hash, status, body, created_at_ms).
 pub type StoredAnswer = (String, i32, String, i64);
 
