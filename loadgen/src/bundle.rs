@@ -1,5 +1,5 @@
 //! `handover-bundle` and `handover-delta`: generated operator handover bundles
-//! (`shared/HANDOVER.md`, version 1) for the import benchmark (`scripts/bench-handover`).
+//! (`docs/HANDOVER.md`, version 1) for the import benchmark (`scripts/bench-handover`).
 //!
 //! A snapshot is a city's books as the outgoing operator would hand them over: citizens with
 //! their wallets and month counters, merchants with what they are still owed, and a history

@@ -1,4 +1,4 @@
-//! Black-box tests of the REST contract (`../shared/API.md`): each scenario starts the real
+//! Black-box tests of the REST contract (`docs/API.md`): each scenario starts the real
 //! `wallet-server` binary on a fresh database and talks HTTP to it, once on SQLite and once on
 //! PostgreSQL (when `WALLET_TEST_POSTGRES_URL` is set).
 

@@ -3,7 +3,7 @@
 //! A test gets a fresh database (a SQLite file in its own temporary directory, or a fresh
 //! PostgreSQL database when `WALLET_TEST_POSTGRES_URL` is set), a server process on a free port
 //! with the test clock enabled and cheap argon2 parameters, and a [`Client`] that speaks the REST
-//! contract of `../shared/API.md`. Nothing here reaches into the server's internals.
+//! contract of `docs/API.md`. Nothing here reaches into the server's internals.
 //!
 //! Write a scenario once as `fn name(backend: Backend)` and list it in [`scenarios!`]: it then runs
 //! as the tests `name::sqlite` and `name::postgres`.

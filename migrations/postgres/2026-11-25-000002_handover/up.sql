@@ -1,4 +1,4 @@
--- Handover bundles applied (shared/HANDOVER.md): the sequence order, and the manifest's hash so
+-- Handover bundles applied (docs/HANDOVER.md): the sequence order, and the manifest's hash so
 -- that applying the same bundle again changes nothing and a different one under the same
 -- sequence is refused.
 CREATE TABLE handover_bundles (

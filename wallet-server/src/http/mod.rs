@@ -1,4 +1,4 @@
-//! The REST API of `shared/API.md`: routes, shared state, and the helpers every handler uses to
+//! The REST API of `docs/API.md`: routes, shared state, and the helpers every handler uses to
 //! parse input into core types at the edge.
 
 mod admin;

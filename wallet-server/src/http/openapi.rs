@@ -1,4 +1,4 @@
-//! The OpenAPI 3 document of the REST API (`shared/API.md`), served at `GET /openapi.json`.
+//! The OpenAPI 3 document of the REST API (`docs/API.md`), served at `GET /openapi.json`.
 //!
 //! The document is generated with utoipa from the `#[utoipa::path(...)]` attribute on each handler
 //! (method, path, parameters, request body, every answer), the request types the handlers parse
@@ -21,8 +21,11 @@ use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
     info(
         title = "Regional-currency wallet API",
         version = "1",
-        description = "The REST contract of `shared/API.md` for merchant POS vendors, the citizen app and the \
-            city's back office. JSON in and out, UTF-8; unknown request fields are rejected with 422. Money is a \
+        description = "The REST contract of `docs/API.md` for merchant POS vendors, the citizen app and the \
+            city's back office. JSON in and out, UTF-8; unknown request fields are rejected with 422, and a key \
+            given twice in one object (at any depth) with 400 `invalid_request`. Ids are strings of 1 to 64 \
+            characters: this server mints UUIDs, but accounts carried over from a previous operator keep its ids \
+            (`W-42`). Money is a \
             JSON string of whole won (`\"15000\"`); output amounts that can be negative carry a leading `-`. \
             Times are RFC 3339 in UTC; a business date is `YYYY-MM-DD` and a month `YYYY-MM`, both in Korea \
             Standard Time. Every error is `{\"error\":{\"code\",\"message\"}}`. Any endpoint but `/healthz` may \
@@ -31,13 +34,16 @@ use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
             `Idempotency-Key`: the same principal, key and body get the original answer again; the same key \
             with another body gets 409 `idempotency_conflict`. Data of another citizen or merchant is never \
             visible: it is answered 404 `not_found`, not 403. \
-            Extensions of `shared/API.md`: `POST /v1/sessions` may answer 429 `too_many_attempts` with \
+            Extensions of `docs/API.md`: `POST /v1/sessions` may answer 429 `too_many_attempts` with \
             `Retry-After` after repeated failed logins for the login or from the client's address (refused before \
             any password check); a request whose body does not arrive within the server's body timeout (10 s by \
             default) gets 408 `request_timeout`; an `Idempotency-Key`'s answer is kept for a retention period \
             (24 hours by default), after which the key is treated as new. Every response carries \
             `Cache-Control: no-store`, `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`, \
-            `Content-Security-Policy: default-src 'none'; frame-ancestors 'none'` and `Referrer-Policy: no-referrer`.",
+            `Content-Security-Policy: default-src 'none'; frame-ancestors 'none'` and `Referrer-Policy: no-referrer`, \
+            and `X-Request-Id`: the client's own if it sent a valid one (1 to 128 characters of \
+            `A-Z a-z 0-9 . _ : -`), else one the server made; the server's log line for the request has the same id, \
+            so quote it when reporting a problem.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     paths(

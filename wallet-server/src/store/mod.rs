@@ -143,11 +143,44 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Which backend a database URL names: `postgres://` or `postgresql://` is PostgreSQL, anything
-/// else is a SQLite file path (an optional `sqlite://` prefix is removed).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// else is a SQLite file path (an optional `sqlite://` prefix is removed). Its `Debug` form, the
+/// one logged, never shows a password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     Sqlite(String),
     Postgres(String),
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => formatter.debug_tuple("Sqlite").field(path).finish(),
+            DatabaseUrl::Postgres(url) => formatter.debug_tuple("Postgres").field(&redacted(url)).finish(),
+        }
+    }
+}
+
+/// `url` with the password of its user part and any `password=` parameter replaced by `***`.
+fn redacted(url: &str) -> String {
+    let (head, query) = url.split_once('?').map_or((url, None), |(head, query)| (head, Some(query)));
+    let scheme_end = head.find("://").map_or(0, |index| index + 3);
+    let mut out = head.to_owned();
+    if let Some(at) = head[scheme_end..].rfind('@').map(|index| scheme_end + index) {
+        if let Some(colon) = head[scheme_end..at].find(':').map(|index| scheme_end + index) {
+            out = format!("{}:***{}", &head[..colon], &head[at..]);
+        }
+    }
+    if let Some(query) = query {
+        let parameters: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{out}?{}", parameters.join("&"));
+    }
+    out
 }
 
 impl DatabaseUrl {
@@ -376,4 +409,21 @@ where
 
 pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
     matches!(error, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DatabaseUrl;
+
+    #[test]
+    fn a_logged_database_url_shows_no_password() {
+        let shown = |url: &str| format!("{:?}", DatabaseUrl::parse(url));
+        assert_eq!(shown("postgres://wallet:s3cret@db:5432/wallet"), "Postgres(\"postgres://wallet:***@db:5432/wallet\")");
+        assert_eq!(
+            shown("postgresql://w:p%40ss@db/w?sslmode=disable&password=x"),
+            "Postgres(\"postgresql://w:***@db/w?sslmode=disable&password=***\")"
+        );
+        assert_eq!(shown("postgres://wallet@db/wallet"), "Postgres(\"postgres://wallet@db/wallet\")");
+        assert_eq!(shown("wallet.sqlite3"), "Sqlite(\"wallet.sqlite3\")");
+    }
 }
