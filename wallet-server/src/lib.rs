@@ -6,6 +6,7 @@ pub mod admission;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod export;
 pub mod handover;

@@ -11,7 +11,7 @@ use actix_web::{web, App, HttpServer};
 use clap::{Parser, Subcommand};
 
 use wallet_server::config::Config;
-use wallet_server::{admission, auth, clock, handover, http, store, throttle, writer};
+use wallet_server::{admission, auth, clock, demo, handover, http, store, throttle, writer};
 
 #[derive(Parser)]
 #[command(name = "wallet-server", version, about = "The regional-currency wallet backend")]
@@ -23,7 +23,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Commands {
     /// Run the REST API (WALLET_BIND, WALLET_DATABASE_URL, ... in the environment).
-    Serve,
+    Serve {
+        /// First seed a demo city (admin, merchants, citizens, some history) into an empty
+        /// database and print its logins; a database with data is refused.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Manage city admins.
     Admin {
         #[command(subcommand)]
@@ -109,7 +114,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Commands::Serve => serve(config),
+        Commands::Serve { demo } => serve(config, demo),
         Commands::Admin { command: AdminCommand::Create { login } } => create_admin(config, &login),
         Commands::Handover { command: HandoverCommand::Verify { bundle, encoding } } => {
             handover::verify(&bundle, encoding_named(&encoding))
@@ -215,7 +220,7 @@ fn http_login(login: &str) -> Result<String, String> {
     }
 }
 
-fn serve(config: Config) -> Result<(), String> {
+fn serve(config: Config, demo: bool) -> Result<(), String> {
     let pool = open_database(&config)?;
     let clock = Arc::new(clock::Clock::new(config.test_clock));
     let batching = writer::Batching { size_max: config.batch_size_max, wait: config.batch_wait };
@@ -226,6 +231,9 @@ fn serve(config: Config) -> Result<(), String> {
         batching,
         config.idempotency_retention,
     );
+    if demo {
+        demo::seed(&pool, &writer, &clock, &config)?;
+    }
     store::start_checkpointer(&config.database);
     let bind = config.bind.clone();
     let workers = config.workers;
