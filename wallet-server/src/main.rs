@@ -34,7 +34,7 @@ enum Commands {
         #[command(subcommand)]
         command: AdminCommand,
     },
-    /// Operator handover bundles (shared/HANDOVER.md).
+    /// Operator handover bundles (docs/HANDOVER.md).
     Handover {
         #[command(subcommand)]
         command: HandoverCommand,
@@ -120,13 +120,15 @@ fn main() -> ExitCode {
             handover::verify(&bundle, encoding_named(&encoding))
         }
         Commands::Handover { command: HandoverCommand::Import { bundle, encoding } } => open_database(&config)
-            .and_then(|pool| pool.get().map_err(|error| error.to_string()))
-            .and_then(|mut connection| {
-                handover::import(&mut connection, &bundle, encoding_named(&encoding), chrono::Utc::now())
+            .and_then(|pool| Ok((server_clock(&config, &pool)?.now(), pool)))
+            .and_then(|(now, pool)| Ok((now, pool.get().map_err(|error| error.to_string())?)))
+            .and_then(|(now, mut connection)| {
+                handover::import(&mut connection, &bundle, encoding_named(&encoding), now)
             }),
         Commands::Handover { command: HandoverCommand::Export { dir, since, operator } } => open_database(&config)
-            .and_then(|pool| pool.get().map_err(|error| error.to_string()))
-            .and_then(|mut connection| {
+            .and_then(|pool| Ok((server_clock(&config, &pool)?.now(), pool)))
+            .and_then(|(now, pool)| Ok((now, pool.get().map_err(|error| error.to_string())?)))
+            .and_then(|(now, mut connection)| {
                 // A .tar.gz, .tgz or .tar is exported into a staging directory, then packed.
                 let target = handover::archive::ExportTarget::prepare(&dir)?;
                 let dir = target.dir().to_owned();
@@ -134,7 +136,9 @@ fn main() -> ExitCode {
                     &mut connection,
                     &dir,
                     &operator,
-                    chrono::Utc::now(),
+                    // The server's clock, the test clock included: `as_of` is the time the
+                    // server's data is as of.
+                    now,
                     since.map(|since| since.min(i64::MAX as u64 - 1) as i64),
                 )?;
                 println!("{}", target.finish(summary)?);
@@ -171,6 +175,17 @@ fn open_database(config: &Config) -> Result<store::DbPool, String> {
         tracing::info!(applied, "applied database migrations");
     }
     Ok(pool)
+}
+
+/// The server's clock: the real time, or with `WALLET_TEST_CLOCK=1` the test clock where it was
+/// last moved to (its offset is kept in the database).
+fn server_clock(config: &Config, pool: &store::DbPool) -> Result<clock::Clock, String> {
+    if !config.test_clock {
+        return Ok(clock::Clock::new(false, 0));
+    }
+    let mut connection = pool.get().map_err(|error| format!("cannot connect to the database: {error}"))?;
+    let offset_us = store::test_clock::offset_us(&mut connection).map_err(|error| error.to_string())?;
+    Ok(clock::Clock::new(true, offset_us.unwrap_or(0)))
 }
 
 fn create_admin(config: Config, login: &str) -> Result<(), String> {
@@ -222,7 +237,14 @@ fn http_login(login: &str) -> Result<String, String> {
 
 fn serve(config: Config, demo: bool) -> Result<(), String> {
     let pool = open_database(&config)?;
-    let clock = Arc::new(clock::Clock::new(config.test_clock));
+    let clock = Arc::new(server_clock(&config, &pool)?);
+    if clock.is_test_clock() {
+        tracing::warn!(
+            now = %clock.now().to_rfc3339(),
+            ahead_of_real_time_s = clock.offset().num_seconds(),
+            "the TEST CLOCK is on (WALLET_TEST_CLOCK=1): never use this setting in production"
+        );
+    }
     let batching = writer::Batching { size_max: config.batch_size_max, wait: config.batch_wait };
     let writer = writer::Writer::start(
         pool.clone(),
@@ -280,13 +302,17 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
         });
         actix_web::rt::spawn(http::keep_line_in_sync(state.clone()));
         actix_web::rt::spawn(http::keep_books_checked(state.clone()));
-        // Each request gets a tracing span with a request id, method, route and status; the
-        // Authorization header (the token) is never recorded. Outermost first: security headers
-        // (on every answer, the gate's 503s included), the body deadline, the span, the gate.
+        // Each request gets a tracing span with its request id (kept from X-Request-Id or made,
+        // and sent back on every answer), method, route and status; the Authorization header
+        // (the token) is never recorded. Outermost first: the request count, security headers
+        // (on every answer, the gate's 503s included), the body deadline, the request id, the
+        // span, the gate.
         HttpServer::new(move || {
             App::new()
                 .wrap(admission::gate::Admission(gate.clone()))
-                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(tracing_actix_web::TracingLogger::<http::request_id::RequestSpan>::new())
+                // Outside the span, so the span and every answer inside it carry the same id.
+                .wrap(actix_web::middleware::from_fn(http::request_id::tag_request))
                 .wrap(http::body_deadline::BodyDeadline(body_timeout))
                 .wrap(http::security_headers())
                 // Outermost: counts every answer, including admission's 503s, with the latency
