@@ -158,7 +158,9 @@ fn a_key_raced_on_two_servers_fails_no_one(backend: Backend) {
         let mut rounds = Vec::new();
         for _ in 0..DUPLICATE_RACE_ROUNDS / DUPLICATE_RACE_PAIRS_AT_ONCE {
             let bodies: Vec<_> = (0..DUPLICATE_RACE_PAIRS_AT_ONCE)
-                .map(|_| (json!({"payment_code": api.payment_code(&racer.token), "amount": "10"}), crate::support::new_key()))
+                .map(|_| {
+                    (json!({"payment_code": api.payment_code(&racer.token), "amount": "10"}), crate::support::new_key())
+                })
                 .collect();
             let barrier = Barrier::new(2 * DUPLICATE_RACE_PAIRS_AT_ONCE);
             let wave: Vec<Vec<_>> = std::thread::scope(|wave| {

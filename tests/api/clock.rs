@@ -46,7 +46,8 @@ fn the_test_clock_survives_a_restart_and_shows_where_it_stands(backend: Backend)
     reply.expect_error(422, "validation_failed");
     assert!(string(&reply.json["error"]["message"]).contains("2030-01-10T00:00:00Z"), "{reply}");
     // And the clock never goes back, across servers too.
-    api.put("/v1/admin/test-clock", &admin, &json!({"now": "2030-01-20T00:00:00Z"})).expect_error(422, "validation_failed");
+    api.put("/v1/admin/test-clock", &admin, &json!({"now": "2030-01-20T00:00:00Z"}))
+        .expect_error(422, "validation_failed");
 }
 
 /// Without `WALLET_TEST_CLOCK=1` the status shows no test clock.
@@ -61,4 +62,7 @@ fn the_status_shows_no_test_clock_on_the_real_clock(backend: Backend) {
     assert!(string(&status["now"]).as_str() < "2030-01-01", "the real clock ignores a kept offset: {status}");
 }
 
-scenarios!(the_test_clock_survives_a_restart_and_shows_where_it_stands, the_status_shows_no_test_clock_on_the_real_clock);
+scenarios!(
+    the_test_clock_survives_a_restart_and_shows_where_it_stands,
+    the_status_shows_no_test_clock_on_the_real_clock
+);

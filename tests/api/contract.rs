@@ -66,7 +66,8 @@ fn answers_to_migrated_users_fit_the_served_document(backend: Backend) {
     check("post", "/v1/wallet/charges", api.post_keyed("/v1/wallet/charges", &citizen, &amount_body("1000")));
     let gift = json!({"to_wallet_id": "W-2", "amount": "500"});
     check("post", "/v1/wallet/gifts", api.post_keyed("/v1/wallet/gifts", &citizen, &gift));
-    let code = check("post", "/v1/wallet/payment-codes", api.post_keyed("/v1/wallet/payment-codes", &citizen, &json!({})));
+    let code =
+        check("post", "/v1/wallet/payment-codes", api.post_keyed("/v1/wallet/payment-codes", &citizen, &json!({})));
 
     let shop = api.login("oldshop", "old-pass-merchant");
     let pay = json!({"payment_code": code["code"], "amount": "1000"});
@@ -74,14 +75,19 @@ fn answers_to_migrated_users_fit_the_served_document(backend: Backend) {
     let refund = api.post_keyed("/v1/payments/T-2/refunds", &shop, &amount_body("1000"));
     check("post", "/v1/payments/{payment_id}/refunds", refund);
     check("get", "/v1/merchant/sales", api.get("/v1/merchant/sales", &shop));
-    check("post", "/v1/payments/{payment_id}/refunds", api.post_keyed("/v1/payments/T-404/refunds", &shop, &amount_body("1")));
+    check(
+        "post",
+        "/v1/payments/{payment_id}/refunds",
+        api.post_keyed("/v1/payments/T-404/refunds", &shop, &amount_body("1")),
+    );
 
     app.set_clock("2030-01-11T01:00:00Z");
     let admin = app.admin();
     let close = api.post_keyed("/v1/admin/settlements", &admin, &json!({"business_date": "2030-01-10"}));
     assert_eq!(close.status, 201, "{close}");
     check("post", "/v1/admin/settlements", close);
-    let settlement = check("get", "/v1/admin/settlements/{business_date}", api.get("/v1/admin/settlements/2030-01-10", &admin));
+    let settlement =
+        check("get", "/v1/admin/settlements/{business_date}", api.get("/v1/admin/settlements/2030-01-10", &admin));
     assert_eq!(settlement["merchants"][0]["merchant_id"], "M-1", "{settlement}");
     check("get", "/v1/admin/settlements", api.get("/v1/admin/settlements?from=2030-01-01&to=2030-01-31", &admin));
     check("get", "/v1/admin/status", api.get("/v1/admin/status", &admin));
@@ -103,7 +109,9 @@ fn error_codes_are_an_enum_and_operation_ids_say_what_they_do(backend: Backend) 
         .iter()
         .map(string)
         .collect();
-    for code in ["too_many_attempts", "request_timeout", "method_not_allowed", "password_reset_required", "waiting_room"] {
+    for code in
+        ["too_many_attempts", "request_timeout", "method_not_allowed", "password_reset_required", "waiting_room"]
+    {
         assert!(codes.contains(code), "{code} is not in the ErrorCode enum: {codes:?}");
     }
     assert_eq!(
@@ -124,9 +132,17 @@ fn error_codes_are_an_enum_and_operation_ids_say_what_they_do(backend: Backend) 
         api.post_keyed("/v1/wallet/gifts", &alice.token, &json!({"to_wallet_id": alice.wallet_id, "amount": "1"})),
         api.get("/v1/nothing-here", ""),
     ];
-    let expected =
-        ["method_not_allowed", "invalid_credentials", "too_many_attempts", "unauthorized", "forbidden", "invalid_amount",
-         "invalid_request", "validation_failed", "not_found"];
+    let expected = [
+        "method_not_allowed",
+        "invalid_credentials",
+        "too_many_attempts",
+        "unauthorized",
+        "forbidden",
+        "invalid_amount",
+        "invalid_request",
+        "validation_failed",
+        "not_found",
+    ];
     for (reply, code) in seen.iter().zip(expected) {
         assert_eq!(reply.json["error"]["code"], code, "{reply}");
         assert!(codes.contains(code), "{code} sent but not in the enum");
@@ -155,9 +171,21 @@ fn a_repeated_json_key_is_refused_and_changes_nothing(backend: Backend) {
         r#"{"amount":"100","extra":{"a":1,"a":2}}"#,
         r#"{"amount":"100","list":[{"b":1,"b":1}]}"#,
     ] {
-        let reply = api.send("POST", "/v1/wallet/charges", &alice.token, Body::Raw(body.as_bytes()), &[("Idempotency-Key", &new_key())]);
+        let reply = api.send(
+            "POST",
+            "/v1/wallet/charges",
+            &alice.token,
+            Body::Raw(body.as_bytes()),
+            &[("Idempotency-Key", &new_key())],
+        );
         reply.expect_error(400, "invalid_request");
-        let key = if body.contains("\"a\"") { "\"a\"" } else if body.contains("\"b\"") { "\"b\"" } else { "\"amount\"" };
+        let key = if body.contains("\"a\"") {
+            "\"a\""
+        } else if body.contains("\"b\"") {
+            "\"b\""
+        } else {
+            "\"amount\""
+        };
         let message = string(&reply.json["error"]["message"]);
         assert!(message.contains(key) && message.contains("twice"), "the key is not named: {reply}");
     }
@@ -167,7 +195,13 @@ fn a_repeated_json_key_is_refused_and_changes_nothing(backend: Backend) {
     let history = api.history(&alice.token, "limit=5");
     assert_eq!(history["items"], json!([]), "{history}");
     // The same body without the repeat goes through.
-    let once = api.send("POST", "/v1/wallet/charges", &alice.token, Body::Raw(br#"{"amount":"100"}"#), &[("Idempotency-Key", &new_key())]);
+    let once = api.send(
+        "POST",
+        "/v1/wallet/charges",
+        &alice.token,
+        Body::Raw(br#"{"amount":"100"}"#),
+        &[("Idempotency-Key", &new_key())],
+    );
     assert_eq!(once.status, 201, "{once}");
 }
 
@@ -201,7 +235,8 @@ fn every_answer_carries_a_request_id_that_is_in_the_log(backend: Backend) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let log = app.server.log();
-        let sent_line = log.lines().any(|line| line.contains(&format!("request_id={sent}")) && line.contains("/v1/wallet"));
+        let sent_line =
+            log.lines().any(|line| line.contains(&format!("request_id={sent}")) && line.contains("/v1/wallet"));
         let failed_line = log.lines().any(|line| line.contains(&format!("request_id={id}")) && line.contains("401"));
         if sent_line && failed_line {
             break;

@@ -49,6 +49,10 @@ fn demo_serves_the_walkthrough(backend: Backend) {
     assert!(stdout.contains(r#""status":"approved""#), "no payment approved:\n{stdout}");
     assert!(stdout.contains(r#""code":"date_not_closed""#), "today's close not refused:\n{stdout}");
     assert!(stdout.lines().any(|line| line == CSV_HEADER), "no settlement file:\n{stdout}");
+    // The demo's history is of yesterday: its close settles both shops at once.
+    for (_, name) in DEMO_MERCHANTS {
+        assert!(stdout.lines().any(|line| line.contains(name) && line.contains(',')), "no line for {name}:\n{stdout}");
+    }
     assert!(stdout.contains(r#""total":"0""#), "the trial balance is not shown to total 0:\n{stdout}");
 
     assert_today_closes_tomorrow(&server);
@@ -112,9 +116,9 @@ fn sh_blocks(markdown: &str) -> Vec<String> {
     blocks
 }
 
-/// What QUICKSTART.md says of the demo's day: it closes from 00:00 KST tomorrow, with a line
-/// per merchant. The test clock moves to 01:00 KST tomorrow; yesterday (closed by the
-/// walkthrough) is read too, in case the demo was seeded just before midnight.
+/// What QUICKSTART.md says of today's payments: they close from 00:00 KST tomorrow. The test
+/// clock moves to 01:00 KST tomorrow; yesterday (the demo's day, closed by the walkthrough) is
+/// read too.
 fn assert_today_closes_tomorrow(server: &TestServer) {
     let api = server.client();
     let admin = api.login(DEMO_ADMIN, DEMO_PASSWORD);

@@ -24,7 +24,10 @@ fn refunds_reverse_cashback_in_proportion(backend: Backend) {
     // Earned is gross; net is what the refund left of it (and the message of a refusal names
     // no internal account).
     let wallet = api.wallet(&alice.token);
-    assert_eq!((&wallet["cashback_earned_this_month"], &wallet["cashback_net_this_month"]), (&json!("1234"), &json!("1135")));
+    assert_eq!(
+        (&wallet["cashback_earned_this_month"], &wallet["cashback_net_this_month"]),
+        (&json!("1234"), &json!("1135"))
+    );
 
     api.refund(&other_shop.token, &payment_id, "1").expect_error(404, "not_found");
     api.refund(&shop.token, &payment_id, "11346").expect_error(422, "refund_exceeds_payment");
@@ -37,7 +40,10 @@ fn refunds_reverse_cashback_in_proportion(backend: Backend) {
     let wallet = api.wallet(&alice.token);
     assert_eq!(wallet["balance"], "100000");
     assert_eq!(wallet["cashback_eligible_spend_remaining"], "500000", "a full refund gives the eligible spend back");
-    assert_eq!((&wallet["cashback_earned_this_month"], &wallet["cashback_net_this_month"]), (&json!("1234"), &json!("0")));
+    assert_eq!(
+        (&wallet["cashback_earned_this_month"], &wallet["cashback_net_this_month"]),
+        (&json!("1234"), &json!("0"))
+    );
     let budget = api.get("/v1/admin/cashback-budget", &app.admin()).expect(200);
     assert_eq!(budget, json!({"funded": "1000000", "paid_out": "1234", "reversed": "1234", "remaining": "1000000"}));
     let history = history_rows(&api.history(&alice.token, "limit=4"));

@@ -185,7 +185,8 @@ fn the_settlement_file_is_safe_to_open_in_a_spreadsheet(backend: Backend) {
             &[],
         )
     };
-    for bad in ["1", "123-45-6789", "12345678901", "123-456-7890", "=1+1", "123 45 67890", "１２３４５６７８９０"] {
+    for bad in ["1", "123-45-6789", "12345678901", "123-456-7890", "=1+1", "123 45 67890", "１２３４５６７８９０"]
+    {
         let reply = merchant("shop", bad, "004-21-00001-01");
         reply.expect_error(422, "validation_failed");
         assert!(string(&reply.json["error"]["message"]).contains("123-45-67890"), "{reply}");
@@ -218,7 +219,8 @@ fn the_settlement_file_is_safe_to_open_in_a_spreadsheet(backend: Backend) {
     assert_eq!(reply.status, 200, "{reply}");
     let formula = "\"'=HYPERLINK(\"\"http://x\"\",\"\"click\"\")\"";
     let first = format!("2030-01-10,{},{formula},1234567890,'@SUM(1),1,1000,0,0,0,1000", shop.id);
-    let second = format!("2030-01-10,{},{formula},123-45-67890,'+82-10,1,500,0,0,0,500", string(&dashed["merchant_id"]));
+    let second =
+        format!("2030-01-10,{},{formula},123-45-67890,'+82-10,1,500,0,0,0,500", string(&dashed["merchant_id"]));
     for line in [&first, &second] {
         assert!(reply.text.lines().any(|row| row == line), "expected {line}\nin\n{}", reply.text);
     }

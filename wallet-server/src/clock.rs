@@ -26,6 +26,17 @@ impl Clock {
         self.test_clock
     }
 
+    /// A clock `by` behind this one, never moved: what `serve --demo` dates its seeded history
+    /// with (the day before, so that an admin can close and settle it at once). Not a test clock,
+    /// and never the server's clock.
+    pub fn earlier_by(&self, by: Duration) -> Clock {
+        let behind_us = by.num_microseconds().unwrap_or(i64::MAX);
+        Clock {
+            test_clock: false,
+            offset_us: AtomicI64::new(self.offset().num_microseconds().unwrap_or(0) - behind_us),
+        }
+    }
+
     /// How far this clock is ahead of the real time (zero unless it is a test clock moved on).
     pub fn offset(&self) -> Duration {
         Duration::microseconds(self.offset_us.load(Ordering::SeqCst))

@@ -4,9 +4,9 @@
 //! Nothing here is a second way of doing things. Principals are made as `admin create`, the
 //! registration endpoint and the merchant endpoint make them; every won moves through the
 //! [`Writer`] as a `wallet_core` [`Command`], exactly as the API's requests do (postings, history,
-//! audit rows and all); and the trial balance is taken at the end. The writer dates everything
-//! with the server's clock, so the demo's history is of today's business day: an admin closes it
-//! from 00:00 KST tomorrow, as any day.
+//! audit rows and all); and the trial balance is taken at the end. The history is dated one day
+//! before the server's clock (a writer of its own, on [`Clock::earlier_by`]), so that an admin
+//! can close yesterday and download its settlement file at once, as on any morning.
 //!
 //! A database holding any principal or ledger transaction is refused before anything is written:
 //! the demo's well-known passwords must never land beside real accounts.
@@ -92,13 +92,17 @@ struct City {
 
 /// Seeds the demo city into the empty database of `config` through `writer`, checks that the books
 /// balance, and prints the logins. Refuses, changing nothing, when the database holds data.
-pub fn seed(pool: &DbPool, writer: &Writer, clock: &Clock, config: &Config) -> Result<(), String> {
+pub fn seed(pool: &DbPool, clock: &Clock, config: &Config) -> Result<(), String> {
     let mut connection = pool.get().map_err(|error| format!("cannot connect to the database: {error}"))?;
     refuse_unless_empty(&mut connection, &config.database)?;
     // A port already taken is found now, before seeding, not after: a second start with --demo
     // would be refused.
     std::net::TcpListener::bind(&config.bind).map_err(|error| format!("cannot listen on {}: {error}", config.bind))?;
     let passwords = PasswordPool::new(config.argon2, 1 + SHOPS.len() + CITIZEN_LOGINS.len());
+    // Its own writer, a day behind; its thread ends when it is dropped at the end of this function.
+    let yesterday = std::sync::Arc::new(clock.earlier_by(chrono::Duration::days(1)));
+    let batching = crate::writer::Batching { size_max: 1, wait: std::time::Duration::ZERO };
+    let writer = &Writer::start(pool.clone(), yesterday, HISTORY.len() + 2, batching, config.idempotency_retention);
     actix_web::rt::System::new().block_on(async {
         let city = create_accounts(&mut connection, &passwords, clock).await?;
         let admin_op = |command| submit(writer, &city.admin, WriteOp::Ledger(command));

@@ -254,7 +254,7 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
         config.idempotency_retention,
     );
     if demo {
-        demo::seed(&pool, &writer, &clock, &config)?;
+        demo::seed(&pool, &clock, &config)?;
     }
     store::start_checkpointer(&config.database);
     let bind = config.bind.clone();

@@ -150,7 +150,11 @@ pub fn parse_merchant(body: Value) -> Result<NewMerchant, ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn create_merchant(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
+async fn create_merchant(
+    state: State,
+    request: HttpRequest,
+    body: web::Json<StrictJson>,
+) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
     let NewMerchant { login, password, name, business_number, bank_account, category } =
         parse_merchant(body.into_inner().0)?;

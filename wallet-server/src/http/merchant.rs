@@ -44,7 +44,11 @@ pub fn parse_payment(body: Value) -> Result<(PaymentCode, Amount), ApiError> {
     let parsed: PaymentBody = parse_body(body)?;
     let amount = parse_amount(&parsed.amount)?;
     let code = PaymentCode::parse(&parsed.payment_code).map_err(|_| {
-        ApiError::new(422, ErrorCode::PaymentCodeInvalid, "the payment code is unknown; ask the customer to show a fresh code")
+        ApiError::new(
+            422,
+            ErrorCode::PaymentCodeInvalid,
+            "the payment code is unknown; ask the customer to show a fresh code",
+        )
     })?;
     Ok((code, amount))
 }

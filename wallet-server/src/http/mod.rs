@@ -9,10 +9,10 @@ mod merchant;
 mod metrics;
 mod openapi;
 mod password;
+pub mod request_id;
 mod session;
 pub mod session_cache;
 mod status;
-pub mod request_id;
 pub mod strict_json;
 
 pub use metrics::{CountRequests, RequestMetrics};

@@ -97,7 +97,8 @@ async fn issue(state: State, request: HttpRequest, login: web::Path<String>) -> 
 pub fn parse_new_password(body: Value) -> Result<NewPassword, ApiError> {
     let body: NewPassword = parse_body(body)?;
     parse_password(&body.password)?;
-    let wrong = || ApiError::new(401, ErrorCode::InvalidCredentials, "the login or reset code is wrong, used or expired");
+    let wrong =
+        || ApiError::new(401, ErrorCode::InvalidCredentials, "the login or reset code is wrong, used or expired");
     parse_login(&body.login).map_err(|_| wrong())?;
     if body.reset_code.len() > 64 {
         return Err(wrong());
@@ -123,7 +124,8 @@ pub fn parse_new_password(body: Value) -> Result<NewPassword, ApiError> {
 )]
 async fn set_password(state: State, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
     let body = parse_new_password(body.into_inner().0)?;
-    let wrong = || ApiError::new(401, ErrorCode::InvalidCredentials, "the login or reset code is wrong, used or expired");
+    let wrong =
+        || ApiError::new(401, ErrorCode::InvalidCredentials, "the login or reset code is wrong, used or expired");
     let login = body.login;
     let code_hash = crate::auth::token_hash(&body.reset_code);
     // Hashed before the code is checked, so a wrong code takes as long as a right one.

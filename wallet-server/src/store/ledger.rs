@@ -917,11 +917,7 @@ fn serde_plain<T: serde::Serialize>(value: T) -> String {
 
 /// One wallet, read without locking.
 pub fn load_wallets_unlocked(connection: &mut DbConn, id: &str) -> StoreResult<Option<WalletState>> {
-    let row: Option<WalletStateRow> = wallets::table
-        .filter(wallets::wallet_id.eq(id))
-        .select(WALLET_STATE_ROW)
-        .load(connection)?
-        .into_iter()
-        .next();
+    let row: Option<WalletStateRow> =
+        wallets::table.filter(wallets::wallet_id.eq(id)).select(WALLET_STATE_ROW).load(connection)?.into_iter().next();
     row.map(wallet_state).transpose()
 }

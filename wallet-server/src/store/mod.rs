@@ -418,7 +418,10 @@ mod tests {
     #[test]
     fn a_logged_database_url_shows_no_password() {
         let shown = |url: &str| format!("{:?}", DatabaseUrl::parse(url));
-        assert_eq!(shown("postgres://wallet:s3cret@db:5432/wallet"), "Postgres(\"postgres://wallet:***@db:5432/wallet\")");
+        assert_eq!(
+            shown("postgres://wallet:s3cret@db:5432/wallet"),
+            "Postgres(\"postgres://wallet:***@db:5432/wallet\")"
+        );
         assert_eq!(
             shown("postgresql://w:p%40ss@db/w?sslmode=disable&password=x"),
             "Postgres(\"postgresql://w:***@db/w?sslmode=disable&password=***\")"
