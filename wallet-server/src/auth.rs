@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::error::ApiError;
+use crate::api::ApiError;
 use crate::turns::{Claim, Turn, Turns};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};

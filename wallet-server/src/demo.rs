@@ -15,10 +15,10 @@ use diesel::prelude::*;
 use serde_json::json;
 use wallet_core::{Amount, Command, MerchantId, Month, PaymentCode, Policy, TxId, WalletId, Won};
 
+use crate::api::new_tx_id;
 use crate::auth::PasswordPool;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::http::new_tx_id;
 use crate::store::{self, audit, DatabaseUrl, DbConn, DbPool, StoreError, StoreResult};
 use crate::writer::{Answer, WriteOp, Writer};
 
@@ -172,7 +172,7 @@ async fn create_accounts(connection: &mut DbConn, passwords: &PasswordPool, cloc
     let mut hashes = Vec::new();
     for _ in 0..1 + SHOPS.len() + CITIZEN_LOGINS.len() {
         let hash = passwords.hash(PASSWORD.to_owned()).await;
-        hashes.push(hash.map_err(|error| crate::error::ApiError::from(error).to_string())?);
+        hashes.push(hash.map_err(|error| crate::api::ApiError::from(error).to_string())?);
     }
     let id = || uuid::Uuid::new_v4().to_string();
     let city = City {

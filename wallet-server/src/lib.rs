@@ -3,11 +3,11 @@
 //! bodies and handover bundles.
 
 pub mod admission;
+pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod demo;
-pub mod error;
 pub mod export;
 pub mod handover;
 pub mod http;

@@ -198,7 +198,7 @@ fn create_admin(config: Config, login: &str) -> Result<(), String> {
     }
     let pool = open_database(&config)?;
     let hash = actix_web::rt::System::new().block_on(auth::PasswordPool::new(config.argon2, 1).hash(password));
-    let hash = hash.map_err(|error| wallet_server::error::ApiError::from(error).to_string())?;
+    let hash = hash.map_err(|error| wallet_server::api::ApiError::from(error).to_string())?;
     let mut connection = pool.get().map_err(|error| error.to_string())?;
     let id = uuid::Uuid::new_v4().to_string();
     // The command line has no test clock: its time is the real time.

@@ -19,23 +19,11 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use wallet_core::{Book, BusinessDate, Command, PaymentCode, Policy, Receipt, WalletId};
 
+pub use crate::api::Answer;
+use crate::api::{self, render, ApiError, ErrorCode};
 use crate::clock::Clock;
-use crate::error::{self, ApiError, ErrorCode};
 use crate::metrics::Histogram;
 use crate::store::{self, audit, ledger, reads, DbConn, DbPool, StoreError, StoreResult};
-
-/// A stored or fresh answer: status and JSON body.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Answer {
-    pub status: u16,
-    pub body: Value,
-}
-
-impl From<ApiError> for Answer {
-    fn from(error: ApiError) -> Answer {
-        Answer { status: error.status, body: error.body() }
-    }
-}
 
 /// What a request asks the writer to do.
 pub enum WriteOp {
@@ -360,7 +348,7 @@ fn process(
                             history.extend(outcome.history);
                             answer
                         }
-                        Err(refusal) => error::rejection(&refusal).into(),
+                        Err(refusal) => api::rejection(&refusal).into(),
                     }
                 }
                 WriteOp::IssueCode { code, wallet } => {
@@ -368,7 +356,7 @@ fn process(
                     ledger::insert_code(connection, code, &state)?;
                     Answer {
                         status: 201,
-                        body: json!({"code": code.as_str(), "expires_at": crate::http::rfc3339(state.expires_at)}),
+                        body: json!({"code": code.as_str(), "expires_at": crate::api::rfc3339(state.expires_at)}),
                     }
                 }
             };
@@ -553,7 +541,7 @@ fn audited(command: &Command, receipt: &Receipt, policy_before: Option<&Policy>)
     match (command, receipt) {
         (Command::TopUpBudget { id, amount }, Receipt::BudgetToppedUp { budget }) => Some((
             audit::Action::CashbackBudgetToppedUp,
-            json!({"top_up_id": id, "amount": amount, "budget": crate::http::budget_body(budget)}),
+            json!({"top_up_id": id, "amount": amount, "budget": crate::api::budget_body(budget)}),
         )),
         (Command::SetPolicy { .. }, Receipt::PolicySet { policy }) => {
             Some((audit::Action::PolicyChanged, json!({"policy": policy, "previous": policy_before})))
@@ -566,33 +554,4 @@ fn audited(command: &Command, receipt: &Receipt, policy_before: Option<&Policy>)
         )),
         _ => None,
     }
-}
-
-/// The API answer for each receipt (API.md's success bodies).
-fn render(receipt: &Receipt) -> Answer {
-    let (status, body) = match receipt {
-        Receipt::Charged { charge_id, amount, balance } => {
-            (201, json!({"charge_id": charge_id, "amount": amount, "balance": balance}))
-        }
-        Receipt::Gifted { gift_id, amount, balance } => {
-            (201, json!({"gift_id": gift_id, "amount": amount, "balance": balance}))
-        }
-        Receipt::Paid { payment_id, amount, cashback, at, .. } => (
-            201,
-            json!({"payment_id": payment_id, "amount": amount, "cashback": cashback, "status": "approved",
-                   "at": crate::http::rfc3339(*at)}),
-        ),
-        Receipt::Refunded { refund_id, amount, cashback_reversed } => {
-            (201, json!({"refund_id": refund_id, "amount": amount, "cashback_reversed": cashback_reversed}))
-        }
-        Receipt::BudgetToppedUp { budget } => (201, crate::http::budget_body(budget)),
-        Receipt::PolicySet { policy } => (200, json!(policy)),
-        Receipt::DayClosed { settlement, newly_closed } => (
-            if *newly_closed { 201 } else { 200 },
-            json!({"business_date": settlement.business_date, "merchants": settlement.lines.len(),
-                   "total_net_payable": settlement.total_net_payable}),
-        ),
-        Receipt::CarriedOver { account, balance } => (201, json!({"account": account.to_string(), "balance": balance})),
-    };
-    Answer { status, body }
 }

@@ -16,7 +16,7 @@ use actix_web::ResponseError;
 use tokio::sync::oneshot;
 
 use super::limiter::{Class, Decision, Limiter, Settings, Stats};
-use crate::error::ApiError;
+use crate::api::ApiError;
 
 /// Which class a request is in; `None` for what is never queued or shed (health, metrics, the
 /// API document).

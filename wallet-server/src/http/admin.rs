@@ -16,7 +16,7 @@ use super::session::{parse_login, parse_password};
 use super::{
     authenticate, budget_body, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role, State,
 };
-use crate::error::{ApiError, ErrorCode};
+use crate::api::{ApiError, ErrorCode};
 use crate::store::{self, audit};
 use crate::writer::WriteOp;
 

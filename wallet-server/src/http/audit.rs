@@ -9,7 +9,7 @@ use utoipa::IntoParams;
 
 use super::openapi::{AuditPage, ErrorBody, Forbidden, InternalError, Overloaded, Unauthorized};
 use super::{authenticate, rfc3339, with_connection, Role, State};
-use crate::error::ApiError;
+use crate::api::ApiError;
 use crate::store::{self, StoreError};
 
 /// Audit page size: default and most (as the history's).

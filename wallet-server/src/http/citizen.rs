@@ -15,7 +15,7 @@ use super::{
     authenticate_point_read, authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, rfc3339, submit,
     Role, State,
 };
-use crate::error::ApiError;
+use crate::api::ApiError;
 use crate::store;
 use crate::writer::WriteOp;
 

@@ -12,7 +12,7 @@ use super::openapi::{
     PayloadTooLarge, PaymentReceipt, RefundReceipt, RequestTimeout, SalesSummary, Unauthorized,
 };
 use super::{authenticate, authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, submit, Role, State};
-use crate::error::{ApiError, ErrorCode};
+use crate::api::{ApiError, ErrorCode};
 use crate::store;
 use crate::writer::WriteOp;
 

@@ -21,7 +21,7 @@ use utoipa::OpenApi;
 
 use super::openapi::{self, ApiDoc};
 use super::{with_connection, State};
-use crate::error::ApiError;
+use crate::api::ApiError;
 use crate::metrics::{Exposition, Histogram, LATENCY_BOUNDS_US};
 use crate::store;
 

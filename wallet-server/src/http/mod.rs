@@ -37,15 +37,14 @@ use std::sync::Arc;
 
 use actix_web::error::JsonPayloadError;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
-use wallet_core::{Amount, BudgetState};
+use wallet_core::Amount;
 
+use crate::api::{ApiError, ErrorCode};
 use crate::auth::PasswordPool;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::{ApiError, ErrorCode};
 use crate::store::{self, DbConn, DbPool};
 use crate::writer::{Answer, Idempotency, WriteOp, Writer};
 
@@ -191,23 +190,9 @@ pub fn client_address(request: &HttpRequest, trusted_proxies: &[std::net::IpAddr
     Some(forwarded.unwrap_or(peer))
 }
 
-/// A fresh id for a transaction or history item this server mints: a UUIDv7, so ids minted
-/// later sort later and each batch's rows land at the right-hand edge of the id indexes (a
-/// random v4 id dirties a random index page per row, and every dirty page is written to the WAL
-/// at each commit). Ids are not secrets: every read checks who asks.
-pub fn new_tx_id() -> wallet_core::TxId {
-    wallet_core::TxId::parse(&uuid::Uuid::now_v7().to_string()).expect("a UUID is a valid id")
-}
+pub use crate::api::new_tx_id;
 
-/// RFC 3339 in UTC with a `Z`, as API.md writes times.
-pub fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-pub fn budget_body(budget: &BudgetState) -> Value {
-    json!({"funded": budget.funded, "paid_out": budget.paid_out, "reversed": budget.reversed,
-           "remaining": budget.remaining()})
-}
+pub use crate::api::{budget_body, rfc3339};
 
 /// Maps a JSON body failure: too large 413, not JSON 400, wrong shape 422.
 fn json_error(error: &JsonPayloadError) -> ApiError {
@@ -470,4 +455,25 @@ fn cached_principal(state: &State, token_hash: &str, role: Option<Role>) -> Opti
         }
     }
     Some(Ok(Principal { id: cached.principal_id, role: cached.role, token_hash: token_hash.to_owned() }))
+}
+
+// The API's error as an actix answer: the one place an `ApiError` becomes a response.
+impl actix_web::ResponseError for ApiError {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::from_u16(self.status).unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after_s {
+            response.insert_header(("Retry-After", seconds.to_string()));
+        }
+        response.json(self.body())
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(_: actix_web::error::BlockingError) -> ApiError {
+        ApiError::overloaded("the server's worker pool is saturated; try again shortly")
+    }
 }

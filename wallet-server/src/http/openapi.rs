@@ -80,7 +80,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
     ),
     components(
         schemas(
-            ErrorBody, ErrorDetail, crate::error::ErrorCode, WaitingRoomError, WaitingRoomTicket, SessionUnavailable, Health,
+            ErrorBody, ErrorDetail, crate::api::ErrorCode, WaitingRoomError, WaitingRoomTicket, SessionUnavailable, Health,
             CitizenCreated, SessionCreated, Role, TicketStatus, WalletView, Currency, ChargeReceipt, GiftReceipt,
             PaymentCodeIssued, HistoryPage, HistoryItem, PaymentReceipt, PaymentStatus, RefundReceipt,
             SalesSummary, MerchantCreated, Policy, Budget, DayClosed, SettlementsClosed, SettlementClosed, SettlementReport, SettlementLine,
@@ -217,7 +217,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// A code for programs, one of the enum (every code the server sends); each answer's
     /// description says which codes it can carry.
-    pub code: crate::error::ErrorCode,
+    pub code: crate::api::ErrorCode,
     /// Text for a person.
     pub message: String,
 }

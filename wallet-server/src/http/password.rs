@@ -20,7 +20,7 @@ use super::openapi::{
 };
 use super::session::{parse_login, parse_password};
 use super::{authenticate, parse_body, rfc3339, with_connection, Role, State};
-use crate::error::{ApiError, ErrorCode};
+use crate::api::{ApiError, ErrorCode};
 use crate::store::{self, audit};
 
 /// How long a reset code stays valid: three days, time to reach the citizen.

@@ -15,8 +15,8 @@ use super::openapi::{
 };
 use super::{authenticate, client_address, parse_body, rfc3339, with_connection, State};
 use crate::admission::waiting_room::{LineEntry, Place, Room, Verdict, WaitingRoom, TICKET_POLL_GRACE_MS};
+use crate::api::{ApiError, ErrorCode};
 use crate::auth::PoolError;
-use crate::error::{ApiError, ErrorCode};
 use crate::store;
 use crate::throttle::{Attempt, Reason, Refusal, Source, Throttle};
 use crate::turns::Claim;

@@ -17,7 +17,7 @@ use wallet_core::{BusinessDate, Won};
 
 use super::openapi::{Forbidden, InternalError, Overloaded, Status, Unauthorized};
 use super::{authenticate, budget_body, rfc3339, with_connection, Role, State};
-use crate::error::ApiError;
+use crate::api::ApiError;
 use crate::store::{self, DatabaseUrl, StoreError};
 
 /// How often each server takes the trial balance.

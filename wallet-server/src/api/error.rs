@@ -1,7 +1,6 @@
-//! The API's error answer and the one mapping from core rejections to API.md's codes.
+//! The API's error answer and the one mapping from core rejections to API.md's codes. No actix
+//! here: `http` turns an [`ApiError`] into a response.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 use wallet_core::Rejection;
 
@@ -141,20 +140,6 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status_code());
-        if let Some(seconds) = self.retry_after_s {
-            response.insert_header(("Retry-After", seconds.to_string()));
-        }
-        response.json(self.body())
-    }
-}
-
 impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> ApiError {
         match error {
@@ -166,12 +151,6 @@ impl From<crate::store::StoreError> for ApiError {
                 ApiError::internal()
             }
         }
-    }
-}
-
-impl From<actix_web::error::BlockingError> for ApiError {
-    fn from(_: actix_web::error::BlockingError) -> ApiError {
-        ApiError::overloaded("the server's worker pool is saturated; try again shortly")
     }
 }
 
