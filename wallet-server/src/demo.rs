@@ -205,14 +205,14 @@ async fn create_accounts(connection: &mut DbConn, passwords: &PasswordPool, cloc
             store::auth::put_wallet(connection, wallet.as_str(), citizen_id, &Month::of(now).to_string(), 0, 0)?;
         }
         for (shop, merchant_id) in SHOPS.iter().zip(&city.shops) {
-            let merchant = store::auth::MerchantDetails {
+            let merchant = store::merchants::MerchantDetails {
                 merchant_id: merchant_id.as_str(),
                 name: shop.name,
                 business_number: shop.business_number,
                 bank_account: shop.bank_account,
                 category: Some(shop.category),
             };
-            store::auth::put_merchant(connection, &merchant)?;
+            store::merchants::put_merchant(connection, &merchant)?;
         }
         Ok::<_, SeedError>(record_accounts(connection, &city, now)?)
     })

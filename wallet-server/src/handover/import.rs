@@ -279,7 +279,7 @@ fn apply(
     for row in &rows.merchants {
         let state =
             book.merchant(&row.merchant_id).ok_or_else(|| refused("a merchant of the bundle was not loaded"))?;
-        let details = store::auth::MerchantDetails {
+        let details = store::merchants::MerchantDetails {
             merchant_id: row.merchant_id.as_str(),
             name: &row.name,
             business_number: &row.business_number,
@@ -288,7 +288,7 @@ fn apply(
         };
         merchants_out.push((details, state.clone()));
     }
-    store::handover::put_merchants(connection, &merchants_out)?;
+    store::merchants::put_merchants(connection, &merchants_out)?;
     changes.payments = carried_payments(connection, &history)?;
     ledger::save_changes(connection, &changes, &mut ledger::HistoryHeads::default(), now)?;
     progress.in_steps(&transactions, |step| ledger::save_transactions(connection, step))?;

@@ -167,14 +167,14 @@ async fn create_merchant(
             if !store::auth::insert_principal(connection, &id, &login, "merchant", &hash, store::ledger::millis(now))? {
                 return Ok(false);
             }
-            let merchant = store::auth::MerchantDetails {
+            let merchant = store::merchants::MerchantDetails {
                 merchant_id: &id,
                 name: &name,
                 business_number: &business_number,
                 bank_account: &bank_account,
                 category: category.as_deref(),
             };
-            store::auth::put_merchant(connection, &merchant)?;
+            store::merchants::put_merchant(connection, &merchant)?;
             let entry = audit::Entry {
                 at: now,
                 actor: audit::Actor::Admin(&principal.id),

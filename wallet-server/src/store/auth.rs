@@ -76,20 +76,6 @@ pub fn put_wallet(
     Ok(())
 }
 
-#[derive(Clone, Copy)]
-pub struct MerchantDetails<'a> {
-    pub merchant_id: &'a str,
-    pub name: &'a str,
-    pub business_number: &'a str,
-    pub bank_account: &'a str,
-    pub category: Option<&'a str>,
-}
-
-/// Adds a new merchant (its principal was just created) with nothing receivable.
-pub fn put_merchant(connection: &mut DbConn, merchant: &MerchantDetails<'_>) -> StoreResult<()> {
-    super::handover::put_merchants(connection, &[(*merchant, wallet_core::MerchantState::default())])
-}
-
 pub fn find_principal(connection: &mut DbConn, login: &str) -> StoreResult<Option<PrincipalRow>> {
     let row: Option<(String, String, String)> = principals::table
         .filter(principals::login.eq(login))

@@ -6,7 +6,6 @@ use diesel::upsert::excluded;
 
 use wallet_core::WalletState;
 
-use super::auth::MerchantDetails;
 use super::ledger::{self, ROWS_PER_INSERT};
 use super::schema::{handover_bundles, handover_exports, history, merchants, principals, wallets};
 use super::{DbConn, StoreResult};
@@ -184,40 +183,6 @@ pub fn put_wallets(connection: &mut DbConn, wallets_in: &[(&str, &str, &WalletSt
                 wallets::eligible_spent.eq(excluded(wallets::eligible_spent)),
                 wallets::cashback_earned.eq(excluded(wallets::cashback_earned)),
                 wallets::cashback_reversed.eq(excluded(wallets::cashback_reversed)),
-            ))
-        )?;
-    }
-    Ok(())
-}
-
-/// Writes merchants whole, details and balances, a few hundred a statement: added, or replaced
-/// when here already (a handover delta).
-pub fn put_merchants(
-    connection: &mut DbConn,
-    merchants_in: &[(MerchantDetails<'_>, wallet_core::MerchantState)],
-) -> StoreResult<()> {
-    for chunk in merchants_in.chunks(ROWS_PER_INSERT) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (merchant, state) in chunk {
-            rows.push((
-                merchants::merchant_id.eq(merchant.merchant_id),
-                merchants::name.eq(merchant.name),
-                merchants::business_number.eq(merchant.business_number),
-                merchants::bank_account.eq(merchant.bank_account),
-                merchants::category.eq(merchant.category),
-                merchants::receivable.eq(ledger::cents(state.receivable)?),
-                merchants::carried_negative.eq(ledger::cents(state.carried_negative)?),
-            ));
-        }
-        upsert!(
-            connection,
-            diesel::insert_into(merchants::table).values(&rows).on_conflict(merchants::merchant_id).do_update().set((
-                merchants::name.eq(excluded(merchants::name)),
-                merchants::business_number.eq(excluded(merchants::business_number)),
-                merchants::bank_account.eq(excluded(merchants::bank_account)),
-                merchants::category.eq(excluded(merchants::category)),
-                merchants::receivable.eq(excluded(merchants::receivable)),
-                merchants::carried_negative.eq(excluded(merchants::carried_negative)),
             ))
         )?;
     }

@@ -89,6 +89,7 @@ pub mod expiry;
 pub mod fixed;
 pub mod handover;
 pub mod ledger;
+pub mod merchants;
 pub mod reads;
 pub mod schema;
 pub mod test_clock;
