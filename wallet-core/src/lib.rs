@@ -1,8 +1,9 @@
 //! The pure ledger of a regional currency.
 //!
 //! Money ([`money`]), the chart of accounts and balanced transactions ([`ledger`]), the city's
-//! [`policy`], wallets, payments, cashback, settlement, and the [`book`] that applies
-//! [`command::Command`]s to the state of the accounts they touch.
+//! [`policy`], wallets, payments, cashback, settlement, the [`book`] that applies
+//! [`command::Command`]s to the state of the accounts they touch, and the [`keys`] of what a
+//! batch of commands needs loaded.
 //!
 //! This crate does no I/O, reads no clock and draws no random numbers: the caller passes in the
 //! instant and every id, so the same commands on the same state always give the same result.
@@ -15,6 +16,7 @@ pub mod cashback;
 pub mod command;
 pub mod history;
 pub mod id;
+pub mod keys;
 pub mod ledger;
 pub mod money;
 pub mod payment;
@@ -28,6 +30,7 @@ pub use cashback::BudgetState;
 pub use command::{CarryOverAccount, Command, Limit, Outcome, Receipt, Rejection};
 pub use history::{Counterparty, HistoryItem, HistoryKind};
 pub use id::{MerchantId, PaymentCode, TxId, WalletId};
+pub use keys::Keys;
 pub use ledger::{Account, AccountKind, Posting, Transaction, TxKind};
 pub use money::{Amount, AmountError, Rate, Won};
 pub use payment::{CodeProblem, PaymentCodeState, PaymentState};

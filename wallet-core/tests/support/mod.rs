@@ -78,8 +78,14 @@ impl Ledger {
         self.now += Duration::seconds(seconds);
     }
 
+    /// Applies `command`, and checks that its [`Keys`] are complete: a book holding only the
+    /// rows they name applies it exactly as the whole book does.
     pub fn apply(&mut self, command: Command) -> Result<Outcome, Rejection> {
+        let mut keyed = keyed_book(&self.book, &command, self.now);
+        let keyed_outcome = keyed.apply(&command, self.now);
         let outcome = self.book.apply(&command, self.now);
+        assert_eq!(keyed_outcome, outcome, "the keys of {command:?} left out a row it reads");
+        assert_changes_agree(&keyed.take_changes(), &self.book);
         assert_trial_balance_zero(&self.book);
         outcome
     }
@@ -146,6 +152,80 @@ impl Ledger {
     pub fn view(&self, wallet: &str) -> WalletView {
         let policy = self.book.policy().clone();
         self.book.wallet(&wallet_id(wallet)).expect("wallet exists").view(Month::of(self.now), &policy).expect("view")
+    }
+}
+
+/// What the server's writer loads for `command`: the rows its [`Keys`] name, in both stages,
+/// taken from `full`, plus the city row and each keyed merchant's sales of the day of `now`.
+pub fn keyed_book(full: &Book, command: &Command, now: DateTime<Utc>) -> Book {
+    let mut keys = Keys::of([command]);
+    let mut book = Book::new(full.policy().clone());
+    book.load_budget(full.budget());
+    book.load_system(full.system());
+    for id in &keys.payments.clone() {
+        if let Some(payment) = full.payment(id) {
+            keys.follow_payment(payment);
+            book.load_payment(id.clone(), payment.clone());
+        }
+    }
+    for code in &keys.codes.clone() {
+        if let Some(state) = full.code(code) {
+            keys.follow_code(state);
+            book.load_code(code.clone(), state.clone());
+        }
+    }
+    for id in &keys.wallets {
+        if let Some(wallet) = full.wallet(id) {
+            book.load_wallet(id.clone(), wallet.clone());
+        }
+    }
+    for &date in &keys.close_dates.clone() {
+        match full.settlement(date) {
+            Some(settlement) => book.load_settlement(settlement.clone()),
+            None => {
+                for (merchant, _) in full.merchants() {
+                    if let Some(sales) = full.sales(date, merchant) {
+                        keys.follow_close_sales(merchant);
+                        book.load_sales(date, merchant.clone(), *sales);
+                    }
+                }
+            }
+        }
+    }
+    let today = BusinessDate::of(now);
+    for id in &keys.merchants {
+        if let Some(merchant) = full.merchant(id) {
+            book.load_merchant(id.clone(), merchant.clone());
+        }
+        if let Some(sales) = full.sales(today, id) {
+            book.load_sales(today, id.clone(), *sales);
+        }
+    }
+    book
+}
+
+/// Every entity the keyed book changed is in the same state in the whole book.
+fn assert_changes_agree(changes: &Changes, full: &Book) {
+    assert_eq!(changes.policy.as_ref(), changes.policy.as_ref().map(|_| full.policy()));
+    assert_eq!(changes.budget, changes.budget.map(|_| full.budget()));
+    assert_eq!(changes.system, changes.system.map(|_| full.system()));
+    for (id, wallet) in &changes.wallets {
+        assert_eq!(Some(wallet), full.wallet(id), "wallet {id}");
+    }
+    for (id, merchant) in &changes.merchants {
+        assert_eq!(Some(merchant), full.merchant(id), "merchant {id}");
+    }
+    for (id, payment) in &changes.payments {
+        assert_eq!(Some(payment), full.payment(id), "payment {id}");
+    }
+    for (code, state) in &changes.codes {
+        assert_eq!(Some(state), full.code(code), "code {code:?}");
+    }
+    for ((date, merchant), sales) in &changes.sales {
+        assert_eq!(Some(sales), full.sales(*date, merchant), "sales of {merchant} on {date}");
+    }
+    for settlement in &changes.settlements {
+        assert_eq!(Some(settlement), full.settlement(settlement.business_date));
     }
 }
 
