@@ -159,13 +159,9 @@ fn session_capacity_holds_across_two_servers(backend: Backend) {
     let mut second = app.server.sibling();
     second.spawn();
     let clients = [app.api.clone(), second.client()];
-    // The second server's test clock must match the first one's: sessions follow it.
-    let moved = clients[1].put(
-        "/v1/admin/test-clock",
-        &clients[1].login(crate::support::ADMIN_LOGIN, PASSWORD),
-        &json!({"now": crate::support::CLOCK_START}),
-    );
-    assert_eq!(moved.status, 200, "{moved}");
+    // The second server's test clock matches the first one's (sessions follow it): it starts
+    // where the first one moved it, kept in the database.
+    crate::support::assert_same_clock(&app, &clients[1]);
     let logins: Vec<String> = (0..8).map(|index| register(&app.api, &format!("rush{index}"))).collect();
 
     // Eight citizens log in at the same moment, alternating between the two servers.
@@ -225,8 +221,7 @@ fn ticket_order_holds_across_two_servers(backend: Backend) {
     let mut second = app.server.sibling();
     second.spawn();
     let (one, two) = (app.api.clone(), second.client());
-    let admin_two = two.login(crate::support::ADMIN_LOGIN, PASSWORD);
-    two.put("/v1/admin/test-clock", &admin_two, &json!({"now": crate::support::CLOCK_START})).expect(200);
+    crate::support::assert_same_clock(&app, &two);
     let holder = one.login(&register(&one, "holder"), PASSWORD);
     let (first, second_in_line, third) = (register(&one, "first"), register(&one, "second"), register(&one, "third"));
 

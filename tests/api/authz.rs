@@ -220,6 +220,7 @@ fn matrix() -> Vec<Row> {
         row(GET,    "/v1/admin/cashback-budget",                  ADMIN,    [U401, U401, U401, U401, F403, F403, S200, NA  ], |_, _| Request::to("/v1/admin/cashback-budget")),
         row(POST,   "/v1/admin/settlements",                      ADMIN,    [U401, U401, U401, U401, F403, F403, S201, NA  ], |_, _| Request::to("/v1/admin/settlements").json(json!({"business_date": YESTERDAY}))),
         row(GET,    "/v1/admin/settlements/{business_date}",      ADMIN,    [U401, U401, U401, U401, F403, F403, S200, NA  ], |_, _| Request::to(format!("/v1/admin/settlements/{YESTERDAY}"))),
+        row(GET,    "/v1/admin/settlements",                      ADMIN,    [U401, U401, U401, U401, F403, F403, S200, NA  ], |_, _| Request::to(format!("/v1/admin/settlements?from={YESTERDAY}&to={YESTERDAY}"))),
         row(GET,    "/v1/admin/ledger/trial-balance",             ADMIN,    [U401, U401, U401, U401, F403, F403, S200, NA  ], |_, _| Request::to("/v1/admin/ledger/trial-balance")),
         row(GET,    "/v1/admin/admission",                        ADMIN,    [U401, U401, U401, U401, F403, F403, S200, NA  ], |_, _| Request::to("/v1/admin/admission")),
         row(GET,    "/v1/admin/status",                           ADMIN,    [U401, U401, U401, U401, F403, F403, S200, NA  ], |_, _| Request::to("/v1/admin/status")),

@@ -787,6 +787,15 @@ impl TestApp {
     }
 }
 
+/// Asserts that the server behind `other` (on `app`'s database) shows the same test clock as
+/// `app`'s, to the second or two: the offset is kept in the database.
+#[track_caller]
+pub fn assert_same_clock(app: &TestApp, other: &Client) {
+    let ours = time(&app.api.get("/v1/admin/status", &app.admin()).expect(200)["now"]);
+    let theirs = time(&other.get("/v1/admin/status", &other.login(ADMIN_LOGIN, PASSWORD)).expect(200)["now"]);
+    assert!((theirs - ours).num_seconds().abs() <= 2, "the servers' clocks differ: {ours} and {theirs}");
+}
+
 /// A test clock setting (RFC 3339, any offset) as a time.
 #[track_caller]
 fn clock_time(now: &str) -> DateTime<FixedOffset> {
