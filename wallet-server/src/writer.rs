@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
-use wallet_core::{Book, BusinessDate, Command, PaymentCode, Policy, Receipt, WalletId};
+use wallet_core::{Book, BusinessDate, Command, Keys, PaymentCode, Policy, Receipt, WalletId};
 
 pub use crate::api::Answer;
 use crate::api::{self, render, ApiError, ErrorCode};
@@ -329,7 +329,7 @@ fn process(
         let pending: Vec<usize> =
             (0..batch.len()).filter(|index| answers[*index].is_none() && !duplicate_of.contains_key(index)).collect();
         let mut heads = ledger::HistoryHeads::default();
-        let mut book = load_book(connection, batch, &pending, now, &mut heads)?;
+        let mut book = load_book(connection, keys_of(batch, &pending), now, &mut heads)?;
         let mut transactions = Vec::new();
         let mut history = Vec::new();
         let mut audits = Vec::new();
@@ -443,13 +443,28 @@ fn stored_or_conflict(hash: &str, status: i32, body: &str, idempotency: &Idempot
     Ok(Answer { status, body })
 }
 
-/// Loads what the pending requests touch, in one fixed order (city row, payments, codes,
-/// wallets, merchants, sales) so that concurrent writers on PostgreSQL lock alike and cannot
-/// deadlock. The wallets' history heads go into `heads`.
+/// The keys of the rows the pending requests read (`wallet_core::Keys`, first stage).
+fn keys_of(batch: &[WriteRequest], pending: &[usize]) -> Keys {
+    let mut keys = Keys::default();
+    for op in pending.iter().map(|index| &batch[*index].op) {
+        match op {
+            WriteOp::Ledger(command) => keys.add(command),
+            WriteOp::IssueCode { wallet, .. } => {
+                keys.wallets.insert(wallet.clone());
+            }
+        }
+    }
+    keys
+}
+
+/// Loads the city row and the rows `keys` name into a book. The core decides what to load (the
+/// first stage in `keys`; the second, the rows only a loaded row names, through `Keys::follow_*`
+/// as those rows are read here); this decides the order: one fixed order (city row, payments,
+/// codes, wallets, the dates to close, merchants, sales), so that concurrent writers on
+/// PostgreSQL lock alike and cannot deadlock. The wallets' history heads go into `heads`.
 fn load_book(
     connection: &mut DbConn,
-    batch: &[WriteRequest],
-    pending: &[usize],
+    mut keys: Keys,
     now: chrono::DateTime<chrono::Utc>,
     heads: &mut ledger::HistoryHeads,
 ) -> StoreResult<Book> {
@@ -457,71 +472,30 @@ fn load_book(
     let mut book = Book::new(policy);
     book.load_budget(budget);
     book.load_system(system);
-
-    let mut wallets = BTreeSet::new();
-    let mut merchants = BTreeSet::new();
-    let mut payments = BTreeSet::new();
-    let mut codes = BTreeSet::new();
-    let mut close_dates = BTreeSet::new();
-    for op in pending.iter().map(|index| &batch[*index].op) {
-        match op {
-            WriteOp::Ledger(Command::Charge { wallet, .. }) => {
-                wallets.insert(wallet.to_string());
-            }
-            WriteOp::Ledger(Command::Gift { from, to, .. }) => {
-                wallets.insert(from.to_string());
-                wallets.insert(to.to_string());
-            }
-            WriteOp::Ledger(Command::Pay { merchant, code, .. }) => {
-                merchants.insert(merchant.to_string());
-                codes.insert(code.to_string());
-            }
-            WriteOp::Ledger(Command::Refund { merchant, payment, .. }) => {
-                merchants.insert(merchant.to_string());
-                payments.insert(payment.to_string());
-            }
-            WriteOp::Ledger(Command::CloseDay { date, .. }) => {
-                close_dates.insert(*date);
-            }
-            WriteOp::Ledger(Command::CarryOver { account, .. }) => match account {
-                wallet_core::CarryOverAccount::Wallet(wallet) => {
-                    wallets.insert(wallet.to_string());
-                }
-                wallet_core::CarryOverAccount::Merchant(merchant) => {
-                    merchants.insert(merchant.to_string());
-                }
-                wallet_core::CarryOverAccount::CashbackBudget => {}
-            },
-            WriteOp::Ledger(Command::TopUpBudget { .. } | Command::SetPolicy { .. }) => {}
-            WriteOp::IssueCode { wallet, .. } => {
-                wallets.insert(wallet.to_string());
-            }
-        }
-    }
-    for (id, payment) in ledger::load_payments(connection, &payments.into_iter().collect::<Vec<_>>())? {
-        wallets.insert(payment.wallet.to_string());
+    for (id, payment) in ledger::load_payments(connection, &texts(&keys.payments))? {
+        keys.follow_payment(&payment);
         book.load_payment(id, payment);
     }
-    for (code, state) in ledger::load_codes(connection, &codes.into_iter().collect::<Vec<_>>())? {
-        wallets.insert(state.wallet.to_string());
+    for (code, state) in ledger::load_codes(connection, &texts(&keys.codes))? {
+        keys.follow_code(&state);
         book.load_code(code, state);
     }
-    for (id, wallet) in ledger::load_wallets(connection, &wallets.into_iter().collect::<Vec<_>>(), heads)? {
+    for (id, wallet) in ledger::load_wallets(connection, &texts(&keys.wallets), heads)? {
         book.load_wallet(id, wallet);
     }
     let mut close_sales = Vec::new();
-    for date in &close_dates {
-        match ledger::load_settlement(connection, *date)? {
+    for date in std::mem::take(&mut keys.close_dates) {
+        match ledger::load_settlement(connection, date)? {
             Some(settlement) => book.load_settlement(settlement),
             None => {
-                for (merchant, sales) in ledger::load_sales(connection, *date, None)? {
-                    merchants.insert(merchant.to_string());
-                    close_sales.push((*date, merchant, sales));
+                for (merchant, sales) in ledger::load_sales(connection, date, None)? {
+                    keys.follow_close_sales(&merchant);
+                    close_sales.push((date, merchant, sales));
                 }
             }
         }
     }
-    let merchant_ids: Vec<String> = merchants.into_iter().collect();
+    let merchant_ids = texts(&keys.merchants);
     for (id, merchant) in ledger::load_merchants(connection, &merchant_ids)? {
         book.load_merchant(id, merchant);
     }
@@ -533,6 +507,11 @@ fn load_book(
         book.load_sales(date, merchant, sales);
     }
     Ok(book)
+}
+
+/// Keys as the store's loaders take them, in key order.
+fn texts<Key: ToString>(keys: &BTreeSet<Key>) -> Vec<String> {
+    keys.iter().map(ToString::to_string).collect()
 }
 
 /// The audit entry of an admin command that took effect; `None` for the rest (a close of a date
