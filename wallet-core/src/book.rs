@@ -291,6 +291,7 @@ impl Book {
             Command::SetPolicy { policy } => self.set_policy(policy),
             Command::CloseDay { id, date } => self.close_day(id, *date, now),
             Command::CarryOver { id, account, amount } => self.carry_over(id, account, *amount, now),
+            Command::IssueCode { code, wallet } => self.issue_code_to(code, wallet, now),
         }?;
         if let Some(transaction) = &outcome.transaction {
             assert!(transaction.sum().is_zero(), "unbalanced transaction {transaction:?}");
@@ -610,6 +611,29 @@ impl Book {
             Transaction::from_transfers(id.clone(), TxKind::Refund, now, transfers),
             history,
         ))
+    }
+
+    fn issue_code_to(
+        &mut self,
+        code: &PaymentCode,
+        wallet: &WalletId,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, Rejection> {
+        if !self.wallets.contains_key(wallet) {
+            return Err(Rejection::UnknownWallet(wallet.clone()));
+        }
+        // The caller mints codes from 128 random bits: one issued twice is a broken caller.
+        assert!(!self.codes.contains_key(code), "payment code issued twice");
+        let state = PaymentCodeState::issue(wallet.clone(), now);
+        let expires_at = state.expires_at;
+        self.codes.insert(code.clone(), state);
+        self.dirty.codes.insert(code.clone());
+        Ok(Outcome {
+            receipt: Receipt::CodeIssued { code: code.clone(), expires_at },
+            transaction: None,
+            history: Vec::new(),
+            balances: Vec::new(),
+        })
     }
 
     fn top_up_budget(&mut self, id: &TxId, amount: Amount, now: DateTime<Utc>) -> Outcome {

@@ -35,6 +35,10 @@ pub enum Command {
     /// A balance carried over from the outgoing operator (or adjusted by a handover delta):
     /// moves `amount` (signed, non-zero) between the handover account and `account`.
     CarryOver { id: TxId, account: CarryOverAccount, amount: Won },
+    /// A citizen asks for a payment code for `wallet`: single use, valid for 180 seconds. The
+    /// caller mints `code` from a secure random source (it is the citizen's authorisation), so it
+    /// is new: the core does not look it up.
+    IssueCode { code: PaymentCode, wallet: WalletId },
 }
 
 /// The accounts a handover carries balances into.
@@ -97,6 +101,10 @@ pub enum Receipt {
     CarriedOver {
         account: Account,
         balance: Won,
+    },
+    CodeIssued {
+        code: PaymentCode,
+        expires_at: DateTime<Utc>,
     },
 }
 

@@ -79,6 +79,10 @@ impl Keys {
                 }
                 CarryOverAccount::CashbackBudget => {}
             },
+            // The code is new (the caller mints it), so only its wallet is read.
+            Command::IssueCode { wallet, .. } => {
+                self.wallets.insert(wallet.clone());
+            }
             Command::TopUpBudget { .. } | Command::SetPolicy { .. } => {}
         }
     }
@@ -185,6 +189,9 @@ mod tests {
             Keys { merchants: [merchant("grocer")].into(), ..Keys::default() }
         );
         assert!(Keys::of([&carried(CarryOverAccount::CashbackBudget)]).is_empty());
+
+        let issue = Command::IssueCode { code: PaymentCode::parse("code-2").unwrap(), wallet: wallet("dave") };
+        assert_eq!(Keys::of([&issue]), Keys { wallets: [wallet("dave")].into(), ..Keys::default() });
 
         // The city row is always loaded: these need nothing more.
         assert!(Keys::of([&Command::TopUpBudget { id: tx("t"), amount: amount() }]).is_empty());

@@ -188,6 +188,36 @@ fn payment_codes_are_single_use_expire_and_must_exist() {
 }
 
 #[test]
+fn a_code_is_issued_by_command_to_a_known_wallet_and_moves_no_money() {
+    let mut ledger = Ledger::new();
+    ledger.charge("alice", 10_000).unwrap();
+    ledger.book.take_changes();
+    let code = PaymentCode::parse("fresh-code").unwrap();
+    let issued = ledger.apply(Command::IssueCode { code: code.clone(), wallet: wallet_id("alice") }).unwrap();
+    let expires_at = ledger.now + chrono::Duration::seconds(180);
+    assert_eq!(
+        issued,
+        Outcome {
+            receipt: Receipt::CodeIssued { code: code.clone(), expires_at },
+            transaction: None,
+            history: Vec::new(),
+            balances: Vec::new(),
+        }
+    );
+    let state = PaymentCodeState { wallet: wallet_id("alice"), expires_at, used: false };
+    // The new code is a change like any other: the server writes it from `take_changes`.
+    assert_eq!(ledger.book.take_changes(), Changes { codes: vec![(code.clone(), state)], ..Changes::default() });
+
+    let before = ledger.book.clone();
+    let stranger = Command::IssueCode { code: PaymentCode::parse("other-code").unwrap(), wallet: wallet_id("nobody") };
+    assert_eq!(ledger.apply(stranger).unwrap_err(), Rejection::UnknownWallet(wallet_id("nobody")));
+    assert_eq!(ledger.book, before);
+
+    ledger.pay_with("bakery", code.clone(), 100).unwrap();
+    assert_eq!(ledger.pay_with("bakery", code, 100).unwrap_err(), Rejection::PaymentCodeInvalid(CodeProblem::Used));
+}
+
+#[test]
 fn refunds_reverse_the_floored_share_and_the_last_one_the_rest() {
     let mut ledger = Ledger::new();
     ledger.charge("alice", 100_000).unwrap();

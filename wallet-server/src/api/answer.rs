@@ -51,6 +51,9 @@ pub fn render(receipt: &Receipt) -> Answer {
                    "total_net_payable": settlement.total_net_payable}),
         ),
         Receipt::CarriedOver { account, balance } => (201, json!({"account": account.to_string(), "balance": balance})),
+        Receipt::CodeIssued { code, expires_at } => {
+            (201, json!({"code": code.as_str(), "expires_at": super::rfc3339(*expires_at)}))
+        }
     };
     Answer { status, body }
 }
