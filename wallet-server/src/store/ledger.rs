@@ -460,12 +460,19 @@ fn save_rows_one_by_one(connection: &mut DbConn, changes: &Changes, heads: &mut 
             ),
         )?;
     }
+    // A code is new (issued in this batch) or was used: one upsert serves both.
     for (code, state) in &changes.codes {
         fixed::execute(
             connection,
             fixed!(
-                "UPDATE payment_codes SET used = ? WHERE code = ?",
-                vec![Bind::Bool(state.used), Bind::Text(code.as_str())],
+                "INSERT INTO payment_codes (code, wallet_id, expires_at_ms, used) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (code) DO UPDATE SET used = excluded.used",
+                vec![
+                    Bind::Text(code.as_str()),
+                    Bind::Text(state.wallet.as_str()),
+                    Bind::BigInt(millis(state.expires_at)),
+                    Bind::Bool(state.used),
+                ],
             ),
         )?;
     }
@@ -520,8 +527,9 @@ fn save_rows_one_by_one(connection: &mut DbConn, changes: &Changes, heads: &mut 
 
 /// The batch's wallets, merchants, payment codes, payments and sales rows in a few statements:
 /// on PostgreSQL each statement is a round trip, and a batch of 60 payments would otherwise make
-/// some 170 of them. Wallets, merchants and sales rows are each one statement over arrays
-/// (`unnest`), of fixed text; the rows were locked in key order when the batch loaded them.
+/// some 170 of them. Wallets, merchants, payment codes and sales rows are each one statement
+/// over arrays (`unnest`), of fixed text; the rows were locked in key order when the batch
+/// loaded them.
 fn save_rows_in_bulk(connection: &mut DbConn, changes: &Changes, heads: &mut HistoryHeads) -> StoreResult<()> {
     let DbConn::Pg(pg) = connection else { unreachable!("only called on PostgreSQL") };
     if !changes.wallets.is_empty() {
@@ -600,16 +608,26 @@ fn save_rows_in_bulk(connection: &mut DbConn, changes: &Changes, heads: &mut His
         .execute(pg)?;
         expect_rows("daily sales", written, columns.0.len())?;
     }
-    let used: Vec<&str> = changes.codes.iter().filter(|(_, state)| state.used).map(|(code, _)| code.as_str()).collect();
-    for chunk in used.chunks(ROWS_PER_INSERT) {
-        diesel::update(payment_codes::table.filter(payment_codes::code.eq_any(chunk)))
-            .set(payment_codes::used.eq(true))
-            .execute(connection)?;
-    }
-    for (code, _) in changes.codes.iter().filter(|(_, state)| !state.used) {
-        diesel::update(payment_codes::table.filter(payment_codes::code.eq(code.as_str())))
-            .set(payment_codes::used.eq(false))
-            .execute(connection)?;
+    if !changes.codes.is_empty() {
+        // A code is new (issued in this batch) or was used: one upsert serves both.
+        let mut columns: (Vec<&str>, Vec<&str>, Vec<i64>, Vec<bool>) = Default::default();
+        for (code, state) in &changes.codes {
+            columns.0.push(code.as_str());
+            columns.1.push(state.wallet.as_str());
+            columns.2.push(millis(state.expires_at));
+            columns.3.push(state.used);
+        }
+        let written = diesel::sql_query(
+            "INSERT INTO payment_codes (code, wallet_id, expires_at_ms, used) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::boolean[]) \
+             ON CONFLICT (code) DO UPDATE SET used = excluded.used",
+        )
+        .bind::<Array<Text>, _>(&columns.0)
+        .bind::<Array<Text>, _>(&columns.1)
+        .bind::<Array<BigInt>, _>(&columns.2)
+        .bind::<Array<diesel::sql_types::Bool>, _>(&columns.3)
+        .execute(pg)?;
+        expect_rows("payment codes", written, columns.0.len())?;
     }
     let mut rows = Vec::with_capacity(changes.payments.len());
     for (id, payment) in &changes.payments {
