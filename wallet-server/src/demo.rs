@@ -276,7 +276,8 @@ async fn make_history(
         Step::Pay { citizen: who, shop, won } => {
             let (principal, wallet) = citizen(who);
             let code = PaymentCode::parse(&crate::auth::new_payment_code()).expect("hex is a valid code");
-            submit(writer, principal, WriteOp::IssueCode { code: code.clone(), wallet: wallet.clone() }).await?;
+            let issue = Command::IssueCode { code: code.clone(), wallet: wallet.clone() };
+            submit(writer, principal, WriteOp::Ledger(issue)).await?;
             let id = new_tx_id();
             let merchant = city.shops[shop].clone();
             let command =

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
-use wallet_core::{Book, BusinessDate, Command, Keys, PaymentCode, Policy, Receipt, WalletId};
+use wallet_core::{Book, BusinessDate, Changes, Command, HistoryItem, Keys, Policy, Receipt, Transaction};
 
 pub use crate::api::Answer;
 use crate::api::{self, render, ApiError, ErrorCode};
@@ -25,10 +25,19 @@ use crate::clock::Clock;
 use crate::metrics::Histogram;
 use crate::store::{self, audit, ledger, reads, DbConn, DbPool, StoreError, StoreResult};
 
-/// What a request asks the writer to do.
+/// What a request asks the writer to do: a ledger command. Every write of money or payment
+/// codes is a `wallet_core::Command` now; the wrapper stays only so that the HTTP handlers' call
+/// sites need not change in the same step, and can go once they build a `Command` directly.
 pub enum WriteOp {
     Ledger(Command),
-    IssueCode { code: PaymentCode, wallet: WalletId },
+}
+
+impl WriteOp {
+    fn command(&self) -> &Command {
+        match self {
+            WriteOp::Ledger(command) => command,
+        }
+    }
 }
 
 /// The Idempotency-Key of a request and a hash of what it asked, so a reuse with another body
@@ -298,109 +307,15 @@ fn process(
     store::write_transaction(connection, |connection| {
         let now = clock.now();
         let retained_from_ms = ledger::millis(now).saturating_sub(idempotency_retention_ms);
-        let mut answers: Vec<Option<Answer>> = vec![None; batch.len()];
-        let mut duplicate_of: HashMap<usize, usize> = HashMap::new();
-        let mut first_with_key: HashMap<(&str, &str), usize> = HashMap::new();
-        let keyed: Vec<(&str, &str)> = batch
-            .iter()
-            .filter_map(|request| Some((request.principal.as_str(), request.idempotency.as_ref()?.key.as_str())))
-            .collect();
-        reads::lock_idempotency_keys(connection, &keyed)?;
-        let stored = reads::idempotent_answers(connection, &keyed)?;
-        for (index, request) in batch.iter().enumerate() {
-            let Some(idempotency) = &request.idempotency else { continue };
-            let stored = match stored.get(&(request.principal.clone(), idempotency.key.clone())) {
-                Some((.., created_at_ms)) if *created_at_ms < retained_from_ms => {
-                    // Past its retention (the sweep has not reached it yet): the key is new again.
-                    store::expiry::forget_idempotent_answer(connection, &request.principal, &idempotency.key)?;
-                    None
-                }
-                other => other,
-            };
-            if let Some((hash, status, body, _)) = stored {
-                answers[index] = Some(stored_or_conflict(hash, *status, body, idempotency)?);
-            } else if let Some(&first) = first_with_key.get(&(request.principal.as_str(), idempotency.key.as_str())) {
-                duplicate_of.insert(index, first);
-            } else {
-                first_with_key.insert((&request.principal, &idempotency.key), index);
-            }
-        }
-
+        let (mut answers, duplicate_of) = stored_answers(connection, batch, retained_from_ms)?;
         let pending: Vec<usize> =
             (0..batch.len()).filter(|index| answers[*index].is_none() && !duplicate_of.contains_key(index)).collect();
         let mut heads = ledger::HistoryHeads::default();
-        let mut book = load_book(connection, keys_of(batch, &pending), now, &mut heads)?;
-        let mut transactions = Vec::new();
-        let mut history = Vec::new();
-        let mut audits = Vec::new();
-        for &index in &pending {
-            let answer = match &batch[index].op {
-                WriteOp::Ledger(command) => {
-                    let policy_before = matches!(command, Command::SetPolicy { .. }).then(|| book.policy().clone());
-                    match book.apply(command, now) {
-                        Ok(outcome) => {
-                            let answer = render(&outcome.receipt);
-                            audits.extend(
-                                audited(command, &outcome.receipt, policy_before.as_ref())
-                                    .map(|(action, detail)| (index, action, detail)),
-                            );
-                            transactions.extend(outcome.transaction);
-                            history.extend(outcome.history);
-                            answer
-                        }
-                        Err(refusal) => api::rejection(&refusal).into(),
-                    }
-                }
-                WriteOp::IssueCode { code, wallet } => {
-                    let state = book.issue_code(code.clone(), wallet.clone(), now);
-                    ledger::insert_code(connection, code, &state)?;
-                    Answer {
-                        status: 201,
-                        body: json!({"code": code.as_str(), "expires_at": crate::api::rfc3339(state.expires_at)}),
-                    }
-                }
-            };
-            answers[index] = Some(answer);
-        }
-        let mut changes = book.take_changes();
-        changes.codes.retain(|(_, state)| state.used); // new codes were inserted above
-
-        // The history is linked first, so that each wallet's row is written once, with its new
-        // history head (store/ledger.rs `HistoryHeads`).
-        let links = ledger::chain_history(connection, &history, &mut heads)?;
-        ledger::save_changes(connection, &changes, &mut heads, now)?;
-        ledger::save_transactions(connection, &transactions)?;
-        ledger::insert_history(connection, &history, &links)?;
-        ledger::save_history_heads(connection, &mut heads)?;
-        // Admin actions are recorded in this same transaction: a top-up, a policy change or a
-        // close commits with its audit row or not at all, and a replayed request (answered from
-        // its idempotency record above, never applied again) adds no row.
-        for (index, action, detail) in audits {
-            let request = &batch[index];
-            let entry = audit::Entry {
-                at: now,
-                actor: audit::Actor::Admin(&request.principal),
-                action,
-                detail,
-                idempotency_key: request.idempotency.as_ref().map(|idempotency| idempotency.key.as_str()),
-            };
-            audit::record(connection, entry)?;
-        }
-
-        let mut to_store = Vec::new();
-        for &index in &pending {
-            let request = &batch[index];
-            if let (Some(idempotency), Some(answer)) = (&request.idempotency, &answers[index]) {
-                to_store.push(reads::NewAnswer {
-                    principal_id: &request.principal,
-                    key: &idempotency.key,
-                    request_hash: &idempotency.request_hash,
-                    status: answer.status,
-                    body: answer.body.to_string(),
-                });
-            }
-        }
-        reads::save_idempotent_answers(connection, &to_store, ledger::millis(now))?;
+        let keys = Keys::of(pending.iter().map(|index| batch[*index].op.command()));
+        let mut book = load_book(connection, keys, now, &mut heads)?;
+        let applied = apply_pending(&mut book, batch, &pending, now, &mut answers);
+        save_applied(connection, batch, &book.take_changes(), applied, &mut heads, now)?;
+        save_answers(connection, batch, &pending, &answers, now)?;
         for (index, first) in duplicate_of {
             let first_answer = answers[first].clone().expect("the first request with a key is answered");
             let request = &batch[index];
@@ -410,6 +325,140 @@ fn process(
         }
         Ok(answers.into_iter().map(|answer| answer.expect("every request is answered")).collect())
     })
+}
+
+/// Locks the batch's Idempotency-Keys and looks up their stored answers: each request answered
+/// from its record (a retry, or 409 for another body), and each later request with a key
+/// already in the batch mapped to the first one with it.
+fn stored_answers(
+    connection: &mut DbConn,
+    batch: &[WriteRequest],
+    retained_from_ms: i64,
+) -> StoreResult<(Vec<Option<Answer>>, HashMap<usize, usize>)> {
+    let mut answers: Vec<Option<Answer>> = vec![None; batch.len()];
+    let mut duplicate_of: HashMap<usize, usize> = HashMap::new();
+    let mut first_with_key: HashMap<(&str, &str), usize> = HashMap::new();
+    let keyed: Vec<(&str, &str)> = batch
+        .iter()
+        .filter_map(|request| Some((request.principal.as_str(), request.idempotency.as_ref()?.key.as_str())))
+        .collect();
+    reads::lock_idempotency_keys(connection, &keyed)?;
+    let stored = reads::idempotent_answers(connection, &keyed)?;
+    for (index, request) in batch.iter().enumerate() {
+        let Some(idempotency) = &request.idempotency else { continue };
+        let stored = match stored.get(&(request.principal.clone(), idempotency.key.clone())) {
+            Some((.., created_at_ms)) if *created_at_ms < retained_from_ms => {
+                // Past its retention (the sweep has not reached it yet): the key is new again.
+                store::expiry::forget_idempotent_answer(connection, &request.principal, &idempotency.key)?;
+                None
+            }
+            other => other,
+        };
+        if let Some((hash, status, body, _)) = stored {
+            answers[index] = Some(stored_or_conflict(hash, *status, body, idempotency)?);
+        } else if let Some(&first) = first_with_key.get(&(request.principal.as_str(), idempotency.key.as_str())) {
+            duplicate_of.insert(index, first);
+        } else {
+            first_with_key.insert((&request.principal, &idempotency.key), index);
+        }
+    }
+    Ok((answers, duplicate_of))
+}
+
+/// What the applied commands of a batch leave to write besides the book's changes.
+#[derive(Default)]
+struct Applied {
+    transactions: Vec<Transaction>,
+    history: Vec<HistoryItem>,
+    /// (request index, action, detail) of each admin command that took effect.
+    audits: Vec<(usize, audit::Action, Value)>,
+}
+
+/// Applies the pending requests' commands in order, answering each in `answers`.
+fn apply_pending(
+    book: &mut Book,
+    batch: &[WriteRequest],
+    pending: &[usize],
+    now: DateTime<Utc>,
+    answers: &mut [Option<Answer>],
+) -> Applied {
+    let mut applied = Applied::default();
+    for &index in pending {
+        let command = batch[index].op.command();
+        let policy_before = matches!(command, Command::SetPolicy { .. }).then(|| book.policy().clone());
+        answers[index] = Some(match book.apply(command, now) {
+            Ok(outcome) => {
+                let answer = render(&outcome.receipt);
+                applied.audits.extend(
+                    audited(command, &outcome.receipt, policy_before.as_ref())
+                        .map(|(action, detail)| (index, action, detail)),
+                );
+                applied.transactions.extend(outcome.transaction);
+                applied.history.extend(outcome.history);
+                answer
+            }
+            Err(refusal) => api::rejection(&refusal).into(),
+        });
+    }
+    applied
+}
+
+/// Writes what the batch did: the book's changes (new payment codes among them), postings,
+/// history and the audit rows of the admin commands that took effect.
+fn save_applied(
+    connection: &mut DbConn,
+    batch: &[WriteRequest],
+    changes: &Changes,
+    applied: Applied,
+    heads: &mut ledger::HistoryHeads,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    // The history is linked first, so that each wallet's row is written once, with its new
+    // history head (store/ledger.rs `HistoryHeads`).
+    let links = ledger::chain_history(connection, &applied.history, heads)?;
+    ledger::save_changes(connection, changes, heads, now)?;
+    ledger::save_transactions(connection, &applied.transactions)?;
+    ledger::insert_history(connection, &applied.history, &links)?;
+    ledger::save_history_heads(connection, heads)?;
+    // Admin actions are recorded in this same transaction: a top-up, a policy change or a
+    // close commits with its audit row or not at all, and a replayed request (answered from
+    // its idempotency record, never applied again) adds no row.
+    for (index, action, detail) in applied.audits {
+        let request = &batch[index];
+        let entry = audit::Entry {
+            at: now,
+            actor: audit::Actor::Admin(&request.principal),
+            action,
+            detail,
+            idempotency_key: request.idempotency.as_ref().map(|idempotency| idempotency.key.as_str()),
+        };
+        audit::record(connection, entry)?;
+    }
+    Ok(())
+}
+
+/// Stores each pending keyed request's answer as its idempotency record.
+fn save_answers(
+    connection: &mut DbConn,
+    batch: &[WriteRequest],
+    pending: &[usize],
+    answers: &[Option<Answer>],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let mut to_store = Vec::new();
+    for &index in pending {
+        let request = &batch[index];
+        if let (Some(idempotency), Some(answer)) = (&request.idempotency, &answers[index]) {
+            to_store.push(reads::NewAnswer {
+                principal_id: &request.principal,
+                key: &idempotency.key,
+                request_hash: &idempotency.request_hash,
+                status: answer.status,
+                body: answer.body.to_string(),
+            });
+        }
+    }
+    reads::save_idempotent_answers(connection, &to_store, ledger::millis(now))
 }
 
 /// The answer to each request of a batch that failed: not "nothing was changed" (see `run`).
@@ -443,20 +492,6 @@ fn stored_or_conflict(hash: &str, status: i32, body: &str, idempotency: &Idempot
     Ok(Answer { status, body })
 }
 
-/// The keys of the rows the pending requests read (`wallet_core::Keys`, first stage).
-fn keys_of(batch: &[WriteRequest], pending: &[usize]) -> Keys {
-    let mut keys = Keys::default();
-    for op in pending.iter().map(|index| &batch[*index].op) {
-        match op {
-            WriteOp::Ledger(command) => keys.add(command),
-            WriteOp::IssueCode { wallet, .. } => {
-                keys.wallets.insert(wallet.clone());
-            }
-        }
-    }
-    keys
-}
-
 /// Loads the city row and the rows `keys` name into a book. The core decides what to load (the
 /// first stage in `keys`; the second, the rows only a loaded row names, through `Keys::follow_*`
 /// as those rows are read here); this decides the order: one fixed order (city row, payments,
@@ -465,7 +500,7 @@ fn keys_of(batch: &[WriteRequest], pending: &[usize]) -> Keys {
 fn load_book(
     connection: &mut DbConn,
     mut keys: Keys,
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
     heads: &mut ledger::HistoryHeads,
 ) -> StoreResult<Book> {
     let (policy, budget, system) = ledger::load_state(connection, true)?;

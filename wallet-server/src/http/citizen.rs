@@ -203,7 +203,7 @@ async fn gift(state: State, request: HttpRequest, body: web::Json<StrictJson>) -
 async fn payment_code(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (principal, wallet) = citizen_wallet(&state, &request).await?;
     let code = PaymentCode::parse(&crate::auth::new_payment_code()).expect("hex is a valid code");
-    let answer = state.writer.submit(principal, None, WriteOp::IssueCode { code, wallet }).await;
+    let answer = state.writer.submit(principal, None, WriteOp::Ledger(Command::IssueCode { code, wallet })).await;
     Ok(super::respond(answer))
 }
 

@@ -916,18 +916,6 @@ pub fn save_history_heads(connection: &mut DbConn, heads: &mut HistoryHeads) -> 
     Ok(())
 }
 
-pub fn insert_code(connection: &mut DbConn, code: &PaymentCode, state: &PaymentCodeState) -> StoreResult<()> {
-    diesel::insert_into(payment_codes::table)
-        .values((
-            payment_codes::code.eq(code.as_str()),
-            payment_codes::wallet_id.eq(state.wallet.as_str()),
-            payment_codes::expires_at_ms.eq(millis(state.expires_at)),
-            payment_codes::used.eq(state.used),
-        ))
-        .execute(connection)?;
-    Ok(())
-}
-
 /// The snake_case name serde gives a unit enum variant.
 fn serde_plain<T: serde::Serialize>(value: T) -> String {
     serde_json::to_value(value).ok().and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default()
