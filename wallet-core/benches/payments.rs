@@ -55,7 +55,8 @@ fn setup() -> (Book, Vec<Command>) {
             continue;
         }
         let code = id(PaymentCode::parse, format!("code-{index}"));
-        book.issue_code(code.clone(), id(WalletId::parse, format!("wallet-{}", (index * 7919) % WALLETS)), now);
+        let wallet = id(WalletId::parse, format!("wallet-{}", (index * 7919) % WALLETS));
+        book.apply(&Command::IssueCode { code: code.clone(), wallet }, now).expect("the wallet is open");
         commands.push(Command::Pay {
             id: id(TxId::parse, format!("payment-{index}")),
             cashback_id: id(TxId::parse, format!("cashback-{index}")),

@@ -157,15 +157,6 @@ impl Book {
         self.dirty.merchants.insert(id);
     }
 
-    /// A new payment code for `wallet`, valid from `now`. Recorded as a change.
-    pub fn issue_code(&mut self, code: PaymentCode, wallet: WalletId, now: DateTime<Utc>) -> PaymentCodeState {
-        assert!(!self.codes.contains_key(&code), "payment code issued twice");
-        let state = PaymentCodeState::issue(wallet, now);
-        self.codes.insert(code.clone(), state.clone());
-        self.dirty.codes.insert(code);
-        state
-    }
-
     // Reading.
 
     pub fn policy(&self) -> &Policy {
@@ -291,7 +282,7 @@ impl Book {
             Command::SetPolicy { policy } => self.set_policy(policy),
             Command::CloseDay { id, date } => self.close_day(id, *date, now),
             Command::CarryOver { id, account, amount } => self.carry_over(id, account, *amount, now),
-            Command::IssueCode { code, wallet } => self.issue_code_to(code, wallet, now),
+            Command::IssueCode { code, wallet } => self.issue_code(code, wallet, now),
         }?;
         if let Some(transaction) = &outcome.transaction {
             assert!(transaction.sum().is_zero(), "unbalanced transaction {transaction:?}");
@@ -613,12 +604,7 @@ impl Book {
         ))
     }
 
-    fn issue_code_to(
-        &mut self,
-        code: &PaymentCode,
-        wallet: &WalletId,
-        now: DateTime<Utc>,
-    ) -> Result<Outcome, Rejection> {
+    fn issue_code(&mut self, code: &PaymentCode, wallet: &WalletId, now: DateTime<Utc>) -> Result<Outcome, Rejection> {
         if !self.wallets.contains_key(wallet) {
             return Err(Rejection::UnknownWallet(wallet.clone()));
         }

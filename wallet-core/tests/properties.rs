@@ -18,6 +18,7 @@ enum Op {
     Charge { wallet: usize, amount: i64 },
     Gift { from: usize, to: usize, amount: i64 },
     Pay { merchant: usize, wallet: usize, amount: i64, late: bool },
+    IssueCode { wallet: usize },
     Refund { payment: usize, merchant: Option<usize>, share: RefundShare },
     TopUp { amount: i64 },
     SetPolicy { rate: &'static str, cap: i64, charge_limit: i64, holding_limit: i64, fee: &'static str },
@@ -43,6 +44,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => (0..CITIZENS, 0..CITIZENS, amount_strategy()).prop_map(|(from, to, amount)| Op::Gift { from, to, amount }),
         8 => (0..MERCHANTS, 0..CITIZENS, amount_strategy(), prop::bool::weighted(0.05))
             .prop_map(|(merchant, wallet, amount, late)| Op::Pay { merchant, wallet, amount, late }),
+        1 => (0..CITIZENS + 1).prop_map(|wallet| Op::IssueCode { wallet }),
         4 => (any::<usize>(), prop::option::weighted(0.1, 0..MERCHANTS), prop_oneof![
                 Just(RefundShare::All), Just(RefundShare::Half), Just(RefundShare::One), amount_strategy().prop_map(RefundShare::Won)
             ]).prop_map(|(payment, merchant, share)| Op::Refund { payment, merchant, share }),
@@ -117,6 +119,13 @@ impl Run {
                     assert!(eligible <= cap_left, "eligible {eligible} above the {cap_left} left of the cap");
                     assert!(!late, "a payment with an expired code was approved");
                 }
+                result
+            }
+            Op::IssueCode { wallet } => {
+                // A code asked for and never shown; wallet CITIZENS was never opened.
+                let code = PaymentCode::parse(&format!("code-{}", self.ledger.fresh_id("unused"))).unwrap();
+                let result = self.ledger.apply(Command::IssueCode { code, wallet: wallet_id(&citizen(wallet)) });
+                assert_eq!(result.is_ok(), wallet < CITIZENS, "a code for citizen {wallet}: {result:?}");
                 result
             }
             Op::Refund { payment, merchant: other_merchant, share } => {

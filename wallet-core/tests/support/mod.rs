@@ -103,7 +103,7 @@ impl Ledger {
 
     pub fn issue_code(&mut self, wallet: &str) -> PaymentCode {
         let code = PaymentCode::parse(&format!("code-{}", self.fresh_id("c"))).expect("valid code");
-        self.book.issue_code(code.clone(), wallet_id(wallet), self.now);
+        self.apply(Command::IssueCode { code: code.clone(), wallet: wallet_id(wallet) }).expect("the wallet is open");
         code
     }
 
