@@ -18,6 +18,14 @@ use tokio::sync::oneshot;
 use super::limiter::{Class, Decision, Limiter, Settings, Stats};
 use crate::api::ApiError;
 
+/// How the gate treats a request: it takes its turn in a priority class, or it is exempt (never
+/// queued or shed). The server's route table gives each route one, explicitly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    Exempt,
+    In(Class),
+}
+
 /// Which class a request is in; `None` for what is never queued or shed (health, metrics, the
 /// API document).
 pub fn classify(method: &Method, path: &str) -> Option<Class> {

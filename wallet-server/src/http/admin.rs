@@ -23,21 +23,6 @@ use crate::writer::WriteOp;
 /// Longest free-text merchant field (name, business number, bank account, category).
 const MERCHANT_FIELD_LEN_MAX: usize = 200;
 
-pub fn routes(config: &mut web::ServiceConfig) {
-    config
-        .route("/v1/admin/merchants", web::post().to(create_merchant))
-        .route("/v1/admin/policy", web::get().to(get_policy))
-        .route("/v1/admin/policy", web::put().to(put_policy))
-        .route("/v1/admin/cashback-budget/top-ups", web::post().to(top_up))
-        .route("/v1/admin/cashback-budget", web::get().to(budget))
-        .route("/v1/admin/settlements", web::post().to(close_day))
-        .route("/v1/admin/settlements", web::get().to(list_settlements))
-        .route("/v1/admin/settlements/{business_date}", web::get().to(settlement))
-        .route("/v1/admin/ledger/trial-balance", web::get().to(trial_balance))
-        .route("/v1/admin/admission", web::get().to(admission))
-        .route("/v1/admin/test-clock", web::put().to(test_clock));
-}
-
 /// A new merchant and its login. Text fields are trimmed and must be 1 to 200 characters
 /// without control characters.
 #[derive(Deserialize, ToSchema)]
@@ -150,7 +135,7 @@ pub fn parse_merchant(body: Value) -> Result<NewMerchant, ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn create_merchant(
+pub(super) async fn create_merchant(
     state: State,
     request: HttpRequest,
     body: web::Json<StrictJson>,
@@ -205,7 +190,7 @@ async fn create_merchant(
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn get_policy(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(super) async fn get_policy(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let (policy, _, _) = with_connection(&state, |connection, _| store::ledger::load_state(connection, false)).await?;
     Ok(HttpResponse::Ok().json(policy))
@@ -280,7 +265,11 @@ pub fn parse_policy(body: Value) -> Result<Policy, ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn put_policy(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn put_policy(
+    state: State,
+    request: HttpRequest,
+    body: web::Json<StrictJson>,
+) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
     let policy = parse_policy(body.into_inner().0)?;
     let answer = state.writer.submit(principal.id, None, WriteOp::Ledger(Command::SetPolicy { policy })).await;
@@ -322,7 +311,11 @@ pub fn parse_top_up(body: Value) -> Result<Amount, ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn top_up(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn top_up(
+    state: State,
+    request: HttpRequest,
+    body: web::Json<StrictJson>,
+) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
     let key = idempotency(&request, &body)?;
     let amount = parse_top_up(body.into_inner().0)?;
@@ -341,7 +334,7 @@ async fn top_up(state: State, request: HttpRequest, body: web::Json<StrictJson>)
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn budget(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(super) async fn budget(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let (_, budget, _) = with_connection(&state, |connection, _| store::ledger::load_state(connection, false)).await?;
     Ok(HttpResponse::Ok().json(budget_body(&budget)))
@@ -384,7 +377,11 @@ pub fn parse_close_day(body: Value) -> Result<BusinessDate, ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn close_day(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn close_day(
+    state: State,
+    request: HttpRequest,
+    body: web::Json<StrictJson>,
+) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
     let date = parse_close_day(body.into_inner().0)?;
     let command = Command::CloseDay { id: new_tx_id(), date };
@@ -416,7 +413,11 @@ async fn close_day(state: State, request: HttpRequest, body: web::Json<StrictJso
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn settlement(state: State, request: HttpRequest, date: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn settlement(
+    state: State,
+    request: HttpRequest,
+    date: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let date = BusinessDate::parse(&date).map_err(|error| ApiError::not_found(error.to_string()))?.to_string();
     let date_text = date.clone();
@@ -444,7 +445,7 @@ const SETTLEMENTS_LISTED_DAYS_MAX: i64 = 366;
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct SettlementsQuery {
+pub(super) struct SettlementsQuery {
     /// The first business date, `YYYY-MM-DD` in KST.
     #[param(format = Date, example = "2025-03-01")]
     from: String,
@@ -469,7 +470,7 @@ struct SettlementsQuery {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn list_settlements(
+pub(super) async fn list_settlements(
     state: State,
     request: HttpRequest,
     query: web::Query<SettlementsQuery>,
@@ -512,7 +513,7 @@ async fn list_settlements(
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn trial_balance(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(super) async fn trial_balance(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let (accounts, total) = with_connection(&state, |connection, _| {
         // One snapshot: the sums and the city row are read in one transaction.
@@ -540,7 +541,7 @@ async fn trial_balance(state: State, request: HttpRequest) -> Result<HttpRespons
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn admission(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(super) async fn admission(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let now_ms = store::ledger::millis(state.clock.now());
     // Read now, not the cached figure logins use: every server's sessions (idle ones until the
@@ -636,7 +637,11 @@ pub fn parse_test_clock(body: Value) -> Result<chrono::DateTime<chrono::Utc>, Ap
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn test_clock(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn test_clock(
+    state: State,
+    request: HttpRequest,
+    body: web::Json<StrictJson>,
+) -> Result<HttpResponse, ApiError> {
     if !state.clock.is_test_clock() {
         return Err(ApiError::not_found("no such endpoint; see /openapi.json for the API"));
     }

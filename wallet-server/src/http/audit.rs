@@ -16,14 +16,10 @@ use crate::store::{self, StoreError};
 const AUDIT_PAGE_DEFAULT: i64 = 50;
 const AUDIT_PAGE_MAX: i64 = 200;
 
-pub fn routes(config: &mut web::ServiceConfig) {
-    config.route("/v1/admin/audit-log", web::get().to(audit_log));
-}
-
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct AuditQuery {
+pub(super) struct AuditQuery {
     /// Rows per page, 1 to 200; 50 when left out.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200, default = 50, nullable = false)]
     limit: Option<String>,
@@ -50,7 +46,7 @@ struct AuditQuery {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn audit_log(
+pub(super) async fn audit_log(
     state: State,
     request: HttpRequest,
     query: web::Query<AuditQuery>,

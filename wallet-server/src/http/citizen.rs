@@ -23,15 +23,6 @@ use crate::writer::WriteOp;
 const HISTORY_PAGE_DEFAULT: i64 = 50;
 const HISTORY_PAGE_MAX: i64 = 200;
 
-pub fn routes(config: &mut web::ServiceConfig) {
-    config
-        .route("/v1/wallet", web::get().to(wallet))
-        .route("/v1/wallet/charges", web::post().to(charge))
-        .route("/v1/wallet/gifts", web::post().to(gift))
-        .route("/v1/wallet/payment-codes", web::post().to(payment_code))
-        .route("/v1/wallet/transactions", web::get().to(transactions));
-}
-
 fn wallet_id(stored: Option<String>) -> Result<WalletId, ApiError> {
     let wallet = stored.ok_or_else(|| ApiError::not_found("this citizen has no wallet"))?;
     WalletId::parse(&wallet).map_err(|_| ApiError::internal())
@@ -59,7 +50,7 @@ async fn citizen_wallet(state: &State, request: &HttpRequest) -> Result<(String,
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn wallet(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(super) async fn wallet(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     // One statement: the citizen's wallet joined with the city row, read on this worker when the
     // session is cached (else in one trip to the blocking pool with the session check).
     let (_, (wallet, view)) =
@@ -126,7 +117,11 @@ pub fn parse_charge(body: Value) -> Result<Amount, ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn charge(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn charge(
+    state: State,
+    request: HttpRequest,
+    body: web::Json<StrictJson>,
+) -> Result<HttpResponse, ApiError> {
     let (principal, wallet) = citizen_wallet(&state, &request).await?;
     let key = idempotency(&request, &body)?;
     let amount = parse_charge(body.into_inner().0)?;
@@ -178,7 +173,11 @@ pub fn parse_gift(body: Value) -> Result<(WalletId, Amount), ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn gift(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn gift(
+    state: State,
+    request: HttpRequest,
+    body: web::Json<StrictJson>,
+) -> Result<HttpResponse, ApiError> {
     let (principal, wallet) = citizen_wallet(&state, &request).await?;
     let key = idempotency(&request, &body)?;
     let (to, amount) = parse_gift(body.into_inner().0)?;
@@ -200,7 +199,7 @@ async fn gift(state: State, request: HttpRequest, body: web::Json<StrictJson>) -
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn payment_code(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(super) async fn payment_code(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (principal, wallet) = citizen_wallet(&state, &request).await?;
     let code = PaymentCode::parse(&crate::auth::new_payment_code()).expect("hex is a valid code");
     let answer = state.writer.submit(principal, None, WriteOp::Ledger(Command::IssueCode { code, wallet })).await;
@@ -210,7 +209,7 @@ async fn payment_code(state: State, request: HttpRequest) -> Result<HttpResponse
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct HistoryQuery {
+pub(super) struct HistoryQuery {
     /// Items per page, 1 to 200; 50 when left out.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200, default = 50, nullable = false)]
     limit: Option<String>,
@@ -234,7 +233,7 @@ struct HistoryQuery {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn transactions(
+pub(super) async fn transactions(
     state: State,
     request: HttpRequest,
     query: web::Query<HistoryQuery>,

@@ -16,13 +16,6 @@ use crate::api::{ApiError, ErrorCode};
 use crate::store;
 use crate::writer::WriteOp;
 
-pub fn routes(config: &mut web::ServiceConfig) {
-    config
-        .route("/v1/payments", web::post().to(pay))
-        .route("/v1/payments/{payment_id}/refunds", web::post().to(refund))
-        .route("/v1/merchant/sales", web::get().to(sales));
-}
-
 fn merchant_id(id: &str) -> Result<MerchantId, ApiError> {
     MerchantId::parse(id).map_err(|_| ApiError::internal())
 }
@@ -81,7 +74,11 @@ pub fn parse_payment(body: Value) -> Result<(PaymentCode, Amount), ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn pay(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn pay(
+    state: State,
+    request: HttpRequest,
+    body: web::Json<StrictJson>,
+) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Merchant)).await?;
     let key = idempotency(&request, &body)?;
     let (code, amount) = parse_payment(body.into_inner().0)?;
@@ -138,7 +135,7 @@ pub fn parse_refund(payment_id: &str, body: Value) -> Result<(TxId, Amount), Api
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn refund(
+pub(super) async fn refund(
     state: State,
     request: HttpRequest,
     path: web::Path<String>,
@@ -160,7 +157,7 @@ async fn refund(
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct SalesQuery {
+pub(super) struct SalesQuery {
     /// The business date, `YYYY-MM-DD` in KST; today when left out.
     #[param(format = Date, nullable = false, example = "2025-03-14")]
     date: Option<String>,
@@ -180,7 +177,11 @@ struct SalesQuery {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn sales(state: State, request: HttpRequest, query: web::Query<SalesQuery>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn sales(
+    state: State,
+    request: HttpRequest,
+    query: web::Query<SalesQuery>,
+) -> Result<HttpResponse, ApiError> {
     let date = match &query.date {
         Some(text) => match BusinessDate::parse(text) {
             Ok(date) => date,

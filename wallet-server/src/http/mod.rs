@@ -10,6 +10,7 @@ mod metrics;
 mod openapi;
 mod password;
 pub mod request_id;
+mod routes;
 mod session;
 pub mod session_cache;
 mod status;
@@ -84,17 +85,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .app_data(web::JsonConfig::default().limit(BODY_BYTES_MAX).error_handler(|error, _| json_error(&error).into()))
         .app_data(web::PathConfig::default().error_handler(|error, _| ApiError::not_found(error.to_string()).into()))
         .app_data(web::QueryConfig::default().error_handler(|error, _| ApiError::validation(error.to_string()).into()))
-        .route("/healthz", web::get().to(healthz))
-        .route("/metrics", web::get().to(metrics::scrape))
-        .configure(openapi::routes)
-        .configure(session::routes)
-        .configure(citizen::routes)
-        .configure(merchant::routes)
-        .configure(admin::routes)
-        .configure(password::routes)
-        .configure(status::routes)
-        .configure(audit::routes)
+        .configure(routes::register)
         .default_service(web::to(no_route));
+    openapi::build_document();
 }
 
 /// What matched no route: 405 with `Allow` for a documented path asked with another method

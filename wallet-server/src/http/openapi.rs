@@ -11,7 +11,7 @@
 
 use std::sync::LazyLock;
 
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
@@ -169,10 +169,10 @@ pub fn methods_of(path: &str) -> Option<&'static str> {
         .map(|(_, methods)| methods.as_str())
 }
 
-pub fn routes(config: &mut web::ServiceConfig) {
-    LazyLock::force(&DOCUMENT); // build it at start, not on the first request
+/// Builds the served document now, at start, rather than on the first request for it.
+pub fn build_document() {
+    LazyLock::force(&DOCUMENT);
     LazyLock::force(&METHODS);
-    config.route("/openapi.json", web::get().to(openapi_json));
 }
 
 /// The OpenAPI 3 document of this API.

@@ -26,12 +26,6 @@ use crate::store::{self, audit};
 /// How long a reset code stays valid: three days, time to reach the citizen.
 pub const RESET_CODE_LIFETIME_S: i64 = 3 * 24 * 3_600;
 
-pub fn routes(config: &mut web::ServiceConfig) {
-    config
-        .route("/v1/admin/citizens/{login}/password-reset", web::post().to(issue))
-        .route("/v1/citizens/password", web::post().to(set_password));
-}
-
 /// A citizen's new password, with the code the city issued.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -59,7 +53,11 @@ pub struct NewPassword {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn issue(state: State, request: HttpRequest, login: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn issue(
+    state: State,
+    request: HttpRequest,
+    login: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let admin = authenticate(&state, &request, Some(Role::Admin)).await?;
     let login = login.into_inner();
     let code = crate::auth::new_payment_code();
@@ -122,7 +120,7 @@ pub fn parse_new_password(body: Value) -> Result<NewPassword, ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn set_password(state: State, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn set_password(state: State, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
     let body = parse_new_password(body.into_inner().0)?;
     let wrong =
         || ApiError::new(401, ErrorCode::InvalidCredentials, "the login or reset code is wrong, used or expired");

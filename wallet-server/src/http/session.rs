@@ -25,14 +25,6 @@ use crate::turns::Claim;
 /// which is dropped after 60 s without a poll) even when the estimate is long.
 const RETRY_AFTER_MAX_S: u64 = 30;
 
-pub fn routes(config: &mut web::ServiceConfig) {
-    config
-        .route("/v1/citizens", web::post().to(register))
-        .route("/v1/sessions", web::post().to(login))
-        .route("/v1/sessions/current", web::delete().to(logout))
-        .route("/v1/waiting-room/{ticket}", web::get().to(poll));
-}
-
 /// A new citizen's login and password.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -106,7 +98,7 @@ pub fn parse_registration(body: Value) -> Result<(String, String), ApiError> {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn register(state: State, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn register(state: State, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
     let (login, password) = parse_registration(body.into_inner().0)?;
     let hash = state.passwords.hash(password).await?;
     let citizen_id = uuid::Uuid::new_v4().to_string();
@@ -158,7 +150,11 @@ async fn register(state: State, body: web::Json<StrictJson>) -> Result<HttpRespo
         (status = 503, response = inline(LoginUnavailable))
     )
 )]
-async fn login(state: State, request: HttpRequest, body: web::Json<StrictJson>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn login(
+    state: State,
+    request: HttpRequest,
+    body: web::Json<StrictJson>,
+) -> Result<HttpResponse, ApiError> {
     let body = parse_login_body(body.into_inner().0)?;
     // Throttled attempts are refused before anything else: no database read, no password work.
     let throttled = ThrottledAttempt::begin(&state, &request, &body.login)?;
@@ -356,7 +352,7 @@ fn too_many_attempts(refusal: Refusal) -> ApiError {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn logout(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(super) async fn logout(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, None).await?;
     // Forgotten before and after the delete: a request of the same token that read the session
     // just before the delete may still cache it, for at most `session_cache::RECHECK_MS`.
@@ -381,7 +377,7 @@ async fn logout(state: State, request: HttpRequest) -> Result<HttpResponse, ApiE
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn poll(state: State, ticket: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn poll(state: State, ticket: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let now_ms = store::ledger::millis(state.clock.now());
     let room = room_now(&state, now_ms).await?;
     let mut place = lock_room(&state)?.poll(&ticket, now_ms);

@@ -10,7 +10,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use wallet_core::{BusinessDate, Won};
@@ -27,10 +27,6 @@ const BOOKS_CHECK_STALE_AFTER: Duration = Duration::from_secs(3 * 30);
 /// How many days back from the latest overdue one the status looks for a date left open: two
 /// lookups a day, and a month covers any close a timer or a person forgot.
 const OVERDUE_DAYS_CHECKED: usize = 31;
-
-pub fn routes(config: &mut web::ServiceConfig) {
-    config.route("/v1/admin/status", web::get().to(status));
-}
 
 /// A trial balance taken.
 #[derive(Clone, Copy, Debug)]
@@ -129,7 +125,7 @@ fn reason(code: &str, message: String) -> Value {
         (status = 503, response = inline(Overloaded))
     )
 )]
-async fn status(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(super) async fn status(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let now = state.clock.now();
     let today = BusinessDate::of(now);
