@@ -309,7 +309,7 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
         // span, the gate.
         HttpServer::new(move || {
             App::new()
-                .wrap(admission::gate::Admission(gate.clone()))
+                .wrap(admission::gate::Admission(gate.clone(), http::admission_of))
                 .wrap(tracing_actix_web::TracingLogger::<http::request_id::RequestSpan>::new())
                 // Outside the span, so the span and every answer inside it carry the same id.
                 .wrap(actix_web::middleware::from_fn(http::request_id::tag_request))

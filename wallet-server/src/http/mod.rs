@@ -17,6 +17,7 @@ mod status;
 pub mod strict_json;
 
 pub use metrics::{CountRequests, RequestMetrics};
+pub use routes::admission_of;
 pub use session::keep_line_in_sync;
 pub use status::{keep_books_checked, BooksCheck};
 

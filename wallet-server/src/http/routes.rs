@@ -221,15 +221,48 @@ mod tests {
         assert_eq!(methods_allowed("/v1/admin/policy").as_deref(), Some("GET, PUT"));
     }
 
+    /// The gate's `classify` as it was before this table (string matching; an unknown route in
+    /// the read class), kept as the oracle that moving the classes into the table changed none.
+    fn classify_before_the_table(method: &Method, path: &str) -> Option<Class> {
+        match (method, path) {
+            (_, "/healthz" | "/metrics" | "/openapi.json") => None,
+            (&Method::POST, "/v1/payments") => Some(Class::Pos),
+            (&Method::POST, path) if path.starts_with("/v1/payments/") && path.ends_with("/refunds") => {
+                Some(Class::Pos)
+            }
+            (&Method::POST, "/v1/wallet/charges" | "/v1/wallet/gifts" | "/v1/wallet/payment-codes") => {
+                Some(Class::CitizenMoney)
+            }
+            (&Method::DELETE, "/v1/sessions/current") => Some(Class::CitizenMoney),
+            (&Method::POST, "/v1/sessions") => None,
+            (&Method::POST, "/v1/citizens" | "/v1/citizens/password") => Some(Class::Logins),
+            (_, path) if path.starts_with("/v1/admin/") => Some(Class::Admin),
+            _ => Some(Class::Reads),
+        }
+    }
+
     #[test]
     fn every_route_keeps_the_class_it_had_before_the_table() {
         for route in &ROUTES {
             let path = example_path(route.path);
-            let before = match crate::admission::gate::classify(&route.method, &path) {
+            let before = match classify_before_the_table(&route.method, &path) {
                 None => Exempt,
                 Some(class) => In(class),
             };
             assert_eq!(admission_of(&route.method, &path), before, "{} {}", route.method, route.path);
         }
+    }
+
+    #[test]
+    fn requests_are_classified_by_who_needs_them_most() {
+        assert_eq!(admission_of(&Method::POST, "/v1/payments"), In(Pos));
+        assert_eq!(admission_of(&Method::POST, "/v1/payments/abc/refunds"), In(Pos));
+        assert_eq!(admission_of(&Method::POST, "/v1/wallet/charges"), In(CitizenMoney));
+        assert_eq!(admission_of(&Method::GET, "/v1/wallet"), In(Reads));
+        assert_eq!(admission_of(&Method::GET, "/v1/merchant/sales"), In(Reads));
+        assert_eq!(admission_of(&Method::POST, "/v1/citizens"), In(Logins));
+        assert_eq!(admission_of(&Method::POST, "/v1/sessions"), Exempt);
+        assert_eq!(admission_of(&Method::GET, "/v1/admin/settlements/2030-01-01"), In(Admin));
+        assert_eq!(admission_of(&Method::GET, "/healthz"), Exempt);
     }
 }
