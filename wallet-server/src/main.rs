@@ -282,7 +282,7 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
         let passwords = auth::PasswordPool::new(config.argon2, argon2_queue_max);
         let waiting_room = std::sync::Mutex::new(admission::waiting_room::WaitingRoom::default());
         let sessions_active = http::SessionCount::default();
-        let requests = Arc::new(http::RequestMetrics::from_api_document());
+        let requests = Arc::new(http::request_metrics());
         let config_throttle = config.throttle;
         let state = web::Data::new(http::AppState {
             config,

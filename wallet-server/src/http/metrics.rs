@@ -2,9 +2,9 @@
 //! status.
 //!
 //! Requests are counted by the matched route pattern (`/v1/payments/{payment_id}/refunds`), not
-//! the path, so ids never add series: the routes are the operations of the API document, fixed
-//! at start, and everything else (unknown paths, a method a route does not serve) is one
-//! `route="unmatched"` series. Counting is relaxed atomic adds on arrays made at start: no lock
+//! the path, so ids never add series: the series are the rows of the route table
+//! (`http::routes`), fixed at start, and everything else (unknown paths, a method a route does
+//! not serve) is one `route="unmatched"` series. Counting is relaxed atomic adds on arrays made at start: no lock
 //! and no map insert on the request path.
 
 use std::collections::HashMap;
@@ -17,9 +17,8 @@ use std::time::{Duration, Instant};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::Method;
 use actix_web::HttpResponse;
-use utoipa::OpenApi;
 
-use super::openapi::{self, ApiDoc};
+use super::openapi;
 use super::{with_connection, State};
 use crate::api::ApiError;
 use crate::metrics::{Exposition, Histogram, LATENCY_BOUNDS_US};
@@ -30,10 +29,10 @@ const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
 /// Status codes counted one by one; anything outside (none is sent) counts as the nearest end.
 const STATUS_MIN: u16 = 100;
 const STATUS_MAX: u16 = 599;
-/// The series of requests that matched no operation of the API document.
-const UNMATCHED: usize = 0;
+/// The series of requests that matched no route.
+pub(super) const UNMATCHED: usize = 0;
 
-fn method_slot(method: &Method) -> Option<usize> {
+pub(super) fn method_slot(method: &Method) -> Option<usize> {
     match *method {
         Method::GET => Some(0),
         Method::POST => Some(1),
@@ -47,7 +46,7 @@ fn method_slot(method: &Method) -> Option<usize> {
 /// Counts and latencies of one operation (method and route pattern).
 struct RouteSeries {
     method: &'static str,
-    route: String,
+    route: &'static str,
     /// One counter per status code from [`STATUS_MIN`] to [`STATUS_MAX`].
     statuses: Box<[AtomicU64]>,
     /// Until the response head is ready (the body may stream on), in microseconds.
@@ -55,7 +54,7 @@ struct RouteSeries {
 }
 
 impl RouteSeries {
-    fn new(method: &'static str, route: String) -> RouteSeries {
+    fn new(method: &'static str, route: &'static str) -> RouteSeries {
         RouteSeries {
             method,
             route,
@@ -69,31 +68,31 @@ impl RouteSeries {
 pub struct RequestMetrics {
     routes: Vec<RouteSeries>,
     /// Route pattern → the series index of each method in [`METHODS`] it serves.
-    index: HashMap<String, [Option<usize>; METHODS.len()]>,
+    index: HashMap<&'static str, [Option<usize>; METHODS.len()]>,
 }
 
 impl RequestMetrics {
-    /// One series per operation of the API document (every route is in it: the OpenAPI test of
-    /// the suite checks the contract's paths), plus the unmatched one.
-    pub fn from_api_document() -> RequestMetrics {
-        let document = ApiDoc::openapi();
-        let mut routes = vec![RouteSeries::new("other", "unmatched".into())];
-        let mut index = HashMap::new();
-        for (path, item) in &document.paths.paths {
-            let operations = [&item.get, &item.post, &item.put, &item.delete, &item.patch];
-            let mut slots = [None; METHODS.len()];
-            for (slot, operation) in operations.iter().enumerate() {
-                if operation.is_some() {
-                    slots[slot] = Some(routes.len());
-                    routes.push(RouteSeries::new(METHODS[slot], path.clone()));
-                }
-            }
-            index.insert(path.clone(), slots);
+    /// One series per operation, given as method and route pattern (the rows of the route
+    /// table: `http::request_metrics`), plus the unmatched one.
+    ///
+    /// # Panics
+    ///
+    /// On a method outside [`METHODS`] or an operation given twice: the table is fixed, so that
+    /// is a mistake in it, found at start.
+    pub fn of_operations<'a>(operations: impl IntoIterator<Item = (&'a Method, &'static str)>) -> RequestMetrics {
+        let mut routes = vec![RouteSeries::new("other", "unmatched")];
+        let mut index: HashMap<&'static str, [Option<usize>; METHODS.len()]> = HashMap::new();
+        for (method, pattern) in operations {
+            let slot = method_slot(method).expect("a route's method is one the metrics tell apart");
+            let slots = index.entry(pattern).or_default();
+            assert!(slots[slot].is_none(), "{method} {pattern} is given twice");
+            slots[slot] = Some(routes.len());
+            routes.push(RouteSeries::new(METHODS[slot], pattern));
         }
         RequestMetrics { routes, index }
     }
 
-    fn series_of(&self, method: Option<usize>, pattern: Option<&str>) -> usize {
+    pub(super) fn series_of(&self, method: Option<usize>, pattern: Option<&str>) -> usize {
         let found = pattern.and_then(|pattern| self.index.get(pattern)).zip(method).and_then(|(slots, m)| slots[m]);
         found.unwrap_or(UNMATCHED)
     }
@@ -117,7 +116,7 @@ impl RequestMetrics {
                 let count = count.load(Ordering::Relaxed);
                 if count > 0 {
                     let status = (STATUS_MIN + offset as u16).to_string();
-                    let labels = [("method", series.method), ("route", series.route.as_str()), ("status", &status)];
+                    let labels = [("method", series.method), ("route", series.route), ("status", &status)];
                     out.sample("wallet_http_requests_total", &labels, count);
                 }
             }
@@ -130,7 +129,7 @@ impl RequestMetrics {
         for series in &self.routes {
             let snapshot = series.latency_us.snapshot();
             if snapshot.count() > 0 {
-                let labels = [("method", series.method), ("route", series.route.as_str())];
+                let labels = [("method", series.method), ("route", series.route)];
                 out.histogram("wallet_http_request_duration_seconds", &labels, &snapshot, 1_000_000);
             }
         }
@@ -356,9 +355,20 @@ pub async fn scrape(state: State) -> Result<HttpResponse, ApiError> {
 mod tests {
     use super::*;
 
+    /// Series for a few operations, as the route table gives them.
+    fn some_operations() -> RequestMetrics {
+        RequestMetrics::of_operations([
+            (&Method::GET, "/v1/wallet"),
+            (&Method::POST, "/v1/payments"),
+            (&Method::POST, "/v1/payments/{payment_id}/refunds"),
+            (&Method::GET, "/v1/admin/policy"),
+            (&Method::PUT, "/v1/admin/policy"),
+        ])
+    }
+
     #[test]
-    fn routes_come_from_the_api_document_and_the_rest_is_one_series() {
-        let metrics = RequestMetrics::from_api_document();
+    fn each_operation_is_a_series_and_the_rest_is_one() {
+        let metrics = some_operations();
         let post = method_slot(&Method::POST);
         let get = method_slot(&Method::GET);
         let payments = metrics.series_of(post, Some("/v1/payments"));
@@ -377,7 +387,7 @@ mod tests {
 
     #[test]
     fn a_request_counts_under_its_status_and_its_latency_bucket() {
-        let metrics = RequestMetrics::from_api_document();
+        let metrics = some_operations();
         let payments = metrics.series_of(method_slot(&Method::POST), Some("/v1/payments"));
         metrics.record(payments, 201, Duration::from_millis(3));
         metrics.record(payments, 422, Duration::from_millis(3));

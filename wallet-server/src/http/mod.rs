@@ -17,7 +17,7 @@ mod status;
 pub mod strict_json;
 
 pub use metrics::{CountRequests, RequestMetrics};
-pub use routes::admission_of;
+pub use routes::{admission_of, request_metrics};
 pub use session::keep_line_in_sync;
 pub use status::{keep_books_checked, BooksCheck};
 
@@ -91,16 +91,16 @@ pub fn routes(config: &mut web::ServiceConfig) {
     openapi::build_document();
 }
 
-/// What matched no route: 405 with `Allow` for a documented path asked with another method
-/// (RFC 9110: the resource exists), else 404.
+/// What matched no route: 405 with `Allow` for a path of the route table asked with another
+/// method (RFC 9110: the resource exists), else 404.
 async fn no_route(request: HttpRequest) -> HttpResponse {
     use actix_web::ResponseError;
-    let Some(allowed) = openapi::methods_of(request.path()) else {
+    let Some(allowed) = routes::methods_allowed(request.path()) else {
         return ApiError::not_found("no such endpoint; see /openapi.json for the API").error_response();
     };
     let message = format!("{} {} is not an endpoint; this path takes {allowed}", request.method(), request.path());
     let mut response = ApiError::new(405, ErrorCode::MethodNotAllowed, message).error_response();
-    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allowed) {
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allowed) {
         response.headers_mut().insert(actix_web::http::header::ALLOW, value);
     }
     response

@@ -127,52 +127,9 @@ impl Modify for BearerAuth {
 static DOCUMENT: LazyLock<String> =
     LazyLock::new(|| ApiDoc::openapi().to_json().expect("the OpenAPI document serialises to JSON"));
 
-/// Each documented path as its segments (`None` for a `{parameter}`) with the methods it has,
-/// in the order of an `Allow` header.
-static METHODS: LazyLock<Vec<(Vec<Option<String>>, String)>> = LazyLock::new(|| {
-    ApiDoc::openapi()
-        .paths
-        .paths
-        .iter()
-        .map(|(path, item)| {
-            let segments = path
-                .split('/')
-                .map(|segment| (!(segment.starts_with('{') && segment.ends_with('}'))).then(|| segment.to_owned()))
-                .collect();
-            let methods = [
-                ("GET", &item.get),
-                ("PUT", &item.put),
-                ("POST", &item.post),
-                ("DELETE", &item.delete),
-                ("PATCH", &item.patch),
-            ];
-            let allowed: Vec<&str> =
-                methods.iter().filter(|(_, operation)| operation.is_some()).map(|(method, _)| *method).collect();
-            (segments, allowed.join(", "))
-        })
-        .collect()
-});
-
-/// The methods the document gives the path of a request (for `Allow`), or `None` when no
-/// documented path matches it. A `{parameter}` matches any one non-empty segment.
-pub fn methods_of(path: &str) -> Option<&'static str> {
-    let segments: Vec<&str> = path.split('/').collect();
-    METHODS
-        .iter()
-        .find(|(pattern, _)| {
-            pattern.len() == segments.len()
-                && pattern.iter().zip(&segments).all(|(expected, segment)| match expected {
-                    Some(literal) => literal == segment,
-                    None => !segment.is_empty(),
-                })
-        })
-        .map(|(_, methods)| methods.as_str())
-}
-
 /// Builds the served document now, at start, rather than on the first request for it.
 pub fn build_document() {
     LazyLock::force(&DOCUMENT);
-    LazyLock::force(&METHODS);
 }
 
 /// The OpenAPI 3 document of this API.

@@ -19,6 +19,7 @@
 use actix_web::http::Method;
 use actix_web::web;
 
+use super::metrics::RequestMetrics;
 use super::{admin, audit, citizen, merchant, metrics, openapi, password, session, status};
 use crate::admission::gate::Admit;
 use crate::admission::limiter::Class;
@@ -93,6 +94,11 @@ pub fn register(config: &mut web::ServiceConfig) {
     for route in &ROUTES {
         config.route(route.path, (route.handler)().method(route.method.clone()));
     }
+}
+
+/// The request counters: one series per row, labelled with its method and path pattern.
+pub fn request_metrics() -> RequestMetrics {
+    RequestMetrics::of_operations(ROUTES.iter().map(|route| (&route.method, route.path)))
 }
 
 /// Whether a request path matches a path pattern: the same number of segments, each literal equal
@@ -264,5 +270,16 @@ mod tests {
         assert_eq!(admission_of(&Method::POST, "/v1/sessions"), Exempt);
         assert_eq!(admission_of(&Method::GET, "/v1/admin/settlements/2030-01-01"), In(Admin));
         assert_eq!(admission_of(&Method::GET, "/healthz"), Exempt);
+    }
+
+    #[test]
+    fn each_row_has_a_request_series_of_its_own() {
+        let metrics = request_metrics();
+        let series: BTreeSet<usize> = ROUTES
+            .iter()
+            .map(|route| metrics.series_of(metrics::method_slot(&route.method), Some(route.path)))
+            .collect();
+        assert!(!series.contains(&metrics::UNMATCHED), "a row without a series");
+        assert_eq!(series.len(), ROUTES.len(), "two rows counted in one series");
     }
 }
