@@ -3,9 +3,9 @@
 
 use actix_web::web::Bytes;
 use futures_util::stream::Stream;
-use serde_json::json;
 use tokio::sync::mpsc;
 
+use crate::api::wire::SettlementLine;
 use crate::store::reads::{self, SettlementRow};
 use crate::store::DbPool;
 
@@ -136,18 +136,18 @@ fn csv_field(field: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn json_row(row: &SettlementRow) -> serde_json::Value {
-    json!({
-        "merchant_id": row.merchant_id,
-        "merchant_name": row.name,
-        "business_number": row.business_number,
-        "bank_account": row.bank_account,
-        "payments_count": row.payments_count,
-        "payments_amount": row.payments_amount.to_string(),
-        "refunds_count": row.refunds_count,
-        "refunds_amount": row.refunds_amount.to_string(),
-        "fee": row.fee.to_string(),
-        "carried_in": row.carried_in.to_string(),
-        "net_payable": row.net_payable.to_string(),
+    crate::api::wire::to_json(&SettlementLine {
+        merchant_id: row.merchant_id.clone(),
+        merchant_name: row.name.clone(),
+        business_number: row.business_number.clone(),
+        bank_account: row.bank_account.clone(),
+        payments_count: u64::try_from(row.payments_count).unwrap_or_default(),
+        payments_amount: row.payments_amount.to_string(),
+        refunds_count: u64::try_from(row.refunds_count).unwrap_or_default(),
+        refunds_amount: row.refunds_amount.to_string(),
+        fee: row.fee.to_string(),
+        carried_in: row.carried_in.to_string(),
+        net_payable: row.net_payable.to_string(),
     })
 }
 

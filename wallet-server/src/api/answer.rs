@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 use wallet_core::{BudgetState, Receipt};
 
+use super::wire::{self, to_json};
 use super::ApiError;
 
 /// A stored or fresh answer: status and JSON body.
@@ -22,38 +23,65 @@ impl From<ApiError> for Answer {
 
 /// The cashback budget as API.md shows it.
 pub fn budget_body(budget: &BudgetState) -> Value {
-    json!({"funded": budget.funded, "paid_out": budget.paid_out, "reversed": budget.reversed,
-           "remaining": budget.remaining()})
+    to_json(&wire::Budget::from(budget))
 }
 
 /// The API answer for each receipt (API.md's success bodies).
 pub fn render(receipt: &Receipt) -> Answer {
     let (status, body) = match receipt {
-        Receipt::Charged { charge_id, amount, balance } => {
-            (201, json!({"charge_id": charge_id, "amount": amount, "balance": balance}))
-        }
-        Receipt::Gifted { gift_id, amount, balance } => {
-            (201, json!({"gift_id": gift_id, "amount": amount, "balance": balance}))
-        }
+        Receipt::Charged { charge_id, amount, balance } => (
+            201,
+            to_json(&wire::ChargeReceipt {
+                charge_id: charge_id.to_string(),
+                amount: amount.to_string(),
+                balance: balance.to_string(),
+            }),
+        ),
+        Receipt::Gifted { gift_id, amount, balance } => (
+            201,
+            to_json(&wire::GiftReceipt {
+                gift_id: gift_id.to_string(),
+                amount: amount.to_string(),
+                balance: balance.to_string(),
+            }),
+        ),
         Receipt::Paid { payment_id, amount, cashback, at, .. } => (
             201,
-            json!({"payment_id": payment_id, "amount": amount, "cashback": cashback, "status": "approved",
-                   "at": super::rfc3339(*at)}),
+            to_json(&wire::PaymentReceipt {
+                payment_id: payment_id.to_string(),
+                amount: amount.to_string(),
+                cashback: cashback.to_string(),
+                status: wire::PaymentStatus::Approved,
+                at: super::rfc3339(*at),
+            }),
         ),
-        Receipt::Refunded { refund_id, amount, cashback_reversed } => {
-            (201, json!({"refund_id": refund_id, "amount": amount, "cashback_reversed": cashback_reversed}))
-        }
+        Receipt::Refunded { refund_id, amount, cashback_reversed } => (
+            201,
+            to_json(&wire::RefundReceipt {
+                refund_id: refund_id.to_string(),
+                amount: amount.to_string(),
+                cashback_reversed: cashback_reversed.to_string(),
+            }),
+        ),
         Receipt::BudgetToppedUp { budget } => (201, budget_body(budget)),
-        Receipt::PolicySet { policy } => (200, json!(policy)),
+        Receipt::PolicySet { policy } => (200, to_json(&wire::Policy::from(policy))),
         Receipt::DayClosed { settlement, newly_closed } => (
             if *newly_closed { 201 } else { 200 },
-            json!({"business_date": settlement.business_date, "merchants": settlement.lines.len(),
-                   "total_net_payable": settlement.total_net_payable}),
+            to_json(&wire::DayClosed {
+                business_date: settlement.business_date.to_string(),
+                merchants: settlement.lines.len() as u64,
+                total_net_payable: settlement.total_net_payable.to_string(),
+            }),
         ),
+        // Only the handover import carries balances over, and it answers no request.
         Receipt::CarriedOver { account, balance } => (201, json!({"account": account.to_string(), "balance": balance})),
-        Receipt::CodeIssued { code, expires_at } => {
-            (201, json!({"code": code.as_str(), "expires_at": super::rfc3339(*expires_at)}))
-        }
+        Receipt::CodeIssued { code, expires_at } => (
+            201,
+            to_json(&wire::PaymentCodeIssued {
+                code: code.as_str().to_owned(),
+                expires_at: super::rfc3339(*expires_at),
+            }),
+        ),
     };
     Answer { status, body }
 }

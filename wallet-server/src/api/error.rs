@@ -1,7 +1,6 @@
 //! The API's error answer and the one mapping from core rejections to API.md's codes. No actix
 //! here: `http` turns an [`ApiError`] into a response.
 
-use serde_json::json;
 use wallet_core::Rejection;
 
 /// Every `code` an error answer can carry: the document lists exactly these (an enum), so a
@@ -126,7 +125,8 @@ impl ApiError {
 
     /// The JSON body of this error.
     pub fn body(&self) -> serde_json::Value {
-        let mut body = json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        let detail = super::wire::ErrorDetail { code: self.code, message: self.message.clone() };
+        let mut body = super::wire::to_json(&super::wire::ErrorBody { error: detail });
         if let Some((name, value)) = &self.extra {
             body[*name] = value.clone();
         }

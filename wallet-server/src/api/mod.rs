@@ -5,6 +5,7 @@
 
 pub mod answer;
 pub mod error;
+pub mod wire;
 
 pub use answer::{budget_body, render, Answer};
 pub use error::{rejection, ApiError, ErrorCode};

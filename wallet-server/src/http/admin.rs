@@ -7,14 +7,12 @@ use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 use wallet_core::{Amount, BusinessDate, Command, Policy, Rate, Won};
 
-use super::openapi::{
-    Admission, Budget, ClockNow, DayClosed, ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError,
-    InvalidJson, InvalidJsonOrKey, MerchantCreated, Overloaded, PayloadTooLarge, Policy as PolicyView, RequestTimeout,
-    SettlementReport, SettlementsClosed, TrialBalance, Unauthorized,
-};
 use super::session::{parse_login, parse_password};
-use super::{
-    authenticate, budget_body, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role, State,
+use super::{authenticate, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role, State};
+use crate::api::wire::{
+    Admission, Budget, ClockNow, DayClosed, ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError,
+    InvalidJson, InvalidJsonOrKey, LimiterClass, MerchantCreated, Overloaded, PayloadTooLarge, Policy as PolicyView,
+    RequestLimiter, RequestTimeout, SettlementClosed, SettlementReport, SettlementsClosed, TrialBalance, Unauthorized,
 };
 use crate::api::{ApiError, ErrorCode};
 use crate::store::{self, audit};
@@ -176,7 +174,7 @@ pub(super) async fn create_merchant(
     if !created {
         return Err(ApiError::new(409, ErrorCode::LoginTaken, "this login is taken; choose another"));
     }
-    Ok(HttpResponse::Created().json(json!({"merchant_id": merchant_id})))
+    Ok(HttpResponse::Created().json(MerchantCreated { merchant_id }))
 }
 
 /// The policy in force.
@@ -193,7 +191,7 @@ pub(super) async fn create_merchant(
 pub(super) async fn get_policy(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let (policy, _, _) = with_connection(&state, |connection, _| store::ledger::load_state(connection, false)).await?;
-    Ok(HttpResponse::Ok().json(policy))
+    Ok(HttpResponse::Ok().json(PolicyView::from(&policy)))
 }
 
 /// A whole new policy: every field is required.
@@ -337,7 +335,7 @@ pub(super) async fn top_up(
 pub(super) async fn budget(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let (_, budget, _) = with_connection(&state, |connection, _| store::ledger::load_state(connection, false)).await?;
-    Ok(HttpResponse::Ok().json(budget_body(&budget)))
+    Ok(HttpResponse::Ok().json(Budget::from(&budget)))
 }
 
 /// The business date to close.
@@ -491,15 +489,15 @@ pub(super) async fn list_settlements(
             .await?;
     let mut items = Vec::with_capacity(closed.len());
     for (business_date, merchants, total_net_payable, total_fee, closed_at_ms) in closed {
-        items.push(json!({
-            "business_date": business_date,
-            "merchants": merchants,
-            "total_net_payable": total_net_payable.to_string(),
-            "total_fee": total_fee.to_string(),
-            "closed_at": super::rfc3339(store::ledger::instant(closed_at_ms)?),
-        }));
+        items.push(SettlementClosed {
+            business_date,
+            merchants: u64::try_from(merchants).map_err(|_| ApiError::internal())?,
+            total_net_payable: total_net_payable.to_string(),
+            total_fee: total_fee.to_string(),
+            closed_at: super::rfc3339(store::ledger::instant(closed_at_ms)?),
+        });
     }
-    Ok(HttpResponse::Ok().json(json!({"from": from, "to": to, "items": items})))
+    Ok(HttpResponse::Ok().json(SettlementsClosed { from: from.to_string(), to: to.to_string(), items }))
 }
 
 /// The ledger's trial balance; its total is always zero.
@@ -549,49 +547,47 @@ pub(super) async fn admission(state: State, request: HttpRequest) -> Result<Http
     let active = with_connection(&state, move |connection, _| store::auth::citizen_slots_used(connection)).await?;
     let room = state.waiting_room.lock().map_err(|_| ApiError::internal())?;
     let waiting = room.waiting();
-    Ok(HttpResponse::Ok().json(json!({
-        "active_sessions": active,
-        "session_capacity": state.config.sessions_capacity,
-        "waiting": waiting,
-        "admitted_total": room.admitted_total,
-        "shed_total": room.shed_total,
-        "tickets_total": room.tickets_total,
-        "dropped_total": room.dropped_total,
-        "admission_rate_per_s": room.admission_rate_per_s(now_ms).unwrap_or(0.0),
-        "estimated_wait_s": room.estimated_wait_s(waiting, now_ms),
-        "password_pool_saturated": state.passwords.is_saturated(),
-        "request_limiter": limiter_body(&state),
-    })))
+    Ok(HttpResponse::Ok().json(Admission {
+        active_sessions: u64::try_from(active).map_err(|_| ApiError::internal())?,
+        session_capacity: u64::try_from(state.config.sessions_capacity).map_err(|_| ApiError::internal())?,
+        waiting: waiting as u64,
+        admitted_total: room.admitted_total,
+        shed_total: room.shed_total,
+        tickets_total: room.tickets_total,
+        dropped_total: room.dropped_total,
+        admission_rate_per_s: room.admission_rate_per_s(now_ms).unwrap_or(0.0),
+        estimated_wait_s: room.estimated_wait_s(waiting, now_ms),
+        password_pool_saturated: state.passwords.is_saturated(),
+        request_limiter: request_limiter(&state),
+    }))
 }
 
 /// The adaptive request limiter's state, per priority class.
-pub fn limiter_body(state: &super::AppState) -> Value {
+fn request_limiter(state: &super::AppState) -> RequestLimiter {
     use crate::admission::limiter::Class;
     let stats = state.gate.stats();
-    let classes: serde_json::Map<String, Value> = Class::ALL
+    let classes = Class::ALL
         .iter()
         .map(|class| {
             let index = *class as usize;
-            (
-                class.as_str().to_owned(),
-                json!({
-                    "limit": stats.class_limit(*class),
-                    "in_flight": stats.in_flight_by_class[index],
-                    "waiting": stats.waiting_by_class[index],
-                    "admitted_total": stats.admitted_by_class[index],
-                    "shed_total": stats.shed_by_class[index],
-                }),
-            )
+            let class_stats = LimiterClass {
+                limit: stats.class_limit(*class) as u64,
+                in_flight: stats.in_flight_by_class[index] as u64,
+                waiting: stats.waiting_by_class[index] as u64,
+                admitted_total: stats.admitted_by_class[index],
+                shed_total: stats.shed_by_class[index],
+            };
+            (class.as_str().to_owned(), class_stats)
         })
         .collect();
-    json!({
-        "enabled": state.gate.is_enabled(),
-        "limit": stats.limit,
-        "in_flight": stats.in_flight,
-        "latency_recent_ms": stats.rtt_short_ms,
-        "latency_baseline_ms": stats.rtt_long_ms,
-        "classes": classes,
-    })
+    RequestLimiter {
+        enabled: state.gate.is_enabled(),
+        limit: stats.limit as u64,
+        in_flight: stats.in_flight as u64,
+        latency_recent_ms: stats.rtt_short_ms,
+        latency_baseline_ms: stats.rtt_long_ms,
+        classes,
+    }
 }
 
 /// Where to move the test clock.
@@ -674,5 +670,5 @@ pub(super) async fn test_clock(
     .await?;
     moved.map_err(backward)?;
     let _ = state.clock.move_to(target);
-    Ok(HttpResponse::Ok().json(json!({"now": super::rfc3339(state.clock.now())})))
+    Ok(HttpResponse::Ok().json(ClockNow { now: super::rfc3339(state.clock.now()) }))
 }

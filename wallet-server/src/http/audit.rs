@@ -4,11 +4,11 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::IntoParams;
 
-use super::openapi::{AuditPage, ErrorBody, Forbidden, InternalError, Overloaded, Unauthorized};
 use super::{authenticate, rfc3339, with_connection, Role, State};
+use crate::api::wire::{AuditPage, AuditRow, ErrorBody, Forbidden, InternalError, Overloaded, Unauthorized};
 use crate::api::ApiError;
 use crate::store::{self, StoreError};
 
@@ -77,18 +77,20 @@ pub(super) async fn audit_log(
         .map(|row| {
             let detail: Value = serde_json::from_str(&row.detail)
                 .map_err(|error| StoreError::Corrupt(format!("audit row {}: detail: {error}", row.seq)))?;
-            Ok(json!({
-                "id": row.seq.to_string(),
-                "at": rfc3339(store::ledger::instant(row.at_ms)?),
-                "via": row.via,
-                "principal_id": row.principal_id,
-                "login": row.login,
-                "action": row.action,
-                "detail": detail,
-                "idempotency_key": row.idempotency_key,
-            }))
+            let named = |what: &str, name: &str| StoreError::Corrupt(format!("audit row {}: {what} {name:?}", row.seq));
+            Ok(AuditRow {
+                id: row.seq.to_string(),
+                at: rfc3339(store::ledger::instant(row.at_ms)?),
+                via: serde_json::from_value(Value::from(row.via.as_str())).map_err(|_| named("via", &row.via))?,
+                principal_id: row.principal_id.clone(),
+                login: row.login.clone(),
+                action: serde_json::from_value(Value::from(row.action.as_str()))
+                    .map_err(|_| named("action", &row.action))?,
+                detail,
+                idempotency_key: row.idempotency_key.clone(),
+            })
         })
-        .collect::<Result<Vec<Value>, StoreError>>()?;
+        .collect::<Result<Vec<AuditRow>, StoreError>>()?;
     let next_cursor = if more { page.last().map(|row| row.seq.to_string()) } else { None };
-    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
+    Ok(HttpResponse::Ok().json(AuditPage { items, next_cursor }))
 }

@@ -3,17 +3,18 @@
 use super::strict_json::StrictJson;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use wallet_core::{Amount, Command, Month, PaymentCode, WalletId};
 
-use super::openapi::{
-    ChargeReceipt, ErrorBody, Forbidden, GiftReceipt, HistoryPage, IdempotencyConflict, IdempotencyKey, InternalError,
-    InvalidJsonOrKey, Overloaded, PayloadTooLarge, PaymentCodeIssued, RequestTimeout, Unauthorized, WalletView,
-};
 use super::{
     authenticate_point_read, authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, rfc3339, submit,
     Role, State,
+};
+use crate::api::wire::{
+    ChargeReceipt, ErrorBody, Forbidden, GiftReceipt, HistoryItem, HistoryPage, IdempotencyConflict, IdempotencyKey,
+    InternalError, InvalidJsonOrKey, Overloaded, PayloadTooLarge, PaymentCodeIssued, RequestTimeout, Unauthorized,
+    WalletView,
 };
 use crate::api::ApiError;
 use crate::store;
@@ -65,17 +66,7 @@ pub(super) async fn wallet(state: State, request: HttpRequest) -> Result<HttpRes
         .await?;
     let wallet_id = wallet_id(wallet)?;
     let view = view.ok_or_else(|| ApiError::not_found("no such wallet"))?.map_err(|_| ApiError::internal())?;
-    Ok(HttpResponse::Ok().json(json!({
-        "wallet_id": wallet_id,
-        "balance": view.balance,
-        "currency": "KRW",
-        "month": view.month,
-        "charged_this_month": view.charged_this_month,
-        "charge_limit_remaining": view.charge_limit_remaining,
-        "cashback_earned_this_month": view.cashback_earned_this_month,
-        "cashback_net_this_month": view.cashback_net_this_month,
-        "cashback_eligible_spend_remaining": view.cashback_eligible_spend_remaining,
-    })))
+    Ok(HttpResponse::Ok().json(WalletView::new(wallet_id.to_string(), &view)))
 }
 
 /// A charge from the citizen's linked bank account.
@@ -276,22 +267,17 @@ pub(super) async fn transactions(
     wallet_id(wallet)?;
     let more = rows.len() as i64 > limit;
     let page = &rows[..rows.len().min(limit as usize)];
-    let items: Vec<Value> = page
+    let items = page
         .iter()
-        .map(|row| {
-            let mut item = json!({
-                "id": row.item_id,
-                "kind": row.kind,
-                "amount": row.amount.to_string(),
-                "balance_after": row.balance_after.to_string(),
-                "at": store::ledger::instant(row.at_ms).map(rfc3339).unwrap_or_default(),
-            });
-            if let Some(counterparty) = &row.counterparty {
-                item["counterparty"] = json!(counterparty);
-            }
-            item
+        .map(|row| HistoryItem {
+            id: row.item_id.clone(),
+            kind: row.kind.clone(),
+            amount: row.amount.to_string(),
+            balance_after: row.balance_after.to_string(),
+            at: store::ledger::instant(row.at_ms).map(rfc3339).unwrap_or_default(),
+            counterparty: row.counterparty.clone(),
         })
         .collect();
     let next_cursor = if more { page.last().map(|row| row.seq.to_string()) } else { None };
-    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
+    Ok(HttpResponse::Ok().json(HistoryPage { items, next_cursor }))
 }

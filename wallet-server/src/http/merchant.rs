@@ -3,15 +3,15 @@
 use super::strict_json::StrictJson;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use wallet_core::{Amount, BusinessDate, Command, MerchantId, PaymentCode, TxId};
 
-use super::openapi::{
+use super::{authenticate, authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, submit, Role, State};
+use crate::api::wire::{
     ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError, InvalidJsonOrKey, Overloaded,
     PayloadTooLarge, PaymentReceipt, RefundReceipt, RequestTimeout, SalesSummary, Unauthorized,
 };
-use super::{authenticate, authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, submit, Role, State};
 use crate::api::{ApiError, ErrorCode};
 use crate::store;
 use crate::writer::WriteOp;
@@ -200,12 +200,12 @@ pub(super) async fn sales(
     })
     .await?;
     let (payments_count, payments_amount, refunds_count, refunds_amount) = row.unwrap_or_default();
-    Ok(HttpResponse::Ok().json(json!({
-        "business_date": date,
-        "payments_count": payments_count,
-        "payments_amount": payments_amount.to_string(),
-        "refunds_count": refunds_count,
-        "refunds_amount": refunds_amount.to_string(),
-        "net": (payments_amount - refunds_amount).to_string(),
-    })))
+    Ok(HttpResponse::Ok().json(SalesSummary {
+        business_date: date.to_string(),
+        payments_count: u64::try_from(payments_count).map_err(|_| ApiError::internal())?,
+        payments_amount: payments_amount.to_string(),
+        refunds_count: u64::try_from(refunds_count).map_err(|_| ApiError::internal())?,
+        refunds_amount: refunds_amount.to_string(),
+        net: (payments_amount - refunds_amount).to_string(),
+    }))
 }

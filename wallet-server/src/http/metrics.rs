@@ -18,7 +18,6 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::Method;
 use actix_web::HttpResponse;
 
-use super::openapi;
 use super::{with_connection, State};
 use crate::api::ApiError;
 use crate::metrics::{Exposition, Histogram, LATENCY_BOUNDS_US};
@@ -201,8 +200,8 @@ where
     responses(
         (status = 200, description = "Prometheus text format 0.0.4.", body = String,
             content_type = "text/plain; version=0.0.4"),
-        (status = 500, response = inline(openapi::InternalError)),
-        (status = 503, response = inline(openapi::Overloaded))
+        (status = 500, response = inline(crate::api::wire::InternalError)),
+        (status = 503, response = inline(crate::api::wire::Overloaded))
     )
 )]
 pub async fn scrape(state: State) -> Result<HttpResponse, ApiError> {

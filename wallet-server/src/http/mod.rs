@@ -40,7 +40,7 @@ use std::sync::Arc;
 use actix_web::error::JsonPayloadError;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::Value;
 use wallet_core::Amount;
 
 use crate::api::{ApiError, ErrorCode};
@@ -120,11 +120,11 @@ pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
 
 /// Liveness: answers at once; never queued or shed.
 #[utoipa::path(get, path = "/healthz", operation_id = "get_health", tag = "operations",
-    responses((status = 200, description = "The server is up.", body = openapi::Health,
+    responses((status = 200, description = "The server is up.", body = crate::api::wire::Health,
         example = json!({"status": "ok"})))
 )]
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(crate::api::wire::Health { status: "ok".to_owned() })
 }
 
 /// How long a count of active citizen sessions is used before it is taken again.

@@ -14,12 +14,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::openapi::{
+use super::session::{parse_login, parse_password};
+use super::{authenticate, parse_body, rfc3339, with_connection, Role, State};
+use crate::api::wire::{
     ErrorBody, Forbidden, InternalError, InvalidJson, Overloaded, PasswordResetIssued, PayloadTooLarge, RequestTimeout,
     Unauthorized,
 };
-use super::session::{parse_login, parse_password};
-use super::{authenticate, parse_body, rfc3339, with_connection, Role, State};
 use crate::api::{ApiError, ErrorCode};
 use crate::store::{self, audit};
 
@@ -86,7 +86,7 @@ pub(super) async fn issue(
     })
     .await?
     .ok_or_else(|| ApiError::not_found("no citizen has this login"))?;
-    Ok(HttpResponse::Created().json(json!({"reset_code": code, "expires_at": rfc3339(expires_at)})))
+    Ok(HttpResponse::Created().json(PasswordResetIssued { reset_code: code, expires_at: rfc3339(expires_at) }))
 }
 
 /// The body of `POST /v1/citizens/password`: a password of 8 to 128 characters (else 422), a

@@ -5,16 +5,16 @@ use std::sync::Mutex;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 use wallet_core::Month;
 
-use super::openapi::{
+use super::{authenticate, client_address, parse_body, rfc3339, with_connection, State};
+use crate::admission::waiting_room::{LineEntry, Place, Room, Verdict, WaitingRoom, TICKET_POLL_GRACE_MS};
+use crate::api::wire::{
     CitizenCreated, ErrorBody, InternalError, InvalidJson, LoginUnavailable, Overloaded, PayloadTooLarge,
     RequestTimeout, SessionCreated, TicketStatus, TooManyAttempts, Unauthorized,
 };
-use super::{authenticate, client_address, parse_body, rfc3339, with_connection, State};
-use crate::admission::waiting_room::{LineEntry, Place, Room, Verdict, WaitingRoom, TICKET_POLL_GRACE_MS};
 use crate::api::{ApiError, ErrorCode};
 use crate::auth::PoolError;
 use crate::store;
@@ -125,7 +125,7 @@ pub(super) async fn register(state: State, body: web::Json<StrictJson>) -> Resul
     if !created {
         return Err(ApiError::new(409, ErrorCode::LoginTaken, "this login is taken; choose another"));
     }
-    Ok(HttpResponse::Created().json(json!({"citizen_id": citizen_id, "wallet_id": wallet_id})))
+    Ok(HttpResponse::Created().json(CitizenCreated { citizen_id, wallet_id }))
 }
 
 /// Logs in a citizen, merchant or admin and opens a session.
@@ -268,7 +268,13 @@ pub(super) async fn login(
     if let Some(ticket) = admitted_ticket {
         lock_room(&state)?.settle(&ticket);
     }
-    Ok(HttpResponse::Created().json(json!({"token": token, "role": role, "expires_at": rfc3339(expires_at)})))
+    let role = match role.as_str() {
+        "citizen" => crate::api::wire::Role::Citizen,
+        "merchant" => crate::api::wire::Role::Merchant,
+        "admin" => crate::api::wire::Role::Admin,
+        _ => return Err(ApiError::internal()),
+    };
+    Ok(HttpResponse::Created().json(SessionCreated { token, role, expires_at: rfc3339(expires_at) }))
 }
 
 /// A login attempt the throttle let through. It must end as [`ThrottledAttempt::failed`] or
@@ -392,11 +398,11 @@ pub(super) async fn poll(state: State, ticket: web::Path<String>) -> Result<Http
     }
     let place = place
         .ok_or_else(|| ApiError::not_found("no such ticket; it may have been dropped after 60 s without a poll"))?;
-    Ok(HttpResponse::Ok().json(json!({
-        "position": place.position,
-        "estimated_wait_s": place.estimated_wait_s,
-        "ready": place.position <= room.slots.min(room.checks),
-    })))
+    Ok(HttpResponse::Ok().json(TicketStatus {
+        position: place.position as u64,
+        estimated_wait_s: place.estimated_wait_s,
+        ready: place.position <= room.slots.min(room.checks),
+    }))
 }
 
 /// Gives `login` its ticket in the shared line (the one it holds, or a new one at the end) and
@@ -519,7 +525,11 @@ fn waiting(place: &Place) -> ApiError {
         retry_after_s: Some(place.estimated_wait_s.clamp(1, RETRY_AFTER_MAX_S)),
         extra: Some((
             "waiting_room",
-            json!({"ticket": place.ticket, "position": place.position, "estimated_wait_s": place.estimated_wait_s}),
+            crate::api::wire::to_json(&crate::api::wire::WaitingRoomTicket {
+                ticket: place.ticket.clone(),
+                position: place.position as u64,
+                estimated_wait_s: place.estimated_wait_s,
+            }),
         )),
         ..ApiError::new(
             503,

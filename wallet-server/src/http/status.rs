@@ -12,11 +12,14 @@ use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 use wallet_core::{BusinessDate, Won};
 
-use super::openapi::{Forbidden, InternalError, Overloaded, Status, Unauthorized};
-use super::{authenticate, budget_body, rfc3339, with_connection, Role, State};
+use super::{authenticate, rfc3339, with_connection, Role, State};
+use crate::api::wire::{
+    BooksStatus, Budget, BundleKind, Database, Forbidden, HandoverStatus, InternalError, LastExport, LastImport,
+    LastSettlement, Overloaded, SessionsStatus, Status, StatusKind, StatusReason, StatusReasonCode, TestClockStatus,
+    TodayStatus, Unauthorized, WriterStatus,
+};
 use crate::api::ApiError;
 use crate::store::{self, DatabaseUrl, StoreError};
 
@@ -104,8 +107,8 @@ fn overdue_window(now: DateTime<Utc>) -> Vec<String> {
 }
 
 /// Why the status is degraded: a code for programs and a sentence for people.
-fn reason(code: &str, message: String) -> Value {
-    json!({"code": code, "message": message})
+fn reason(code: StatusReasonCode, message: String) -> StatusReason {
+    StatusReason { code, message }
 }
 
 /// The system at a glance: books, cashback budget, today's payments, sessions, the writer, the
@@ -147,41 +150,145 @@ pub(super) async fn status(state: State, request: HttpRequest) -> Result<HttpRes
     .await?;
     let (budget, active, sales, settlement, import, export, open_date) = read;
     let at = |ms: i64| store::ledger::instant(ms).map(rfc3339).map_err(ApiError::from);
-
-    let mut reasons = Vec::new();
+    let count = |n: i64| u64::try_from(n).map_err(|_| ApiError::internal());
     let books = state.books.last();
+    let recent = state.writer.stats().recent();
+    let reasons = reasons(&state, books, &recent, &budget, open_date.as_deref());
+    let (waiting, admitted_total, shed_total) = {
+        let room = state.waiting_room.lock().map_err(|_| ApiError::internal())?;
+        (room.waiting(), room.admitted_total, room.shed_total)
+    };
+    let last_settlement = match settlement {
+        Some((business_date, total_net_payable, total_fee, closed_at_ms)) => Some(LastSettlement {
+            business_date,
+            closed_at: at(closed_at_ms)?,
+            total_net_payable: total_net_payable.to_string(),
+            total_fee: total_fee.to_string(),
+        }),
+        None => None,
+    };
+    let last_import = match import {
+        Some(bundle) => Some(LastImport {
+            sequence: count(bundle.sequence)?,
+            kind: bundle_kind(&bundle.kind)?,
+            operator: bundle.operator,
+            as_of: bundle.as_of,
+            applied_at: at(bundle.applied_at_ms)?,
+        }),
+        None => None,
+    };
+    let last_export = match export {
+        Some((sequence, kind, exported_at_ms)) => {
+            Some(LastExport { sequence: count(sequence)?, kind: bundle_kind(&kind)?, exported_at: at(exported_at_ms)? })
+        }
+        None => None,
+    };
+    Ok(HttpResponse::Ok().json(Status {
+        status: if reasons.is_empty() { StatusKind::Ok } else { StatusKind::Degraded },
+        reasons,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_s: state.started.elapsed().as_secs(),
+        now: rfc3339(now),
+        test_clock: state
+            .clock
+            .is_test_clock()
+            .then(|| TestClockStatus { now: rfc3339(now), ahead_of_real_time_s: state.clock.offset().num_seconds() }),
+        database: match state.config.database {
+            DatabaseUrl::Sqlite(_) => Database::Sqlite,
+            DatabaseUrl::Postgres(_) => Database::Postgres,
+        },
+        books: BooksStatus {
+            balanced: books.map(|checked| checked.total.is_zero()),
+            trial_balance_total: books.map(|checked| checked.total.to_string()),
+            checked_at: books.map(|checked| rfc3339(checked.at)),
+        },
+        cashback_budget: Budget::from(&budget),
+        today: TodayStatus {
+            business_date: today.to_string(),
+            payments_count: count(sales.0)?,
+            payments_amount: sales.1.to_string(),
+            refunds_count: count(sales.2)?,
+            refunds_amount: sales.3.to_string(),
+        },
+        sessions: SessionsStatus {
+            active: count(active)?,
+            capacity: count(state.config.sessions_capacity)?,
+            waiting: waiting as u64,
+            admitted_total,
+            shed_total,
+        },
+        writer: writer_status(&state, &recent),
+        last_settlement,
+        handover: HandoverStatus { last_import, last_export },
+    }))
+}
+
+/// A bundle kind as stored (`snapshot`, `delta`).
+fn bundle_kind(kind: &str) -> Result<BundleKind, ApiError> {
+    match kind {
+        "snapshot" => Ok(BundleKind::Snapshot),
+        "delta" => Ok(BundleKind::Delta),
+        _ => Err(ApiError::internal()),
+    }
+}
+
+/// The writer's figures: every batch since the start, and the last ones.
+fn writer_status(state: &State, recent: &crate::writer::RecentBatches) -> WriterStatus {
+    let writer = state.writer.stats();
+    let batches = writer.batch_commands.snapshot();
+    WriterStatus {
+        batches_total: batches.count(),
+        commands_total: batches.sum,
+        batches_failed_total: writer.batches_failed_total.load(std::sync::atomic::Ordering::Relaxed),
+        recent_batches: recent.batches,
+        recent_commands_mean: recent.commands_mean,
+        recent_commands_max: recent.commands_max,
+        recent_commit_ms_mean: recent.commit_ms_mean,
+        recent_commit_ms_max: recent.commit_ms_max,
+        last_batch_at: recent.last_batch_at.map(rfc3339),
+        last_failure_at: recent.last_failure_at.map(rfc3339),
+    }
+}
+
+/// Why the city's status is degraded, if it is: the books, the writer, the budget, a close.
+fn reasons(
+    state: &State,
+    books: Option<BooksChecked>,
+    recent: &crate::writer::RecentBatches,
+    budget: &wallet_core::BudgetState,
+    open_date: Option<&str>,
+) -> Vec<StatusReason> {
+    let mut reasons = Vec::new();
     match books {
         Some(checked) if !checked.total.is_zero() => reasons.push(reason(
-            "books_unbalanced",
+            StatusReasonCode::BooksUnbalanced,
             format!("the trial balance totals {} won, not 0; examine the books before anything else", checked.total),
         )),
         Some(checked) if checked.taken.elapsed() > BOOKS_CHECK_STALE_AFTER => reasons.push(reason(
-            "books_unchecked",
+            StatusReasonCode::BooksUnchecked,
             format!("no trial balance was taken for {} s; see the server log", checked.taken.elapsed().as_secs()),
         )),
         None if state.started.elapsed() > BOOKS_CHECK_STALE_AFTER => reasons.push(reason(
-            "books_unchecked",
+            StatusReasonCode::BooksUnchecked,
             "no trial balance has been taken since the server started; see the server log".into(),
         )),
         _ => {}
     }
-    let writer = state.writer.stats();
-    let recent = writer.recent();
     if recent.last_batch_failed {
         reasons.push(reason(
-            "writer_failing",
+            StatusReasonCode::WriterFailing,
             "the writer's last batch failed and nothing of it was committed; see the server log".into(),
         ));
     }
     if !budget.funded.is_zero() && budget.remaining().is_zero() {
         reasons.push(reason(
-            "cashback_budget_exhausted",
+            StatusReasonCode::CashbackBudgetExhausted,
             "the cashback budget is used up: payments earn no cashback until it is topped up".into(),
         ));
     }
-    if let Some(date) = &open_date {
+    if let Some(date) = open_date {
         reasons.push(reason(
-            "settlement_overdue",
+            StatusReasonCode::SettlementOverdue,
             format!(
                 "business date {date} had payments or refunds and is still not closed (due by 06:00 KST the next \
                  day): merchants are not paid until it is; close it with POST /v1/admin/settlements \
@@ -189,83 +296,5 @@ pub(super) async fn status(state: State, request: HttpRequest) -> Result<HttpRes
             ),
         ));
     }
-    let (waiting, admitted_total, shed_total) = {
-        let room = state.waiting_room.lock().map_err(|_| ApiError::internal())?;
-        (room.waiting(), room.admitted_total, room.shed_total)
-    };
-    let batches = writer.batch_commands.snapshot();
-    let last_settlement = match settlement {
-        Some((business_date, total_net_payable, total_fee, closed_at_ms)) => json!({
-            "business_date": business_date,
-            "closed_at": at(closed_at_ms)?,
-            "total_net_payable": total_net_payable.to_string(),
-            "total_fee": total_fee.to_string(),
-        }),
-        None => Value::Null,
-    };
-    let last_import = match import {
-        Some(bundle) => json!({
-            "sequence": bundle.sequence,
-            "kind": bundle.kind,
-            "operator": bundle.operator,
-            "as_of": bundle.as_of,
-            "applied_at": at(bundle.applied_at_ms)?,
-        }),
-        None => Value::Null,
-    };
-    let last_export = match export {
-        Some((sequence, kind, exported_at_ms)) => {
-            json!({"sequence": sequence, "kind": kind, "exported_at": at(exported_at_ms)?})
-        }
-        None => Value::Null,
-    };
-    Ok(HttpResponse::Ok().json(json!({
-        "status": if reasons.is_empty() { "ok" } else { "degraded" },
-        "reasons": reasons,
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_s": state.started.elapsed().as_secs(),
-        "now": rfc3339(now),
-        "test_clock": state.clock.is_test_clock().then(|| json!({
-            "now": rfc3339(now),
-            "ahead_of_real_time_s": state.clock.offset().num_seconds(),
-        })),
-        "database": match state.config.database {
-            DatabaseUrl::Sqlite(_) => "sqlite",
-            DatabaseUrl::Postgres(_) => "postgres",
-        },
-        "books": {
-            "balanced": books.map(|checked| checked.total.is_zero()),
-            "trial_balance_total": books.map(|checked| checked.total),
-            "checked_at": books.map(|checked| rfc3339(checked.at)),
-        },
-        "cashback_budget": budget_body(&budget),
-        "today": {
-            "business_date": today,
-            "payments_count": sales.0,
-            "payments_amount": sales.1.to_string(),
-            "refunds_count": sales.2,
-            "refunds_amount": sales.3.to_string(),
-        },
-        "sessions": {
-            "active": active,
-            "capacity": state.config.sessions_capacity,
-            "waiting": waiting,
-            "admitted_total": admitted_total,
-            "shed_total": shed_total,
-        },
-        "writer": {
-            "batches_total": batches.count(),
-            "commands_total": batches.sum,
-            "batches_failed_total": writer.batches_failed_total.load(std::sync::atomic::Ordering::Relaxed),
-            "recent_batches": recent.batches,
-            "recent_commands_mean": recent.commands_mean,
-            "recent_commands_max": recent.commands_max,
-            "recent_commit_ms_mean": recent.commit_ms_mean,
-            "recent_commit_ms_max": recent.commit_ms_max,
-            "last_batch_at": recent.last_batch_at.map(rfc3339),
-            "last_failure_at": recent.last_failure_at.map(rfc3339),
-        },
-        "last_settlement": last_settlement,
-        "handover": {"last_import": last_import, "last_export": last_export},
-    })))
+    reasons
 }
