@@ -16,3 +16,7 @@ pub mod store;
 pub mod throttle;
 pub mod turns;
 pub mod writer;
+
+/// The module boundaries, checked as a test (`dependencies.rs`).
+#[cfg(test)]
+mod dependencies;
