@@ -23,6 +23,7 @@ use crate::money::{Amount, Won};
 use crate::payment::{CodeProblem, PaymentCodeState, PaymentState};
 use crate::policy::Policy;
 use crate::settlement::{DaySales, MerchantState, Settlement, SettlementLine};
+use crate::trial_balance::TrialBalance;
 use crate::wallet::WalletState;
 
 /// Hash maps with a fixed-seed fast hasher: the core draws no random numbers (so a run replays
@@ -220,23 +221,19 @@ impl Book {
         }
     }
 
-    /// The sum of the loaded accounts' balances by kind. For a book that holds every account,
-    /// the balances sum to zero.
-    pub fn trial_balance(&self) -> BTreeMap<AccountKind, Won> {
-        fn sum(values: impl Iterator<Item = Won>) -> Won {
-            values.fold(Won::ZERO, |total, value| {
-                total.checked_add(value).expect("ledger totals stay inside the decimal range")
-            })
-        }
-        BTreeMap::from([
-            (AccountKind::CitizenWallet, sum(self.wallets.values().map(|wallet| wallet.balance))),
-            (AccountKind::MerchantReceivable, sum(self.merchants.values().map(|merchant| merchant.receivable))),
+    /// The loaded accounts' balances summed by kind. For a book that holds every account (tests
+    /// and benchmarks), the total is zero; the server's books hold only what a batch touches.
+    pub fn trial_balance(&self) -> TrialBalance {
+        let wallets = self.wallets.values().map(|wallet| (AccountKind::CitizenWallet, wallet.balance));
+        let merchants = self.merchants.values().map(|merchant| (AccountKind::MerchantReceivable, merchant.receivable));
+        let city = [
             (AccountKind::CashbackBudget, self.budget.remaining()),
             (AccountKind::BankClearing, self.system.bank_clearing),
             (AccountKind::SettlementPayouts, self.system.settlement_payouts),
             (AccountKind::FeeIncome, self.system.fee_income),
             (AccountKind::HandoverOpening, self.system.handover_opening),
-        ])
+        ];
+        TrialBalance::sum(wallets.chain(merchants).chain(city)).expect("ledger totals stay inside the decimal range")
     }
 
     /// What changed since the last call (or since loading), each entity once; clears the record.

@@ -2,8 +2,8 @@
 //!
 //! Money ([`money`]), the chart of accounts and balanced transactions ([`ledger`]), the city's
 //! [`policy`], wallets, payments, cashback, settlement, the [`book`] that applies
-//! [`command::Command`]s to the state of the accounts they touch, and the [`keys`] of what a
-//! batch of commands needs loaded.
+//! [`command::Command`]s to the state of the accounts they touch, the [`keys`] of what a
+//! batch of commands needs loaded, and the [`trial_balance`] that checks the books.
 //!
 //! This crate does no I/O, reads no clock and draws no random numbers: the caller passes in the
 //! instant and every id, so the same commands on the same state always give the same result.
@@ -22,6 +22,7 @@ pub mod money;
 pub mod payment;
 pub mod policy;
 pub mod settlement;
+pub mod trial_balance;
 pub mod wallet;
 
 pub use book::{Book, Changes, SystemBalances};
@@ -36,4 +37,5 @@ pub use money::{Amount, AmountError, Rate, Won};
 pub use payment::{CodeProblem, PaymentCodeState, PaymentState};
 pub use policy::Policy;
 pub use settlement::{DaySales, MerchantState, Settlement, SettlementLine};
+pub use trial_balance::{TrialBalance, Unbalanced};
 pub use wallet::{WalletState, WalletView};

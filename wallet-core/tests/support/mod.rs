@@ -230,8 +230,10 @@ fn assert_changes_agree(changes: &Changes, full: &Book) {
 }
 
 pub fn assert_trial_balance_zero(book: &Book) {
-    let total = book.trial_balance().values().fold(Won::ZERO, |sum, value| sum.checked_add(*value).unwrap());
-    assert_eq!(total, Won::ZERO, "trial balance {:?}", book.trial_balance());
+    let trial_balance = book.trial_balance();
+    let total = trial_balance.balances().fold(Won::ZERO, |sum, (_, value)| sum.checked_add(value).unwrap());
+    assert_eq!(total, Won::ZERO, "trial balance {trial_balance:?}");
+    assert_eq!((trial_balance.total(), trial_balance.check()), (total, Ok(())));
 }
 
 pub fn payment_id(outcome: &Outcome) -> TxId {
