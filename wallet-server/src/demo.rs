@@ -13,7 +13,7 @@
 
 use diesel::prelude::*;
 use serde_json::json;
-use wallet_core::{Amount, Command, MerchantId, Month, PaymentCode, Policy, TxId, WalletId, Won};
+use wallet_core::{Amount, Command, MerchantId, Month, PaymentCode, Policy, TrialBalance, TxId, WalletId};
 
 use crate::api::new_tx_id;
 use crate::auth::PasswordPool;
@@ -323,9 +323,8 @@ async fn submit(writer: &Writer, principal: &str, op: WriteOp) -> Result<(), Str
 fn check_books(connection: &mut DbConn) -> Result<(), String> {
     let balances =
         store::read_snapshot(connection, store::reads::account_balances).map_err(|error| error.to_string())?;
-    let total = balances.iter().try_fold(Won::ZERO, |sum, (_, balance)| sum.checked_add(*balance));
-    match total {
-        Ok(total) if total.is_zero() => Ok(()),
+    match TrialBalance::sum(balances).map(|trial_balance| trial_balance.check()) {
+        Ok(Ok(())) => Ok(()),
         _ => Err(format!("the demo's books do not balance: {balances:?}; examine the writer before anything else")),
     }
 }

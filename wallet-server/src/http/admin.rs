@@ -517,9 +517,9 @@ pub(super) async fn trial_balance(state: State, request: HttpRequest) -> Result<
         // One snapshot: the sums and the city row are read in one transaction.
         store::write_transaction(connection, |connection| {
             let balances = store::reads::account_balances(connection)?;
-            let total = balances.iter().try_fold(Won::ZERO, |sum, (_, balance)| sum.checked_add(*balance));
-            let total = total.map_err(|_| store::StoreError::Corrupt("trial balance overflows".into()))?;
-            Ok((balances, total))
+            let trial_balance = wallet_core::TrialBalance::sum(balances)
+                .map_err(|_| store::StoreError::Corrupt("trial balance overflows".into()))?;
+            Ok((balances, trial_balance.total()))
         })
     })
     .await?;
