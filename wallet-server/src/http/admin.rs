@@ -10,9 +10,10 @@ use wallet_core::{Amount, BusinessDate, Command, Policy, Rate, Won};
 use super::session::{parse_login, parse_password};
 use super::{authenticate, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role, State};
 use crate::api::wire::{
-    Admission, Budget, ClockNow, DayClosed, ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError,
-    InvalidJson, InvalidJsonOrKey, LimiterClass, MerchantCreated, Overloaded, PayloadTooLarge, Policy as PolicyView,
-    RequestLimiter, RequestTimeout, SettlementClosed, SettlementReport, SettlementsClosed, TrialBalance, Unauthorized,
+    AccountBalance, Admission, Budget, ClockNow, DayClosed, ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey,
+    InternalError, InvalidJson, InvalidJsonOrKey, LimiterClass, MerchantCreated, Overloaded, PayloadTooLarge,
+    Policy as PolicyView, RequestLimiter, RequestTimeout, SettlementClosed, SettlementReport, SettlementsClosed,
+    TrialBalance, Unauthorized,
 };
 use crate::api::{ApiError, ErrorCode};
 use crate::store::{self, audit};
@@ -523,9 +524,11 @@ pub(super) async fn trial_balance(state: State, request: HttpRequest) -> Result<
         })
     })
     .await?;
-    let accounts: Vec<Value> =
-        accounts.iter().map(|(kind, balance)| json!({"kind": kind.as_str(), "balance": balance})).collect();
-    Ok(HttpResponse::Ok().json(json!({"accounts": accounts, "total": total})))
+    let accounts = accounts
+        .iter()
+        .map(|(kind, balance)| AccountBalance { kind: kind.as_str().to_owned(), balance: balance.to_string() })
+        .collect();
+    Ok(HttpResponse::Ok().json(TrialBalance { accounts, total: total.to_string() }))
 }
 
 /// Citizen session admission: sessions in use, capacity and the waiting room.
