@@ -20,11 +20,11 @@ use crate::history::{Counterparty, HistoryItem, HistoryKind};
 use crate::id::{MerchantId, PaymentCode, TxId, WalletId};
 use crate::ledger::{Account, AccountKind, Transaction, Transfer, TxKind};
 use crate::money::{Amount, Won};
-use crate::payment::{CodeProblem, PaymentCodeState, PaymentState};
+use crate::payment::{CodeProblem, PaymentCodeState, PaymentState, RefundShares};
 use crate::policy::Policy;
 use crate::settlement::{DaySales, MerchantState, Settlement, SettlementLine};
 use crate::trial_balance::TrialBalance;
-use crate::wallet::WalletState;
+use crate::wallet::{MonthCounters, WalletState};
 
 /// Hash maps with a fixed-seed fast hasher: the core draws no random numbers (so a run replays
 /// exactly), and the server's books hold only the few entities one batch touches, so there is
@@ -390,6 +390,63 @@ impl Book {
         amount: Amount,
         now: DateTime<Utc>,
     ) -> Result<Outcome, Rejection> {
+        assert!(!self.payments.contains_key(id), "payment id {id} used twice");
+        let plan = self.plan_payment(merchant_id, code, amount, now)?;
+        let PaymentPlan { wallet_id, counters, eligible, cashback, balance_paid, balance_after, .. } = plan;
+
+        self.codes.get_mut(code).expect("checked by plan_payment").used = true;
+        self.dirty.codes.insert(code.clone());
+        let wallet = self.wallet_mut(&wallet_id);
+        wallet.balance = balance_after;
+        wallet.counters = counters;
+        self.merchant_mut(merchant_id).receivable = plan.receivable_after;
+        self.budget.paid_out = plan.paid_out_after;
+        self.dirty.budget = true;
+        self.put_sales(BusinessDate::of(now), merchant_id, plan.sales);
+        let payment = PaymentState {
+            merchant: merchant_id.clone(),
+            wallet: wallet_id.clone(),
+            amount,
+            cashback,
+            eligible,
+            month: Month::of(now),
+            at: now,
+            refunded: Won::ZERO,
+            cashback_reversed: Won::ZERO,
+            eligible_returned: Won::ZERO,
+        };
+        self.payments.insert(id.clone(), payment);
+        self.dirty.payments.insert(id.clone());
+
+        let merchant = Some(Counterparty::Merchant(merchant_id.clone()));
+        let paid = amount.won().negate();
+        let mut history =
+            vec![self.history_item(id, &wallet_id, HistoryKind::Payment, paid, balance_paid, now, merchant.clone())];
+        let to_merchant = Account::Merchant(merchant_id.clone());
+        let mut transfers = vec![Transfer { from: Account::Wallet(wallet_id.clone()), to: to_merchant, amount }];
+        if let Ok(cashback_amount) = Amount::try_from(cashback) {
+            let kind = HistoryKind::Cashback;
+            // The cashback item belongs to its payment.
+            let item = self.history_item(cashback_id, &wallet_id, kind, cashback, balance_after, now, merchant);
+            history.push(item.of_payment(id));
+            let to_wallet = Account::Wallet(wallet_id.clone());
+            transfers.push(Transfer { from: Account::CashbackBudget, to: to_wallet, amount: cashback_amount });
+        }
+        Ok(self.outcome(
+            Receipt::Paid { payment_id: id.clone(), wallet: wallet_id, amount, cashback, at: now },
+            Transaction::from_transfers(id.clone(), TxKind::Payment, now, transfers),
+            history,
+        ))
+    }
+
+    /// What a payment would change, checked (the code, the funds) and computed; nothing written.
+    fn plan_payment(
+        &self,
+        merchant_id: &MerchantId,
+        code: &PaymentCode,
+        amount: Amount,
+        now: DateTime<Utc>,
+    ) -> Result<PaymentPlan, Rejection> {
         let code_state = self.codes.get(code).ok_or(Rejection::PaymentCodeInvalid(CodeProblem::Unknown))?;
         code_state.check(now).map_err(Rejection::PaymentCodeInvalid)?;
         let wallet_id = code_state.wallet.clone();
@@ -403,10 +460,7 @@ impl Book {
                 needed: amount.won(),
             });
         }
-        assert!(!self.payments.contains_key(id), "payment id {id} used twice");
-        let month = Month::of(now);
-        let date = BusinessDate::of(now);
-        let mut counters = wallet.counters_in(month);
+        let mut counters = wallet.counters_in(Month::of(now));
         let cap_remaining = self.policy.cashback_monthly_spend_cap.remaining_after(counters.eligible_spent)?;
         let Cashback { eligible, cashback } =
             Cashback::of_payment(amount.won(), cap_remaining, self.policy.cashback_rate, self.budget.remaining())?;
@@ -414,78 +468,19 @@ impl Book {
         let balance_after = balance_paid.checked_add(cashback)?;
         counters.eligible_spent = counters.eligible_spent.checked_add(eligible)?;
         counters.cashback_earned = counters.cashback_earned.checked_add(cashback)?;
-        let receivable_after = merchant.receivable.checked_add(amount.won())?;
-        let paid_out_after = self.budget.paid_out.checked_add(cashback)?;
-        let mut sales = self.sales.get(&(date, merchant_id.clone())).copied().unwrap_or_default();
+        let mut sales = self.sales.get(&(BusinessDate::of(now), merchant_id.clone())).copied().unwrap_or_default();
         sales.add_payment(amount)?;
-
-        self.codes.get_mut(code).expect("checked above").used = true;
-        self.dirty.codes.insert(code.clone());
-        let wallet = self.wallet_mut(&wallet_id);
-        wallet.balance = balance_after;
-        wallet.counters = counters;
-        self.merchant_mut(merchant_id).receivable = receivable_after;
-        self.budget.paid_out = paid_out_after;
-        self.dirty.budget = true;
-        self.put_sales(date, merchant_id, sales);
-        self.payments.insert(
-            id.clone(),
-            PaymentState {
-                merchant: merchant_id.clone(),
-                wallet: wallet_id.clone(),
-                amount,
-                cashback,
-                eligible,
-                month,
-                at: now,
-                refunded: Won::ZERO,
-                cashback_reversed: Won::ZERO,
-                eligible_returned: Won::ZERO,
-            },
-        );
-        self.dirty.payments.insert(id.clone());
-
-        let merchant = Some(Counterparty::Merchant(merchant_id.clone()));
-        let mut history = vec![self.history_item(
-            id,
-            &wallet_id,
-            HistoryKind::Payment,
-            amount.won().negate(),
+        Ok(PaymentPlan {
+            receivable_after: merchant.receivable.checked_add(amount.won())?,
+            paid_out_after: self.budget.paid_out.checked_add(cashback)?,
+            wallet_id,
+            counters,
+            eligible,
+            cashback,
             balance_paid,
-            now,
-            merchant.clone(),
-        )];
-        let mut transfers = vec![Transfer {
-            from: Account::Wallet(wallet_id.clone()),
-            to: Account::Merchant(merchant_id.clone()),
-            amount,
-        }];
-        if let Ok(cashback_amount) = Amount::try_from(cashback) {
-            history.push(self.history_item(
-                cashback_id,
-                &wallet_id,
-                HistoryKind::Cashback,
-                cashback,
-                balance_after,
-                now,
-                merchant,
-            ));
-            transfers.push(Transfer {
-                from: Account::CashbackBudget,
-                to: Account::Wallet(wallet_id.clone()),
-                amount: cashback_amount,
-            });
-        }
-        // The cashback item belongs to its payment.
-        let history = history
-            .into_iter()
-            .map(|item| if item.kind == HistoryKind::Cashback { item.of_payment(id) } else { item })
-            .collect();
-        Ok(self.outcome(
-            Receipt::Paid { payment_id: id.clone(), wallet: wallet_id, amount, cashback, at: now },
-            Transaction::from_transfers(id.clone(), TxKind::Payment, now, transfers),
-            history,
-        ))
+            balance_after,
+            sales,
+        })
     }
 
     fn refund(
@@ -497,6 +492,52 @@ impl Book {
         amount: Amount,
         now: DateTime<Utc>,
     ) -> Result<Outcome, Rejection> {
+        let plan = self.plan_refund(id, merchant_id, payment_id, amount, now)?;
+        let RefundPlan { wallet_id, counters, balance_refunded, balance_after, cashback_reversed, .. } = plan;
+
+        let wallet = self.wallet_mut(&wallet_id);
+        wallet.balance = balance_after;
+        wallet.counters = counters;
+        self.merchant_mut(merchant_id).receivable = plan.receivable_after;
+        self.budget.reversed = plan.reversed_after;
+        self.dirty.budget = true;
+        self.payments.insert(payment_id.clone(), plan.payment_after);
+        self.dirty.payments.insert(payment_id.clone());
+        self.put_sales(BusinessDate::of(now), merchant_id, plan.sales);
+
+        // The refund and its reversal belong to the payment.
+        let merchant = Some(Counterparty::Merchant(merchant_id.clone()));
+        let refunded = amount.won();
+        let item =
+            self.history_item(id, &wallet_id, HistoryKind::Refund, refunded, balance_refunded, now, merchant.clone());
+        let mut history = vec![item.of_payment(payment_id)];
+        let to_wallet = Account::Wallet(wallet_id.clone());
+        let mut transfers = vec![Transfer { from: Account::Merchant(merchant_id.clone()), to: to_wallet, amount }];
+        if let Ok(reversed) = Amount::try_from(cashback_reversed) {
+            let kind = HistoryKind::CashbackReversal;
+            let taken = reversed.won().negate();
+            let item = self.history_item(reversal_id, &wallet_id, kind, taken, balance_after, now, merchant);
+            history.push(item.of_payment(payment_id));
+            let from_wallet = Account::Wallet(wallet_id.clone());
+            transfers.push(Transfer { from: from_wallet, to: Account::CashbackBudget, amount: reversed });
+        }
+        Ok(self.outcome(
+            Receipt::Refunded { refund_id: id.clone(), amount, cashback_reversed },
+            Transaction::from_transfers(id.clone(), TxKind::Refund, now, transfers),
+            history,
+        ))
+    }
+
+    /// What a refund would change, checked (the payment, what is left of it, the funds for the
+    /// reversal) and computed; nothing written.
+    fn plan_refund(
+        &self,
+        id: &TxId,
+        merchant_id: &MerchantId,
+        payment_id: &TxId,
+        amount: Amount,
+        now: DateTime<Utc>,
+    ) -> Result<RefundPlan, Rejection> {
         // Another merchant's payment is reported as unknown, so payment ids cannot be probed.
         let payment = self
             .payments
@@ -523,82 +564,30 @@ impl Book {
                 needed: shares.cashback_reversed.checked_sub(amount.won())?,
             });
         }
-        let month = Month::of(now);
-        let date = BusinessDate::of(now);
-        // Eligible spend comes back only while the payment's month lasts.
-        let same_month = payment.month == month;
+        // Eligible spend and the month's net cashback come back only while the payment's month lasts.
+        let same_month = payment.month == Month::of(now);
         let eligible_returned = if same_month { shares.eligible_returned } else { Won::ZERO };
-        let mut counters = wallet.counters_in(month);
-        counters.eligible_spent = counters.eligible_spent.checked_sub(eligible_returned)?;
-        assert!(!counters.eligible_spent.is_negative(), "eligible spend below zero after refund {id}");
-        if same_month {
-            // Bounded by what this month's counter credited: a wallet carried over from another
-            // operator starts its month at zero earned (the bundle has no such column), so the
-            // reversal of a carried payment's cashback is counted only up to it.
-            let reversible = counters.cashback_earned.checked_sub(counters.cashback_reversed)?;
-            let counted = shares.cashback_reversed.min(reversible);
-            counters.cashback_reversed = counters.cashback_reversed.checked_add(counted)?;
-        }
-        assert!(counters.cashback_reversed <= counters.cashback_earned, "net cashback below zero after refund {id}");
-        let receivable_after = merchant.receivable.checked_sub(amount.won())?;
-        let reversed_after = self.budget.reversed.checked_add(shares.cashback_reversed)?;
+        let counters =
+            refunded_counters(wallet.counters_in(Month::of(now)), eligible_returned, &shares, same_month, id)?;
         let mut payment_after = payment.clone();
         payment_after.refunded = payment_after.refunded.checked_add(amount.won())?;
         payment_after.cashback_reversed = payment_after.cashback_reversed.checked_add(shares.cashback_reversed)?;
         payment_after.eligible_returned = payment_after.eligible_returned.checked_add(eligible_returned)?;
         assert!(payment_after.refunded <= payment_after.amount.won());
         assert!(!shares.completes || payment_after.cashback_reversed == payment_after.cashback);
-        let mut sales = self.sales.get(&(date, merchant_id.clone())).copied().unwrap_or_default();
+        let mut sales = self.sales.get(&(BusinessDate::of(now), merchant_id.clone())).copied().unwrap_or_default();
         sales.add_refund(amount)?;
-
-        let wallet = self.wallet_mut(&wallet_id);
-        wallet.balance = balance_after;
-        wallet.counters = counters;
-        self.merchant_mut(merchant_id).receivable = receivable_after;
-        self.budget.reversed = reversed_after;
-        self.dirty.budget = true;
-        self.payments.insert(payment_id.clone(), payment_after);
-        self.dirty.payments.insert(payment_id.clone());
-        self.put_sales(date, merchant_id, sales);
-
-        let merchant = Some(Counterparty::Merchant(merchant_id.clone()));
-        let mut history = vec![self.history_item(
-            id,
-            &wallet_id,
-            HistoryKind::Refund,
-            amount.won(),
+        Ok(RefundPlan {
+            receivable_after: merchant.receivable.checked_sub(amount.won())?,
+            reversed_after: self.budget.reversed.checked_add(shares.cashback_reversed)?,
+            cashback_reversed: shares.cashback_reversed,
+            wallet_id,
+            counters,
             balance_refunded,
-            now,
-            merchant.clone(),
-        )];
-        let mut transfers = vec![Transfer {
-            from: Account::Merchant(merchant_id.clone()),
-            to: Account::Wallet(wallet_id.clone()),
-            amount,
-        }];
-        if let Ok(reversed) = Amount::try_from(shares.cashback_reversed) {
-            history.push(self.history_item(
-                reversal_id,
-                &wallet_id,
-                HistoryKind::CashbackReversal,
-                reversed.won().negate(),
-                balance_after,
-                now,
-                merchant,
-            ));
-            transfers.push(Transfer {
-                from: Account::Wallet(wallet_id.clone()),
-                to: Account::CashbackBudget,
-                amount: reversed,
-            });
-        }
-        // The refund and its reversal belong to the payment.
-        let history = history.into_iter().map(|item| item.of_payment(payment_id)).collect();
-        Ok(self.outcome(
-            Receipt::Refunded { refund_id: id.clone(), amount, cashback_reversed: shares.cashback_reversed },
-            Transaction::from_transfers(id.clone(), TxKind::Refund, now, transfers),
-            history,
-        ))
+            balance_after,
+            payment_after,
+            sales,
+        })
     }
 
     fn issue_code(&mut self, code: &PaymentCode, wallet: &WalletId, now: DateTime<Utc>) -> Result<Outcome, Rejection> {
@@ -856,4 +845,54 @@ fn sorted_states<K: Ord + Clone + std::hash::Hash, V: Clone>(keys: Set<K>, state
             (key, state)
         })
         .collect()
+}
+
+/// A payment checked and computed by `Book::plan_payment`, to be written by `Book::pay`.
+struct PaymentPlan {
+    wallet_id: WalletId,
+    counters: MonthCounters,
+    eligible: Won,
+    cashback: Won,
+    /// The wallet's balance after the payment, before its cashback.
+    balance_paid: Won,
+    balance_after: Won,
+    receivable_after: Won,
+    paid_out_after: Won,
+    sales: DaySales,
+}
+
+/// A refund checked and computed by `Book::plan_refund`, to be written by `Book::refund`.
+struct RefundPlan {
+    wallet_id: WalletId,
+    counters: MonthCounters,
+    /// The wallet's balance after the refund, before its cashback reversal.
+    balance_refunded: Won,
+    balance_after: Won,
+    cashback_reversed: Won,
+    receivable_after: Won,
+    reversed_after: Won,
+    payment_after: PaymentState,
+    sales: DaySales,
+}
+
+/// The wallet's month counters after a refund: eligible spend given back (`eligible_returned`,
+/// zero once the payment's month is over) and, within the payment's month, the cashback taken
+/// back, counted only up to what the month earned (a wallet carried over from another operator
+/// starts its month at zero earned: the bundle has no such column).
+fn refunded_counters(
+    mut counters: MonthCounters,
+    eligible_returned: Won,
+    shares: &RefundShares,
+    same_month: bool,
+    id: &TxId,
+) -> Result<MonthCounters, Rejection> {
+    counters.eligible_spent = counters.eligible_spent.checked_sub(eligible_returned)?;
+    assert!(!counters.eligible_spent.is_negative(), "eligible spend below zero after refund {id}");
+    if same_month {
+        let reversible = counters.cashback_earned.checked_sub(counters.cashback_reversed)?;
+        let counted = shares.cashback_reversed.min(reversible);
+        counters.cashback_reversed = counters.cashback_reversed.checked_add(counted)?;
+    }
+    assert!(counters.cashback_reversed <= counters.cashback_earned, "net cashback below zero after refund {id}");
+    Ok(counters)
 }
