@@ -327,6 +327,10 @@ fn process(
     })
 }
 
+/// Each request's answer from its idempotency record, if it has one; and each later request with
+/// a key already in the batch, mapped to the first one with it.
+type StoredAnswers = (Vec<Option<Answer>>, HashMap<usize, usize>);
+
 /// Locks the batch's Idempotency-Keys and looks up their stored answers: each request answered
 /// from its record (a retry, or 409 for another body), and each later request with a key
 /// already in the batch mapped to the first one with it.
@@ -334,7 +338,7 @@ fn stored_answers(
     connection: &mut DbConn,
     batch: &[WriteRequest],
     retained_from_ms: i64,
-) -> StoreResult<(Vec<Option<Answer>>, HashMap<usize, usize>)> {
+) -> StoreResult<StoredAnswers> {
     let mut answers: Vec<Option<Answer>> = vec![None; batch.len()];
     let mut duplicate_of: HashMap<usize, usize> = HashMap::new();
     let mut first_with_key: HashMap<(&str, &str), usize> = HashMap::new();
