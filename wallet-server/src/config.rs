@@ -53,7 +53,7 @@ pub struct Config {
     /// `WALLET_CONCURRENCY_MAX`: the most requests the adaptive limiter ever lets in at once.
     pub concurrency_max: usize,
     /// Login throttling (`WALLET_THROTTLE*`, see `throttle.rs`); `None` with `WALLET_THROTTLE=off`.
-    pub throttle: Option<crate::throttle::Settings>,
+    pub throttle: Option<crate::auth::throttle::Settings>,
     /// `WALLET_TRUSTED_PROXIES`: peers (comma-separated IP addresses) whose last
     /// `X-Forwarded-For` entry is taken as the client's address; empty: the peer is the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
@@ -174,8 +174,8 @@ impl Config {
 }
 
 /// The login throttle's limits from `WALLET_THROTTLE_*` (defaults in `throttle.rs`).
-fn throttle_settings(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<crate::throttle::Settings, String> {
-    use crate::throttle::Settings;
+fn throttle_settings(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<crate::auth::throttle::Settings, String> {
+    use crate::auth::throttle::Settings;
     let defaults = Settings::default();
     Ok(Settings {
         login_burst: vars.number("WALLET_THROTTLE_LOGIN_BURST", defaults.login_burst, 1..=1_000)?,

@@ -13,8 +13,6 @@ pub mod handover;
 pub mod http;
 pub mod metrics;
 pub mod store;
-pub mod throttle;
-pub mod turns;
 pub mod writer;
 
 /// The module boundaries, checked as a test (`dependencies.rs`).

@@ -11,7 +11,7 @@ use actix_web::{web, App, HttpServer};
 use clap::{Parser, Subcommand};
 
 use wallet_server::config::Config;
-use wallet_server::{admission, auth, clock, demo, handover, http, store, throttle, writer};
+use wallet_server::{admission, auth, clock, demo, handover, http, store, writer};
 
 #[derive(Parser)]
 #[command(name = "wallet-server", version, about = "The regional-currency wallet backend")]
@@ -297,7 +297,7 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
             started: std::time::Instant::now(),
             requests: requests.clone(),
             books: http::BooksCheck::default(),
-            throttle: config_throttle.map(|settings| std::sync::Mutex::new(throttle::Throttle::new(settings))),
+            throttle: config_throttle.map(|settings| std::sync::Mutex::new(auth::throttle::Throttle::new(settings))),
             swept: store::expiry::SweptCounts::default(),
         });
         actix_web::rt::spawn(http::keep_line_in_sync(state.clone()));

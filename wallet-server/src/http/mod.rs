@@ -74,7 +74,7 @@ pub struct AppState {
     /// The last trial balance taken in the background (`keep_books_checked`).
     pub books: BooksCheck,
     /// The login throttle, one for the whole server; `None` with `WALLET_THROTTLE=off`.
-    pub throttle: Option<std::sync::Mutex<crate::throttle::Throttle>>,
+    pub throttle: Option<std::sync::Mutex<crate::auth::throttle::Throttle>>,
     /// Rows the periodic sweep deleted since the start: (idempotency records, payment codes).
     pub swept: crate::store::expiry::SweptCounts,
 }

@@ -16,10 +16,10 @@ use crate::api::wire::{
     RequestTimeout, SessionCreated, TicketStatus, TooManyAttempts, Unauthorized,
 };
 use crate::api::{ApiError, ErrorCode};
+use crate::auth::throttle::{Attempt, Reason, Refusal, Source, Throttle};
+use crate::auth::turns::Claim;
 use crate::auth::PoolError;
 use crate::store;
-use crate::throttle::{Attempt, Reason, Refusal, Source, Throttle};
-use crate::turns::Claim;
 
 /// The longest Retry-After a waiting citizen is given, so apps re-poll (and keep their ticket,
 /// which is dropped after 60 s without a poll) even when the estimate is long.

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use super::turns::{Claim, Turn, Turns};
 use crate::api::ApiError;
-use crate::turns::{Claim, Turn, Turns};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::RngCore;
