@@ -293,7 +293,7 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
             waiting_room,
             sessions_active,
             gate: gate.clone(),
-            session_cache: http::session_cache::SessionCache::default(),
+            session_cache: auth::sessions::SessionCache::default(),
             started: std::time::Instant::now(),
             requests: requests.clone(),
             books: http::BooksCheck::default(),

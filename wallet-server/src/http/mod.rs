@@ -12,7 +12,6 @@ mod password;
 pub mod request_id;
 mod routes;
 mod session;
-pub mod session_cache;
 mod status;
 pub mod strict_json;
 
@@ -44,7 +43,8 @@ use serde_json::Value;
 use wallet_core::Amount;
 
 use crate::api::{ApiError, ErrorCode};
-use crate::auth::PasswordPool;
+pub use crate::auth::sessions::{Principal, Role};
+use crate::auth::{sessions, PasswordPool};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::{self, DbConn, DbPool};
@@ -65,8 +65,8 @@ pub struct AppState {
     pub waiting_room: std::sync::Mutex<crate::admission::waiting_room::WaitingRoom>,
     pub sessions_active: SessionCount,
     pub gate: Arc<crate::admission::gate::Gate>,
-    /// Sessions checked in the last second (see `session_cache`).
-    pub session_cache: session_cache::SessionCache,
+    /// Sessions checked in the last second (see `auth::sessions::cache`).
+    pub session_cache: crate::auth::sessions::SessionCache,
     /// When this server started (for its uptime).
     pub started: std::time::Instant,
     /// Requests by route and status, shared with the middleware that counts them.
@@ -276,43 +276,9 @@ where
     .map_err(ApiError::from)
 }
 
-/// Which role a session has.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Citizen,
-    Merchant,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Citizen => "citizen",
-            Role::Merchant => "merchant",
-            Role::Admin => "admin",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Role> {
-        match text {
-            "citizen" => Some(Role::Citizen),
-            "merchant" => Some(Role::Merchant),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-}
-
-/// The authenticated caller.
-pub struct Principal {
-    pub id: String,
-    pub role: Role,
-    pub token_hash: String,
-}
-
 /// Authenticates the bearer token and checks the role: 401 without a live session, 403 for
 /// another role. A session is kept alive by use; `last_seen` is written at most once a minute.
-/// A session checked in the last second is taken from the [`SessionCache`] without a database
+/// A session checked in the last second is taken from the [`sessions::SessionCache`] without a database
 /// trip.
 pub async fn authenticate(state: &State, request: &HttpRequest, role: Option<Role>) -> Result<Principal, ApiError> {
     let token_hash = bearer_token_hash(request)?;
@@ -359,36 +325,13 @@ where
         .await;
     }
     with_connection(state, move |connection, state| {
-        let Some(session) = store::auth::find_session(connection, &token_hash)? else {
-            return Ok(Err(ApiError::unauthorized()));
-        };
         let now_ms = store::ledger::millis(state.clock.now());
-        let idle_ms = state.config.session_idle.as_millis() as i64;
-        if session.expires_at_ms <= now_ms || session.last_seen_ms + idle_ms <= now_ms {
-            state.session_cache.forget(&token_hash);
-            store::auth::delete_session(connection, &token_hash)?;
-            return Ok(Err(ApiError::unauthorized()));
-        }
-        let mut last_seen_ms = session.last_seen_ms;
-        if now_ms - session.last_seen_ms > session_cache::TOUCH_AFTER_MS {
-            store::auth::touch_session(connection, &token_hash, now_ms)?;
-            last_seen_ms = now_ms;
-        }
-        let Some(session_role) = Role::parse(&session.role) else { return Ok(Err(ApiError::internal())) };
-        let cached = session_cache::Cached {
-            principal_id: session.principal_id.clone(),
-            role: session_role,
-            last_seen_ms,
-            expires_at_ms: session.expires_at_ms,
-            checked_at_ms: now_ms,
+        let checked =
+            sessions::check_stored(connection, &state.session_cache, token_hash, role, now_ms, idle_ms(state))?;
+        let principal = match checked {
+            Ok(principal) => principal,
+            Err(refused) => return Ok(Err(refused)),
         };
-        state.session_cache.put(token_hash.clone(), cached);
-        if let Some(required) = role {
-            if required != session_role {
-                return Ok(Err(ApiError::forbidden(session_role.as_str())));
-            }
-        }
-        let principal = Principal { id: session.principal_id, role: session_role, token_hash };
         let value = work(connection, state, &principal)?;
         Ok(Ok((principal, value)))
     })
@@ -441,14 +384,12 @@ fn bearer_token_hash(request: &HttpRequest) -> Result<String, ApiError> {
 /// The caller from the session cache, with the role checked; `None` when the database must say.
 fn cached_principal(state: &State, token_hash: &str, role: Option<Role>) -> Option<Result<Principal, ApiError>> {
     let now_ms = store::ledger::millis(state.clock.now());
-    let idle_ms = state.config.session_idle.as_millis() as i64;
-    let cached = state.session_cache.get(token_hash, now_ms, idle_ms)?;
-    if let Some(required) = role {
-        if required != cached.role {
-            return Some(Err(ApiError::forbidden(cached.role.as_str())));
-        }
-    }
-    Some(Ok(Principal { id: cached.principal_id, role: cached.role, token_hash: token_hash.to_owned() }))
+    sessions::cached(&state.session_cache, token_hash, role, now_ms, idle_ms(state))
+}
+
+/// The idle timeout of a session, in the milliseconds the session rules take.
+fn idle_ms(state: &AppState) -> i64 {
+    state.config.session_idle.as_millis() as i64
 }
 
 // The API's error as an actix answer: the one place an `ApiError` becomes a response.

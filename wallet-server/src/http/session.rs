@@ -9,7 +9,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use wallet_core::Month;
 
-use super::{authenticate, client_address, parse_body, rfc3339, with_connection, State};
+use super::{authenticate, client_address, parse_body, rfc3339, with_connection, Role, State};
 use crate::admission::waiting_room::{LineEntry, Place, Room, Verdict, WaitingRoom, TICKET_POLL_GRACE_MS};
 use crate::api::wire::{
     CitizenCreated, ErrorBody, InternalError, InvalidJson, LoginUnavailable, Overloaded, PayloadTooLarge,
@@ -268,13 +268,8 @@ pub(super) async fn login(
     if let Some(ticket) = admitted_ticket {
         lock_room(&state)?.settle(&ticket);
     }
-    let role = match role.as_str() {
-        "citizen" => crate::api::wire::Role::Citizen,
-        "merchant" => crate::api::wire::Role::Merchant,
-        "admin" => crate::api::wire::Role::Admin,
-        _ => return Err(ApiError::internal()),
-    };
-    Ok(HttpResponse::Created().json(SessionCreated { token, role, expires_at: rfc3339(expires_at) }))
+    let role = Role::parse(&role).ok_or_else(ApiError::internal)?;
+    Ok(HttpResponse::Created().json(SessionCreated { token, role: role.into(), expires_at: rfc3339(expires_at) }))
 }
 
 /// A login attempt the throttle let through. It must end as [`ThrottledAttempt::failed`] or
@@ -361,12 +356,12 @@ fn too_many_attempts(refusal: Refusal) -> ApiError {
 pub(super) async fn logout(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, None).await?;
     // Forgotten before and after the delete: a request of the same token that read the session
-    // just before the delete may still cache it, for at most `session_cache::RECHECK_MS`.
+    // just before the delete may still cache it, for at most `auth::sessions::cache::RECHECK_MS`.
     state.session_cache.forget(&principal.token_hash);
     let token_hash = principal.token_hash.clone();
     with_connection(&state, move |connection, _| store::auth::delete_session(connection, &token_hash)).await?;
     state.session_cache.forget(&principal.token_hash);
-    if principal.role == super::Role::Citizen {
+    if principal.role == Role::Citizen {
         state.sessions_active.note_released();
     }
     Ok(HttpResponse::NoContent().finish())

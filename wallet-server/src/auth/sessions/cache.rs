@@ -4,22 +4,22 @@
 //!
 //! Exactness: an entry is only used within [`RECHECK_MS`] of being read from the database, and
 //! only while the session is within its lifetime and idle timeout by the same rules as the
-//! database path (`last_seen` as stored there, so every server's sweep agrees), and before its
-//! `last_seen` needs the once-a-minute refresh, which goes through the database path. A logout or
-//! a password reset on this server forgets the tokens at once; one on another server over the
-//! same database is honoured here within `RECHECK_MS`.
+//! database path ([`is_live`], with `last_seen` as stored there, so every server's sweep agrees),
+//! and before its `last_seen` needs the once-a-minute refresh ([`needs_touch`]), which goes
+//! through the database path. A logout or a password reset on this server forgets the tokens at
+//! once; one on another server over the same database is honoured here within `RECHECK_MS`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::Role;
+use super::{is_live, needs_touch, Role};
 
 /// How long a session read from the database is trusted without reading it again.
 pub const RECHECK_MS: i64 = 1_000;
 /// Sessions remembered at most (two generations of half as many; a full generation is
 /// dropped whole, so the cache never holds more and never scans).
 const ENTRIES_MAX: usize = 200_000;
-/// `last_seen` is written back to the database once it is this old (see `authenticate_with`).
+/// `last_seen` is written back to the database once it is this old (see [`needs_touch`]).
 pub const TOUCH_AFTER_MS: i64 = 60_000;
 
 /// A session as read from the database, and when.
@@ -36,9 +36,8 @@ impl Cached {
     /// Whether the entry may stand in for the database at `now_ms`.
     fn usable(&self, now_ms: i64, idle_ms: i64) -> bool {
         (self.checked_at_ms..self.checked_at_ms + RECHECK_MS).contains(&now_ms)
-            && now_ms < self.expires_at_ms
-            && now_ms < self.last_seen_ms + idle_ms
-            && now_ms - self.last_seen_ms <= TOUCH_AFTER_MS
+            && is_live(self.expires_at_ms, self.last_seen_ms, now_ms, idle_ms)
+            && !needs_touch(self.last_seen_ms, now_ms)
     }
 }
 
