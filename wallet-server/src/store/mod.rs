@@ -92,6 +92,8 @@ pub mod ledger;
 pub mod merchants;
 pub mod reads;
 pub mod schema;
+#[cfg(test)]
+mod schema_check;
 pub mod test_clock;
 pub mod thread_reader;
 pub mod waiting;

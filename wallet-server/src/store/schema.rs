@@ -1,42 +1,85 @@
-//! Diesel's view of the tables in `migrations/` (the same on both backends).
-//!
-//! Written to match `migrations/*/up.sql`; the store tests create both schemas and use every
-//! table, so a mismatch fails the suite.
+// @generated automatically by Diesel CLI.
+//! Diesel's view of the tables of `migrations/`, one file for both backends. Written by
+//! `scripts/print-schema`, never by hand: `diesel print-schema` on a SQLite database with every
+//! migration of `migrations/sqlite` applied, then `schema.patch` (diesel.toml). The patch's one
+//! change to SQLite's view: a `seq` key (`INTEGER PRIMARY KEY AUTOINCREMENT`, SQLite's 64-bit
+//! rowid; `BIGSERIAL` on PostgreSQL) is `BigInt`, not `Integer`. The test `store::schema_check`
+//! holds this file to both backends' migrations (migrations/README.md).
 
 diesel::table! {
-    principals (principal_id) {
-        principal_id -> Text,
-        login -> Text,
-        role -> Text,
-        password_hash -> Text,
-        created_at_ms -> BigInt,
-        changed_at_ms -> BigInt,
+    audit_log (seq) {
+        seq -> BigInt,
+        at_ms -> BigInt,
+        via -> Text,
+        principal_id -> Nullable<Text>,
+        login -> Nullable<Text>,
+        action -> Text,
+        detail -> Text,
+        idempotency_key -> Nullable<Text>,
     }
 }
 
 diesel::table! {
-    wallets (wallet_id) {
-        wallet_id -> Text,
-        citizen_id -> Text,
-        balance -> BigInt,
-        month -> Text,
-        charged -> BigInt,
-        eligible_spent -> BigInt,
-        cashback_earned -> BigInt,
-        history_head -> Nullable<BigInt>,
-        cashback_reversed -> BigInt,
-    }
-}
-
-diesel::table! {
-    merchants (merchant_id) {
+    daily_sales (business_date, merchant_id) {
+        business_date -> Text,
         merchant_id -> Text,
-        name -> Text,
-        business_number -> Text,
-        bank_account -> Text,
-        category -> Nullable<Text>,
-        receivable -> BigInt,
-        carried_negative -> BigInt,
+        payments_count -> BigInt,
+        payments_amount -> BigInt,
+        refunds_count -> BigInt,
+        refunds_amount -> BigInt,
+    }
+}
+
+diesel::table! {
+    handover_bundles (sequence) {
+        sequence -> BigInt,
+        kind -> Text,
+        operator -> Text,
+        as_of -> Text,
+        manifest_sha256 -> Text,
+        citizens -> BigInt,
+        merchants -> BigInt,
+        transactions -> BigInt,
+        citizen_balance_sum -> BigInt,
+        merchant_receivable_sum -> BigInt,
+        cashback_budget_remaining -> BigInt,
+        applied_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    handover_exports (sequence) {
+        sequence -> BigInt,
+        kind -> Text,
+        history_seq -> BigInt,
+        exported_at_ms -> BigInt,
+        manifest_sha256 -> Text,
+    }
+}
+
+diesel::table! {
+    history (seq) {
+        seq -> BigInt,
+        item_id -> Text,
+        wallet_id -> Text,
+        kind -> Text,
+        amount -> BigInt,
+        balance_after -> BigInt,
+        at_ms -> BigInt,
+        counterparty -> Nullable<Text>,
+        related_id -> Nullable<Text>,
+        prev_seq -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    idempotency (principal_id, idem_key) {
+        principal_id -> Text,
+        idem_key -> Text,
+        request_hash -> Text,
+        status -> Integer,
+        body -> Text,
+        created_at_ms -> BigInt,
     }
 }
 
@@ -55,6 +98,26 @@ diesel::table! {
         settlement_payouts -> BigInt,
         fee_income -> BigInt,
         handover_opening -> BigInt,
+    }
+}
+
+diesel::table! {
+    merchants (merchant_id) {
+        merchant_id -> Text,
+        name -> Text,
+        business_number -> Text,
+        bank_account -> Text,
+        category -> Nullable<Text>,
+        receivable -> BigInt,
+        carried_negative -> BigInt,
+    }
+}
+
+diesel::table! {
+    password_resets (principal_id) {
+        principal_id -> Text,
+        code_hash -> Text,
+        expires_at_ms -> BigInt,
     }
 }
 
@@ -84,23 +147,43 @@ diesel::table! {
 }
 
 diesel::table! {
-    daily_sales (business_date, merchant_id) {
-        business_date -> Text,
-        merchant_id -> Text,
-        payments_count -> BigInt,
-        payments_amount -> BigInt,
-        refunds_count -> BigInt,
-        refunds_amount -> BigInt,
+    postings (seq) {
+        seq -> BigInt,
+        tx_id -> Text,
+        tx_kind -> Text,
+        account_kind -> Text,
+        account_id -> Nullable<Text>,
+        amount -> BigInt,
+        at_ms -> BigInt,
     }
 }
 
 diesel::table! {
-    settlements (business_date) {
-        business_date -> Text,
-        tx_id -> Text,
-        total_net_payable -> BigInt,
-        total_fee -> BigInt,
-        closed_at_ms -> BigInt,
+    principals (principal_id) {
+        principal_id -> Text,
+        login -> Text,
+        role -> Text,
+        password_hash -> Text,
+        created_at_ms -> BigInt,
+        changed_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    session_slots (id) {
+        id -> Integer,
+        used -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (token_hash) {
+        token_hash -> Text,
+        principal_id -> Text,
+        role -> Text,
+        created_at_ms -> BigInt,
+        last_seen_ms -> BigInt,
+        expires_at_ms -> BigInt,
     }
 }
 
@@ -119,91 +202,19 @@ diesel::table! {
 }
 
 diesel::table! {
-    sessions (token_hash) {
-        token_hash -> Text,
-        principal_id -> Text,
-        role -> Text,
-        created_at_ms -> BigInt,
-        last_seen_ms -> BigInt,
-        expires_at_ms -> BigInt,
-    }
-}
-
-diesel::table! {
-    idempotency (principal_id, idem_key) {
-        principal_id -> Text,
-        idem_key -> Text,
-        request_hash -> Text,
-        status -> Integer,
-        body -> Text,
-        created_at_ms -> BigInt,
-    }
-}
-
-diesel::table! {
-    postings (seq) {
-        seq -> BigInt,
+    settlements (business_date) {
+        business_date -> Text,
         tx_id -> Text,
-        tx_kind -> Text,
-        account_kind -> Text,
-        account_id -> Nullable<Text>,
-        amount -> BigInt,
-        at_ms -> BigInt,
+        total_net_payable -> BigInt,
+        total_fee -> BigInt,
+        closed_at_ms -> BigInt,
     }
 }
 
 diesel::table! {
-    history (seq) {
-        seq -> BigInt,
-        item_id -> Text,
-        wallet_id -> Text,
-        kind -> Text,
-        amount -> BigInt,
-        balance_after -> BigInt,
-        at_ms -> BigInt,
-        counterparty -> Nullable<Text>,
-        related_id -> Nullable<Text>,
-        prev_seq -> Nullable<BigInt>,
-    }
-}
-
-diesel::allow_tables_to_appear_in_same_query!(
-    principals,
-    wallets,
-    merchants,
-    ledger_state,
-    payment_codes,
-    payments,
-    daily_sales,
-    settlements,
-    settlement_lines,
-    sessions,
-    idempotency,
-    postings,
-    history,
-    waiting_tickets,
-    handover_bundles,
-    handover_exports,
-    password_resets,
-    session_slots,
-    audit_log,
-);
-
-diesel::table! {
-    password_resets (principal_id) {
-        principal_id -> Text,
-        code_hash -> Text,
-        expires_at_ms -> BigInt,
-    }
-}
-
-diesel::table! {
-    handover_exports (sequence) {
-        sequence -> BigInt,
-        kind -> Text,
-        history_seq -> BigInt,
-        exported_at_ms -> BigInt,
-        manifest_sha256 -> Text,
+    test_clock (id) {
+        id -> Integer,
+        offset_us -> BigInt,
     }
 }
 
@@ -217,45 +228,50 @@ diesel::table! {
 }
 
 diesel::table! {
-    handover_bundles (sequence) {
-        sequence -> BigInt,
-        kind -> Text,
-        operator -> Text,
-        as_of -> Text,
-        manifest_sha256 -> Text,
-        citizens -> BigInt,
-        merchants -> BigInt,
-        transactions -> BigInt,
-        citizen_balance_sum -> BigInt,
-        merchant_receivable_sum -> BigInt,
-        cashback_budget_remaining -> BigInt,
-        applied_at_ms -> BigInt,
+    wallets (wallet_id) {
+        wallet_id -> Text,
+        citizen_id -> Text,
+        balance -> BigInt,
+        month -> Text,
+        charged -> BigInt,
+        eligible_spent -> BigInt,
+        cashback_earned -> BigInt,
+        history_head -> Nullable<BigInt>,
+        cashback_reversed -> BigInt,
     }
 }
 
-diesel::table! {
-    session_slots (id) {
-        id -> Integer,
-        used -> BigInt,
-    }
-}
+diesel::joinable!(daily_sales -> merchants (merchant_id));
+diesel::joinable!(history -> wallets (wallet_id));
+diesel::joinable!(merchants -> principals (merchant_id));
+diesel::joinable!(password_resets -> principals (principal_id));
+diesel::joinable!(payment_codes -> wallets (wallet_id));
+diesel::joinable!(payments -> merchants (merchant_id));
+diesel::joinable!(payments -> wallets (wallet_id));
+diesel::joinable!(sessions -> principals (principal_id));
+diesel::joinable!(settlement_lines -> merchants (merchant_id));
+diesel::joinable!(settlement_lines -> settlements (business_date));
+diesel::joinable!(wallets -> principals (citizen_id));
 
-diesel::table! {
-    audit_log (seq) {
-        seq -> BigInt,
-        at_ms -> BigInt,
-        via -> Text,
-        principal_id -> Nullable<Text>,
-        login -> Nullable<Text>,
-        action -> Text,
-        detail -> Text,
-        idempotency_key -> Nullable<Text>,
-    }
-}
-
-diesel::table! {
-    test_clock (id) {
-        id -> Integer,
-        offset_us -> BigInt,
-    }
-}
+diesel::allow_tables_to_appear_in_same_query!(
+    audit_log,
+    daily_sales,
+    handover_bundles,
+    handover_exports,
+    history,
+    idempotency,
+    ledger_state,
+    merchants,
+    password_resets,
+    payment_codes,
+    payments,
+    postings,
+    principals,
+    session_slots,
+    sessions,
+    settlement_lines,
+    settlements,
+    test_clock,
+    waiting_tickets,
+    wallets,
+);
