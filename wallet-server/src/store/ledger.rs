@@ -34,58 +34,91 @@ fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {error}"))
 }
 
-type StateRow = (String, i64, i64, i64, String, i64, i64, i64, i64, i64, i64, i64);
+/// The city row's policy, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = ledger_state, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct PolicyRow {
+    cashback_rate: String,
+    cashback_monthly_spend_cap: i64,
+    monthly_charge_limit: i64,
+    holding_limit: i64,
+    merchant_fee_rate: String,
+}
+
+/// The city row: policy, budget and system balances, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = ledger_state, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct StateRow {
+    #[diesel(embed)]
+    policy: PolicyRow,
+    budget_funded: i64,
+    budget_paid_out: i64,
+    budget_reversed: i64,
+    bank_clearing: i64,
+    settlement_payouts: i64,
+    fee_income: i64,
+    handover_opening: i64,
+}
 
 /// The city-wide row: policy, budget and system balances (locked on PostgreSQL).
 pub fn load_state(connection: &mut DbConn, lock: bool) -> StoreResult<(Policy, BudgetState, SystemBalances)> {
-    let query = ledger_state::table.filter(ledger_state::id.eq(1)).select((
-        ledger_state::cashback_rate,
-        ledger_state::cashback_monthly_spend_cap,
-        ledger_state::monthly_charge_limit,
-        ledger_state::holding_limit,
-        ledger_state::merchant_fee_rate,
-        ledger_state::budget_funded,
-        ledger_state::budget_paid_out,
-        ledger_state::budget_reversed,
-        ledger_state::bank_clearing,
-        ledger_state::settlement_payouts,
-        ledger_state::fee_income,
-        ledger_state::handover_opening,
-    ));
-    let rows: Vec<StateRow> = if lock { load_locked!(connection, query)? } else { query.load(connection)? };
+    // A macro, not a value: the selection is typed per backend, and the locked load builds it
+    // for each.
+    macro_rules! query {
+        () => {
+            ledger_state::table.filter(ledger_state::id.eq(1)).select(StateRow::as_select())
+        };
+    }
+    let rows: Vec<StateRow> = if lock { load_locked!(connection, query!())? } else { query!().load(connection)? };
     let row = rows.into_iter().next().ok_or_else(|| StoreError::Corrupt("ledger_state row is missing".into()))?;
-    let policy = policy_of((row.0, row.1, row.2, row.3, row.4))?;
-    let budget = BudgetState { funded: won(row.5), paid_out: won(row.6), reversed: won(row.7) };
+    let policy = policy_of(row.policy)?;
+    let budget =
+        BudgetState { funded: won(row.budget_funded), paid_out: won(row.budget_paid_out), reversed: won(row.budget_reversed) };
     let system = SystemBalances {
-        bank_clearing: won(row.8),
-        settlement_payouts: won(row.9),
-        fee_income: won(row.10),
-        handover_opening: won(row.11),
+        bank_clearing: won(row.bank_clearing),
+        settlement_payouts: won(row.settlement_payouts),
+        fee_income: won(row.fee_income),
+        handover_opening: won(row.handover_opening),
     };
     Ok((policy, budget, system))
 }
 
-type PolicyRow = (String, i64, i64, i64, String);
 
 /// A wallet as the ledger reads it: its id, balance and this month's counters.
-type WalletRow = (String, WalletStateRow);
-const WALLET_ROW: (wallets::wallet_id, WalletStateColumns) = (wallets::wallet_id, WALLET_STATE_ROW);
-type WalletStateColumns = (
-    wallets::balance,
-    wallets::month,
-    wallets::charged,
-    wallets::eligible_spent,
-    wallets::cashback_earned,
-    wallets::cashback_reversed,
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = wallets, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct WalletRow {
+    wallet_id: String,
+    #[diesel(embed)]
+    state: WalletStateRow,
+}
+
+/// A wallet as the writer loads it: with its newest history item.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = wallets, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct LoadedWalletRow {
+    #[diesel(embed)]
+    wallet: WalletRow,
+    history_head: Option<i64>,
+}
+
+/// A citizen's wallet with the policy in force (`GET /v1/wallet`).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = wallets, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct WalletViewRow {
+    #[diesel(embed)]
+    wallet: WalletRow,
+    #[diesel(embed)]
+    policy: PolicyRow,
+}
 
 fn policy_of(row: PolicyRow) -> StoreResult<Policy> {
     Ok(Policy {
-        cashback_rate: Rate::parse(&row.0).map_err(|error| corrupt("cashback_rate", error))?,
-        cashback_monthly_spend_cap: won(row.1),
-        monthly_charge_limit: won(row.2),
-        holding_limit: won(row.3),
-        merchant_fee_rate: Rate::parse(&row.4).map_err(|error| corrupt("merchant_fee_rate", error))?,
+        cashback_rate: Rate::parse(&row.cashback_rate).map_err(|error| corrupt("cashback_rate", error))?,
+        cashback_monthly_spend_cap: won(row.cashback_monthly_spend_cap),
+        monthly_charge_limit: won(row.monthly_charge_limit),
+        holding_limit: won(row.holding_limit),
+        merchant_fee_rate: Rate::parse(&row.merchant_fee_rate).map_err(|error| corrupt("merchant_fee_rate", error))?,
     })
 }
 
@@ -95,25 +128,16 @@ pub fn citizen_wallet_view(
     connection: &mut DbConn,
     citizen_id: &str,
 ) -> StoreResult<Option<(String, WalletState, Policy)>> {
-    let rows: Vec<(WalletRow, PolicyRow)> = wallets::table
+    let rows: Vec<WalletViewRow> = wallets::table
         .inner_join(ledger_state::table.on(ledger_state::id.eq(1)))
         .filter(wallets::citizen_id.eq(citizen_id))
-        .select((
-            WALLET_ROW,
-            (
-                ledger_state::cashback_rate,
-                ledger_state::cashback_monthly_spend_cap,
-                ledger_state::monthly_charge_limit,
-                ledger_state::holding_limit,
-                ledger_state::merchant_fee_rate,
-            ),
-        ))
+        .select(WalletViewRow::as_select())
         .load(connection)?;
-    let Some(((wallet_id, counters), policy)) = rows.into_iter().next() else {
+    let Some(row) = rows.into_iter().next() else {
         return Ok(None);
     };
-    let state = wallet_state(counters)?;
-    Ok(Some((wallet_id, state, policy_of(policy)?)))
+    let state = wallet_state(row.wallet.state)?;
+    Ok(Some((row.wallet.wallet_id, state, policy_of(row.policy)?)))
 }
 
 /// The wallets `ids`, locked on PostgreSQL; their newest history items go into `heads`.
@@ -125,48 +149,40 @@ pub fn load_wallets(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<(WalletRow, Option<i64>)> =
-        load_keyed!(connection, wallets::table.select((WALLET_ROW, wallets::history_head)), wallets::wallet_id, ids)?;
+    let rows: Vec<LoadedWalletRow> =
+        load_keyed!(connection, wallets::table.select(LoadedWalletRow::as_select()), wallets::wallet_id, ids)?;
     rows.into_iter()
-        .map(|((id, counters), head)| {
-            let state = wallet_state(counters)?;
-            let id = WalletId::parse(&id).map_err(|error| corrupt("wallet id", error))?;
-            heads.loaded(id.as_str(), head);
+        .map(|row| {
+            let state = wallet_state(row.wallet.state)?;
+            let id = WalletId::parse(&row.wallet.wallet_id).map_err(|error| corrupt("wallet id", error))?;
+            heads.loaded(id.as_str(), row.history_head);
             Ok((id, state))
         })
         .collect()
 }
 
-/// A wallet's balance and month counters as stored: (balance, month, charged, eligible_spent,
-/// cashback_earned, cashback_reversed).
-type WalletStateRow = (i64, String, i64, i64, i64, i64);
-const WALLET_STATE_ROW: (
-    wallets::balance,
-    wallets::month,
-    wallets::charged,
-    wallets::eligible_spent,
-    wallets::cashback_earned,
-    wallets::cashback_reversed,
-) = (
-    wallets::balance,
-    wallets::month,
-    wallets::charged,
-    wallets::eligible_spent,
-    wallets::cashback_earned,
-    wallets::cashback_reversed,
-);
+/// A wallet's balance and month counters, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = wallets, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct WalletStateRow {
+    balance: i64,
+    month: String,
+    charged: i64,
+    eligible_spent: i64,
+    cashback_earned: i64,
+    cashback_reversed: i64,
+}
 
 /// A wallet from its row.
 fn wallet_state(row: WalletStateRow) -> StoreResult<WalletState> {
-    let (balance, month, charged, eligible_spent, cashback_earned, cashback_reversed) = row;
     Ok(WalletState {
-        balance: won(balance),
+        balance: won(row.balance),
         counters: wallet_core::wallet::MonthCounters {
-            month: Month::parse(&month).map_err(|error| corrupt("wallet month", error))?,
-            charged: won(charged),
-            eligible_spent: won(eligible_spent),
-            cashback_earned: won(cashback_earned),
-            cashback_reversed: won(cashback_reversed),
+            month: Month::parse(&row.month).map_err(|error| corrupt("wallet month", error))?,
+            charged: won(row.charged),
+            eligible_spent: won(row.eligible_spent),
+            cashback_earned: won(row.cashback_earned),
+            cashback_reversed: won(row.cashback_reversed),
         },
     })
 }
@@ -175,51 +191,69 @@ pub fn load_merchants(connection: &mut DbConn, ids: &[String]) -> StoreResult<Ve
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let query = merchants::table.select((merchants::merchant_id, merchants::receivable, merchants::carried_negative));
-    let rows: Vec<(String, i64, i64)> = load_keyed!(connection, query, merchants::merchant_id, ids)?;
+    let rows: Vec<MerchantBalanceRow> =
+        load_keyed!(connection, merchants::table.select(MerchantBalanceRow::as_select()), merchants::merchant_id, ids)?;
     rows.into_iter()
-        .map(|(id, receivable, carried_negative)| {
-            let id = MerchantId::parse(&id).map_err(|error| corrupt("merchant id", error))?;
-            Ok((id, MerchantState { receivable: won(receivable), carried_negative: won(carried_negative) }))
+        .map(|row| {
+            let id = MerchantId::parse(&row.merchant_id).map_err(|error| corrupt("merchant id", error))?;
+            Ok((id, MerchantState { receivable: won(row.receivable), carried_negative: won(row.carried_negative) }))
         })
         .collect()
 }
 
-type PaymentRow = (String, String, String, i64, i64, i64, String, i64, i64, i64, i64);
+/// A merchant's balances, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = merchants, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct MerchantBalanceRow {
+    merchant_id: String,
+    receivable: i64,
+    carried_negative: i64,
+}
+
+/// A payment, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = payments, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct PaymentRow {
+    payment_id: String,
+    merchant_id: String,
+    wallet_id: String,
+    amount: i64,
+    cashback: i64,
+    eligible: i64,
+    month: String,
+    at_ms: i64,
+    refunded: i64,
+    cashback_reversed: i64,
+    eligible_returned: i64,
+}
 
 pub fn load_payments(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<(TxId, PaymentState)>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let query = payments::table.filter(payments::payment_id.eq_any(ids)).order(payments::payment_id).select((
-        payments::payment_id,
-        payments::merchant_id,
-        payments::wallet_id,
-        payments::amount,
-        payments::cashback,
-        payments::eligible,
-        payments::month,
-        payments::at_ms,
-        payments::refunded,
-        payments::cashback_reversed,
-        payments::eligible_returned,
-    ));
-    let rows: Vec<PaymentRow> = load_locked!(connection, query)?;
+    let rows: Vec<PaymentRow> = load_locked!(
+        connection,
+        payments::table
+            .filter(payments::payment_id.eq_any(ids))
+            .order(payments::payment_id)
+            .select(PaymentRow::as_select())
+    )?;
     rows.into_iter()
         .map(|row| {
+            let amount = won(row.amount);
             let state = PaymentState {
-                merchant: MerchantId::parse(&row.1).map_err(|error| corrupt("payment merchant", error))?,
-                wallet: WalletId::parse(&row.2).map_err(|error| corrupt("payment wallet", error))?,
-                amount: wallet_core::Amount::try_from(won(row.3)).map_err(|error| corrupt("payment amount", error))?,
-                cashback: won(row.4),
-                eligible: won(row.5),
-                month: Month::parse(&row.6).map_err(|error| corrupt("payment month", error))?,
-                at: instant(row.7)?,
-                refunded: won(row.8),
-                cashback_reversed: won(row.9),
-                eligible_returned: won(row.10),
+                merchant: MerchantId::parse(&row.merchant_id).map_err(|error| corrupt("payment merchant", error))?,
+                wallet: WalletId::parse(&row.wallet_id).map_err(|error| corrupt("payment wallet", error))?,
+                amount: wallet_core::Amount::try_from(amount).map_err(|error| corrupt("payment amount", error))?,
+                cashback: won(row.cashback),
+                eligible: won(row.eligible),
+                month: Month::parse(&row.month).map_err(|error| corrupt("payment month", error))?,
+                at: instant(row.at_ms)?,
+                refunded: won(row.refunded),
+                cashback_reversed: won(row.cashback_reversed),
+                eligible_returned: won(row.eligible_returned),
             };
-            Ok((TxId::parse(&row.0).map_err(|error| corrupt("payment id", error))?, state))
+            Ok((TxId::parse(&row.payment_id).map_err(|error| corrupt("payment id", error))?, state))
         })
         .collect()
 }
@@ -228,23 +262,28 @@ pub fn load_codes(connection: &mut DbConn, codes: &[String]) -> StoreResult<Vec<
     if codes.is_empty() {
         return Ok(Vec::new());
     }
-    let query = payment_codes::table.select((
-        payment_codes::code,
-        payment_codes::wallet_id,
-        payment_codes::expires_at_ms,
-        payment_codes::used,
-    ));
-    let rows: Vec<(String, String, i64, bool)> = load_keyed!(connection, query, payment_codes::code, codes)?;
+    let rows: Vec<PaymentCodeRow> =
+        load_keyed!(connection, payment_codes::table.select(PaymentCodeRow::as_select()), payment_codes::code, codes)?;
     rows.into_iter()
-        .map(|(code, wallet, expires_at_ms, used)| {
+        .map(|row| {
             let state = PaymentCodeState {
-                wallet: WalletId::parse(&wallet).map_err(|error| corrupt("code wallet", error))?,
-                expires_at: instant(expires_at_ms)?,
-                used,
+                wallet: WalletId::parse(&row.wallet_id).map_err(|error| corrupt("code wallet", error))?,
+                expires_at: instant(row.expires_at_ms)?,
+                used: row.used,
             };
-            Ok((PaymentCode::parse(&code).map_err(|error| corrupt("payment code", error))?, state))
+            Ok((PaymentCode::parse(&row.code).map_err(|error| corrupt("payment code", error))?, state))
         })
         .collect()
+}
+
+/// A payment code, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = payment_codes, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct PaymentCodeRow {
+    code: String,
+    wallet_id: String,
+    expires_at_ms: i64,
+    used: bool,
 }
 
 /// The sales rows of one business date: of the given merchants, or of every merchant.
@@ -255,80 +294,97 @@ pub fn load_sales(
 ) -> StoreResult<Vec<(MerchantId, DaySales)>> {
     let date_text = date.to_string();
     let base = daily_sales::table.filter(daily_sales::business_date.eq(&date_text));
-    let columns = (
-        daily_sales::merchant_id,
-        daily_sales::payments_count,
-        daily_sales::payments_amount,
-        daily_sales::refunds_count,
-        daily_sales::refunds_amount,
-    );
-    let rows: Vec<(String, i64, i64, i64, i64)> = match merchants {
+    let rows: Vec<SalesRow> = match merchants {
         Some([]) => Vec::new(),
-        Some(ids) => load_keyed!(connection, base.select(columns), daily_sales::merchant_id, ids)?,
-        None => load_locked!(connection, base.order(daily_sales::merchant_id).select(columns))?,
+        Some(ids) => load_keyed!(connection, base.select(SalesRow::as_select()), daily_sales::merchant_id, ids)?,
+        None => load_locked!(connection, base.order(daily_sales::merchant_id).select(SalesRow::as_select()))?,
     };
     rows.into_iter()
-        .map(|(merchant, payments_count, payments_amount, refunds_count, refunds_amount)| {
+        .map(|row| {
             let sales = DaySales {
-                payments_count: u64::try_from(payments_count).map_err(|error| corrupt("payments_count", error))?,
-                payments_amount: won(payments_amount),
-                refunds_count: u64::try_from(refunds_count).map_err(|error| corrupt("refunds_count", error))?,
-                refunds_amount: won(refunds_amount),
+                payments_count: u64::try_from(row.payments_count).map_err(|error| corrupt("payments_count", error))?,
+                payments_amount: won(row.payments_amount),
+                refunds_count: u64::try_from(row.refunds_count).map_err(|error| corrupt("refunds_count", error))?,
+                refunds_amount: won(row.refunds_amount),
             };
-            Ok((MerchantId::parse(&merchant).map_err(|error| corrupt("sales merchant", error))?, sales))
+            Ok((MerchantId::parse(&row.merchant_id).map_err(|error| corrupt("sales merchant", error))?, sales))
         })
         .collect()
 }
 
-type LineRow = (String, i64, i64, i64, i64, i64, i64, i64);
+/// One merchant's sales of a date, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = daily_sales, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct SalesRow {
+    merchant_id: String,
+    payments_count: i64,
+    payments_amount: i64,
+    refunds_count: i64,
+    refunds_amount: i64,
+}
+
+/// A closed date's settlement header, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = settlements, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct SettlementHeaderRow {
+    tx_id: String,
+    total_net_payable: i64,
+    total_fee: i64,
+}
+
+/// One merchant's line of a closed date's settlement, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = settlement_lines, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct SettlementLineRow {
+    merchant_id: String,
+    payments_count: i64,
+    payments_amount: i64,
+    refunds_count: i64,
+    refunds_amount: i64,
+    fee: i64,
+    carried_in: i64,
+    net_payable: i64,
+}
 
 /// A closed date's settlement, if the date has been closed.
 pub fn load_settlement(connection: &mut DbConn, date: BusinessDate) -> StoreResult<Option<Settlement>> {
     let date_text = date.to_string();
-    let header: Option<(String, i64, i64)> = settlements::table
+    let header: Option<SettlementHeaderRow> = settlements::table
         .filter(settlements::business_date.eq(&date_text))
-        .select((settlements::tx_id, settlements::total_net_payable, settlements::total_fee))
+        .select(SettlementHeaderRow::as_select())
         .load(connection)?
         .into_iter()
         .next();
-    let Some((tx_id, total_net_payable, total_fee)) = header else {
+    let Some(header) = header else {
         return Ok(None);
     };
-    let rows: Vec<LineRow> = settlement_lines::table
+    let rows: Vec<SettlementLineRow> = settlement_lines::table
         .filter(settlement_lines::business_date.eq(&date_text))
         .order(settlement_lines::merchant_id)
-        .select((
-            settlement_lines::merchant_id,
-            settlement_lines::payments_count,
-            settlement_lines::payments_amount,
-            settlement_lines::refunds_count,
-            settlement_lines::refunds_amount,
-            settlement_lines::fee,
-            settlement_lines::carried_in,
-            settlement_lines::net_payable,
-        ))
+        .select(SettlementLineRow::as_select())
         .load(connection)?;
     let lines = rows
         .into_iter()
         .map(|row| {
             Ok(wallet_core::SettlementLine {
-                merchant_id: MerchantId::parse(&row.0).map_err(|error| corrupt("settlement merchant", error))?,
-                payments_count: u64::try_from(row.1).map_err(|error| corrupt("payments_count", error))?,
-                payments_amount: won(row.2),
-                refunds_count: u64::try_from(row.3).map_err(|error| corrupt("refunds_count", error))?,
-                refunds_amount: won(row.4),
-                fee: won(row.5),
-                carried_in: won(row.6),
-                net_payable: won(row.7),
+                merchant_id: MerchantId::parse(&row.merchant_id)
+                    .map_err(|error| corrupt("settlement merchant", error))?,
+                payments_count: u64::try_from(row.payments_count).map_err(|error| corrupt("payments_count", error))?,
+                payments_amount: won(row.payments_amount),
+                refunds_count: u64::try_from(row.refunds_count).map_err(|error| corrupt("refunds_count", error))?,
+                refunds_amount: won(row.refunds_amount),
+                fee: won(row.fee),
+                carried_in: won(row.carried_in),
+                net_payable: won(row.net_payable),
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
     Ok(Some(Settlement {
         business_date: date,
-        tx_id: TxId::parse(&tx_id).map_err(|error| corrupt("settlement tx", error))?,
+        tx_id: TxId::parse(&header.tx_id).map_err(|error| corrupt("settlement tx", error))?,
         lines,
-        total_net_payable: won(total_net_payable),
-        total_fee: won(total_fee),
+        total_net_payable: won(header.total_net_payable),
+        total_fee: won(header.total_fee),
     }))
 }
 
@@ -832,18 +888,26 @@ pub fn save_history(connection: &mut DbConn, items: &[HistoryItem]) -> StoreResu
     wallet_ids.sort_unstable();
     wallet_ids.dedup();
     let mut heads = HistoryHeads::default();
-    let rows: Vec<(String, Option<i64>)> = load_keyed!(
+    let rows: Vec<HistoryHeadRow> = load_keyed!(
         connection,
-        wallets::table.select((wallets::wallet_id, wallets::history_head)),
+        wallets::table.select(HistoryHeadRow::as_select()),
         wallets::wallet_id,
         wallet_ids.as_slice()
     )?;
-    for (wallet, head) in rows {
-        heads.loaded(&wallet, head);
+    for row in rows {
+        heads.loaded(&row.wallet_id, row.history_head);
     }
     let links = chain_history(connection, items, &mut heads)?;
     insert_history(connection, items, &links)?;
     save_history_heads(connection, &mut heads)
+}
+
+/// A wallet's newest history item, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = wallets, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct HistoryHeadRow {
+    wallet_id: String,
+    history_head: Option<i64>,
 }
 
 /// `count` new history seqs, ascending, that nobody else will use.
@@ -923,7 +987,11 @@ fn serde_plain<T: serde::Serialize>(value: T) -> String {
 
 /// One wallet, read without locking.
 pub fn load_wallets_unlocked(connection: &mut DbConn, id: &str) -> StoreResult<Option<WalletState>> {
-    let row: Option<WalletStateRow> =
-        wallets::table.filter(wallets::wallet_id.eq(id)).select(WALLET_STATE_ROW).load(connection)?.into_iter().next();
+    let row: Option<WalletStateRow> = wallets::table
+        .filter(wallets::wallet_id.eq(id))
+        .select(WalletStateRow::as_select())
+        .load(connection)?
+        .into_iter()
+        .next();
     row.map(wallet_state).transpose()
 }
