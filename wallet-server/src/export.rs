@@ -28,12 +28,12 @@ pub enum Format {
 pub fn settlement(
     pool: DbPool,
     business_date: String,
-    totals: (i64, i64),
+    totals: reads::SettlementTotals,
     format: Format,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
     let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(PAGES_IN_FLIGHT_MAX);
     std::thread::spawn(move || {
-        let (total_net_payable, total_fee) = totals;
+        let reads::SettlementTotals { total_net_payable, total_fee } = totals;
         let opening = match format {
             Format::Csv => CSV_HEADER.to_owned(),
             Format::Json => format!(

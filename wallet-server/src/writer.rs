@@ -351,15 +351,15 @@ fn stored_answers(
     for (index, request) in batch.iter().enumerate() {
         let Some(idempotency) = &request.idempotency else { continue };
         let stored = match stored.get(&(request.principal.clone(), idempotency.key.clone())) {
-            Some((.., created_at_ms)) if *created_at_ms < retained_from_ms => {
+            Some(stored) if stored.created_at_ms < retained_from_ms => {
                 // Past its retention (the sweep has not reached it yet): the key is new again.
                 store::expiry::forget_idempotent_answer(connection, &request.principal, &idempotency.key)?;
                 None
             }
             other => other,
         };
-        if let Some((hash, status, body, _)) = stored {
-            answers[index] = Some(stored_or_conflict(hash, *status, body, idempotency)?);
+        if let Some(stored) = stored {
+            answers[index] = Some(stored_or_conflict(stored, idempotency)?);
         } else if let Some(&first) = first_with_key.get(&(request.principal.as_str(), idempotency.key.as_str())) {
             duplicate_of.insert(index, first);
         } else {
@@ -487,12 +487,14 @@ fn conflict() -> ApiError {
     )
 }
 
-fn stored_or_conflict(hash: &str, status: i32, body: &str, idempotency: &Idempotency) -> StoreResult<Answer> {
-    if hash != idempotency.request_hash {
+fn stored_or_conflict(stored: &reads::StoredAnswer, idempotency: &Idempotency) -> StoreResult<Answer> {
+    if stored.request_hash != idempotency.request_hash {
         return Ok(conflict().into());
     }
-    let body = serde_json::from_str(body).map_err(|error| StoreError::Corrupt(format!("stored answer: {error}")))?;
-    let status = u16::try_from(status).map_err(|error| StoreError::Corrupt(format!("stored status: {error}")))?;
+    let body =
+        serde_json::from_str(&stored.body).map_err(|error| StoreError::Corrupt(format!("stored answer: {error}")))?;
+    let status =
+        u16::try_from(stored.status).map_err(|error| StoreError::Corrupt(format!("stored status: {error}")))?;
     Ok(Answer { status, body })
 }
 

@@ -489,13 +489,13 @@ pub(super) async fn list_settlements(
         with_connection(&state, move |connection, _| store::reads::closed_dates(connection, &from_text, &to_text))
             .await?;
     let mut items = Vec::with_capacity(closed.len());
-    for (business_date, merchants, total_net_payable, total_fee, closed_at_ms) in closed {
+    for date in closed {
         items.push(SettlementClosed {
-            business_date,
-            merchants: u64::try_from(merchants).map_err(|_| ApiError::internal())?,
-            total_net_payable: total_net_payable.to_string(),
-            total_fee: total_fee.to_string(),
-            closed_at: super::rfc3339(store::ledger::instant(closed_at_ms)?),
+            business_date: date.closed.business_date,
+            merchants: u64::try_from(date.merchants).map_err(|_| ApiError::internal())?,
+            total_net_payable: date.closed.total_net_payable.to_string(),
+            total_fee: date.closed.total_fee.to_string(),
+            closed_at: super::rfc3339(store::ledger::instant(date.closed.closed_at_ms)?),
         });
     }
     Ok(HttpResponse::Ok().json(SettlementsClosed { from: from.to_string(), to: to.to_string(), items }))

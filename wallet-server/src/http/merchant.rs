@@ -199,13 +199,13 @@ pub(super) async fn sales(
         store::reads::merchant_sales(connection, &principal.id, &date_text)
     })
     .await?;
-    let (payments_count, payments_amount, refunds_count, refunds_amount) = row.unwrap_or_default();
+    let sales = row.unwrap_or_default();
     Ok(HttpResponse::Ok().json(SalesSummary {
         business_date: date.to_string(),
-        payments_count: u64::try_from(payments_count).map_err(|_| ApiError::internal())?,
-        payments_amount: payments_amount.to_string(),
-        refunds_count: u64::try_from(refunds_count).map_err(|_| ApiError::internal())?,
-        refunds_amount: refunds_amount.to_string(),
-        net: (payments_amount - refunds_amount).to_string(),
+        payments_count: u64::try_from(sales.payments_count).map_err(|_| ApiError::internal())?,
+        payments_amount: sales.payments_amount.to_string(),
+        refunds_count: u64::try_from(sales.refunds_count).map_err(|_| ApiError::internal())?,
+        refunds_amount: sales.refunds_amount.to_string(),
+        net: (sales.payments_amount - sales.refunds_amount).to_string(),
     }))
 }

@@ -162,11 +162,11 @@ pub(super) async fn status(state: State, request: HttpRequest) -> Result<HttpRes
         (room.waiting(), room.admitted_total, room.shed_total)
     };
     let last_settlement = match settlement {
-        Some((business_date, total_net_payable, total_fee, closed_at_ms)) => Some(LastSettlement {
-            business_date,
-            closed_at: at(closed_at_ms)?,
-            total_net_payable: total_net_payable.to_string(),
-            total_fee: total_fee.to_string(),
+        Some(closed) => Some(LastSettlement {
+            business_date: closed.business_date,
+            closed_at: at(closed.closed_at_ms)?,
+            total_net_payable: closed.total_net_payable.to_string(),
+            total_fee: closed.total_fee.to_string(),
         }),
         None => None,
     };
@@ -208,10 +208,10 @@ pub(super) async fn status(state: State, request: HttpRequest) -> Result<HttpRes
         cashback_budget: Budget::from(&budget),
         today: TodayStatus {
             business_date: today.to_string(),
-            payments_count: count(sales.0)?,
-            payments_amount: sales.1.to_string(),
-            refunds_count: count(sales.2)?,
-            refunds_amount: sales.3.to_string(),
+            payments_count: count(sales.payments_count)?,
+            payments_amount: sales.payments_amount.to_string(),
+            refunds_count: count(sales.refunds_count)?,
+            refunds_amount: sales.refunds_amount.to_string(),
         },
         sessions: SessionsStatus {
             active: count(active)?,

@@ -53,14 +53,14 @@ pub fn history_page(
     let start = match before_seq {
         None => head,
         Some(before) => {
-            let cursor: Option<(String, Option<i64>)> = history::table
+            let cursor: Option<HistoryLinkRow> = history::table
                 .filter(history::seq.eq(before))
-                .select((history::wallet_id, history::prev_seq))
+                .select(HistoryLinkRow::as_select())
                 .load(connection)?
                 .into_iter()
                 .next();
             match cursor {
-                Some((owner, prev_seq)) if owner == wallet_id => prev_seq,
+                Some(cursor) if cursor.wallet_id == wallet_id => cursor.prev_seq,
                 _ => head,
             }
         }
@@ -79,6 +79,14 @@ pub fn history_page(
             .bind::<BigInt, _>(limit)
             .load::<HistoryRow>(pg)?,
     })
+}
+
+/// Where a history item sits in its wallet's chain.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = history, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct HistoryLinkRow {
+    wallet_id: String,
+    prev_seq: Option<i64>,
 }
 
 /// The chain of history items from the seq `start`, older ones next, those below the seq
@@ -102,21 +110,26 @@ fn history_chain_sql(start: &str, before: &str, limit: &str) -> String {
     )
 }
 
-/// One merchant's sales row for a date: (payments_count, payments_amount, refunds_count, refunds_amount).
+/// Sales of a date, of one merchant or summed over all: payments and refunds, counted and in won.
+#[derive(Queryable, Selectable, QueryableByName, Default, Debug, Clone, Copy, PartialEq, Eq)]
+#[diesel(table_name = daily_sales, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct SalesCounts {
+    pub payments_count: i64,
+    pub payments_amount: i64,
+    pub refunds_count: i64,
+    pub refunds_amount: i64,
+}
+
+/// One merchant's sales row for a date.
 pub fn merchant_sales(
     connection: &mut DbConn,
     merchant_id: &str,
     business_date: &str,
-) -> StoreResult<Option<(i64, i64, i64, i64)>> {
+) -> StoreResult<Option<SalesCounts>> {
     Ok(daily_sales::table
         .filter(daily_sales::merchant_id.eq(merchant_id))
         .filter(daily_sales::business_date.eq(business_date))
-        .select((
-            daily_sales::payments_count,
-            daily_sales::payments_amount,
-            daily_sales::refunds_count,
-            daily_sales::refunds_amount,
-        ))
+        .select(SalesCounts::as_select())
         .load(connection)?
         .into_iter()
         .next())
@@ -155,22 +168,11 @@ pub fn account_balances(connection: &mut DbConn) -> StoreResult<[(AccountKind, W
     ])
 }
 
-/// All merchants' sales of one business date summed: (payments_count, payments_amount,
-/// refunds_count, refunds_amount). Reads one index range: the merchants with sales that day.
-pub fn day_sales(connection: &mut DbConn, business_date: &str) -> StoreResult<(i64, i64, i64, i64)> {
-    #[derive(QueryableByName)]
-    struct Sums {
-        #[diesel(sql_type = BigInt)]
-        payments_count: i64,
-        #[diesel(sql_type = BigInt)]
-        payments_amount: i64,
-        #[diesel(sql_type = BigInt)]
-        refunds_count: i64,
-        #[diesel(sql_type = BigInt)]
-        refunds_amount: i64,
-    }
+/// All merchants' sales of one business date summed. Reads one index range: the merchants with
+/// sales that day.
+pub fn day_sales(connection: &mut DbConn, business_date: &str) -> StoreResult<SalesCounts> {
     // PostgreSQL's SUM(BIGINT) is NUMERIC; the casts make one query serve both backends.
-    let sums: Sums = diesel::sql_query(
+    let sums: SalesCounts = diesel::sql_query(
         "SELECT CAST(COALESCE(SUM(payments_count), 0) AS BIGINT) AS payments_count, \
          CAST(COALESCE(SUM(payments_amount), 0) AS BIGINT) AS payments_amount, \
          CAST(COALESCE(SUM(refunds_count), 0) AS BIGINT) AS refunds_count, \
@@ -179,19 +181,24 @@ pub fn day_sales(connection: &mut DbConn, business_date: &str) -> StoreResult<(i
     )
     .bind::<diesel::sql_types::Text, _>(business_date)
     .get_result(connection)?;
-    Ok((sums.payments_count, sums.payments_amount, sums.refunds_count, sums.refunds_amount))
+    Ok(sums)
 }
 
-/// The last business date closed: (business_date, total_net_payable, total_fee, closed_at_ms).
-pub fn last_settlement(connection: &mut DbConn) -> StoreResult<Option<(String, i64, i64, i64)>> {
+/// A closed business date with its totals.
+#[derive(Queryable, Selectable, Debug)]
+#[diesel(table_name = settlements, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct ClosedDateRow {
+    pub business_date: String,
+    pub total_net_payable: i64,
+    pub total_fee: i64,
+    pub closed_at_ms: i64,
+}
+
+/// The last business date closed.
+pub fn last_settlement(connection: &mut DbConn) -> StoreResult<Option<ClosedDateRow>> {
     Ok(settlements::table
         .order(settlements::business_date.desc())
-        .select((
-            settlements::business_date,
-            settlements::total_net_payable,
-            settlements::total_fee,
-            settlements::closed_at_ms,
-        ))
+        .select(ClosedDateRow::as_select())
         .first(connection)
         .optional()?)
 }
@@ -220,27 +227,27 @@ pub fn oldest_open_date_with_activity(connection: &mut DbConn, dates: &[String])
     Ok(None)
 }
 
-/// A closed business date: (business_date, merchants, total_net_payable, total_fee, closed_at_ms).
-pub type ClosedDate = (String, i64, i64, i64, i64);
+/// A closed business date with its totals and the number of merchants settled.
+pub struct ClosedDate {
+    pub closed: ClosedDateRow,
+    pub merchants: i64,
+}
 
 /// The dates closed from `from` through `to` (`YYYY-MM-DD`), oldest first, with their totals.
 pub fn closed_dates(connection: &mut DbConn, from: &str, to: &str) -> StoreResult<Vec<ClosedDate>> {
-    let closed: Vec<(String, i64, i64, i64)> = settlements::table
+    let closed: Vec<ClosedDateRow> = settlements::table
         .filter(settlements::business_date.ge(from))
         .filter(settlements::business_date.le(to))
         .order(settlements::business_date.asc())
-        .select((
-            settlements::business_date,
-            settlements::total_net_payable,
-            settlements::total_fee,
-            settlements::closed_at_ms,
-        ))
+        .select(ClosedDateRow::as_select())
         .load(connection)?;
     let mut dates = Vec::with_capacity(closed.len());
-    for (date, net, fee, closed_at_ms) in closed {
-        let merchants: i64 =
-            settlement_lines::table.filter(settlement_lines::business_date.eq(&date)).count().get_result(connection)?;
-        dates.push((date, merchants, net, fee, closed_at_ms));
+    for closed in closed {
+        let merchants: i64 = settlement_lines::table
+            .filter(settlement_lines::business_date.eq(&closed.business_date))
+            .count()
+            .get_result(connection)?;
+        dates.push(ClosedDate { closed, merchants });
     }
     Ok(dates)
 }
@@ -273,8 +280,17 @@ pub fn lock_idempotency_keys(connection: &mut DbConn, pairs: &[(&str, &str)]) ->
     Ok(())
 }
 
-/// A stored idempotent answer: (request_hash, status, body, created_at_ms).
-pub type StoredAnswer = (String, i32, String, i64);
+/// A stored idempotent answer.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = idempotency, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct StoredAnswer {
+    pub principal_id: String,
+    pub idem_key: String,
+    pub request_hash: String,
+    pub status: i32,
+    pub body: String,
+    pub created_at_ms: i64,
+}
 
 /// The stored answers of a batch's `(principal_id, key)` pairs, in one query: the rows whose
 /// key is among the keys and whose principal is among the principals, then only the exact pairs.
@@ -286,16 +302,8 @@ pub fn idempotent_answers(
     if pairs.is_empty() {
         return Ok(found);
     }
-    let columns = (
-        idempotency::principal_id,
-        idempotency::idem_key,
-        idempotency::request_hash,
-        idempotency::status,
-        idempotency::body,
-        idempotency::created_at_ms,
-    );
     let wanted: HashSet<(&str, &str)> = pairs.iter().copied().collect();
-    let mut rows: Vec<(String, String, String, i32, String, i64)> = Vec::new();
+    let mut rows: Vec<StoredAnswer> = Vec::new();
     if let DbConn::Sqlite(sqlite) = connection {
         // One kept-prepared lookup a pair (an `IN` list is prepared anew for every length).
         for (principal, key) in &wanted {
@@ -303,8 +311,8 @@ pub fn idempotent_answers(
                 idempotency::table
                     .filter(idempotency::principal_id.eq(*principal))
                     .filter(idempotency::idem_key.eq(*key))
-                    .select(columns)
-                    .load::<(String, String, String, i32, String, i64)>(sqlite)?,
+                    .select(StoredAnswer::as_select())
+                    .load(sqlite)?,
             );
         }
     } else {
@@ -314,12 +322,12 @@ pub fn idempotent_answers(
         rows = idempotency::table
             .filter(idempotency::idem_key.eq_any(keys))
             .filter(idempotency::principal_id.eq_any(principals))
-            .select(columns)
+            .select(StoredAnswer::as_select())
             .load(connection)?;
     }
-    for (principal, key, hash, status, body, created_at_ms) in rows {
-        if wanted.contains(&(principal.as_str(), key.as_str())) {
-            found.insert((principal, key), (hash, status, body, created_at_ms));
+    for row in rows {
+        if wanted.contains(&(row.principal_id.as_str(), row.idem_key.as_str())) {
+            found.insert((row.principal_id.clone(), row.idem_key.clone()), row);
         }
     }
     Ok(found)
@@ -359,10 +367,15 @@ pub fn save_idempotent_answers(connection: &mut DbConn, answers: &[NewAnswer<'_>
 }
 
 /// One line of a closed date's settlement with the merchant's identity: the settlement file's row.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = settlement_lines, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct SettlementRow {
     pub merchant_id: String,
+    #[diesel(select_expression = merchants::name)]
     pub name: String,
+    #[diesel(select_expression = merchants::business_number)]
     pub business_number: String,
+    #[diesel(select_expression = merchants::bank_account)]
     pub bank_account: String,
     pub payments_count: i64,
     pub payments_amount: i64,
@@ -373,8 +386,6 @@ pub struct SettlementRow {
     pub net_payable: i64,
 }
 
-type SettlementTuple = (String, String, String, String, i64, i64, i64, i64, i64, i64, i64);
-
 /// Up to `limit` settlement rows of `business_date` after merchant `after`, in merchant id order:
 /// pages of the settlement file, so a city's file is never held in memory whole.
 pub fn settlement_rows(
@@ -383,49 +394,29 @@ pub fn settlement_rows(
     after: Option<&str>,
     limit: i64,
 ) -> StoreResult<Vec<SettlementRow>> {
-    let rows: Vec<SettlementTuple> = settlement_lines::table
+    Ok(settlement_lines::table
         .inner_join(merchants::table.on(merchants::merchant_id.eq(settlement_lines::merchant_id)))
         .filter(settlement_lines::business_date.eq(business_date))
         .filter(settlement_lines::merchant_id.gt(after.unwrap_or("")))
         .order(settlement_lines::merchant_id)
         .limit(limit)
-        .select((
-            settlement_lines::merchant_id,
-            merchants::name,
-            merchants::business_number,
-            merchants::bank_account,
-            settlement_lines::payments_count,
-            settlement_lines::payments_amount,
-            settlement_lines::refunds_count,
-            settlement_lines::refunds_amount,
-            settlement_lines::fee,
-            settlement_lines::carried_in,
-            settlement_lines::net_payable,
-        ))
-        .load(connection)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| SettlementRow {
-            merchant_id: row.0,
-            name: row.1,
-            business_number: row.2,
-            bank_account: row.3,
-            payments_count: row.4,
-            payments_amount: row.5,
-            refunds_count: row.6,
-            refunds_amount: row.7,
-            fee: row.8,
-            carried_in: row.9,
-            net_payable: row.10,
-        })
-        .collect())
+        .select(SettlementRow::as_select())
+        .load(connection)?)
 }
 
-/// A closed date's totals: (total_net_payable, total_fee), or `None` if it is not closed.
-pub fn settlement_totals(connection: &mut DbConn, business_date: &str) -> StoreResult<Option<(i64, i64)>> {
+/// A closed date's totals.
+#[derive(Queryable, Selectable, Debug, Clone, Copy)]
+#[diesel(table_name = settlements, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct SettlementTotals {
+    pub total_net_payable: i64,
+    pub total_fee: i64,
+}
+
+/// A closed date's totals, or `None` if it is not closed.
+pub fn settlement_totals(connection: &mut DbConn, business_date: &str) -> StoreResult<Option<SettlementTotals>> {
     Ok(settlements::table
         .filter(settlements::business_date.eq(business_date))
-        .select((settlements::total_net_payable, settlements::total_fee))
+        .select(SettlementTotals::as_select())
         .load(connection)?
         .into_iter()
         .next())
