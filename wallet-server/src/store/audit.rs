@@ -95,6 +95,8 @@ pub fn record(connection: &mut DbConn, entry: Entry<'_>) -> StoreResult<()> {
 }
 
 /// A stored audit row.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = audit_log, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct AuditRow {
     pub seq: i64,
     pub at_ms: i64,
@@ -106,36 +108,12 @@ pub struct AuditRow {
     pub idempotency_key: Option<String>,
 }
 
-type AuditTuple = (i64, i64, String, Option<String>, Option<String>, String, String, Option<String>);
-
 /// Up to `limit` rows older than `before_seq`, newest first (the primary key's order).
 pub fn page(connection: &mut DbConn, before_seq: Option<i64>, limit: i64) -> StoreResult<Vec<AuditRow>> {
-    let rows: Vec<AuditTuple> = audit_log::table
+    Ok(audit_log::table
         .filter(audit_log::seq.lt(before_seq.unwrap_or(i64::MAX)))
         .order(audit_log::seq.desc())
         .limit(limit)
-        .select((
-            audit_log::seq,
-            audit_log::at_ms,
-            audit_log::via,
-            audit_log::principal_id,
-            audit_log::login,
-            audit_log::action,
-            audit_log::detail,
-            audit_log::idempotency_key,
-        ))
-        .load(connection)?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, at_ms, via, principal_id, login, action, detail, idempotency_key)| AuditRow {
-            seq,
-            at_ms,
-            via,
-            principal_id,
-            login,
-            action,
-            detail,
-            idempotency_key,
-        })
-        .collect())
+        .select(AuditRow::as_select())
+        .load(connection)?)
 }

@@ -7,6 +7,8 @@ use super::schema::*;
 use super::{is_unique_violation, DbConn, StoreResult};
 
 /// A principal as the login path needs it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = principals, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct PrincipalRow {
     pub principal_id: String,
     pub role: String,
@@ -14,6 +16,8 @@ pub struct PrincipalRow {
 }
 
 /// A session as the authentication path needs it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct SessionRow {
     pub principal_id: String,
     pub role: String,
@@ -77,13 +81,12 @@ pub fn put_wallet(
 }
 
 pub fn find_principal(connection: &mut DbConn, login: &str) -> StoreResult<Option<PrincipalRow>> {
-    let row: Option<(String, String, String)> = principals::table
+    Ok(principals::table
         .filter(principals::login.eq(login))
-        .select((principals::principal_id, principals::role, principals::password_hash))
+        .select(PrincipalRow::as_select())
         .load(connection)?
         .into_iter()
-        .next();
-    Ok(row.map(|(principal_id, role, password_hash)| PrincipalRow { principal_id, role, password_hash }))
+        .next())
 }
 
 pub fn set_password_hash(
@@ -129,18 +132,12 @@ pub fn insert_session(
 }
 
 pub fn find_session(connection: &mut DbConn, token_hash: &str) -> StoreResult<Option<SessionRow>> {
-    let row: Option<(String, String, i64, i64)> = sessions::table
+    Ok(sessions::table
         .filter(sessions::token_hash.eq(token_hash))
-        .select((sessions::principal_id, sessions::role, sessions::last_seen_ms, sessions::expires_at_ms))
+        .select(SessionRow::as_select())
         .load(connection)?
         .into_iter()
-        .next();
-    Ok(row.map(|(principal_id, role, last_seen_ms, expires_at_ms)| SessionRow {
-        principal_id,
-        role,
-        last_seen_ms,
-        expires_at_ms,
-    }))
+        .next())
 }
 
 pub fn touch_session(connection: &mut DbConn, token_hash: &str, now_ms: i64) -> StoreResult<()> {

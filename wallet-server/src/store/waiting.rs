@@ -6,6 +6,8 @@ use super::schema::waiting_tickets;
 use super::{is_unique_violation, DbConn, StoreResult};
 
 /// One ticket of the line: its text, whose it is, when it was last polled.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = waiting_tickets, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct TicketRow {
     /// Its place in the line: the table's sequence number.
     pub seq: i64,
@@ -15,24 +17,22 @@ pub struct TicketRow {
 }
 
 fn ticket_of(connection: &mut DbConn, login: &str) -> StoreResult<Option<TicketRow>> {
-    let row: Option<(i64, String, String, i64)> = waiting_tickets::table
+    Ok(waiting_tickets::table
         .filter(waiting_tickets::login.eq(login))
-        .select((waiting_tickets::seq, waiting_tickets::ticket, waiting_tickets::login, waiting_tickets::polled_ms))
+        .select(TicketRow::as_select())
         .load(connection)?
         .into_iter()
-        .next();
-    Ok(row.map(|(seq, ticket, login, polled_ms)| TicketRow { seq, ticket, login, polled_ms }))
+        .next())
 }
 
 /// A ticket by its text, if it is in the line.
 pub fn find_ticket(connection: &mut DbConn, ticket: &str) -> StoreResult<Option<TicketRow>> {
-    let row: Option<(i64, String, String, i64)> = waiting_tickets::table
+    Ok(waiting_tickets::table
         .filter(waiting_tickets::ticket.eq(ticket))
-        .select((waiting_tickets::seq, waiting_tickets::ticket, waiting_tickets::login, waiting_tickets::polled_ms))
+        .select(TicketRow::as_select())
         .load(connection)?
         .into_iter()
-        .next();
-    Ok(row.map(|(seq, ticket, login, polled_ms)| TicketRow { seq, ticket, login, polled_ms }))
+        .next())
 }
 
 /// The ticket of `login`: the one it holds, or `new_ticket` at the end of the line.
@@ -77,13 +77,6 @@ pub fn sync(connection: &mut DbConn, polls: &[(String, i64)], cutoff_ms: i64) ->
             .execute(connection)?;
         }
         diesel::delete(waiting_tickets::table.filter(waiting_tickets::polled_ms.lt(cutoff_ms))).execute(connection)?;
-        let rows: Vec<(i64, String, String, i64)> = waiting_tickets::table
-            .order(waiting_tickets::seq)
-            .select((waiting_tickets::seq, waiting_tickets::ticket, waiting_tickets::login, waiting_tickets::polled_ms))
-            .load(connection)?;
-        Ok(rows
-            .into_iter()
-            .map(|(seq, ticket, login, polled_ms)| TicketRow { seq, ticket, login, polled_ms })
-            .collect())
+        Ok(waiting_tickets::table.order(waiting_tickets::seq).select(TicketRow::as_select()).load(connection)?)
     })
 }
