@@ -89,7 +89,7 @@ pub fn export(
     let (sequence, mark) = match since {
         None => (0, None),
         Some(earlier) => {
-            let (_, history_seq, exported_at_ms) =
+            let earlier_export =
                 rows::exported_bundle(connection, earlier).map_err(failed)?.ok_or_else(|| {
                     format!(
                         "no bundle {earlier} was exported from here; a delta follows an exported bundle \
@@ -99,7 +99,10 @@ pub fn export(
             // Principals changed shortly before the earlier export's read began are carried
             // again: a change stamped before that read but committed after it (a write waits at
             // most the database's busy timeout) is not dropped.
-            let since = rows::Since { history_seq, changed_ms: exported_at_ms - CHANGED_MARGIN_MS };
+            let since = rows::Since {
+                history_seq: earlier_export.history_seq,
+                changed_ms: earlier_export.exported_at_ms - CHANGED_MARGIN_MS,
+            };
             (earlier + 1, Some(since))
         }
     };
@@ -185,22 +188,22 @@ fn write_files(
     loop {
         let page = rows::citizens_page(connection, &after, PAGE_ROWS, since).map_err(failed)?;
         for row in &page {
-            let created_at = time(row.8)?;
+            let created_at = time(row.created_at_ms)?;
             citizens.row(&[
-                &row.0,
-                &row.1,
-                &row.2,
-                &row.3,
-                &row.4.to_string(),
-                &row.5,
-                &row.6.to_string(),
-                &row.7.to_string(),
+                &row.citizen_id,
+                &row.login,
+                &row.password_hash,
+                &row.wallet_id,
+                &row.balance.to_string(),
+                &row.month,
+                &row.charged.to_string(),
+                &row.eligible_spent.to_string(),
                 &created_at,
             ])?;
         }
         progress.add(page.len() as u64);
         match page.last() {
-            Some(last) if page.len() as i64 == PAGE_ROWS => after = last.0.clone(),
+            Some(last) if page.len() as i64 == PAGE_ROWS => after = last.citizen_id.clone(),
             _ => break,
         }
     }
@@ -210,19 +213,19 @@ fn write_files(
         let page = rows::merchants_page(connection, &after, PAGE_ROWS, since).map_err(failed)?;
         for row in &page {
             merchants.row(&[
-                &row.0,
-                &row.1,
-                &row.2,
-                &row.3,
-                &row.4,
-                &row.5,
-                row.6.as_deref().unwrap_or(""),
-                &row.7.to_string(),
+                &row.merchant_id,
+                &row.login,
+                &row.password_hash,
+                &row.name,
+                &row.business_number,
+                &row.bank_account,
+                row.category.as_deref().unwrap_or(""),
+                &row.receivable.to_string(),
             ])?;
         }
         progress.add(page.len() as u64);
         match page.last() {
-            Some(last) if page.len() as i64 == PAGE_ROWS => after = last.0.clone(),
+            Some(last) if page.len() as i64 == PAGE_ROWS => after = last.merchant_id.clone(),
             _ => break,
         }
     }
@@ -230,26 +233,30 @@ fn write_files(
     let mut after_seq = since.map_or(0, |since| since.history_seq);
     loop {
         let page = rows::history_page(connection, after_seq, PAGE_ROWS).map_err(failed)?;
-        for row in page.iter().filter(|row| row.0 <= history_seq) {
-            let at = time(row.2)?;
-            let merchant_side = matches!(row.3.as_str(), "payment" | "cashback" | "refund" | "cashback_reversal");
-            let merchant_id = if merchant_side { row.5.as_deref().unwrap_or("") } else { "" };
-            let cashback =
-                if row.3 == "payment" { row.8.map(|won| won.to_string()).unwrap_or_default() } else { String::new() };
+        for row in page.iter().filter(|row| row.seq <= history_seq) {
+            let at = time(row.at_ms)?;
+            let merchant_side =
+                matches!(row.kind.as_str(), "payment" | "cashback" | "refund" | "cashback_reversal");
+            let merchant_id = if merchant_side { row.counterparty.as_deref().unwrap_or("") } else { "" };
+            let cashback = if row.kind == "payment" {
+                row.payment_cashback.map(|won| won.to_string()).unwrap_or_default()
+            } else {
+                String::new()
+            };
             transactions.row(&[
-                &row.1,
+                &row.item_id,
                 &at,
-                &row.3,
-                &row.4,
+                &row.kind,
+                &row.wallet_id,
                 merchant_id,
-                &row.6.to_string(),
+                &row.amount.to_string(),
                 &cashback,
-                row.7.as_deref().unwrap_or(""),
+                row.related_id.as_deref().unwrap_or(""),
             ])?;
         }
         progress.add(page.len() as u64);
         match page.last() {
-            Some(last) if page.len() as i64 == PAGE_ROWS && last.0 < history_seq => after_seq = last.0,
+            Some(last) if page.len() as i64 == PAGE_ROWS && last.seq < history_seq => after_seq = last.seq,
             _ => break,
         }
     }

@@ -353,9 +353,10 @@ fn refuse_taken_logins(connection: &mut DbConn, rows: &Rows) -> Result<(), Impor
         .chain(rows.merchants.iter().map(|row| (row.login.as_str(), (row.merchant_id.as_str(), "merchants.csv"))))
         .collect();
     let logins: Vec<&str> = owners.keys().copied().collect();
-    for (login, holder) in store::handover::login_holders(connection, &logins)? {
-        if let Some((owner, file)) = owners.get(login.as_str()) {
-            if *owner != holder {
+    for holder in store::handover::login_holders(connection, &logins)? {
+        if let Some((owner, file)) = owners.get(holder.login.as_str()) {
+            if *owner != holder.principal_id {
+                let login = &holder.login;
                 return Err(refused(format!("{file}: login {login:?} belongs to another account here")));
             }
         }
@@ -397,19 +398,19 @@ fn new_history<'a>(
     // The lookups are index probes at random places of a large index (about 70 µs each on
     // PostgreSQL against 3 million rows): fewer, larger lists cost less than many small ones.
     for chunk in ids.chunks(IDS_PER_QUERY_MAX) {
-        for (id, kind, amount, at_ms, wallet) in store::handover::existing_items(connection, chunk)? {
-            existing.insert(id, (kind, amount, at_ms, wallet));
+        for item in store::handover::existing_items(connection, chunk)? {
+            existing.insert(item.item_id.clone(), item);
         }
     }
     let mut new = Vec::new();
     for row in transactions {
         match existing.get(row.tx_id.as_str()) {
             None => new.push(row),
-            Some((kind, amount, at_ms, wallet)) => {
-                let same = kind == row.kind.as_str()
-                    && *amount == cents(row.amount)?
-                    && *at_ms == row.at.timestamp_millis()
-                    && row.wallet_id.as_ref().is_some_and(|id| id.as_str() == wallet);
+            Some(item) => {
+                let same = item.kind == row.kind.as_str()
+                    && item.amount == cents(row.amount)?
+                    && item.at_ms == row.at.timestamp_millis()
+                    && row.wallet_id.as_ref().is_some_and(|id| id.as_str() == item.wallet_id);
                 if !same {
                     return Err(refused(format!(
                         "transactions.csv: tx_id {:?} is already here with different content",

@@ -181,9 +181,11 @@ pub(super) async fn status(state: State, request: HttpRequest) -> Result<HttpRes
         None => None,
     };
     let last_export = match export {
-        Some((sequence, kind, exported_at_ms)) => {
-            Some(LastExport { sequence: count(sequence)?, kind: bundle_kind(&kind)?, exported_at: at(exported_at_ms)? })
-        }
+        Some(export) => Some(LastExport {
+            sequence: count(export.sequence)?,
+            kind: bundle_kind(&export.kind)?,
+            exported_at: at(export.exported_at_ms)?,
+        }),
         None => None,
     };
     Ok(HttpResponse::Ok().json(Status {

@@ -14,7 +14,8 @@ use super::{DbConn, StoreResult};
 const IDS_PER_QUERY_MAX: usize = 10_000;
 
 /// A bundle as applied.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = handover_bundles, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct AppliedBundle {
     pub sequence: i64,
     pub kind: String,
@@ -30,44 +31,13 @@ pub struct AppliedBundle {
     pub applied_at_ms: i64,
 }
 
-type BundleTuple = (String, String, String, String, i64, i64, i64, i64, i64, i64, i64);
-
 /// The bundle applied under `sequence`, or the last one applied when `sequence` is `None`.
 pub fn applied_bundle(connection: &mut DbConn, sequence: Option<i64>) -> StoreResult<Option<AppliedBundle>> {
-    let query = handover_bundles::table.order(handover_bundles::sequence.desc()).select((
-        handover_bundles::sequence,
-        (
-            handover_bundles::kind,
-            handover_bundles::operator,
-            handover_bundles::as_of,
-            handover_bundles::manifest_sha256,
-            handover_bundles::citizens,
-            handover_bundles::merchants,
-            handover_bundles::transactions,
-            handover_bundles::citizen_balance_sum,
-            handover_bundles::merchant_receivable_sum,
-            handover_bundles::cashback_budget_remaining,
-            handover_bundles::applied_at_ms,
-        ),
-    ));
-    let row: Option<(i64, BundleTuple)> = match sequence {
+    let query = handover_bundles::table.order(handover_bundles::sequence.desc()).select(AppliedBundle::as_select());
+    Ok(match sequence {
         Some(sequence) => query.filter(handover_bundles::sequence.eq(sequence)).first(connection).optional()?,
         None => query.first(connection).optional()?,
-    };
-    Ok(row.map(|(sequence, row)| AppliedBundle {
-        sequence,
-        kind: row.0,
-        operator: row.1,
-        as_of: row.2,
-        manifest_sha256: row.3,
-        citizens: row.4,
-        merchants: row.5,
-        transactions: row.6,
-        citizen_balance_sum: row.7,
-        merchant_receivable_sum: row.8,
-        cashback_budget_remaining: row.9,
-        applied_at_ms: row.10,
-    }))
+    })
 }
 
 pub fn record_bundle(connection: &mut DbConn, bundle: &AppliedBundle) -> StoreResult<()> {
@@ -143,15 +113,23 @@ pub fn put_principals(connection: &mut DbConn, principals_in: &[PrincipalIn<'_>]
     Ok(())
 }
 
+/// A login held here, and the principal holding it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = principals, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct LoginHolder {
+    pub login: String,
+    pub principal_id: String,
+}
+
 /// Of `logins`, those held here, with the id of the principal holding each.
-pub fn login_holders(connection: &mut DbConn, logins: &[&str]) -> StoreResult<Vec<(String, String)>> {
+pub fn login_holders(connection: &mut DbConn, logins: &[&str]) -> StoreResult<Vec<LoginHolder>> {
     let mut holders = Vec::new();
     for chunk in logins.chunks(IDS_PER_QUERY_MAX) {
         holders.extend(
             principals::table
                 .filter(principals::login.eq_any(chunk))
-                .select((principals::login, principals::principal_id))
-                .load::<(String, String)>(connection)?,
+                .select(LoginHolder::as_select())
+                .load(connection)?,
         );
     }
     Ok(holders)
@@ -189,8 +167,16 @@ pub fn put_wallets(connection: &mut DbConn, wallets_in: &[(&str, &str, &WalletSt
     Ok(())
 }
 
-/// A history item as already here: (item_id, kind, amount, at_ms, wallet_id).
-pub type ExistingItem = (String, String, i64, i64, String);
+/// A history item as already here.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = history, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct ExistingItem {
+    pub item_id: String,
+    pub kind: String,
+    pub amount: i64,
+    pub at_ms: i64,
+    pub wallet_id: String,
+}
 
 /// History items already here among `ids`.
 pub fn existing_items(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<ExistingItem>> {
@@ -199,19 +185,69 @@ pub fn existing_items(connection: &mut DbConn, ids: &[String]) -> StoreResult<Ve
     }
     Ok(history::table
         .filter(history::item_id.eq_any(ids))
-        .select((history::item_id, history::kind, history::amount, history::at_ms, history::wallet_id))
+        .select(ExistingItem::as_select())
         .load(connection)?)
 }
 
-/// One exported citizen: (citizen_id, login, password_hash, wallet_id, balance, month, charged,
-/// eligible_spent, created_at_ms).
-pub type CitizenExport = (String, String, String, String, i64, String, i64, i64, i64);
-/// One exported merchant: (merchant_id, login, password_hash, name, business_number,
-/// bank_account, category, receivable).
-pub type MerchantExport = (String, String, String, String, String, String, Option<String>, i64);
-/// One exported history item: (seq, item_id, at_ms, kind, wallet_id, counterparty, amount,
-/// related_id, the payment's cashback when it is a payment).
-pub type HistoryExport = (i64, String, i64, String, String, Option<String>, i64, Option<String>, Option<i64>);
+/// One exported citizen: the principal with its wallet.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = principals, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct CitizenExport {
+    #[diesel(column_name = principal_id)]
+    pub citizen_id: String,
+    pub login: String,
+    pub password_hash: String,
+    #[diesel(select_expression = wallets::wallet_id)]
+    pub wallet_id: String,
+    #[diesel(select_expression = wallets::balance)]
+    pub balance: i64,
+    #[diesel(select_expression = wallets::month)]
+    pub month: String,
+    #[diesel(select_expression = wallets::charged)]
+    pub charged: i64,
+    #[diesel(select_expression = wallets::eligible_spent)]
+    pub eligible_spent: i64,
+    pub created_at_ms: i64,
+}
+
+/// One exported merchant: the principal with its details and receivable.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = principals, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct MerchantExport {
+    #[diesel(column_name = principal_id)]
+    pub merchant_id: String,
+    pub login: String,
+    pub password_hash: String,
+    #[diesel(select_expression = merchants::name)]
+    pub name: String,
+    #[diesel(select_expression = merchants::business_number)]
+    pub business_number: String,
+    #[diesel(select_expression = merchants::bank_account)]
+    pub bank_account: String,
+    #[diesel(select_expression = merchants::category)]
+    pub category: Option<String>,
+    #[diesel(select_expression = merchants::receivable)]
+    pub receivable: i64,
+}
+
+/// One exported history item, with the payment's cashback when it is a payment.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = history, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct HistoryExport {
+    pub seq: i64,
+    pub item_id: String,
+    pub at_ms: i64,
+    pub kind: String,
+    pub wallet_id: String,
+    pub counterparty: Option<String>,
+    pub amount: i64,
+    pub related_id: Option<String>,
+    #[diesel(
+        select_expression = super::schema::payments::cashback.nullable(),
+        select_expression_type = diesel::dsl::Nullable<super::schema::payments::cashback>
+    )]
+    pub payment_cashback: Option<i64>,
+}
 
 /// What a delta export holds: what changed after an earlier export.
 #[derive(Clone, Copy, Debug)]
@@ -245,17 +281,7 @@ pub fn citizens_page(
     Ok(query
         .order(principals::principal_id)
         .limit(limit)
-        .select((
-            principals::principal_id,
-            principals::login,
-            principals::password_hash,
-            wallets::wallet_id,
-            wallets::balance,
-            wallets::month,
-            wallets::charged,
-            wallets::eligible_spent,
-            principals::created_at_ms,
-        ))
+        .select(CitizenExport::as_select())
         .load(connection)?)
 }
 
@@ -292,16 +318,7 @@ pub fn merchants_page(
     Ok(query
         .order(principals::principal_id)
         .limit(limit)
-        .select((
-            principals::principal_id,
-            principals::login,
-            principals::password_hash,
-            merchants::name,
-            merchants::business_number,
-            merchants::bank_account,
-            merchants::category,
-            merchants::receivable,
-        ))
+        .select(MerchantExport::as_select())
         .load(connection)?)
 }
 
@@ -313,17 +330,7 @@ pub fn history_page(connection: &mut DbConn, after_seq: i64, limit: i64) -> Stor
         .filter(history::seq.gt(after_seq))
         .order(history::seq)
         .limit(limit)
-        .select((
-            history::seq,
-            history::item_id,
-            history::at_ms,
-            history::kind,
-            history::wallet_id,
-            history::counterparty,
-            history::amount,
-            history::related_id,
-            payments::cashback.nullable(),
-        ))
+        .select(HistoryExport::as_select())
         .load(connection)?)
 }
 
@@ -332,21 +339,41 @@ pub fn last_history_seq(connection: &mut DbConn) -> StoreResult<i64> {
     Ok(history::table.select(diesel::dsl::max(history::seq)).first::<Option<i64>>(connection)?.unwrap_or(0))
 }
 
-/// A bundle exported from here: (kind, history_seq, exported_at_ms).
-pub fn exported_bundle(connection: &mut DbConn, sequence: i64) -> StoreResult<Option<(String, i64, i64)>> {
+/// A bundle exported from here, as a delta after it needs it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = handover_exports, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct ExportedBundle {
+    pub kind: String,
+    /// The last history row the bundle holds.
+    pub history_seq: i64,
+    /// When its consistent read began.
+    pub exported_at_ms: i64,
+}
+
+/// A bundle exported from here.
+pub fn exported_bundle(connection: &mut DbConn, sequence: i64) -> StoreResult<Option<ExportedBundle>> {
     Ok(handover_exports::table
         .filter(handover_exports::sequence.eq(sequence))
-        .select((handover_exports::kind, handover_exports::history_seq, handover_exports::exported_at_ms))
+        .select(ExportedBundle::as_select())
         .first(connection)
         .optional()?)
 }
 
+/// The last bundle exported from here, as the status page shows it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = handover_exports, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct LatestExport {
+    pub sequence: i64,
+    pub kind: String,
+    pub exported_at_ms: i64,
+}
+
 /// The last bundle exported from here (the highest sequence: a new export drops the records
-/// after its own): (sequence, kind, exported_at_ms).
-pub fn last_export(connection: &mut DbConn) -> StoreResult<Option<(i64, String, i64)>> {
+/// after its own).
+pub fn last_export(connection: &mut DbConn) -> StoreResult<Option<LatestExport>> {
     Ok(handover_exports::table
         .order(handover_exports::sequence.desc())
-        .select((handover_exports::sequence, handover_exports::kind, handover_exports::exported_at_ms))
+        .select(LatestExport::as_select())
         .first(connection)
         .optional()?)
 }
