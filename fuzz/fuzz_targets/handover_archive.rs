@@ -1,4 +1,4 @@
-//! Bundle archives through `handover::archive::open`: tar and gzip headers, pax and GNU
+//! Bundle archives through `handover_format::archive::open`: tar and gzip headers, pax and GNU
 //! extension headers, names, entry types, sizes.
 //!
 //! Input: one byte of switches (bit 0: the file is named `.tgz`, else `.tar`), then the file's
@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use wallet_server::handover::archive;
+use handover_format::archive;
 
 /// A private TMPDIR for the unpacking directories, so a leftover is seen.
 fn tmp() -> &'static PathBuf {

@@ -1,5 +1,5 @@
-//! A whole bundle directory through `handover::bundle::Bundle::verify`: CSV reading, every row
-//! parser, duplicates, cross references, control totals and the history check.
+//! A whole bundle directory through `handover_format::bundle::Bundle::verify`: CSV reading,
+//! every row parser, duplicates, cross references, control totals and the history check.
 //!
 //! Input: one byte of switches, then `citizens.csv`, `merchants.csv` and `transactions.csv`
 //! separated by 0xFF bytes (a byte that is in neither UTF-8 nor CP949 text). The harness writes
@@ -21,7 +21,7 @@ use std::path::Path;
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 use wallet_core::Won;
-use wallet_server::handover::bundle::{Bundle, Encoding, Row};
+use handover_format::bundle::{Bundle, Encoding, Row};
 
 /// Data rows as a lenient CSV reader counts them, and the sum of column `sum_column` where it
 /// parses: the harness's guess at what the manifest must say.

@@ -1,4 +1,4 @@
-//! The handover manifest parser (`handover::bundle::parse_manifest`) on any text.
+//! The handover manifest parser (`handover_format::bundle::parse_manifest`) on any text.
 //!
 //! Checked: no panic; a refusal names `manifest.json` and a reason; an accepted manifest holds
 //! exactly the three CSV files with 64 hex digit checksums, its totals re-render to the
@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wallet_server::handover::bundle::{parse_manifest, BundleKind};
+use handover_format::bundle::{parse_manifest, BundleKind};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

@@ -15,17 +15,16 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::{DateTime, Datelike, FixedOffset, SecondsFormat};
-use serde::Deserialize;
-use serde_json::json;
-use sha2::{Digest, Sha256};
-use wallet_server::handover::bundle::{
-    CITIZENS_FILE, CITIZENS_HEADER, FORMAT, MERCHANTS_FILE, MERCHANTS_HEADER, TRANSACTIONS_FILE, TRANSACTIONS_HEADER,
+use handover_format::bundle::{
+    parse_manifest, BundleKind, Manifest, CITIZENS_FILE, CITIZENS_HEADER, FORMAT, MANIFEST_FILE, MERCHANTS_FILE,
+    MERCHANTS_HEADER, TRANSACTIONS_FILE, TRANSACTIONS_HEADER,
 };
+use handover_format::write::{write_manifest, Durability, HashedCsv, ManifestOut, WrittenFile};
+use wallet_core::Won;
 
 const OPERATOR: &str = "Benchmark City Wallet Co. (generated)";
 
@@ -517,61 +516,6 @@ fn write_event(out: &mut HashedCsv, event: &Event, row: u64, at: &str, names: &N
     }
 }
 
-/// A CSV file being written: LF line ends, quoting only where RFC 4180 needs it (as the
-/// server's own export), hashed and counted as it goes.
-struct HashedCsv {
-    name: &'static str,
-    writer: csv::Writer<HashingWriter>,
-    rows: u64,
-}
-
-struct HashingWriter {
-    file: BufWriter<File>,
-    hasher: Sha256,
-}
-
-impl Write for HashingWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let written = self.file.write(bytes)?;
-        self.hasher.update(&bytes[..written]);
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
-}
-
-/// A finished file: its manifest entry.
-struct FileSummary {
-    name: &'static str,
-    rows: u64,
-    sha256: String,
-}
-
-impl HashedCsv {
-    fn create(dir: &Path, name: &'static str, header: &[&str]) -> Result<HashedCsv, String> {
-        let path = dir.join(name);
-        let file = File::create(&path).map_err(|error| format!("cannot create {}: {error}", path.display()))?;
-        let inner = HashingWriter { file: BufWriter::with_capacity(1 << 20, file), hasher: Sha256::new() };
-        let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(inner);
-        writer.write_record(header).map_err(|error| format!("cannot write {name}: {error}"))?;
-        Ok(HashedCsv { name, writer, rows: 0 })
-    }
-
-    fn row(&mut self, fields: &[&str]) -> Result<(), String> {
-        self.rows += 1;
-        self.writer.write_record(fields).map_err(|error| format!("cannot write {}: {error}", self.name))
-    }
-
-    fn finish(self) -> Result<FileSummary, String> {
-        let name = self.name;
-        let mut inner = self.writer.into_inner().map_err(|error| format!("cannot write {name}: {error}"))?;
-        inner.file.flush().map_err(|error| format!("cannot write {name}: {error}"))?;
-        Ok(FileSummary { name, rows: self.rows, sha256: hex::encode(inner.hasher.finalize()) })
-    }
-}
-
 /// Creates `dir`, which must not hold anything yet.
 fn create_empty_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
@@ -588,35 +532,29 @@ struct Totals {
     cashback_budget_remaining_won: i64,
 }
 
-fn write_manifest(
+/// Writes the manifest of a generated bundle (complete history) with `files` and `totals`.
+fn write_generated_manifest(
     dir: &Path,
-    kind: &str,
+    kind: BundleKind,
     sequence: u64,
-    as_of: &str,
-    files: &[FileSummary],
+    as_of: DateTime<FixedOffset>,
+    files: &[WrittenFile],
     totals: &Totals,
 ) -> Result<(), String> {
-    let files: serde_json::Map<String, serde_json::Value> =
-        files.iter().map(|file| (file.name.to_owned(), json!({"rows": file.rows, "sha256": file.sha256}))).collect();
-    let manifest = json!({
-        "format": FORMAT,
-        "operator": OPERATOR,
-        "currency": "KRW",
-        "kind": kind,
-        "sequence": sequence,
-        "as_of": as_of,
-        "history_complete": true,
-        "files": files,
-        "totals": {
-            "citizen_balance_sum": totals.citizen_balance_sum_won.to_string(),
-            "merchant_receivable_sum": totals.merchant_receivable_sum_won.to_string(),
-            "cashback_budget_remaining": totals.cashback_budget_remaining_won.to_string(),
+    let manifest = ManifestOut {
+        operator: OPERATOR,
+        kind,
+        sequence,
+        as_of,
+        history_complete: true,
+        files,
+        totals: handover_format::bundle::Totals {
+            citizen_balance_sum: Won::from_i64(totals.citizen_balance_sum_won),
+            merchant_receivable_sum: Won::from_i64(totals.merchant_receivable_sum_won),
+            cashback_budget_remaining: Won::from_i64(totals.cashback_budget_remaining_won),
         },
-    });
-    let text =
-        serde_json::to_string_pretty(&manifest).map_err(|error| format!("cannot encode the manifest: {error}"))?;
-    let path = dir.join("manifest.json");
-    std::fs::write(&path, text + "\n").map_err(|error| format!("cannot write {}: {error}", path.display()))
+    };
+    write_manifest(dir, &manifest).map(|_sha256| ())
 }
 
 /// argon2id PHC strings of `handover-password-<i>` for `count` indexes `i` spread evenly over
@@ -699,8 +637,8 @@ fn write_snapshot(args: &SnapshotArgs, started: Instant) -> Result<String, Strin
     // Whole seconds, spread evenly up to a second before the snapshot.
     let span_s = (as_of_ms - history_from_ms) / 1000 - 1;
     let mut next_progress = PROGRESS_ROWS_EVERY;
-    while transactions.rows < total {
-        let row = transactions.rows;
+    while transactions.rows() < total {
+        let row = transactions.rows();
         let at_ms = history_from_ms + (i128::from(row) * i128::from(span_s) / i128::from(total)) as i64 * 1000;
         let month = month_of_ms(at_ms);
         let rows_left = total - row;
@@ -720,13 +658,13 @@ fn write_snapshot(args: &SnapshotArgs, started: Instant) -> Result<String, Strin
         let payment_key = u32::try_from(row).expect("rows are bounded by TRANSACTIONS_MAX");
         model.apply(&event, month, payment_key, at_ms >= settled_before_ms);
         write_event(&mut transactions, &event, row, &time_text(at_ms), &names)?;
-        if transactions.rows >= next_progress {
-            progress("transactions.csv", transactions.rows, total, started);
+        if transactions.rows() >= next_progress {
+            progress("transactions.csv", transactions.rows(), total, started);
             next_progress += PROGRESS_ROWS_EVERY;
         }
     }
-    assert_eq!(transactions.rows, total, "events never write past the rows left");
-    let transactions = transactions.finish()?;
+    assert_eq!(transactions.rows(), total, "events never write past the rows left");
+    let transactions = transactions.finish(Durability::Flushed)?;
     progress("transactions.csv", transactions.rows, total, started);
 
     let citizen_hashes = password_hashes(args.seed, citizens, args.password_hashes as usize, "citizen")?;
@@ -749,7 +687,7 @@ fn write_snapshot(args: &SnapshotArgs, started: Instant) -> Result<String, Strin
             &time_text(joined_ms),
         ])?;
     }
-    let citizens_file = out.finish()?;
+    let citizens_file = out.finish(Durability::Flushed)?;
     progress("citizens.csv", citizens_file.rows, args.citizens, started);
 
     let merchant_hashes =
@@ -770,7 +708,7 @@ fn write_snapshot(args: &SnapshotArgs, started: Instant) -> Result<String, Strin
             &receivable_won.to_string(),
         ])?;
     }
-    let merchants_file = out.finish()?;
+    let merchants_file = out.finish(Durability::Flushed)?;
     progress("merchants.csv", merchants_file.rows, args.merchants, started);
 
     let totals = Totals {
@@ -778,7 +716,8 @@ fn write_snapshot(args: &SnapshotArgs, started: Instant) -> Result<String, Strin
         merchant_receivable_sum_won: model.receivable_sum_won(),
         cashback_budget_remaining_won: model.budget_remaining_won,
     };
-    write_manifest(dir, "snapshot", 0, SNAPSHOT_AS_OF, &[citizens_file, merchants_file, transactions], &totals)?;
+    let files = [citizens_file, merchants_file, transactions];
+    write_generated_manifest(dir, BundleKind::Snapshot, 0, parse_time(SNAPSHOT_AS_OF)?, &files, &totals)?;
     Ok(format!(
         "wrote snapshot 0 to {} in {:.1} s: citizens {}, merchants {}, transactions {}; \
          wallets {} won, receivables {} won, cashback budget remaining {} won",
@@ -796,42 +735,24 @@ fn write_snapshot(args: &SnapshotArgs, started: Instant) -> Result<String, Strin
 // ---------------------------------------------------------------------------------------------
 // The delta.
 
-#[derive(Deserialize)]
-struct ManifestIn {
-    format: String,
-    kind: String,
-    sequence: u64,
-    as_of: String,
-    files: HashMap<String, FileIn>,
-    totals: TotalsIn,
-}
-
-#[derive(Deserialize)]
-struct FileIn {
-    rows: u64,
-}
-
-#[derive(Deserialize)]
-struct TotalsIn {
-    citizen_balance_sum: String,
-    merchant_receivable_sum: String,
-    cashback_budget_remaining: String,
-}
-
-fn read_manifest(dir: &Path) -> Result<ManifestIn, String> {
-    let path = dir.join("manifest.json");
+/// Reads the manifest of the snapshot a delta follows, with the format's own parser.
+fn read_manifest(dir: &Path) -> Result<Manifest, String> {
+    let path = dir.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    let manifest: ManifestIn =
-        serde_json::from_str(&text).map_err(|error| format!("{} is not a manifest: {error}", path.display()))?;
-    if manifest.format != FORMAT || manifest.kind != "snapshot" || manifest.sequence != 0 {
+    let manifest = parse_manifest(&text).map_err(|refusal| format!("{}: {refusal}", dir.display()))?;
+    if manifest.kind != BundleKind::Snapshot {
         return Err(format!(
-            "{} is not a {FORMAT} snapshot (kind {:?}, sequence {}); a delta is generated from a snapshot",
+            "{} is a {FORMAT} delta (sequence {}); a delta is generated from a snapshot",
             dir.display(),
-            manifest.kind,
             manifest.sequence
         ));
     }
     Ok(manifest)
+}
+
+/// A figure of a manifest as whole won in an `i64`.
+fn manifest_won(what: &str, won: Won) -> Result<i64, String> {
+    won.to_i64().ok_or_else(|| format!("the manifest's {what} {won} is beyond what this generator adds up"))
 }
 
 fn parse_won(what: &str, text: &str) -> Result<i64, String> {
@@ -870,7 +791,7 @@ fn write_delta(args: &DeltaArgs, started: Instant) -> Result<String, String> {
     let citizen_rows = manifest.files.get(CITIZENS_FILE).map_or(0, |file| file.rows);
     check_range("--changed", args.changed, 1, citizen_rows)?;
     let changed = args.changed as usize;
-    let as_of = parse_time(&manifest.as_of)?;
+    let as_of = manifest.as_of;
     let snapshot_as_of_ms = as_of.timestamp_millis();
     let settled_before_ms = snapshot_as_of_ms - UNSETTLED_S * 1000;
     let mut rng = fastrand::Rng::with_seed(args.seed ^ 0xde17_a000_0000_0001);
@@ -971,7 +892,7 @@ fn write_delta(args: &DeltaArgs, started: Instant) -> Result<String, String> {
     let mut model = Model {
         wallets,
         receivables_won,
-        budget_remaining_won: parse_won("cashback_budget_remaining", &manifest.totals.cashback_budget_remaining)?,
+        budget_remaining_won: manifest_won("cashback_budget_remaining", manifest.totals.cashback_budget_remaining)?,
     };
     let merchants_before_won = model.receivables_won.clone();
     let sequence = 1;
@@ -993,7 +914,7 @@ fn write_delta(args: &DeltaArgs, started: Instant) -> Result<String, String> {
             let Some(event) = model.plan(&mut rng, kind, slot, partner, month, u64::MAX) else { continue };
             events += 1;
             let payment_key = u32::try_from(payment_ids.len()).map_err(|_| "too many payments")?;
-            let row = transactions.rows;
+            let row = transactions.rows();
             if let Event::Payment { merchant, .. } = event {
                 merchants_touched[merchant] = true;
                 payment_ids.push(delta_tx_id(sequence, row));
@@ -1010,7 +931,7 @@ fn write_delta(args: &DeltaArgs, started: Instant) -> Result<String, String> {
             write_event(&mut transactions, &event, row, &time_text(at_ms), &names)?;
         }
     }
-    let transactions = transactions.finish()?;
+    let transactions = transactions.finish(Durability::Flushed)?;
 
     // Changed rows in the snapshot's order, with the new balance and counters.
     let mut order: Vec<usize> = (0..changed).collect();
@@ -1031,25 +952,25 @@ fn write_delta(args: &DeltaArgs, started: Instant) -> Result<String, String> {
             &record[8],
         ])?;
     }
-    let citizens_file = out.finish()?;
+    let citizens_file = out.finish(Durability::Flushed)?;
 
     let mut out = HashedCsv::create(dir, MERCHANTS_FILE, MERCHANTS_HEADER)?;
     for (index, record) in merchant_records.iter().enumerate().filter(|(index, _)| merchants_touched[*index]) {
         let receivable = model.receivables_won[index].to_string();
         out.row(&[&record[0], &record[1], &record[2], &record[3], &record[4], &record[5], &record[6], &receivable])?;
     }
-    let merchants_file = out.finish()?;
+    let merchants_file = out.finish(Durability::Flushed)?;
 
     let balance_change_won: i64 = model.balance_sum_won() - balances_before_won.iter().sum::<i64>();
     let receivable_change_won = model.receivable_sum_won() - merchants_before_won.iter().sum::<i64>();
     let totals = Totals {
-        citizen_balance_sum_won: parse_won("citizen_balance_sum", &manifest.totals.citizen_balance_sum)?
+        citizen_balance_sum_won: manifest_won("citizen_balance_sum", manifest.totals.citizen_balance_sum)?
             + balance_change_won,
-        merchant_receivable_sum_won: parse_won("merchant_receivable_sum", &manifest.totals.merchant_receivable_sum)?
+        merchant_receivable_sum_won: manifest_won("merchant_receivable_sum", manifest.totals.merchant_receivable_sum)?
             + receivable_change_won,
         cashback_budget_remaining_won: model.budget_remaining_won,
     };
-    let as_of_text = time_text(snapshot_as_of_ms + DELTA_WINDOW_MS);
+    let delta_as_of = parse_time(&time_text(snapshot_as_of_ms + DELTA_WINDOW_MS))?;
     let summary = format!(
         "wrote delta {sequence} of {} to {} in {:.1} s: citizens {}, merchants {}, transactions {}; \
          after it: wallets {} won, receivables {} won, cashback budget remaining {} won",
@@ -1063,12 +984,15 @@ fn write_delta(args: &DeltaArgs, started: Instant) -> Result<String, String> {
         totals.merchant_receivable_sum_won,
         totals.cashback_budget_remaining_won
     );
-    write_manifest(dir, "delta", sequence, &as_of_text, &[citizens_file, merchants_file, transactions], &totals)?;
+    let files = [citizens_file, merchants_file, transactions];
+    write_generated_manifest(dir, BundleKind::Delta, sequence, delta_as_of, &files, &totals)?;
     Ok(summary)
 }
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
     /// Reads a generated file back: its header and rows.

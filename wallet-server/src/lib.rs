@@ -1,6 +1,6 @@
 //! `wallet-server` as a library: the modules of the server, used by the command line
 //! (`main.rs`) and by the fuzz targets in `fuzz/`, which call the real parsers of request
-//! bodies and handover bundles.
+//! bodies (the handover bundle's readers are the `handover-format` crate's).
 
 pub mod admission;
 pub mod api;

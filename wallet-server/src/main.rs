@@ -130,7 +130,7 @@ fn main() -> ExitCode {
             .and_then(|(now, pool)| Ok((now, pool.get().map_err(|error| error.to_string())?)))
             .and_then(|(now, mut connection)| {
                 // A .tar.gz, .tgz or .tar is exported into a staging directory, then packed.
-                let target = handover::archive::ExportTarget::prepare(&dir)?;
+                let target = handover_format::archive::ExportTarget::prepare(&dir)?;
                 let dir = target.dir().to_owned();
                 let summary = handover::export::export(
                     &mut connection,
@@ -157,11 +157,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn encoding_named(name: &str) -> handover::bundle::Encoding {
+fn encoding_named(name: &str) -> handover_format::bundle::Encoding {
     if name == "cp949" {
-        handover::bundle::Encoding::Cp949
+        handover_format::bundle::Encoding::Cp949
     } else {
-        handover::bundle::Encoding::Utf8
+        handover_format::bundle::Encoding::Utf8
     }
 }
 

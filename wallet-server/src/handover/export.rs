@@ -2,70 +2,23 @@
 //! away from this system, is as routine as the one into it. Rows are read a page at a time and
 //! streamed to the files, which are hashed as they are written.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use chrono::{DateTime, FixedOffset, Utc};
-use serde_json::json;
-use sha2::{Digest, Sha256};
-
-use super::bundle::{CITIZENS_FILE, FORMAT, MERCHANTS_FILE, TRANSACTIONS_FILE};
 use diesel::Connection;
+use handover_format::bundle::{
+    BundleKind, Totals, CITIZENS_FILE, CITIZENS_HEADER, MERCHANTS_FILE, MERCHANTS_HEADER, TRANSACTIONS_FILE,
+    TRANSACTIONS_HEADER,
+};
+use handover_format::write::{write_manifest, Durability, HashedCsv, ManifestOut};
+use serde_json::json;
+use wallet_core::Won;
 
 use super::progress::Progress;
 use crate::store::{self, handover as rows, ledger, DbConn};
 
 /// Rows read per query.
 const PAGE_ROWS: i64 = 5_000;
-
-/// A file being written: its hash and data-row count as it goes.
-struct HashedCsv {
-    writer: csv::Writer<HashingWriter>,
-    rows: u64,
-}
-
-struct HashingWriter {
-    file: BufWriter<File>,
-    hasher: Sha256,
-}
-
-impl Write for HashingWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let written = self.file.write(bytes)?;
-        self.hasher.update(&bytes[..written]);
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
-}
-
-impl HashedCsv {
-    fn create(path: &Path, header: &[&str]) -> Result<HashedCsv, String> {
-        let file = File::create(path).map_err(|error| format!("cannot create {}: {error}", path.display()))?;
-        let writer = HashingWriter { file: BufWriter::new(file), hasher: Sha256::new() };
-        // LF line ends and quoting only where RFC 4180 needs it, as HANDOVER.md's examples.
-        let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(writer);
-        writer.write_record(header).map_err(|error| error.to_string())?;
-        Ok(HashedCsv { writer, rows: 0 })
-    }
-
-    fn row(&mut self, fields: &[&str]) -> Result<(), String> {
-        self.rows += 1;
-        self.writer.write_record(fields).map_err(|error| error.to_string())
-    }
-
-    /// Flushes and syncs the file; its (rows, sha256).
-    fn finish(self) -> Result<(u64, String), String> {
-        let rows = self.rows;
-        let mut inner = self.writer.into_inner().map_err(|error| error.to_string())?;
-        inner.file.flush().map_err(|error| error.to_string())?;
-        inner.file.get_ref().sync_all().map_err(|error| error.to_string())?;
-        Ok((rows, hex::encode(inner.hasher.finalize())))
-    }
-}
 
 fn time(ms: i64) -> Result<String, String> {
     let at = DateTime::from_timestamp_millis(ms).ok_or_else(|| format!("time {ms} ms is out of range"))?;
@@ -183,7 +136,7 @@ fn write_files(
     // Read first, inside the read transaction: the history the bundle ends with.
     let history_seq = rows::last_history_seq(connection).map_err(failed)?;
     let progress = Progress::counter("exporting");
-    let mut citizens = HashedCsv::create(&dir.join(CITIZENS_FILE), super::bundle::CITIZENS_HEADER)?;
+    let mut citizens = HashedCsv::create(dir, CITIZENS_FILE, CITIZENS_HEADER)?;
     let mut after = String::new();
     loop {
         let page = rows::citizens_page(connection, &after, PAGE_ROWS, since).map_err(failed)?;
@@ -207,7 +160,7 @@ fn write_files(
             _ => break,
         }
     }
-    let mut merchants = HashedCsv::create(&dir.join(MERCHANTS_FILE), super::bundle::MERCHANTS_HEADER)?;
+    let mut merchants = HashedCsv::create(dir, MERCHANTS_FILE, MERCHANTS_HEADER)?;
     after.clear();
     loop {
         let page = rows::merchants_page(connection, &after, PAGE_ROWS, since).map_err(failed)?;
@@ -229,7 +182,7 @@ fn write_files(
             _ => break,
         }
     }
-    let mut transactions = HashedCsv::create(&dir.join(TRANSACTIONS_FILE), super::bundle::TRANSACTIONS_HEADER)?;
+    let mut transactions = HashedCsv::create(dir, TRANSACTIONS_FILE, TRANSACTIONS_HEADER)?;
     let mut after_seq = since.map_or(0, |since| since.history_seq);
     loop {
         let page = rows::history_page(connection, after_seq, PAGE_ROWS).map_err(failed)?;
@@ -261,42 +214,37 @@ fn write_files(
         }
     }
     progress.finish();
-    let (citizen_rows, citizen_sha) = citizens.finish()?;
-    let (merchant_rows, merchant_sha) = merchants.finish()?;
-    let (transaction_rows, transaction_sha) = transactions.finish()?;
+    let files = [
+        citizens.finish(Durability::Synced)?,
+        merchants.finish(Durability::Synced)?,
+        transactions.finish(Durability::Synced)?,
+    ];
     let (wallets_sum, merchants_sum) = store::reads::account_sums(connection).map_err(failed)?;
     let (_, budget, _) = ledger::load_state(connection, false).map_err(failed)?;
     let history_complete = rows::wallets_with_incomplete_history(connection).map_err(failed)? == 0;
     let kst = FixedOffset::east_opt(9 * 3600).expect("nine hours is a valid offset");
-    let manifest = json!({
-        "format": FORMAT,
-        "operator": operator,
-        "currency": "KRW",
-        "kind": if since.is_some() { "delta" } else { "snapshot" },
-        "sequence": sequence,
-        "as_of": now.with_timezone(&kst).to_rfc3339(),
-        "history_complete": history_complete,
-        "files": {
-            CITIZENS_FILE: {"rows": citizen_rows, "sha256": citizen_sha},
-            MERCHANTS_FILE: {"rows": merchant_rows, "sha256": merchant_sha},
-            TRANSACTIONS_FILE: {"rows": transaction_rows, "sha256": transaction_sha},
+    let manifest = ManifestOut {
+        operator,
+        kind: if since.is_some() { BundleKind::Delta } else { BundleKind::Snapshot },
+        sequence: u64::try_from(sequence).map_err(|_| format!("sequence {sequence} is negative"))?,
+        as_of: now.with_timezone(&kst),
+        history_complete,
+        files: &files,
+        totals: Totals {
+            citizen_balance_sum: Won::from_i64(wallets_sum),
+            merchant_receivable_sum: Won::from_i64(merchants_sum),
+            cashback_budget_remaining: budget.remaining(),
         },
-        "totals": {
-            "citizen_balance_sum": wallets_sum.to_string(),
-            "merchant_receivable_sum": merchants_sum.to_string(),
-            "cashback_budget_remaining": budget.remaining().to_string(),
-        }
-    });
-    let text = serde_json::to_string_pretty(&manifest).map_err(|error| error.to_string())?;
-    std::fs::write(dir.join("manifest.json"), &text).map_err(|error| error.to_string())?;
+    };
+    let manifest_sha256 = write_manifest(dir, &manifest)?;
     Ok(Written {
-        citizens: citizen_rows,
-        merchants: merchant_rows,
-        transactions: transaction_rows,
+        citizens: files[0].rows,
+        merchants: files[1].rows,
+        transactions: files[2].rows,
         wallets_sum,
         merchants_sum,
         budget_remaining: budget.remaining(),
         history_seq,
-        manifest_sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        manifest_sha256,
     })
 }

@@ -20,7 +20,8 @@ use wallet_core::{
     WalletId, WalletState, Won,
 };
 
-use super::bundle::{Bundle, BundleKind, CitizenRow, Encoding, MerchantRow, Row, TransactionRow, Verified};
+use handover_format::bundle::{Bundle, BundleKind, CitizenRow, Encoding, MerchantRow, Row, TransactionRow, Verified};
+
 use super::progress::Progress;
 use crate::store::handover::{AppliedBundle, PrincipalIn};
 use crate::store::{self, ledger, DbConn, StoreError};

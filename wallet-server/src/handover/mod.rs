@@ -1,15 +1,15 @@
 //! Operator handover (`docs/HANDOVER.md`): verifying, importing and exporting bundles, as
-//! directories or as `.tar` / `.tar.gz` archives of one.
+//! directories or as `.tar` / `.tar.gz` archives of one. The format itself (reading, verifying,
+//! writing, archives) is the `handover-format` crate; this module is the database side.
 
-pub mod archive;
-pub mod bundle;
 pub mod export;
 pub mod import;
 pub mod progress;
 
 use std::path::Path;
 
-use bundle::{Bundle, BundleKind, Encoding};
+use handover_format::archive;
+use handover_format::bundle::{Bundle, BundleKind, Encoding};
 
 /// `wallet-server handover verify <BUNDLE>`: checks a bundle (a directory, or an archive of one)
 /// without touching the database. Prints what it checked; an error names the file, the line and

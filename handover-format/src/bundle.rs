@@ -22,6 +22,7 @@ const MANIFEST_BYTES_MAX: u64 = 1 << 20;
 /// Longest field accepted in any row, in bytes.
 const FIELD_BYTES_MAX: usize = 1_024;
 
+pub const MANIFEST_FILE: &str = "manifest.json";
 pub const CITIZENS_FILE: &str = "citizens.csv";
 pub const MERCHANTS_FILE: &str = "merchants.csv";
 pub const TRANSACTIONS_FILE: &str = "transactions.csv";
@@ -80,6 +81,16 @@ pub enum Encoding {
 pub enum BundleKind {
     Snapshot,
     Delta,
+}
+
+impl BundleKind {
+    /// The manifest's `kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BundleKind::Snapshot => "snapshot",
+            BundleKind::Delta => "delta",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -202,7 +213,7 @@ impl Bundle {
 
     /// Reads and checks `manifest.json`.
     pub fn manifest(&self) -> Result<Manifest, Refusal> {
-        let file = "manifest.json";
+        let file = MANIFEST_FILE;
         let path = self.dir.join(file);
         let size = std::fs::metadata(&path)
             .map_err(|error| Refusal::new(file, None, format!("cannot read it: {error}")))?
@@ -343,7 +354,7 @@ impl Bundle {
         let entry = manifest
             .files
             .get(name)
-            .ok_or_else(|| Refusal::new("manifest.json", None, format!("files has no entry for {name}")))?;
+            .ok_or_else(|| Refusal::new(MANIFEST_FILE, None, format!("files has no entry for {name}")))?;
         let bytes = std::fs::read(self.dir.join(name))
             .map_err(|error| Refusal::new(name, None, format!("cannot read it: {error}")))?;
         let digest = hex::encode(Sha256::digest(&bytes));
@@ -400,9 +411,8 @@ impl Bundle {
     }
 }
 
-/// A row met during verification, for the importer to stage (the importer is the next step of
-/// issue 5; `verify` only checks them).
-#[allow(dead_code)]
+/// A row met during verification, as [`Bundle::verify`] hands it to its visitor (the importer
+/// stages them).
 pub enum Row {
     Citizen(CitizenRow),
     Merchant(MerchantRow),
@@ -440,7 +450,7 @@ fn decode<'a>(name: &str, bytes: &'a [u8], encoding: Encoding) -> Result<std::bo
 
 /// Parses and checks the text of `manifest.json` (public for the fuzz targets).
 pub fn parse_manifest(text: &str) -> Result<Manifest, Refusal> {
-    let file = "manifest.json";
+    let file = MANIFEST_FILE;
     let raw: RawManifest = serde_json::from_str(text)
         .map_err(|error| Refusal::new(file, Some(error.line() as u64), format!("not a valid manifest: {error}")))?;
     if raw.format != FORMAT {
@@ -556,7 +566,20 @@ fn password_hash_field(value: &str) -> Result<String, String> {
     }
 }
 
-fn parse_citizen(fields: &[&str]) -> Result<CitizenRow, String> {
+/// Checks a row has one field per column of `header` (`verify` has checked it before, and a
+/// caller streaming a file of its own may not have).
+fn field_count(fields: &[&str], header: &[&str]) -> Result<(), String> {
+    if fields.len() == header.len() {
+        Ok(())
+    } else {
+        Err(format!("it has {} fields; {} are expected", fields.len(), header.len()))
+    }
+}
+
+/// Parses one row of `citizens.csv`, its fields in [`CITIZENS_HEADER`]'s order: every field's
+/// syntax, nothing across rows. Public for readers that stream a bundle (loadgen's delta).
+pub fn parse_citizen(fields: &[&str]) -> Result<CitizenRow, String> {
+    field_count(fields, CITIZENS_HEADER)?;
     Ok(CitizenRow {
         citizen_id: WalletId::parse(fields[0])
             .map(|_| fields[0].to_owned())
@@ -572,7 +595,9 @@ fn parse_citizen(fields: &[&str]) -> Result<CitizenRow, String> {
     })
 }
 
-fn parse_merchant(fields: &[&str]) -> Result<MerchantRow, String> {
+/// Parses one row of `merchants.csv`, as [`parse_citizen`].
+pub fn parse_merchant(fields: &[&str]) -> Result<MerchantRow, String> {
+    field_count(fields, MERCHANTS_HEADER)?;
     Ok(MerchantRow {
         merchant_id: MerchantId::parse(fields[0]).map_err(|error| format!("merchant_id: {error}"))?,
         login: text_field("login", fields[1])?,
@@ -602,7 +627,9 @@ fn history_kind(value: &str) -> Result<HistoryKind, String> {
     })
 }
 
-fn parse_transaction(fields: &[&str]) -> Result<TransactionRow, String> {
+/// Parses one row of `transactions.csv`, as [`parse_citizen`].
+pub fn parse_transaction(fields: &[&str]) -> Result<TransactionRow, String> {
+    field_count(fields, TRANSACTIONS_HEADER)?;
     let optional_wallet = |value: &str| (!value.is_empty()).then(|| WalletId::parse(value)).transpose();
     let row = TransactionRow {
         tx_id: TxId::parse(fields[0]).map_err(|error| format!("tx_id: {error}"))?,

@@ -23,11 +23,11 @@ use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::bundle::{CITIZENS_FILE, MERCHANTS_FILE, TRANSACTIONS_FILE};
+use crate::bundle::{CITIZENS_FILE, MANIFEST_FILE, MERCHANTS_FILE, TRANSACTIONS_FILE};
 
 /// The files of a bundle, in the order they are packed (the manifest first, so a reader of the
 /// stream meets it first).
-pub const BUNDLE_FILES: [&str; 4] = ["manifest.json", CITIZENS_FILE, MERCHANTS_FILE, TRANSACTIONS_FILE];
+pub const BUNDLE_FILES: [&str; 4] = [MANIFEST_FILE, CITIZENS_FILE, MERCHANTS_FILE, TRANSACTIONS_FILE];
 /// Largest unpacked archive: the sum of all entries' declared sizes. Generous (a city-sized
 /// history is a few GiB); past it, hand the bundle over as a directory.
 pub const UNPACKED_BYTES_MAX: u64 = 64 << 30;
