@@ -281,7 +281,7 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
         let argon2_queue_max = if config.admission { config.argon2_queue_max } else { usize::MAX };
         let passwords = auth::PasswordPool::new(config.argon2, argon2_queue_max);
         let waiting_room = std::sync::Mutex::new(admission::waiting_room::WaitingRoom::default());
-        let sessions_active = http::SessionCount::default();
+        let sessions_active = auth::sessions::SessionCount::default();
         let requests = Arc::new(http::request_metrics());
         let config_throttle = config.throttle;
         let state = web::Data::new(http::AppState {

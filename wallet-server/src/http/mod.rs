@@ -63,7 +63,7 @@ pub struct AppState {
     pub passwords: PasswordPool,
     /// One waiting room for the whole server (not one per worker).
     pub waiting_room: std::sync::Mutex<crate::admission::waiting_room::WaitingRoom>,
-    pub sessions_active: SessionCount,
+    pub sessions_active: crate::auth::sessions::SessionCount,
     pub gate: Arc<crate::admission::gate::Gate>,
     /// Sessions checked in the last second (see `auth::sessions::cache`).
     pub session_cache: crate::auth::sessions::SessionCache,
@@ -125,45 +125,6 @@ pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
 )]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(crate::api::wire::Health { status: "ok".to_owned() })
-}
-
-/// How long a count of active citizen sessions is used before it is taken again.
-const SESSION_COUNT_REFRESH_MS: i64 = 250;
-
-/// Citizen sessions holding a slot: read from the database (shared by every server on it) at
-/// most every [`SESSION_COUNT_REFRESH_MS`], plus the logins let in and the logouts seen here
-/// since. It decides who may try; the slot itself is taken atomically with the session.
-#[derive(Default)]
-pub struct SessionCount {
-    /// (counted in the database, when, change seen here since).
-    inner: std::sync::Mutex<(i64, i64, i64)>,
-}
-
-impl SessionCount {
-    pub async fn current(&self, state: &State, now_ms: i64) -> Result<i64, ApiError> {
-        {
-            let inner = self.inner.lock().map_err(|_| ApiError::internal())?;
-            if inner.1 > 0 && now_ms - inner.1 < SESSION_COUNT_REFRESH_MS && now_ms >= inner.1 {
-                return Ok(inner.0 + inner.2);
-            }
-        }
-        let counted = with_connection(state, move |connection, _| store::auth::citizen_slots_used(connection)).await?;
-        let mut inner = self.inner.lock().map_err(|_| ApiError::internal())?;
-        *inner = (counted, now_ms, 0);
-        Ok(counted)
-    }
-
-    pub fn note_admitted(&self) {
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.2 += 1;
-        }
-    }
-
-    pub fn note_released(&self) {
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.2 -= 1;
-        }
-    }
 }
 
 /// The client's address: the peer's, or, when the peer is one of `trusted_proxies`, the last

@@ -163,6 +163,8 @@ pub(super) async fn login(
         with_connection(&state, move |connection, _| store::auth::find_principal(connection, &login)).await?;
     let is_citizen = principal.as_ref().is_some_and(|principal| principal.role == "citizen");
     let mut admitted_ticket = None;
+    // The session slot of a citizen let in: given back on every way out but a session made.
+    let mut slot = None;
     // Merchants' and admins' passwords are checked before any citizen's.
     let mut claim = if is_citizen { Claim::Citizen } else { Claim::Staff };
     // Citizens wait for a free slot before any password work is done; merchants and admins never
@@ -173,7 +175,7 @@ pub(super) async fn login(
         let verdict = lock_room(&state)?.arrive(&body.login, body.ticket.as_deref(), room, now_ms);
         match verdict {
             Verdict::Admit(ticket) => {
-                state.sessions_active.note_admitted();
+                slot = Some(state.sessions_active.admit());
                 if let Some((ticket, line_seq)) = ticket {
                     // Checked in line order, whoever of those let in asked first.
                     claim = Claim::Line(line_seq);
@@ -187,9 +189,6 @@ pub(super) async fn login(
     }
     let stored = principal.as_ref().map(|principal| principal.password_hash.clone());
     if principal.as_ref().is_some_and(|principal| principal.password_hash.is_empty()) {
-        if is_citizen {
-            state.sessions_active.note_released();
-        }
         // Carried over from the previous operator without a password hash.
         // Its own code, so an app can send the citizen to the reset flow instead of "wrong password".
         return Err(ApiError::new(
@@ -204,16 +203,13 @@ pub(super) async fn login(
         Ok(checked) => checked,
         Err(PoolError::Busy) => {
             // The queue for the password threads filled up since the check above (only a login
-            // without a ticket can be refused): into the line.
-            state.sessions_active.note_released();
+            // without a ticket can be refused): into the line, the slot given back first.
+            drop(slot);
             return Err(waiting(&rejoin_line(&state, &body.login, admitted_ticket).await?));
         }
         Err(PoolError::Failed(error)) => return Err(error),
     };
     if !checked.matches {
-        if is_citizen {
-            state.sessions_active.note_released();
-        }
         throttled.failed(&state);
         return Err(ApiError::new(401, ErrorCode::InvalidCredentials, "login or password is wrong"));
     }
@@ -262,9 +258,12 @@ pub(super) async fn login(
     .await?;
     let Some(expires_at) = created else {
         // Another server took the last slot meanwhile: back in line, keeping any place held.
-        state.sessions_active.note_released();
+        drop(slot);
         return Err(waiting(&rejoin_line(&state, &body.login, admitted_ticket).await?));
     };
+    if let Some(slot) = slot {
+        slot.keep();
+    }
     if let Some(ticket) = admitted_ticket {
         lock_room(&state)?.settle(&ticket);
     }
@@ -506,7 +505,8 @@ pub async fn keep_line_in_sync(state: State) {
 /// What the waiting room may let in now: free session slots, and room in the queue for the
 /// password threads.
 async fn room_now(state: &State, now_ms: i64) -> Result<Room, ApiError> {
-    let active = state.sessions_active.current(state, now_ms).await?;
+    let count_stored = || with_connection(state, |connection, _| store::auth::citizen_slots_used(connection));
+    let active = state.sessions_active.current(now_ms, count_stored).await?;
     let slots = usize::try_from(state.config.sessions_capacity - active).unwrap_or(0);
     Ok(Room { slots, checks: state.passwords.room_for_line() })
 }

@@ -7,8 +7,10 @@
 //! deletes by the same rules in SQL.
 
 pub mod cache;
+pub mod slots;
 
 pub use cache::SessionCache;
+pub use slots::{SessionCount, SessionSlot};
 
 use crate::api::ApiError;
 use crate::store::{self, DbConn, StoreResult};
