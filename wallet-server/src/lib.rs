@@ -12,6 +12,7 @@ pub mod export;
 pub mod handover;
 pub mod http;
 pub mod metrics;
+pub mod state;
 pub mod store;
 pub mod writer;
 

@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpServer};
 use clap::{Parser, Subcommand};
 
 use wallet_server::config::Config;
+use wallet_server::state::{AppState, BooksCheck};
 use wallet_server::{admission, auth, clock, demo, handover, http, store, writer};
 
 #[derive(Parser)]
@@ -284,7 +285,7 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
         let sessions_active = auth::sessions::SessionCount::default();
         let requests = Arc::new(http::request_metrics());
         let config_throttle = config.throttle;
-        let state = web::Data::new(http::AppState {
+        let state = web::Data::new(AppState {
             config,
             pool,
             writer,
@@ -295,8 +296,7 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
             gate: gate.clone(),
             session_cache: auth::sessions::SessionCache::default(),
             started: std::time::Instant::now(),
-            requests: requests.clone(),
-            books: http::BooksCheck::default(),
+            books: BooksCheck::default(),
             throttle: config_throttle.map(|settings| std::sync::Mutex::new(auth::throttle::Throttle::new(settings))),
             swept: store::expiry::SweptCounts::default(),
         });
@@ -319,6 +319,7 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
                 // the client sees.
                 .wrap(http::CountRequests(requests.clone()))
                 .app_data(state.clone())
+                .app_data(web::Data::from(requests.clone()))
                 .configure(http::routes)
         })
         .workers(workers)

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::Method;
-use actix_web::HttpResponse;
+use actix_web::{web, HttpResponse};
 
 use super::{with_connection, State};
 use crate::api::ApiError;
@@ -204,7 +204,7 @@ where
         (status = 503, response = inline(crate::api::wire::Overloaded))
     )
 )]
-pub async fn scrape(state: State) -> Result<HttpResponse, ApiError> {
+pub async fn scrape(state: State, requests: web::Data<RequestMetrics>) -> Result<HttpResponse, ApiError> {
     // Two one-row reads: the city row and the session-slot count.
     let (budget, active) = with_connection(&state, |connection, _| {
         let (_, budget, _) = store::ledger::load_state(connection, false)?;
@@ -314,7 +314,7 @@ pub async fn scrape(state: State) -> Result<HttpResponse, ApiError> {
         "Batches of which nothing was committed (each request answered with an error).",
         writer.batches_failed_total.load(Ordering::Relaxed),
     );
-    state.requests.render(&mut out);
+    requests.render(&mut out);
     if let Some(Ok(throttle)) = state.throttle.as_ref().map(|throttle| throttle.lock()) {
         out.single(
             "wallet_login_attempts_throttled_total",

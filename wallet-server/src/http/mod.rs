@@ -18,7 +18,7 @@ pub mod strict_json;
 pub use metrics::{CountRequests, RequestMetrics};
 pub use routes::{admission_of, request_metrics};
 pub use session::keep_line_in_sync;
-pub use status::{keep_books_checked, BooksCheck};
+pub use status::keep_books_checked;
 
 /// The parsers of every request body, one per endpoint that takes one: the first thing each
 /// handler does with its body, and what `fuzz/`'s `request_bodies` target feeds. Each turns a
@@ -34,8 +34,6 @@ pub mod requests {
     pub use super::BODY_BYTES_MAX;
 }
 
-use std::sync::Arc;
-
 use actix_web::error::JsonPayloadError;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
@@ -43,41 +41,16 @@ use serde_json::Value;
 use wallet_core::Amount;
 
 use crate::api::{ApiError, ErrorCode};
+use crate::auth::sessions;
 pub use crate::auth::sessions::{Principal, Role};
-use crate::auth::{sessions, PasswordPool};
-use crate::clock::Clock;
-use crate::config::Config;
-use crate::store::{self, DbConn, DbPool};
-use crate::writer::{Answer, Idempotency, WriteOp, Writer};
+pub use crate::state::{with_connection, AppState};
+use crate::store::{self, DbConn};
+use crate::writer::{Answer, Idempotency, WriteOp};
 
 /// Request bodies larger than this are refused with 413 (API.md).
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
 /// Longest Idempotency-Key accepted (API.md: 1 to 255 visible ASCII characters).
 const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
-
-pub struct AppState {
-    pub config: Config,
-    pub pool: DbPool,
-    pub writer: Writer,
-    pub clock: Arc<Clock>,
-    pub passwords: PasswordPool,
-    /// One waiting room for the whole server (not one per worker).
-    pub waiting_room: std::sync::Mutex<crate::admission::waiting_room::WaitingRoom>,
-    pub sessions_active: crate::auth::sessions::SessionCount,
-    pub gate: Arc<crate::admission::gate::Gate>,
-    /// Sessions checked in the last second (see `auth::sessions::cache`).
-    pub session_cache: crate::auth::sessions::SessionCache,
-    /// When this server started (for its uptime).
-    pub started: std::time::Instant,
-    /// Requests by route and status, shared with the middleware that counts them.
-    pub requests: Arc<RequestMetrics>,
-    /// The last trial balance taken in the background (`keep_books_checked`).
-    pub books: BooksCheck,
-    /// The login throttle, one for the whole server; `None` with `WALLET_THROTTLE=off`.
-    pub throttle: Option<std::sync::Mutex<crate::auth::throttle::Throttle>>,
-    /// Rows the periodic sweep deleted since the start: (idempotency records, payment codes).
-    pub swept: crate::store::expiry::SweptCounts,
-}
 
 pub type State = web::Data<AppState>;
 
@@ -222,25 +195,10 @@ pub fn respond(answer: Answer) -> HttpResponse {
     response.json(answer.body)
 }
 
-/// Runs blocking database work on a pooled connection, off the async workers.
-pub async fn with_connection<T, F>(state: &State, work: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut DbConn, &AppState) -> Result<T, store::StoreError> + Send + 'static,
-{
-    let state = state.clone();
-    web::block(move || {
-        let mut connection = state.pool.get()?;
-        work(&mut connection, &state)
-    })
-    .await?
-    .map_err(ApiError::from)
-}
-
 /// Authenticates the bearer token and checks the role: 401 without a live session, 403 for
 /// another role. A session is kept alive by use; `last_seen` is written at most once a minute.
-/// A session checked in the last second is taken from the [`sessions::SessionCache`] without a database
-/// trip.
+/// A session checked in the last second is taken from the [`sessions::SessionCache`] without a
+/// database trip.
 pub async fn authenticate(state: &State, request: &HttpRequest, role: Option<Role>) -> Result<Principal, ApiError> {
     let token_hash = bearer_token_hash(request)?;
     if let Some(principal) = cached_principal(state, &token_hash, role) {
@@ -365,11 +323,5 @@ impl actix_web::ResponseError for ApiError {
             response.insert_header(("Retry-After", seconds.to_string()));
         }
         response.json(self.body())
-    }
-}
-
-impl From<actix_web::error::BlockingError> for ApiError {
-    fn from(_: actix_web::error::BlockingError) -> ApiError {
-        ApiError::overloaded("the server's worker pool is saturated; try again shortly")
     }
 }

@@ -7,12 +7,11 @@
 //! both endpoints show the last result with its time. Every other figure here is a read of one
 //! row or one index range.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use wallet_core::{BusinessDate, Won};
+use wallet_core::BusinessDate;
 
 use super::{authenticate, rfc3339, with_connection, Role, State};
 use crate::api::wire::{
@@ -21,6 +20,7 @@ use crate::api::wire::{
     TodayStatus, Unauthorized, WriterStatus,
 };
 use crate::api::ApiError;
+use crate::state::BooksChecked;
 use crate::store::{self, DatabaseUrl, StoreError};
 
 /// How often each server takes the trial balance.
@@ -30,39 +30,6 @@ const BOOKS_CHECK_STALE_AFTER: Duration = Duration::from_secs(3 * 30);
 /// How many days back from the latest overdue one the status looks for a date left open: two
 /// lookups a day, and a month covers any close a timer or a person forgot.
 const OVERDUE_DAYS_CHECKED: usize = 31;
-
-/// A trial balance taken.
-#[derive(Clone, Copy, Debug)]
-pub struct BooksChecked {
-    /// The sum of every account kind's balance: zero in sound books.
-    pub total: Won,
-    /// When, for ages (monotonic).
-    pub taken: Instant,
-    /// When, on the server's clock.
-    pub at: DateTime<Utc>,
-}
-
-#[derive(Default)]
-struct BooksInner {
-    last: Option<BooksChecked>,
-    failures_total: u64,
-}
-
-/// The last trial balance this server took.
-#[derive(Default)]
-pub struct BooksCheck {
-    inner: Mutex<BooksInner>,
-}
-
-impl BooksCheck {
-    pub fn last(&self) -> Option<BooksChecked> {
-        self.inner.lock().ok().and_then(|inner| inner.last)
-    }
-
-    pub fn failures_total(&self) -> u64 {
-        self.inner.lock().map(|inner| inner.failures_total).unwrap_or(0)
-    }
-}
 
 /// Takes the trial balance now and every [`BOOKS_CHECK_INTERVAL`] after; logs an error when it
 /// does not total zero (a broken invariant: the books must be examined before anything else).
@@ -77,7 +44,6 @@ pub async fn keep_books_checked(state: State) {
             trial_balance.map_err(|_| StoreError::Corrupt("the trial balance overflows".into()))
         })
         .await;
-        let Ok(mut inner) = state.books.inner.lock() else { continue };
         match taken {
             Ok(trial_balance) => {
                 // Reported, not asserted: the server keeps serving the reads that examine the books.
@@ -86,11 +52,11 @@ pub async fn keep_books_checked(state: State) {
                     tracing::error!(%total, "the trial balance does not total zero; the books must be examined");
                 }
                 let total = trial_balance.total();
-                inner.last = Some(BooksChecked { total, taken: Instant::now(), at: state.clock.now() });
+                state.books.taken(BooksChecked { total, taken: Instant::now(), at: state.clock.now() });
             }
             Err(error) => {
                 tracing::warn!(%error, "trial-balance check failed; retrying");
-                inner.failures_total += 1;
+                state.books.failed();
             }
         }
     }
