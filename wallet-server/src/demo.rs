@@ -184,11 +184,11 @@ async fn create_accounts(connection: &mut DbConn, passwords: &PasswordPool, cloc
         shops: SHOPS.iter().map(|_| MerchantId::parse(&id()).expect("a UUID is a valid merchant id")).collect(),
     };
     let now = clock.now();
-    let now_ms = store::ledger::millis(now);
+    let now_ms = store::time::millis(now);
     let mut hashes = hashes.iter();
     let mut hash = || hashes.next().expect("one hash per account").as_str();
     store::write_transaction(connection, |connection| {
-        let mut principal = |id: &str, login: &str, role: &str, hash: &str| match store::auth::insert_principal(
+        let mut principal = |id: &str, login: &str, role: &str, hash: &str| match store::principals::insert_principal(
             connection, id, login, role, hash, now_ms,
         )? {
             true => Ok(()),
@@ -202,7 +202,7 @@ async fn create_accounts(connection: &mut DbConn, passwords: &PasswordPool, cloc
             principal(citizen_id, login, "citizen", hash())?;
         }
         for (citizen_id, wallet) in &city.citizens {
-            store::auth::put_wallet(connection, wallet.as_str(), citizen_id, &Month::of(now).to_string(), 0, 0)?;
+            store::wallets::put_wallet(connection, wallet.as_str(), citizen_id, &Month::of(now).to_string(), 0, 0)?;
         }
         for (shop, merchant_id) in SHOPS.iter().zip(&city.shops) {
             let merchant = store::merchants::MerchantDetails {
@@ -322,7 +322,7 @@ async fn submit(writer: &Writer, principal: &str, op: WriteOp) -> Result<(), Str
 /// The trial balance after seeding: it must total zero, as after any commit.
 fn check_books(connection: &mut DbConn) -> Result<(), String> {
     let balances =
-        store::read_snapshot(connection, store::reads::account_balances).map_err(|error| error.to_string())?;
+        store::read_snapshot(connection, store::balances::account_balances).map_err(|error| error.to_string())?;
     match TrialBalance::sum(balances).map(|trial_balance| trial_balance.check()) {
         Ok(Ok(())) => Ok(()),
         _ => Err(format!("the demo's books do not balance: {balances:?}; examine the writer before anything else")),

@@ -6,7 +6,7 @@ use futures_util::stream::Stream;
 use tokio::sync::mpsc;
 
 use crate::api::wire::SettlementLine;
-use crate::store::reads::{self, SettlementRow};
+use crate::store::settlements::{self, SettlementRow};
 use crate::store::DbPool;
 
 /// Rows read per query.
@@ -28,12 +28,12 @@ pub enum Format {
 pub fn settlement(
     pool: DbPool,
     business_date: String,
-    totals: reads::SettlementTotals,
+    totals: settlements::SettlementTotals,
     format: Format,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
     let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(PAGES_IN_FLIGHT_MAX);
     std::thread::spawn(move || {
-        let reads::SettlementTotals { total_net_payable, total_fee } = totals;
+        let settlements::SettlementTotals { total_net_payable, total_fee } = totals;
         let opening = match format {
             Format::Csv => CSV_HEADER.to_owned(),
             Format::Json => format!(
@@ -48,7 +48,7 @@ pub fn settlement(
         let mut first = true;
         loop {
             let page = pool.get().map_err(|error| error.to_string()).and_then(|mut connection| {
-                reads::settlement_rows(&mut connection, &business_date, after.as_deref(), PAGE_ROWS)
+                settlements::settlement_rows(&mut connection, &business_date, after.as_deref(), PAGE_ROWS)
                     .map_err(|error| error.to_string())
             });
             let rows = match page {

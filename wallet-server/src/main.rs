@@ -205,7 +205,7 @@ fn create_admin(config: Config, login: &str) -> Result<(), String> {
     // The command line has no test clock: its time is the real time.
     let now = chrono::Utc::now();
     let created = store::write_transaction(&mut connection, |connection| {
-        if !store::auth::insert_principal(connection, &id, &login, "admin", &hash, store::ledger::millis(now))? {
+        if !store::principals::insert_principal(connection, &id, &login, "admin", &hash, store::time::millis(now))? {
             return Ok(false);
         }
         let entry = store::audit::Entry {

@@ -23,7 +23,7 @@ pub use crate::api::Answer;
 use crate::api::{self, render, ApiError, ErrorCode};
 use crate::clock::Clock;
 use crate::metrics::Histogram;
-use crate::store::{self, audit, ledger, reads, DbConn, DbPool, StoreError, StoreResult};
+use crate::store::{self, audit, DbConn, DbPool, StoreError, StoreResult};
 
 /// What a request asks the writer to do: a ledger command. Every write of money or payment
 /// codes is a `wallet_core::Command` now; the wrapper stays only so that the HTTP handlers' call
@@ -275,10 +275,10 @@ fn run(
 const UNIQUE_CONFLICT_RUNS_MAX: usize = 4;
 
 /// [`process`], run again when it failed on a unique key. Idempotency-Keys no longer race
-/// (`reads::lock_idempotency_keys`), but should another server commit any other unique row
-/// between this batch's read and its insert, the batch-mates must still not fail: the whole
-/// batch was rolled back, and the next run finds the other server's rows. Bounded, so a conflict
-/// that does not go away is an error, not a loop.
+/// (`store::idempotency::lock_idempotency_keys`), but should another server commit any other
+/// unique row between this batch's read and its insert, the batch-mates must still not fail: the
+/// whole batch was rolled back, and the next run finds the other server's rows. Bounded, so a
+/// conflict that does not go away is an error, not a loop.
 fn process_retrying(
     connection: &mut DbConn,
     clock: &Clock,
@@ -306,11 +306,11 @@ fn process(
 ) -> StoreResult<Vec<Answer>> {
     store::write_transaction(connection, |connection| {
         let now = clock.now();
-        let retained_from_ms = ledger::millis(now).saturating_sub(idempotency_retention_ms);
+        let retained_from_ms = store::time::millis(now).saturating_sub(idempotency_retention_ms);
         let (mut answers, duplicate_of) = stored_answers(connection, batch, retained_from_ms)?;
         let pending: Vec<usize> =
             (0..batch.len()).filter(|index| answers[*index].is_none() && !duplicate_of.contains_key(index)).collect();
-        let mut heads = ledger::HistoryHeads::default();
+        let mut heads = store::wallets::HistoryHeads::default();
         let keys = Keys::of(pending.iter().map(|index| batch[*index].op.command()));
         let mut book = load_book(connection, keys, now, &mut heads)?;
         let applied = apply_pending(&mut book, batch, &pending, now, &mut answers);
@@ -346,14 +346,14 @@ fn stored_answers(
         .iter()
         .filter_map(|request| Some((request.principal.as_str(), request.idempotency.as_ref()?.key.as_str())))
         .collect();
-    reads::lock_idempotency_keys(connection, &keyed)?;
-    let stored = reads::idempotent_answers(connection, &keyed)?;
+    store::idempotency::lock_idempotency_keys(connection, &keyed)?;
+    let stored = store::idempotency::idempotent_answers(connection, &keyed)?;
     for (index, request) in batch.iter().enumerate() {
         let Some(idempotency) = &request.idempotency else { continue };
         let stored = match stored.get(&(request.principal.clone(), idempotency.key.clone())) {
             Some(stored) if stored.created_at_ms < retained_from_ms => {
                 // Past its retention (the sweep has not reached it yet): the key is new again.
-                store::expiry::forget_idempotent_answer(connection, &request.principal, &idempotency.key)?;
+                store::idempotency::forget_idempotent_answer(connection, &request.principal, &idempotency.key)?;
                 None
             }
             other => other,
@@ -414,16 +414,16 @@ fn save_applied(
     batch: &[WriteRequest],
     changes: &Changes,
     applied: Applied,
-    heads: &mut ledger::HistoryHeads,
+    heads: &mut store::wallets::HistoryHeads,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     // The history is linked first, so that each wallet's row is written once, with its new
-    // history head (store/ledger.rs `HistoryHeads`).
-    let links = ledger::chain_history(connection, &applied.history, heads)?;
-    ledger::save_changes(connection, changes, heads, now)?;
-    ledger::save_transactions(connection, &applied.transactions)?;
-    ledger::insert_history(connection, &applied.history, &links)?;
-    ledger::save_history_heads(connection, heads)?;
+    // history head (store/history.rs `HistoryHeads`).
+    let links = store::history::chain_history(connection, &applied.history, heads)?;
+    store::changes::save(connection, changes, heads, now)?;
+    store::postings::save_transactions(connection, &applied.transactions)?;
+    store::history::insert_history(connection, &applied.history, &links)?;
+    store::wallets::save_history_heads(connection, heads)?;
     // Admin actions are recorded in this same transaction: a top-up, a policy change or a
     // close commits with its audit row or not at all, and a replayed request (answered from
     // its idempotency record, never applied again) adds no row.
@@ -453,7 +453,7 @@ fn save_answers(
     for &index in pending {
         let request = &batch[index];
         if let (Some(idempotency), Some(answer)) = (&request.idempotency, &answers[index]) {
-            to_store.push(reads::NewAnswer {
+            to_store.push(store::idempotency::NewAnswer {
                 principal_id: &request.principal,
                 key: &idempotency.key,
                 request_hash: &idempotency.request_hash,
@@ -462,7 +462,7 @@ fn save_answers(
             });
         }
     }
-    reads::save_idempotent_answers(connection, &to_store, ledger::millis(now))
+    store::idempotency::save_idempotent_answers(connection, &to_store, store::time::millis(now))
 }
 
 /// The answer to each request of a batch that failed: not "nothing was changed" (see `run`).
@@ -487,7 +487,7 @@ fn conflict() -> ApiError {
     )
 }
 
-fn stored_or_conflict(stored: &reads::StoredAnswer, idempotency: &Idempotency) -> StoreResult<Answer> {
+fn stored_or_conflict(stored: &store::idempotency::StoredAnswer, idempotency: &Idempotency) -> StoreResult<Answer> {
     if stored.request_hash != idempotency.request_hash {
         return Ok(conflict().into());
     }
@@ -507,29 +507,29 @@ fn load_book(
     connection: &mut DbConn,
     mut keys: Keys,
     now: DateTime<Utc>,
-    heads: &mut ledger::HistoryHeads,
+    heads: &mut store::wallets::HistoryHeads,
 ) -> StoreResult<Book> {
-    let (policy, budget, system) = ledger::load_state(connection, true)?;
+    let (policy, budget, system) = store::ledger_state::load_state(connection, true)?;
     let mut book = Book::new(policy);
     book.load_budget(budget);
     book.load_system(system);
-    for (id, payment) in ledger::load_payments(connection, &texts(&keys.payments))? {
+    for (id, payment) in store::payments::load_payments(connection, &texts(&keys.payments))? {
         keys.follow_payment(&payment);
         book.load_payment(id, payment);
     }
-    for (code, state) in ledger::load_codes(connection, &texts(&keys.codes))? {
+    for (code, state) in store::payment_codes::load_codes(connection, &texts(&keys.codes))? {
         keys.follow_code(&state);
         book.load_code(code, state);
     }
-    for (id, wallet) in ledger::load_wallets(connection, &texts(&keys.wallets), heads)? {
+    for (id, wallet) in store::wallets::load_wallets(connection, &texts(&keys.wallets), heads)? {
         book.load_wallet(id, wallet);
     }
     let mut close_sales = Vec::new();
     for date in std::mem::take(&mut keys.close_dates) {
-        match ledger::load_settlement(connection, date)? {
+        match store::settlements::load_settlement(connection, date)? {
             Some(settlement) => book.load_settlement(settlement),
             None => {
-                for (merchant, sales) in ledger::load_sales(connection, date, None)? {
+                for (merchant, sales) in store::daily_sales::load_sales(connection, date, None)? {
                     keys.follow_close_sales(&merchant);
                     close_sales.push((date, merchant, sales));
                 }
@@ -537,11 +537,11 @@ fn load_book(
         }
     }
     let merchant_ids = texts(&keys.merchants);
-    for (id, merchant) in ledger::load_merchants(connection, &merchant_ids)? {
+    for (id, merchant) in store::merchants::load_merchants(connection, &merchant_ids)? {
         book.load_merchant(id, merchant);
     }
     let today = BusinessDate::of(now);
-    for (merchant, sales) in ledger::load_sales(connection, today, Some(&merchant_ids))? {
+    for (merchant, sales) in store::daily_sales::load_sales(connection, today, Some(&merchant_ids))? {
         book.load_sales(today, merchant, sales);
     }
     for (date, merchant, sales) in close_sales {

@@ -15,7 +15,7 @@ use serde_json::json;
 use wallet_core::Won;
 
 use super::progress::Progress;
-use crate::store::{self, handover as rows, ledger, DbConn};
+use crate::store::{self, DbConn};
 
 /// Rows read per query.
 const PAGE_ROWS: i64 = 5_000;
@@ -43,7 +43,7 @@ pub fn export(
         None => (0, None),
         Some(earlier) => {
             let earlier_export =
-                rows::exported_bundle(connection, earlier).map_err(failed)?.ok_or_else(|| {
+                store::handover_exports::exported_bundle(connection, earlier).map_err(failed)?.ok_or_else(|| {
                     format!(
                         "no bundle {earlier} was exported from here; a delta follows an exported bundle \
                          (export a snapshot first, without --since)"
@@ -52,7 +52,7 @@ pub fn export(
             // Principals changed shortly before the earlier export's read began are carried
             // again: a change stamped before that read but committed after it (a write waits at
             // most the database's busy timeout) is not dropped.
-            let since = rows::Since {
+            let since = store::principals::Since {
                 history_seq: earlier_export.history_seq,
                 changed_ms: earlier_export.exported_at_ms - CHANGED_MARGIN_MS,
             };
@@ -63,7 +63,7 @@ pub fn export(
     if std::fs::read_dir(dir).map_err(|error| error.to_string())?.next().is_some() {
         return Err(format!("{} is not empty; export into a new directory", dir.display()));
     }
-    let started_ms = ledger::millis(now);
+    let started_ms = store::time::millis(now);
     // One consistent view of the books, without blocking the writer: a read transaction (WAL
     // gives SQLite readers a snapshot; PostgreSQL needs REPEATABLE READ for one).
     let exported = connection.transaction(|connection| -> Result<Result<Written, String>, diesel::result::Error> {
@@ -76,7 +76,14 @@ pub fn export(
     let written = exported.map_err(|error| format!("the database failed: {error}"))??;
     let kind = if mark.is_some() { "delta" } else { "snapshot" };
     store::write_transaction(connection, |connection| {
-        rows::record_export(connection, sequence, kind, written.history_seq, started_ms, &written.manifest_sha256)?;
+        store::handover_exports::record_export(
+            connection,
+            sequence,
+            kind,
+            written.history_seq,
+            started_ms,
+            &written.manifest_sha256,
+        )?;
         let entry = store::audit::Entry {
             at: now,
             actor: store::audit::Actor::CommandLine,
@@ -130,16 +137,16 @@ fn write_files(
     operator: &str,
     now: DateTime<Utc>,
     sequence: i64,
-    since: Option<rows::Since>,
+    since: Option<store::principals::Since>,
 ) -> Result<Written, String> {
     let failed = |error: store::StoreError| error.to_string();
     // Read first, inside the read transaction: the history the bundle ends with.
-    let history_seq = rows::last_history_seq(connection).map_err(failed)?;
+    let history_seq = store::history::last_history_seq(connection).map_err(failed)?;
     let progress = Progress::counter("exporting");
     let mut citizens = HashedCsv::create(dir, CITIZENS_FILE, CITIZENS_HEADER)?;
     let mut after = String::new();
     loop {
-        let page = rows::citizens_page(connection, &after, PAGE_ROWS, since).map_err(failed)?;
+        let page = store::principals::citizens_page(connection, &after, PAGE_ROWS, since).map_err(failed)?;
         for row in &page {
             let created_at = time(row.created_at_ms)?;
             citizens.row(&[
@@ -163,7 +170,7 @@ fn write_files(
     let mut merchants = HashedCsv::create(dir, MERCHANTS_FILE, MERCHANTS_HEADER)?;
     after.clear();
     loop {
-        let page = rows::merchants_page(connection, &after, PAGE_ROWS, since).map_err(failed)?;
+        let page = store::principals::merchants_page(connection, &after, PAGE_ROWS, since).map_err(failed)?;
         for row in &page {
             merchants.row(&[
                 &row.merchant_id,
@@ -185,11 +192,10 @@ fn write_files(
     let mut transactions = HashedCsv::create(dir, TRANSACTIONS_FILE, TRANSACTIONS_HEADER)?;
     let mut after_seq = since.map_or(0, |since| since.history_seq);
     loop {
-        let page = rows::history_page(connection, after_seq, PAGE_ROWS).map_err(failed)?;
+        let page = store::history::export_page(connection, after_seq, PAGE_ROWS).map_err(failed)?;
         for row in page.iter().filter(|row| row.seq <= history_seq) {
             let at = time(row.at_ms)?;
-            let merchant_side =
-                matches!(row.kind.as_str(), "payment" | "cashback" | "refund" | "cashback_reversal");
+            let merchant_side = matches!(row.kind.as_str(), "payment" | "cashback" | "refund" | "cashback_reversal");
             let merchant_id = if merchant_side { row.counterparty.as_deref().unwrap_or("") } else { "" };
             let cashback = if row.kind == "payment" {
                 row.payment_cashback.map(|won| won.to_string()).unwrap_or_default()
@@ -219,9 +225,10 @@ fn write_files(
         merchants.finish(Durability::Synced)?,
         transactions.finish(Durability::Synced)?,
     ];
-    let (wallets_sum, merchants_sum) = store::reads::account_sums(connection).map_err(failed)?;
-    let (_, budget, _) = ledger::load_state(connection, false).map_err(failed)?;
-    let history_complete = rows::wallets_with_incomplete_history(connection).map_err(failed)? == 0;
+    let wallets_sum = store::wallets::balance_sum(connection).map_err(failed)?;
+    let merchants_sum = store::merchants::receivable_sum(connection).map_err(failed)?;
+    let (_, budget, _) = store::ledger_state::load_state(connection, false).map_err(failed)?;
+    let history_complete = store::wallets::wallets_with_incomplete_history(connection).map_err(failed)? == 0;
     let kst = FixedOffset::east_opt(9 * 3600).expect("nine hours is a valid offset");
     let manifest = ManifestOut {
         operator,

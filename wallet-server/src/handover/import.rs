@@ -23,8 +23,9 @@ use wallet_core::{
 use handover_format::bundle::{Bundle, BundleKind, CitizenRow, Encoding, MerchantRow, Row, TransactionRow, Verified};
 
 use super::progress::Progress;
-use crate::store::handover::{AppliedBundle, PrincipalIn};
-use crate::store::{self, ledger, DbConn, StoreError};
+use crate::store::handover_bundles::AppliedBundle;
+use crate::store::principals::PrincipalIn;
+use crate::store::{self, DbConn, StoreError};
 
 /// SQLite's page cache for an import, in KiB (512 MiB).
 const IMPORT_CACHE_KIB: u32 = 512 * 1024;
@@ -112,8 +113,8 @@ fn refused(reason: impl Into<String>) -> ImportError {
     ImportError::Refused(reason.into())
 }
 
-fn cents(value: Won) -> Result<i64, ImportError> {
-    Ok(ledger::cents(value)?)
+fn won_to_db(value: Won) -> Result<i64, ImportError> {
+    Ok(store::money::won_to_db(value)?)
 }
 
 fn apply(
@@ -126,7 +127,7 @@ fn apply(
 ) -> Result<Imported, ImportError> {
     let manifest = &verified.manifest;
     let sequence = i64::try_from(manifest.sequence).map_err(|_| refused("manifest.json: the sequence is too large"))?;
-    if let Some(applied) = store::handover::applied_bundle(connection, Some(sequence))? {
+    if let Some(applied) = store::handover_bundles::applied_bundle(connection, Some(sequence))? {
         if applied.manifest_sha256 == manifest_sha256 {
             return Ok(Imported::AlreadyApplied(applied));
         }
@@ -134,7 +135,7 @@ fn apply(
             "manifest.json: bundle {sequence} was already applied from a different manifest; a bundle is applied once"
         )));
     }
-    let last_applied = store::handover::applied_bundle(connection, None)?;
+    let last_applied = store::handover_bundles::applied_bundle(connection, None)?;
     if let Some(last) = last_applied.as_ref().filter(|last| last.operator != manifest.operator) {
         // Sequences count per outgoing operator: another operator's delta 1 is not the delta
         // that follows this snapshot, even if its number fits.
@@ -161,8 +162,8 @@ fn apply(
         }
     }
 
-    let now_ms = ledger::millis(now);
-    let (policy, budget, system) = ledger::load_state(connection, true)?;
+    let now_ms = store::time::millis(now);
+    let (policy, budget, system) = store::ledger_state::load_state(connection, true)?;
     let mut book = Book::new(policy);
     book.load_budget(budget);
     book.load_system(system);
@@ -189,13 +190,13 @@ fn apply(
         });
     }
     progress
-        .in_steps(&principals, |step| store::handover::put_principals(connection, step, now_ms))
+        .in_steps(&principals, |step| store::principals::put_principals(connection, step, now_ms))
         .map_err(|error| conflict("citizens.csv or merchants.csv", "(one of the bundle's)", error))?;
     // Merchants: the balances here (none yet for a new one; the ledger moves them in below).
     let merchant_ids: Vec<String> = rows.merchants.iter().map(|row| row.merchant_id.to_string()).collect();
     let mut merchants_here = HashMap::new();
     for chunk in merchant_ids.chunks(IDS_PER_QUERY_MAX) {
-        merchants_here.extend(ledger::load_merchants(connection, chunk)?);
+        merchants_here.extend(store::merchants::load_merchants(connection, chunk)?);
     }
     for row in &rows.merchants {
         let state = merchants_here.remove(&row.merchant_id).unwrap_or_default();
@@ -206,7 +207,7 @@ fn apply(
     let wallet_ids: Vec<String> = rows.citizens.iter().map(|row| row.wallet_id.to_string()).collect();
     let mut here = HashMap::new();
     for chunk in wallet_ids.chunks(IDS_PER_QUERY_MAX) {
-        here.extend(ledger::load_wallets(connection, chunk, &mut ledger::HistoryHeads::default())?);
+        here.extend(store::wallets::load_wallets(connection, chunk, &mut store::wallets::HistoryHeads::default())?);
     }
     for row in &rows.citizens {
         let known = here.get(&row.wallet_id);
@@ -272,7 +273,7 @@ fn apply(
         let state = book.wallet(&row.wallet_id).ok_or_else(|| refused("a wallet of the bundle was not loaded"))?;
         wallets_out.push((row.wallet_id.as_str(), row.citizen_id.as_str(), state));
     }
-    progress.in_steps(&wallets_out, |step| store::handover::put_wallets(connection, step))?;
+    progress.in_steps(&wallets_out, |step| store::wallets::put_wallets(connection, step))?;
     // The bundle's merchants likewise: details and balances, one statement for hundreds.
     debug_assert!(changes.merchants.iter().all(|(id, _)| rows.merchants.iter().any(|row| &row.merchant_id == id)));
     changes.merchants.clear();
@@ -291,21 +292,22 @@ fn apply(
     }
     store::merchants::put_merchants(connection, &merchants_out)?;
     changes.payments = carried_payments(connection, &history)?;
-    ledger::save_changes(connection, &changes, &mut ledger::HistoryHeads::default(), now)?;
-    progress.in_steps(&transactions, |step| ledger::save_transactions(connection, step))?;
+    store::changes::save(connection, &changes, &mut store::wallets::HistoryHeads::default(), now)?;
+    progress.in_steps(&transactions, |step| store::postings::save_transactions(connection, step))?;
     items.extend(history_items(connection, rows, &history)?);
-    progress.in_steps(&items, |step| ledger::save_history(connection, step))?;
+    progress.in_steps(&items, |step| store::history::save_history(connection, step))?;
 
     // The control totals, read back from the books after applying.
-    let (wallets_sum, merchants_sum) = store::reads::account_sums(connection)?;
+    let wallets_sum = store::wallets::balance_sum(connection)?;
+    let merchants_sum = store::merchants::receivable_sum(connection)?;
     let totals = &manifest.totals;
-    if wallets_sum != cents(totals.citizen_balance_sum)? {
+    if wallets_sum != won_to_db(totals.citizen_balance_sum)? {
         return Err(refused(format!(
             "citizens.csv: after applying, the wallets hold {wallets_sum} won, but the manifest's citizen_balance_sum is {}",
             totals.citizen_balance_sum
         )));
     }
-    if merchants_sum != cents(totals.merchant_receivable_sum)? {
+    if merchants_sum != won_to_db(totals.merchant_receivable_sum)? {
         return Err(refused(format!(
             "merchants.csv: after applying, the receivables are {merchants_sum} won, but the manifest's merchant_receivable_sum is {}",
             totals.merchant_receivable_sum
@@ -325,10 +327,10 @@ fn apply(
         transactions: verified.transactions as i64,
         citizen_balance_sum: wallets_sum,
         merchant_receivable_sum: merchants_sum,
-        cashback_budget_remaining: cents(totals.cashback_budget_remaining)?,
+        cashback_budget_remaining: won_to_db(totals.cashback_budget_remaining)?,
         applied_at_ms: now_ms,
     };
-    store::handover::record_bundle(connection, &applied)?;
+    store::handover_bundles::record_bundle(connection, &applied)?;
     let entry = store::audit::Entry {
         at: now,
         actor: store::audit::Actor::CommandLine,
@@ -354,7 +356,7 @@ fn refuse_taken_logins(connection: &mut DbConn, rows: &Rows) -> Result<(), Impor
         .chain(rows.merchants.iter().map(|row| (row.login.as_str(), (row.merchant_id.as_str(), "merchants.csv"))))
         .collect();
     let logins: Vec<&str> = owners.keys().copied().collect();
-    for holder in store::handover::login_holders(connection, &logins)? {
+    for holder in store::principals::login_holders(connection, &logins)? {
         if let Some((owner, file)) = owners.get(holder.login.as_str()) {
             if *owner != holder.principal_id {
                 let login = &holder.login;
@@ -399,7 +401,7 @@ fn new_history<'a>(
     // The lookups are index probes at random places of a large index (about 70 µs each on
     // PostgreSQL against 3 million rows): fewer, larger lists cost less than many small ones.
     for chunk in ids.chunks(IDS_PER_QUERY_MAX) {
-        for item in store::handover::existing_items(connection, chunk)? {
+        for item in store::history::existing_items(connection, chunk)? {
             existing.insert(item.item_id.clone(), item);
         }
     }
@@ -409,7 +411,7 @@ fn new_history<'a>(
             None => new.push(row),
             Some(item) => {
                 let same = item.kind == row.kind.as_str()
-                    && item.amount == cents(row.amount)?
+                    && item.amount == won_to_db(row.amount)?
                     && item.at_ms == row.at.timestamp_millis()
                     && row.wallet_id.as_ref().is_some_and(|id| id.as_str() == item.wallet_id);
                 if !same {
@@ -444,9 +446,11 @@ fn history_items(
         let mut balance = match balances.get(wallet) {
             Some(balance) => *balance,
             // A delta's history for a wallet whose row it does not carry: the balance here.
-            None => ledger::load_wallets_unlocked(connection, wallet.as_str())?.map(|state| state.balance).ok_or_else(
-                || refused(format!("transactions.csv: wallet {:?} is neither in the bundle nor here", wallet.as_str())),
-            )?,
+            None => store::wallets::load_wallets_unlocked(connection, wallet.as_str())?
+                .map(|state| state.balance)
+                .ok_or_else(|| {
+                    refused(format!("transactions.csv: wallet {:?} is neither in the bundle nor here", wallet.as_str()))
+                })?,
         };
         let mut after = Vec::with_capacity(rows.len());
         for row in rows.iter().rev() {
@@ -515,7 +519,7 @@ fn carried_payments(
         .map(|id| id.to_string())
         .collect();
     for chunk in related.chunks(IDS_PER_QUERY_MAX) {
-        for (id, payment) in ledger::load_payments(connection, chunk)? {
+        for (id, payment) in store::payments::load_payments(connection, chunk)? {
             payments.insert(id, payment);
         }
     }

@@ -87,12 +87,13 @@ pub fn import(
 
 /// `wallet-server handover status`: the last bundle applied, its time and its totals.
 pub fn status(connection: &mut crate::store::DbConn) -> Result<(), String> {
-    let last = crate::store::handover::applied_bundle(connection, None).map_err(|error| error.to_string())?;
+    let last = crate::store::handover_bundles::applied_bundle(connection, None).map_err(|error| error.to_string())?;
     let Some(bundle) = last else {
         println!("no handover bundle has been applied");
         return Ok(());
     };
-    let (_, _, system) = crate::store::ledger::load_state(connection, false).map_err(|error| error.to_string())?;
+    let (_, _, system) =
+        crate::store::ledger_state::load_state(connection, false).map_err(|error| error.to_string())?;
     let applied_at =
         chrono::DateTime::from_timestamp_millis(bundle.applied_at_ms).map(|at| at.to_rfc3339()).unwrap_or_default();
     println!(

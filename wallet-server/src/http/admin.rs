@@ -148,7 +148,14 @@ pub(super) async fn create_merchant(
     let created = with_connection(&state, move |connection, state| {
         let now = state.clock.now();
         store::write_transaction(connection, |connection| {
-            if !store::auth::insert_principal(connection, &id, &login, "merchant", &hash, store::ledger::millis(now))? {
+            if !store::principals::insert_principal(
+                connection,
+                &id,
+                &login,
+                "merchant",
+                &hash,
+                store::time::millis(now),
+            )? {
                 return Ok(false);
             }
             let merchant = store::merchants::MerchantDetails {
@@ -191,7 +198,8 @@ pub(super) async fn create_merchant(
 )]
 pub(super) async fn get_policy(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
-    let (policy, _, _) = with_connection(&state, |connection, _| store::ledger::load_state(connection, false)).await?;
+    let (policy, _, _) =
+        with_connection(&state, |connection, _| store::ledger_state::load_state(connection, false)).await?;
     Ok(HttpResponse::Ok().json(PolicyView::from(&policy)))
 }
 
@@ -335,7 +343,8 @@ pub(super) async fn top_up(
 )]
 pub(super) async fn budget(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
-    let (_, budget, _) = with_connection(&state, |connection, _| store::ledger::load_state(connection, false)).await?;
+    let (_, budget, _) =
+        with_connection(&state, |connection, _| store::ledger_state::load_state(connection, false)).await?;
     Ok(HttpResponse::Ok().json(Budget::from(&budget)))
 }
 
@@ -420,9 +429,10 @@ pub(super) async fn settlement(
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let date = BusinessDate::parse(&date).map_err(|error| ApiError::not_found(error.to_string()))?.to_string();
     let date_text = date.clone();
-    let totals = with_connection(&state, move |connection, _| store::reads::settlement_totals(connection, &date_text))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("business date {date} has not been closed")))?;
+    let totals =
+        with_connection(&state, move |connection, _| store::settlements::settlement_totals(connection, &date_text))
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("business date {date} has not been closed")))?;
     let wants_csv = request
         .headers()
         .get("Accept")
@@ -485,9 +495,10 @@ pub(super) async fn list_settlements(
         )));
     }
     let (from_text, to_text) = (from.to_string(), to.to_string());
-    let closed =
-        with_connection(&state, move |connection, _| store::reads::closed_dates(connection, &from_text, &to_text))
-            .await?;
+    let closed = with_connection(&state, move |connection, _| {
+        store::settlements::closed_dates(connection, &from_text, &to_text)
+    })
+    .await?;
     let mut items = Vec::with_capacity(closed.len());
     for date in closed {
         items.push(SettlementClosed {
@@ -495,7 +506,7 @@ pub(super) async fn list_settlements(
             merchants: u64::try_from(date.merchants).map_err(|_| ApiError::internal())?,
             total_net_payable: date.closed.total_net_payable.to_string(),
             total_fee: date.closed.total_fee.to_string(),
-            closed_at: super::rfc3339(store::ledger::instant(date.closed.closed_at_ms)?),
+            closed_at: super::rfc3339(store::time::instant(date.closed.closed_at_ms)?),
         });
     }
     Ok(HttpResponse::Ok().json(SettlementsClosed { from: from.to_string(), to: to.to_string(), items }))
@@ -517,7 +528,7 @@ pub(super) async fn trial_balance(state: State, request: HttpRequest) -> Result<
     let (accounts, total) = with_connection(&state, |connection, _| {
         // One snapshot: the sums and the city row are read in one transaction.
         store::write_transaction(connection, |connection| {
-            let balances = store::reads::account_balances(connection)?;
+            let balances = store::balances::account_balances(connection)?;
             let trial_balance = wallet_core::TrialBalance::sum(balances)
                 .map_err(|_| store::StoreError::Corrupt("trial balance overflows".into()))?;
             Ok((balances, trial_balance.total()))
@@ -544,10 +555,10 @@ pub(super) async fn trial_balance(state: State, request: HttpRequest) -> Result<
 )]
 pub(super) async fn admission(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
-    let now_ms = store::ledger::millis(state.clock.now());
+    let now_ms = store::time::millis(state.clock.now());
     // Read now, not the cached figure logins use: every server's sessions (idle ones until the
     // next sweep, within 5 s).
-    let active = with_connection(&state, move |connection, _| store::auth::citizen_slots_used(connection)).await?;
+    let active = with_connection(&state, move |connection, _| store::sessions::citizen_slots_used(connection)).await?;
     let room = state.waiting_room.lock().map_err(|_| ApiError::internal())?;
     let waiting = room.waiting();
     Ok(HttpResponse::Ok().json(Admission {

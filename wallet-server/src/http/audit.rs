@@ -80,7 +80,7 @@ pub(super) async fn audit_log(
             let named = |what: &str, name: &str| StoreError::Corrupt(format!("audit row {}: {what} {name:?}", row.seq));
             Ok(AuditRow {
                 id: row.seq.to_string(),
-                at: rfc3339(store::ledger::instant(row.at_ms)?),
+                at: rfc3339(store::time::instant(row.at_ms)?),
                 via: serde_json::from_value(Value::from(row.via.as_str())).map_err(|_| named("via", &row.via))?,
                 principal_id: row.principal_id.clone(),
                 login: row.login.clone(),

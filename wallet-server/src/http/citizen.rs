@@ -33,7 +33,7 @@ fn wallet_id(stored: Option<String>) -> Result<WalletId, ApiError> {
 async fn citizen_wallet(state: &State, request: &HttpRequest) -> Result<(String, WalletId), ApiError> {
     let (principal, wallet) =
         authenticate_point_read(state, request, Some(Role::Citizen), |connection, _, principal| {
-            store::auth::wallet_of(connection, &principal.id)
+            store::wallets::wallet_of(connection, &principal.id)
         })
         .await?;
     Ok((principal.id, wallet_id(wallet)?))
@@ -56,7 +56,7 @@ pub(super) async fn wallet(state: State, request: HttpRequest) -> Result<HttpRes
     // session is cached (else in one trip to the blocking pool with the session check).
     let (_, (wallet, view)) =
         authenticate_point_read(&state, &request, Some(Role::Citizen), |connection, state, principal| {
-            let Some((wallet, wallet_state, policy)) = store::ledger::citizen_wallet_view(connection, &principal.id)?
+            let Some((wallet, wallet_state, policy)) = store::wallets::citizen_wallet_view(connection, &principal.id)?
             else {
                 return Ok((None, None));
             };
@@ -257,10 +257,10 @@ pub(super) async fn transactions(
     // One trip: the session, the citizen's wallet id and the page.
     let (_, (wallet, rows)) =
         authenticate_with(&state, &request, Some(Role::Citizen), move |connection, _, principal| {
-            let Some(wallet) = store::auth::wallet_of(connection, &principal.id)? else {
+            let Some(wallet) = store::wallets::wallet_of(connection, &principal.id)? else {
                 return Ok((None, Vec::new()));
             };
-            let rows = store::reads::history_page(connection, &wallet, before, limit + 1)?;
+            let rows = store::history::history_page(connection, &wallet, before, limit + 1)?;
             Ok((Some(wallet), rows))
         })
         .await?;
@@ -274,7 +274,7 @@ pub(super) async fn transactions(
             kind: row.kind.clone(),
             amount: row.amount.to_string(),
             balance_after: row.balance_after.to_string(),
-            at: store::ledger::instant(row.at_ms).map(rfc3339).unwrap_or_default(),
+            at: store::time::instant(row.at_ms).map(rfc3339).unwrap_or_default(),
             counterparty: row.counterparty.clone(),
         })
         .collect();

@@ -196,7 +196,7 @@ pub(super) async fn sales(
     let date_text = date.to_string();
     // One trip: the session and the day's row.
     let (_, row) = authenticate_with(&state, &request, Some(Role::Merchant), move |connection, _, principal| {
-        store::reads::merchant_sales(connection, &principal.id, &date_text)
+        store::daily_sales::merchant_sales(connection, &principal.id, &date_text)
     })
     .await?;
     let sales = row.unwrap_or_default();

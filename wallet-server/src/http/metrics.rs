@@ -207,13 +207,13 @@ where
 pub async fn scrape(state: State, requests: web::Data<RequestMetrics>) -> Result<HttpResponse, ApiError> {
     // Two one-row reads: the city row and the session-slot count.
     let (budget, active) = with_connection(&state, |connection, _| {
-        let (_, budget, _) = store::ledger::load_state(connection, false)?;
-        let active = store::auth::citizen_slots_used(connection)?;
+        let (_, budget, _) = store::ledger_state::load_state(connection, false)?;
+        let active = store::sessions::citizen_slots_used(connection)?;
         Ok((budget, active))
     })
     .await?;
     let mut out = Exposition::default();
-    let now_ms = store::ledger::millis(state.clock.now());
+    let now_ms = store::time::millis(state.clock.now());
     out.family("wallet_build_info", "gauge", "The running server's version.");
     out.sample("wallet_build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1);
     out.single(

@@ -244,7 +244,7 @@ where
         .await;
     }
     with_connection(state, move |connection, state| {
-        let now_ms = store::ledger::millis(state.clock.now());
+        let now_ms = store::time::millis(state.clock.now());
         let checked =
             sessions::check_stored(connection, &state.session_cache, token_hash, role, now_ms, idle_ms(state))?;
         let principal = match checked {
@@ -302,7 +302,7 @@ fn bearer_token_hash(request: &HttpRequest) -> Result<String, ApiError> {
 
 /// The caller from the session cache, with the role checked; `None` when the database must say.
 fn cached_principal(state: &State, token_hash: &str, role: Option<Role>) -> Option<Result<Principal, ApiError>> {
-    let now_ms = store::ledger::millis(state.clock.now());
+    let now_ms = store::time::millis(state.clock.now());
     sessions::cached(&state.session_cache, token_hash, role, now_ms, idle_ms(state))
 }
 

@@ -64,14 +64,14 @@ pub(super) async fn issue(
     let code_hash = crate::auth::token_hash(&code);
     let expires_at = with_connection(&state, move |connection, state| {
         store::write_transaction(connection, |connection| {
-            let Some(principal) = store::auth::find_principal(connection, &login)? else { return Ok(None) };
+            let Some(principal) = store::principals::find_principal(connection, &login)? else { return Ok(None) };
             if principal.role != "citizen" {
                 return Ok(None);
             }
             let now = state.clock.now();
             let expires_at = now + chrono::Duration::seconds(RESET_CODE_LIFETIME_S);
-            let expires_at_ms = store::ledger::millis(expires_at);
-            store::auth::put_password_reset(connection, &principal.principal_id, &code_hash, expires_at_ms)?;
+            let expires_at_ms = store::time::millis(expires_at);
+            store::password_resets::put_password_reset(connection, &principal.principal_id, &code_hash, expires_at_ms)?;
             // Who the code is for and until when; never the code.
             let entry = audit::Entry {
                 at: now,
@@ -129,12 +129,18 @@ pub(super) async fn set_password(state: State, body: web::Json<StrictJson>) -> R
     // Hashed before the code is checked, so a wrong code takes as long as a right one.
     let hash = state.passwords.hash(body.password).await?;
     let set = with_connection(&state, move |connection, state| {
-        let Some(principal) = store::auth::find_principal(connection, &login)? else { return Ok(false) };
+        let Some(principal) = store::principals::find_principal(connection, &login)? else { return Ok(false) };
         if principal.role != "citizen" {
             return Ok(false);
         }
-        let now_ms = store::ledger::millis(state.clock.now());
-        let set = store::auth::redeem_password_reset(connection, &principal.principal_id, &code_hash, &hash, now_ms)?;
+        let now_ms = store::time::millis(state.clock.now());
+        let set = store::password_resets::redeem_password_reset(
+            connection,
+            &principal.principal_id,
+            &code_hash,
+            &hash,
+            now_ms,
+        )?;
         if set {
             // The reset ended the citizen's sessions in the database; this server stops
             // trusting them from memory too (another server within its recheck interval).

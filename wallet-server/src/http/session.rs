@@ -107,17 +107,17 @@ pub(super) async fn register(state: State, body: web::Json<StrictJson>) -> Resul
     let created = with_connection(&state, move |connection, state| {
         let now = state.clock.now();
         store::write_transaction(connection, |connection| {
-            if !store::auth::insert_principal(
+            if !store::principals::insert_principal(
                 connection,
                 &citizen,
                 &login,
                 "citizen",
                 &hash,
-                store::ledger::millis(now),
+                store::time::millis(now),
             )? {
                 return Ok(false);
             }
-            store::auth::put_wallet(connection, &wallet, &citizen, &Month::of(now).to_string(), 0, 0)?;
+            store::wallets::put_wallet(connection, &wallet, &citizen, &Month::of(now).to_string(), 0, 0)?;
             Ok(true)
         })
     })
@@ -160,7 +160,7 @@ pub(super) async fn login(
     let throttled = ThrottledAttempt::begin(&state, &request, &body.login)?;
     let login = body.login.clone();
     let principal =
-        with_connection(&state, move |connection, _| store::auth::find_principal(connection, &login)).await?;
+        with_connection(&state, move |connection, _| store::principals::find_principal(connection, &login)).await?;
     let is_citizen = principal.as_ref().is_some_and(|principal| principal.role == "citizen");
     let mut admitted_ticket = None;
     // The session slot of a citizen let in: given back on every way out but a session made.
@@ -170,7 +170,7 @@ pub(super) async fn login(
     // Citizens wait for a free slot before any password work is done; merchants and admins never
     // wait. (With WALLET_ADMISSION=off there is no waiting room and no session capacity.)
     if is_citizen && state.config.admission {
-        let now_ms = store::ledger::millis(state.clock.now());
+        let now_ms = store::time::millis(state.clock.now());
         let room = room_now(&state, now_ms).await?;
         let verdict = lock_room(&state)?.arrive(&body.login, body.ticket.as_deref(), room, now_ms);
         match verdict {
@@ -219,8 +219,8 @@ pub(super) async fn login(
         // A carried-over (or older-cost) hash is replaced by argon2id at this server's cost.
         let id = principal.principal_id.clone();
         with_connection(&state, move |connection, state| {
-            let now_ms = store::ledger::millis(state.clock.now());
-            store::auth::set_password_hash(connection, &id, &upgrade, now_ms)
+            let now_ms = store::time::millis(state.clock.now());
+            store::principals::set_password_hash(connection, &id, &upgrade, now_ms)
         })
         .await?;
     }
@@ -231,9 +231,9 @@ pub(super) async fn login(
     let created = with_connection(&state, move |connection, state| {
         let now = state.clock.now();
         let expires_at = now + chrono::Duration::from_std(state.config.session_lifetime).unwrap_or_default();
-        let (now_ms, expires_at_ms) = (store::ledger::millis(now), store::ledger::millis(expires_at));
+        let (now_ms, expires_at_ms) = (store::time::millis(now), store::time::millis(expires_at));
         let created = if principal.role == "citizen" && state.config.admission {
-            store::auth::insert_citizen_session_within(
+            store::sessions::insert_citizen_session_within(
                 connection,
                 &token_hash,
                 &principal.principal_id,
@@ -243,7 +243,7 @@ pub(super) async fn login(
                 removed_ticket.as_deref(),
             )?
         } else {
-            store::auth::insert_session(
+            store::sessions::insert_session(
                 connection,
                 &token_hash,
                 &principal.principal_id,
@@ -287,7 +287,7 @@ impl<'a> ThrottledAttempt<'a> {
             return Ok(ThrottledAttempt { throttle: None, attempt: None });
         };
         let source = client_address(request, &state.config.trusted_proxies).map(Source::of);
-        let now_ms = store::ledger::millis(state.clock.now());
+        let now_ms = store::time::millis(state.clock.now());
         // A login that cannot exist gets no record of its own (only the address counts it).
         let begun = lock_throttle(throttle)?.begin(parse_login(login).ok(), source, now_ms);
         match begun {
@@ -298,7 +298,7 @@ impl<'a> ThrottledAttempt<'a> {
 
     fn failed(mut self, state: &State) {
         if let (Some(throttle), Some(attempt)) = (self.throttle, self.attempt.take()) {
-            let now_ms = store::ledger::millis(state.clock.now());
+            let now_ms = store::time::millis(state.clock.now());
             if let Ok(mut throttle) = throttle.lock() {
                 throttle.failed(attempt, now_ms);
             }
@@ -358,7 +358,7 @@ pub(super) async fn logout(state: State, request: HttpRequest) -> Result<HttpRes
     // just before the delete may still cache it, for at most `auth::sessions::cache::RECHECK_MS`.
     state.session_cache.forget(&principal.token_hash);
     let token_hash = principal.token_hash.clone();
-    with_connection(&state, move |connection, _| store::auth::delete_session(connection, &token_hash)).await?;
+    with_connection(&state, move |connection, _| store::sessions::delete_session(connection, &token_hash)).await?;
     state.session_cache.forget(&principal.token_hash);
     if principal.role == Role::Citizen {
         state.sessions_active.note_released();
@@ -378,7 +378,7 @@ pub(super) async fn logout(state: State, request: HttpRequest) -> Result<HttpRes
     )
 )]
 pub(super) async fn poll(state: State, ticket: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let now_ms = store::ledger::millis(state.clock.now());
+    let now_ms = store::time::millis(state.clock.now());
     let room = room_now(&state, now_ms).await?;
     let mut place = lock_room(&state)?.poll(&ticket, now_ms);
     if place.is_none() {
@@ -403,7 +403,7 @@ pub(super) async fn poll(state: State, ticket: web::Path<String>) -> Result<Http
 /// its place in this server's mirror.
 async fn join_line(state: &State, login: &str) -> Result<Place, ApiError> {
     let (login_owned, fresh) = (login.to_owned(), crate::auth::new_payment_code());
-    let now_ms = store::ledger::millis(state.clock.now());
+    let now_ms = store::time::millis(state.clock.now());
     let row = with_connection(state, move |connection, _| {
         store::waiting::take_ticket(connection, &login_owned, &fresh, now_ms)
     })
@@ -442,8 +442,12 @@ pub async fn keep_line_in_sync(state: State) {
             // Idle and expired sessions give their slots back, and the count of slots in use is
             // made exact again.
             let swept = with_connection(&state, |connection, state| {
-                let now_ms = store::ledger::millis(state.clock.now());
-                store::auth::sweep_citizen_sessions(connection, now_ms, state.config.session_idle.as_millis() as i64)
+                let now_ms = store::time::millis(state.clock.now());
+                store::sessions::sweep_citizen_sessions(
+                    connection,
+                    now_ms,
+                    state.config.session_idle.as_millis() as i64,
+                )
             })
             .await;
             if let Err(error) = swept {
@@ -451,15 +455,15 @@ pub async fn keep_line_in_sync(state: State) {
             }
             // Idempotency records and payment codes past their retention go, a batch at a time.
             let expired = with_connection(&state, |connection, state| {
-                let now_ms = store::ledger::millis(state.clock.now());
+                let now_ms = store::time::millis(state.clock.now());
                 let retention_ms =
                     |retention: std::time::Duration| i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-                let records = store::expiry::delete_idempotency_before(
+                let records = store::idempotency::delete_idempotency_before(
                     connection,
                     now_ms.saturating_sub(retention_ms(state.config.idempotency_retention)),
                     store::expiry::SWEEP_BATCH_ROWS_MAX,
                 )?;
-                let codes = store::expiry::delete_codes_expired_before(
+                let codes = store::payment_codes::delete_codes_expired_before(
                     connection,
                     now_ms.saturating_sub(retention_ms(state.config.payment_code_retention)),
                     store::expiry::SWEEP_BATCH_ROWS_MAX,
@@ -472,14 +476,14 @@ pub async fn keep_line_in_sync(state: State) {
                 Err(error) => tracing::warn!(%error, "expiry sweep failed; retrying"),
             }
             if let Some(throttle) = state.throttle.as_ref() {
-                let now_ms = store::ledger::millis(state.clock.now());
+                let now_ms = store::time::millis(state.clock.now());
                 if let Ok(mut throttle) = throttle.lock() {
                     throttle.purge(now_ms);
                 }
             }
         }
         let Ok(touched) = lock_room(&state).map(|mut room| room.take_touched()) else { continue };
-        let cutoff_ms = store::ledger::millis(state.clock.now()) - TICKET_POLL_GRACE_MS;
+        let cutoff_ms = store::time::millis(state.clock.now()) - TICKET_POLL_GRACE_MS;
         let line =
             with_connection(&state, move |connection, _| store::waiting::sync(connection, &touched, cutoff_ms)).await;
         match line {
@@ -505,7 +509,7 @@ pub async fn keep_line_in_sync(state: State) {
 /// What the waiting room may let in now: free session slots, and room in the queue for the
 /// password threads.
 async fn room_now(state: &State, now_ms: i64) -> Result<Room, ApiError> {
-    let count_stored = || with_connection(state, |connection, _| store::auth::citizen_slots_used(connection));
+    let count_stored = || with_connection(state, |connection, _| store::sessions::citizen_slots_used(connection));
     let active = state.sessions_active.current(now_ms, count_stored).await?;
     let slots = usize::try_from(state.config.sessions_capacity - active).unwrap_or(0);
     Ok(Room { slots, checks: state.passwords.room_for_line() })

@@ -39,7 +39,7 @@ pub async fn keep_books_checked(state: State) {
     loop {
         interval.tick().await;
         let taken = with_connection(&state, |connection, _| {
-            let balances = store::read_snapshot(connection, store::reads::account_balances)?;
+            let balances = store::read_snapshot(connection, store::balances::account_balances)?;
             let trial_balance = wallet_core::TrialBalance::sum(balances);
             trial_balance.map_err(|_| StoreError::Corrupt("the trial balance overflows".into()))
         })
@@ -106,19 +106,19 @@ pub(super) async fn status(state: State, request: HttpRequest) -> Result<HttpRes
     // Each read is one row or one index range (today's sales rows), in one snapshot.
     let read = with_connection(&state, move |connection, _| {
         store::read_snapshot(connection, |connection| {
-            let (_, budget, _) = store::ledger::load_state(connection, false)?;
-            let active = store::auth::citizen_slots_used(connection)?;
-            let sales = store::reads::day_sales(connection, &today_text)?;
-            let settlement = store::reads::last_settlement(connection)?;
-            let import = store::handover::applied_bundle(connection, None)?;
-            let export = store::handover::last_export(connection)?;
-            let open = store::reads::oldest_open_date_with_activity(connection, &overdue_window)?;
+            let (_, budget, _) = store::ledger_state::load_state(connection, false)?;
+            let active = store::sessions::citizen_slots_used(connection)?;
+            let sales = store::daily_sales::day_sales(connection, &today_text)?;
+            let settlement = store::settlements::last_settlement(connection)?;
+            let import = store::handover_bundles::applied_bundle(connection, None)?;
+            let export = store::handover_exports::last_export(connection)?;
+            let open = store::settlements::oldest_open_date_with_activity(connection, &overdue_window)?;
             Ok::<_, StoreError>((budget, active, sales, settlement, import, export, open))
         })
     })
     .await?;
     let (budget, active, sales, settlement, import, export, open_date) = read;
-    let at = |ms: i64| store::ledger::instant(ms).map(rfc3339).map_err(ApiError::from);
+    let at = |ms: i64| store::time::instant(ms).map(rfc3339).map_err(ApiError::from);
     let count = |n: i64| u64::try_from(n).map_err(|_| ApiError::internal());
     let books = state.books.last();
     let recent = state.writer.stats().recent();

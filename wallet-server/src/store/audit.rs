@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use super::schema::*;
-use super::{ledger, DbConn, StoreResult};
+use super::{time, DbConn, StoreResult};
 
 /// Who took an action.
 #[derive(Clone, Copy, Debug)]
@@ -82,7 +82,7 @@ pub fn record(connection: &mut DbConn, entry: Entry<'_>) -> StoreResult<()> {
     };
     diesel::insert_into(audit_log::table)
         .values((
-            audit_log::at_ms.eq(ledger::millis(entry.at)),
+            audit_log::at_ms.eq(time::millis(entry.at)),
             audit_log::via.eq(via),
             audit_log::principal_id.eq(principal_id),
             audit_log::login.eq(login),

@@ -3,18 +3,15 @@
 //! payment codes past their expiry plus `WALLET_PAYMENT_CODE_RETENTION_S`. Each server's sweep
 //! (every 5 s, beside the session sweep) deletes at most about [`SWEEP_BATCH_ROWS_MAX`] rows of
 //! each table per run, oldest first, so a backlog is worked off in short transactions that never
-//! hold the write lock long.
+//! hold the write lock long. The deletions are the tables' own
+//! (`idempotency::delete_idempotency_before`, `payment_codes::delete_codes_expired_before`);
+//! this holds their bound and what the sweeps did.
 //!
 //! Neither deletion changes an answer about money: a payment code gone is refused as unknown
 //! instead of used or expired (`payment_code_invalid` all the same), and an Idempotency-Key past
 //! its retention is treated as new by the writer whether or not its record is gone yet.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use diesel::prelude::*;
-
-use super::schema::*;
-use super::{DbConn, StoreResult};
 
 /// Rows deleted from each table per sweep at most (plus those sharing the last one's millisecond).
 /// At one sweep every 5 s that is 17 million rows a day per table per server.
@@ -44,49 +41,4 @@ impl SweptCounts {
     pub fn sweeps(&self) -> u64 {
         self.sweeps.load(Ordering::Relaxed)
     }
-}
-
-/// Deletes the oldest idempotency records created before `cutoff_ms`, about `limit` at most;
-/// returns how many went.
-pub fn delete_idempotency_before(connection: &mut DbConn, cutoff_ms: i64, limit: i64) -> StoreResult<usize> {
-    // The batch ends at the creation time of the limit-th oldest record, so the delete is one
-    // range on the index, the same SQL on both backends.
-    let boundary: Option<i64> = idempotency::table
-        .filter(idempotency::created_at_ms.lt(cutoff_ms))
-        .order(idempotency::created_at_ms.asc())
-        .select(idempotency::created_at_ms)
-        .offset(limit - 1)
-        .first(connection)
-        .optional()?;
-    let before_ms = boundary.map_or(cutoff_ms, |boundary| boundary + 1);
-    super::bookkeeping_transaction(connection, |connection| {
-        Ok(diesel::delete(idempotency::table.filter(idempotency::created_at_ms.lt(before_ms))).execute(connection)?)
-    })
-}
-
-/// Deletes the payment codes that expired before `cutoff_ms` (used or not), about `limit` at
-/// most, oldest first; returns how many went.
-pub fn delete_codes_expired_before(connection: &mut DbConn, cutoff_ms: i64, limit: i64) -> StoreResult<usize> {
-    let boundary: Option<i64> = payment_codes::table
-        .filter(payment_codes::expires_at_ms.lt(cutoff_ms))
-        .order(payment_codes::expires_at_ms.asc())
-        .select(payment_codes::expires_at_ms)
-        .offset(limit - 1)
-        .first(connection)
-        .optional()?;
-    let before_ms = boundary.map_or(cutoff_ms, |boundary| boundary + 1);
-    super::bookkeeping_transaction(connection, |connection| {
-        Ok(diesel::delete(payment_codes::table.filter(payment_codes::expires_at_ms.lt(before_ms)))
-            .execute(connection)?)
-    })
-}
-
-/// Deletes one idempotency record (the writer's, for a key found past its retention, in the
-/// transaction that then uses the key anew).
-pub fn forget_idempotent_answer(connection: &mut DbConn, principal_id: &str, key: &str) -> StoreResult<()> {
-    diesel::delete(
-        idempotency::table.filter(idempotency::principal_id.eq(principal_id)).filter(idempotency::idem_key.eq(key)),
-    )
-    .execute(connection)?;
-    Ok(())
 }

@@ -18,6 +18,12 @@ use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use diesel::RunQueryDsl;
 
+/// Rows written by one multi-row `INSERT` at most: 500 rows of up to 11 columns stay well inside
+/// the bound-parameter limits of SQLite (32,766) and PostgreSQL (65,535), and on PostgreSQL one
+/// statement for hundreds of rows saves most of the round trips of a bulk write (a handover
+/// import). The inserts of `insert_fixed_rows!` use it on PostgreSQL; so do the upserts of a handover.
+pub const ROWS_PER_INSERT: usize = 500;
+
 /// One bound value of a [`Fixed`] statement.
 #[derive(Clone, Copy, Debug)]
 pub enum Bind<'a> {

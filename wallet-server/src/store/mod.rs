@@ -79,24 +79,38 @@ macro_rules! insert_fixed_rows {
             const INTO: &'static str = $into;
             const COLUMNS: usize = $columns;
         }
-        $crate::store::fixed::insert_rows::<Text>($connection, $values, $crate::store::ledger::ROWS_PER_INSERT, $sqlite)
+        $crate::store::fixed::insert_rows::<Text>($connection, $values, $crate::store::fixed::ROWS_PER_INSERT, $sqlite)
     }};
 }
 
 pub mod audit;
-pub mod auth;
+pub mod balances;
+pub mod changes;
+pub mod daily_sales;
 pub mod expiry;
 pub mod fixed;
-pub mod handover;
-pub mod ledger;
+pub mod handover_bundles;
+pub mod handover_exports;
+pub mod history;
+pub mod idempotency;
+pub mod ledger_state;
 pub mod merchants;
-pub mod reads;
+pub mod money;
+pub mod password_resets;
+pub mod payment_codes;
+pub mod payments;
+pub mod postings;
+pub mod principals;
 pub mod schema;
 #[cfg(test)]
 mod schema_check;
+pub mod sessions;
+pub mod settlements;
 pub mod test_clock;
 pub mod thread_reader;
+pub mod time;
 pub mod waiting;
+pub mod wallets;
 
 use std::time::Duration;
 
@@ -408,6 +422,21 @@ where
         }
         body(connection)
     })
+}
+
+/// A stored value the core refuses: the data is corrupt, and the operation must fail.
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {error}"))
+}
+
+/// A bulk statement must have written one row per entity: fewer means a row the batch loaded
+/// has vanished, and the batch must not commit.
+fn expect_rows(what: &str, written: usize, wanted: usize) -> StoreResult<()> {
+    if written == wanted {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt(format!("{what}: {written} rows written of {wanted}")))
+    }
 }
 
 pub fn is_unique_violation(error: &diesel::result::Error) -> bool {

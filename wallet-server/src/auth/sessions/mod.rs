@@ -3,7 +3,7 @@
 //!
 //! The rules are plain functions of the stored times and `now`, so the database path, the cache
 //! and the tests apply the same ones. The HTTP layer takes the token from the request, hashes it
-//! and asks here; the sweep of idle and expired sessions (`store::auth::sweep_citizen_sessions`)
+//! and asks here; the sweep of idle and expired sessions (`store::sessions::sweep_citizen_sessions`)
 //! deletes by the same rules in SQL.
 
 pub mod cache;
@@ -110,17 +110,17 @@ pub fn check_stored(
     now_ms: i64,
     idle_ms: i64,
 ) -> StoreResult<Result<Principal, ApiError>> {
-    let Some(session) = store::auth::find_session(connection, &token_hash)? else {
+    let Some(session) = store::sessions::find_session(connection, &token_hash)? else {
         return Ok(Err(ApiError::unauthorized()));
     };
     if !is_live(session.expires_at_ms, session.last_seen_ms, now_ms, idle_ms) {
         cache.forget(&token_hash);
-        store::auth::delete_session(connection, &token_hash)?;
+        store::sessions::delete_session(connection, &token_hash)?;
         return Ok(Err(ApiError::unauthorized()));
     }
     let mut last_seen_ms = session.last_seen_ms;
     if needs_touch(session.last_seen_ms, now_ms) {
-        store::auth::touch_session(connection, &token_hash, now_ms)?;
+        store::sessions::touch_session(connection, &token_hash, now_ms)?;
         last_seen_ms = now_ms;
     }
     let Some(role) = Role::parse(&session.role) else { return Ok(Err(ApiError::internal())) };

@@ -2,7 +2,7 @@
 //! the moment the waiting room lets it in.
 //!
 //! The count decides who may try to log in; the slot itself is taken in the database,
-//! atomically with the session (`store::auth::insert_citizen_session_within`), so a count that
+//! atomically with the session (`store::sessions::insert_citizen_session_within`), so a count that
 //! is off for a moment lets one login too many try or keeps one waiting, never more sessions
 //! than the capacity.
 
