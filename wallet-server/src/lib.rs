@@ -11,6 +11,7 @@ pub mod demo;
 pub mod export;
 pub mod handover;
 pub mod http;
+pub mod jobs;
 pub mod metrics;
 pub mod state;
 pub mod store;

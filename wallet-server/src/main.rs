@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 
 use wallet_server::config::Config;
 use wallet_server::state::{AppState, BooksCheck};
-use wallet_server::{admission, auth, clock, demo, handover, http, store, writer};
+use wallet_server::{admission, auth, clock, demo, handover, http, jobs, store, writer};
 
 #[derive(Parser)]
 #[command(name = "wallet-server", version, about = "The regional-currency wallet backend")]
@@ -300,8 +300,8 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
             throttle: config_throttle.map(|settings| std::sync::Mutex::new(auth::throttle::Throttle::new(settings))),
             swept: store::expiry::SweptCounts::default(),
         });
-        actix_web::rt::spawn(http::keep_line_in_sync(state.clone()));
-        actix_web::rt::spawn(http::keep_books_checked(state.clone()));
+        actix_web::rt::spawn(jobs::keep_line_and_sweeps(state.clone().into_inner()));
+        actix_web::rt::spawn(jobs::keep_books_checked(state.clone().into_inner()));
         // Each request gets a tracing span with its request id (kept from X-Request-Id or made,
         // and sent back on every answer), method, route and status; the Authorization header
         // (the token) is never recorded. Outermost first: the request count, security headers

@@ -17,8 +17,6 @@ pub mod strict_json;
 
 pub use metrics::{CountRequests, RequestMetrics};
 pub use routes::{admission_of, request_metrics};
-pub use session::keep_line_in_sync;
-pub use status::keep_books_checked;
 
 /// The parsers of every request body, one per endpoint that takes one: the first thing each
 /// handler does with its body, and what `fuzz/`'s `request_bodies` target feeds. Each turns a

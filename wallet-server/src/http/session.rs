@@ -1,4 +1,5 @@
-//! Registration, login, logout, and the citizen waiting room.
+//! Registration, login, logout, and the citizen waiting room (its mirror of the shared line is
+//! kept in step by `jobs`).
 
 use super::strict_json::StrictJson;
 use std::sync::Mutex;
@@ -10,7 +11,7 @@ use utoipa::ToSchema;
 use wallet_core::Month;
 
 use super::{authenticate, client_address, parse_body, rfc3339, with_connection, Role, State};
-use crate::admission::waiting_room::{LineEntry, Place, Room, Verdict, WaitingRoom, TICKET_POLL_GRACE_MS};
+use crate::admission::waiting_room::{Place, Room, Verdict, WaitingRoom, TICKET_POLL_GRACE_MS};
 use crate::api::wire::{
     CitizenCreated, ErrorBody, InternalError, InvalidJson, LoginUnavailable, Overloaded, PayloadTooLarge,
     RequestTimeout, SessionCreated, TicketStatus, TooManyAttempts, Unauthorized,
@@ -420,90 +421,6 @@ async fn rejoin_line(state: &State, login: &str, ticket: Option<String>) -> Resu
         lock_room(state)?.settle(&ticket);
     }
     Ok(place)
-}
-
-/// Sessions are swept every this many line syncs (5 s).
-const SWEEP_EVERY_TICKS: u64 = 10;
-
-/// How often each server re-reads the shared line.
-const LINE_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// Keeps this server's mirror of the waiting line in step with the shared one, for the life of
-/// the server: records the polls seen here, drops tickets unpolled for 60 s, and re-reads the
-/// order every [`LINE_SYNC_INTERVAL`].
-pub async fn keep_line_in_sync(state: State) {
-    let mut interval = tokio::time::interval(LINE_SYNC_INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ticks = 0u64;
-    loop {
-        interval.tick().await;
-        ticks += 1;
-        if ticks % SWEEP_EVERY_TICKS == 0 {
-            // Idle and expired sessions give their slots back, and the count of slots in use is
-            // made exact again.
-            let swept = with_connection(&state, |connection, state| {
-                let now_ms = store::time::millis(state.clock.now());
-                store::sessions::sweep_citizen_sessions(
-                    connection,
-                    now_ms,
-                    state.config.session_idle.as_millis() as i64,
-                )
-            })
-            .await;
-            if let Err(error) = swept {
-                tracing::warn!(%error, "session sweep failed; retrying");
-            }
-            // Idempotency records and payment codes past their retention go, a batch at a time.
-            let expired = with_connection(&state, |connection, state| {
-                let now_ms = store::time::millis(state.clock.now());
-                let retention_ms =
-                    |retention: std::time::Duration| i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-                let records = store::idempotency::delete_idempotency_before(
-                    connection,
-                    now_ms.saturating_sub(retention_ms(state.config.idempotency_retention)),
-                    store::expiry::SWEEP_BATCH_ROWS_MAX,
-                )?;
-                let codes = store::payment_codes::delete_codes_expired_before(
-                    connection,
-                    now_ms.saturating_sub(retention_ms(state.config.payment_code_retention)),
-                    store::expiry::SWEEP_BATCH_ROWS_MAX,
-                )?;
-                Ok((records, codes))
-            })
-            .await;
-            match expired {
-                Ok((records, codes)) => state.swept.add(records, codes),
-                Err(error) => tracing::warn!(%error, "expiry sweep failed; retrying"),
-            }
-            if let Some(throttle) = state.throttle.as_ref() {
-                let now_ms = store::time::millis(state.clock.now());
-                if let Ok(mut throttle) = throttle.lock() {
-                    throttle.purge(now_ms);
-                }
-            }
-        }
-        let Ok(touched) = lock_room(&state).map(|mut room| room.take_touched()) else { continue };
-        let cutoff_ms = store::time::millis(state.clock.now()) - TICKET_POLL_GRACE_MS;
-        let line =
-            with_connection(&state, move |connection, _| store::waiting::sync(connection, &touched, cutoff_ms)).await;
-        match line {
-            Ok(line) => {
-                if let Ok(mut room) = lock_room(&state) {
-                    room.rebuild(
-                        line.into_iter()
-                            .map(|row| LineEntry {
-                                ticket: row.ticket,
-                                login: row.login,
-                                polled_ms: row.polled_ms,
-                                line_seq: row.seq,
-                            })
-                            .collect(),
-                    );
-                }
-            }
-            Err(error) => tracing::warn!(%error, "waiting line sync failed; retrying"),
-        }
-    }
 }
 
 /// What the waiting room may let in now: free session slots, and room in the queue for the

@@ -1,13 +1,13 @@
-//! `GET /v1/admin/status` (an extension of API.md): the system at a glance for the city, and the
-//! background trial-balance check it and `/metrics` report.
+//! `GET /v1/admin/status` (an extension of API.md): the system at a glance for the city, with the
+//! background trial balance it and `/metrics` report.
 //!
 //! The trial balance sums every wallet and receivable, a read that grows with the city, so it is
 //! not taken per request (`/metrics` is unauthenticated and never shed): each server takes it
-//! every [`BOOKS_CHECK_INTERVAL`] in a read-only snapshot that does not hold up the writer, and
-//! both endpoints show the last result with its time. Every other figure here is a read of one
-//! row or one index range.
+//! every [`BOOKS_CHECK_INTERVAL`](crate::jobs::BOOKS_CHECK_INTERVAL) in a read-only snapshot that
+//! does not hold up the writer (`jobs::books`), and both endpoints show the last result with its
+//! time. Every other figure here is a read of one row or one index range.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -23,44 +23,11 @@ use crate::api::ApiError;
 use crate::state::BooksChecked;
 use crate::store::{self, DatabaseUrl, StoreError};
 
-/// How often each server takes the trial balance.
-pub const BOOKS_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// With no trial balance taken for this long, the status is degraded.
 const BOOKS_CHECK_STALE_AFTER: Duration = Duration::from_secs(3 * 30);
 /// How many days back from the latest overdue one the status looks for a date left open: two
 /// lookups a day, and a month covers any close a timer or a person forgot.
 const OVERDUE_DAYS_CHECKED: usize = 31;
-
-/// Takes the trial balance now and every [`BOOKS_CHECK_INTERVAL`] after; logs an error when it
-/// does not total zero (a broken invariant: the books must be examined before anything else).
-pub async fn keep_books_checked(state: State) {
-    let mut interval = tokio::time::interval(BOOKS_CHECK_INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let taken = with_connection(&state, |connection, _| {
-            let balances = store::read_snapshot(connection, store::balances::account_balances)?;
-            let trial_balance = wallet_core::TrialBalance::sum(balances);
-            trial_balance.map_err(|_| StoreError::Corrupt("the trial balance overflows".into()))
-        })
-        .await;
-        match taken {
-            Ok(trial_balance) => {
-                // Reported, not asserted: the server keeps serving the reads that examine the books.
-                if let Err(unbalanced) = trial_balance.check() {
-                    let total = unbalanced.total;
-                    tracing::error!(%total, "the trial balance does not total zero; the books must be examined");
-                }
-                let total = trial_balance.total();
-                state.books.taken(BooksChecked { total, taken: Instant::now(), at: state.clock.now() });
-            }
-            Err(error) => {
-                tracing::warn!(%error, "trial-balance check failed; retrying");
-                state.books.failed();
-            }
-        }
-    }
-}
 
 /// The dates checked for a close left overdue at `now`, oldest first, ending with the latest
 /// date already overdue.

@@ -1,0 +1,53 @@
+//! The server's background work, for as long as it runs: one task per module.
+//!
+//! - `line`: this server's mirror of the waiting line kept in step with the shared one;
+//! - `sessions`: citizen sessions idle or past their lifetime deleted, giving their slots back;
+//! - `expiry`: idempotency records and payment codes past their retention deleted;
+//! - `throttle`: login-throttle records with nothing left to say purged;
+//! - `books`: the trial balance taken, for the status and metrics endpoints.
+//!
+//! The first four run on one schedule ([`keep_line_and_sweeps`]): the line every
+//! [`LINE_SYNC_INTERVAL`], and every [`SWEEP_EVERY_TICKS`]-th time the three sweeps first, in
+//! that order, then the line, so a sweep's effects come in the same order on every tick. The
+//! trial balance runs on its own ([`keep_books_checked`]): it is slow and must not hold up the
+//! line. A job reads and changes the shared state (`crate::state`) and the database; none uses the
+//! HTTP layer, and each logs its failure and tries again at its next turn.
+
+mod books;
+mod expiry;
+mod line;
+mod sessions;
+mod throttle;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use books::{keep_books_checked, BOOKS_CHECK_INTERVAL};
+
+use crate::state::AppState;
+
+/// How often each server re-reads the shared waiting line.
+pub const LINE_SYNC_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The sweeps run every this many line syncs (5 s).
+pub const SWEEP_EVERY_TICKS: u64 = 10;
+
+/// Keeps this server's mirror of the waiting line in step with the shared one and runs the
+/// sweeps, for the life of the server: every [`LINE_SYNC_INTERVAL`] the line, and every
+/// [`SWEEP_EVERY_TICKS`] line syncs, before it, the sessions, the expired records and the
+/// throttle.
+pub async fn keep_line_and_sweeps(state: Arc<AppState>) {
+    let mut interval = tokio::time::interval(LINE_SYNC_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
+    loop {
+        interval.tick().await;
+        ticks += 1;
+        if ticks % SWEEP_EVERY_TICKS == 0 {
+            sessions::sweep(&state).await;
+            expiry::sweep(&state).await;
+            throttle::purge(&state);
+        }
+        line::sync(&state).await;
+    }
+}
