@@ -1,5 +1,6 @@
-//! The REST API of `docs/API.md`: routes, shared state, and the helpers every handler uses to
-//! parse input into core types at the edge.
+//! The REST API of `docs/API.md`: routes, and the helpers every handler uses to parse input into
+//! core types at the edge and to ask `auth` who the caller is. The state the handlers share is
+//! `crate::state`'s, handed to them as actix data.
 
 mod admin;
 mod audit;
