@@ -6,25 +6,32 @@
 //! that explains every balance (`history_complete`). A delta, generated from a snapshot on disk,
 //! changes some wallets with new history and carries the totals after it.
 //!
-//! The history is simulated forward under the rules of wallet-core's `Book` with the default
-//! policy, so that every generated bundle is one the importer must accept: a wallet never goes
-//! below zero, charges respect the month's charge limit and the holding limit, a payment's
-//! cashback follows the cap and the budget, a refund takes back at most its payment and reverses
-//! its cashback. Output is streamed (files are hashed as they are written); only per-wallet and
-//! per-merchant state is held, never the rows. A seed gives the same bytes every time.
+//! The history is made of commands applied to a `wallet_core::Book` under the default policy
+//! (`history.rs`): the bundle writes the history items, balances, month counters,
+//! receivables and budget the book ends with, so every generated bundle follows the ledger's
+//! rules by construction and is one the importer must accept. Files are written through
+//! `handover_format::write` (streamed, hashed as they go); the rows are never held in memory.
+//! A seed gives the same bytes every time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use chrono::{DateTime, Datelike, FixedOffset, SecondsFormat};
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use handover_format::bundle::{
-    parse_manifest, BundleKind, Manifest, CITIZENS_FILE, CITIZENS_HEADER, FORMAT, MANIFEST_FILE, MERCHANTS_FILE,
-    MERCHANTS_HEADER, TRANSACTIONS_FILE, TRANSACTIONS_HEADER,
+    parse_citizen, parse_manifest, parse_merchant, parse_transaction, BundleKind, CitizenRow, Manifest, MerchantRow,
+    Totals, CITIZENS_FILE, CITIZENS_HEADER, FORMAT, MANIFEST_FILE, MERCHANTS_FILE, MERCHANTS_HEADER, TRANSACTIONS_FILE,
+    TRANSACTIONS_HEADER,
 };
 use handover_format::write::{write_manifest, Durability, HashedCsv, ManifestOut, WrittenFile};
-use wallet_core::Won;
+use wallet_core::wallet::MonthCounters;
+use wallet_core::{
+    AccountKind, Amount, Book, BudgetState, Command, Counterparty, HistoryKind, MerchantId, MerchantState, Month,
+    PaymentState, Policy, TxId, WalletId, WalletState, Won,
+};
+
+use crate::history::{pick_kind, write_history, Accounts, City, Ids, LastPayment};
 
 const OPERATOR: &str = "Benchmark City Wallet Co. (generated)";
 
@@ -38,21 +45,8 @@ const PROGRESS_ROWS_EVERY: u64 = 500_000;
 /// Wallets tried for one history event before giving up (every wallet full, or empty).
 const WALLET_PICKS_MAX: u32 = 10_000;
 
-// The policy the history obeys: wallet-core's `Policy::default()` (a test checks they agree).
-const CASHBACK_RATE_PERCENT: i64 = 10;
-const CASHBACK_MONTHLY_SPEND_CAP_WON: i64 = 500_000;
-const MONTHLY_CHARGE_LIMIT_WON: i64 = 2_000_000;
-const HOLDING_LIMIT_WON: i64 = 3_000_000;
-/// What the city put into the cashback budget before the history starts.
+/// What the city puts into the cashback budget before the history starts.
 const CASHBACK_BUDGET_FUNDED_WON: i64 = 50_000_000_000;
-
-const CHARGE_AMOUNTS_WON: [i64; 8] = [10_000, 20_000, 30_000, 50_000, 100_000, 200_000, 300_000, 500_000];
-const GIFT_AMOUNTS_WON: [i64; 5] = [1_000, 5_000, 10_000, 20_000, 50_000];
-/// Payments are whole hundreds of won, from 100 up to this (or the balance, if less).
-const PAYMENT_AMOUNT_WON_MAX: i64 = 80_000;
-/// Event kinds by weight (percent): what a citizen does when picked.
-const KIND_WEIGHTS_PERCENT: [(Kind, u32); 4] =
-    [(Kind::Charge, 28), (Kind::Payment, 55), (Kind::Gift, 10), (Kind::Refund, 7)];
 const MERCHANT_CATEGORIES: [&str; 7] = ["grocery", "restaurant", "cafe", "bakery", "pharmacy", "books", ""];
 
 /// Cheap argon2id parameters for the few real hashes: they exercise the column, not the CPU.
@@ -60,13 +54,13 @@ const ARGON2_MEMORY_KIB: u32 = 64;
 const ARGON2_PASSES: u32 = 1;
 const ARGON2_LANES: u32 = 1;
 
-/// Citizens joined during 2025; the history runs from New Year 2026 to the snapshot.
+/// Citizens joined during 2025; the history runs from New Year 2026 to the snapshot. Each
+/// business date is closed once the history passes it, but the last: its sales are what the
+/// snapshot's merchants are still owed.
 const CITIZENS_JOINED_FROM: &str = "2025-01-01T00:00:00+09:00";
 const HISTORY_FROM: &str = "2026-01-01T00:00:00+09:00";
 const SNAPSHOT_AS_OF: &str = "2026-11-20T00:00:00+09:00";
-/// Payments of the last day before a snapshot are not settled yet: they are the receivables.
-const UNSETTLED_S: i64 = 86_400;
-/// A delta covers the hour after the bundle it follows.
+/// A delta covers the hour after the bundle it follows (no business date closes in it).
 const DELTA_WINDOW_MS: i64 = 3_600_000;
 
 /// `handover-bundle`: a snapshot bundle (sequence 0, complete history).
@@ -111,279 +105,7 @@ pub struct DeltaArgs {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The model of the books the history is simulated on.
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Charge,
-    Payment,
-    Gift,
-    Refund,
-}
-
-/// A month as `year * 12 + month - 1`, so consecutive months are consecutive numbers.
-type MonthKey = i32;
-
-/// A wallet's month counters (wallet-core's `MonthCounters`, without what the bundle omits).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Counters {
-    month: MonthKey,
-    charged_won: i64,
-    eligible_spent_won: i64,
-}
-
-impl Counters {
-    /// The counters as of `month`: a new month starts from zero.
-    fn in_month(self, month: MonthKey) -> Counters {
-        if self.month == month {
-            self
-        } else {
-            Counters { month, charged_won: 0, eligible_spent_won: 0 }
-        }
-    }
-}
-
-/// What a wallet's last payment leaves for a later refund of it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct PaymentMemo {
-    /// The payment's id, as the caller numbers them (a row in the snapshot, a table in a delta).
-    key: u32,
-    merchant: u32,
-    amount_won: i64,
-    cashback_won: i64,
-    /// Eligible spend; 0 for a payment carried over (the bundle does not carry it).
-    eligible_won: i64,
-    month: MonthKey,
-    /// Made after the last settlement: it is in the merchant's receivable.
-    unsettled: bool,
-    refunded_won: i64,
-    cashback_reversed_won: i64,
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-struct Wallet {
-    balance_won: i64,
-    counters: Counters,
-    last_payment: Option<PaymentMemo>,
-}
-
-/// One history event: one or two rows of transactions.csv.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Event {
-    Charge {
-        wallet: usize,
-        amount_won: i64,
-    },
-    /// A payment; with cashback a second row credits it.
-    Payment {
-        wallet: usize,
-        merchant: usize,
-        amount_won: i64,
-        eligible_won: i64,
-        cashback_won: i64,
-    },
-    /// A gift: the sender's `gift_out` and the receiver's `gift_in`.
-    Gift {
-        from: usize,
-        to: usize,
-        amount_won: i64,
-    },
-    /// A refund of all that is left of the wallet's last payment; a second row reverses the rest
-    /// of its cashback.
-    Refund {
-        wallet: usize,
-        payment: PaymentMemo,
-        amount_won: i64,
-        reversal_won: i64,
-    },
-}
-
-impl Event {
-    fn rows(&self) -> u64 {
-        match self {
-            Event::Charge { .. } => 1,
-            Event::Payment { cashback_won, .. } => 1 + u64::from(*cashback_won > 0),
-            Event::Gift { .. } => 2,
-            Event::Refund { reversal_won, .. } => 1 + u64::from(*reversal_won > 0),
-        }
-    }
-}
-
-/// Balances, receivables and the budget as the history goes.
-struct Model {
-    wallets: Vec<Wallet>,
-    receivables_won: Vec<i64>,
-    budget_remaining_won: i64,
-}
-
-impl Model {
-    /// What `wallet` does at `month` on a roll of `kind`, or `None` when it can do none of it
-    /// (nor a charge or a payment instead). `rows_left` bounds the rows the event may write;
-    /// `partner` is the other wallet of a gift.
-    fn plan(
-        &self,
-        rng: &mut fastrand::Rng,
-        kind: Kind,
-        wallet: usize,
-        partner: usize,
-        month: MonthKey,
-        rows_left: u64,
-    ) -> Option<Event> {
-        let fallbacks = [kind, Kind::Charge, Kind::Payment];
-        fallbacks.into_iter().find_map(|kind| self.plan_kind(rng, kind, wallet, partner, month, rows_left))
-    }
-
-    fn plan_kind(
-        &self,
-        rng: &mut fastrand::Rng,
-        kind: Kind,
-        wallet_index: usize,
-        partner: usize,
-        month: MonthKey,
-        rows_left: u64,
-    ) -> Option<Event> {
-        let wallet = &self.wallets[wallet_index];
-        let event = match kind {
-            Kind::Charge => {
-                let counters = wallet.counters.in_month(month);
-                let room_won =
-                    (MONTHLY_CHARGE_LIMIT_WON - counters.charged_won).min(HOLDING_LIMIT_WON - wallet.balance_won);
-                let wanted_won = CHARGE_AMOUNTS_WON[rng.usize(..CHARGE_AMOUNTS_WON.len())];
-                // The largest allowed amount up to the one drawn.
-                let amount_won =
-                    CHARGE_AMOUNTS_WON.iter().copied().filter(|amount| *amount <= wanted_won.min(room_won)).max()?;
-                Event::Charge { wallet: wallet_index, amount_won }
-            }
-            Kind::Payment => {
-                let hundreds_max = wallet.balance_won.min(PAYMENT_AMOUNT_WON_MAX) / 100;
-                if hundreds_max == 0 {
-                    return None;
-                }
-                let amount_won = rng.i64(1..=hundreds_max) * 100;
-                let counters = wallet.counters.in_month(month);
-                let eligible_won = amount_won.min(CASHBACK_MONTHLY_SPEND_CAP_WON - counters.eligible_spent_won);
-                let mut cashback_won = (eligible_won * CASHBACK_RATE_PERCENT / 100).min(self.budget_remaining_won);
-                if rows_left < 2 {
-                    cashback_won = 0;
-                }
-                let merchants = self.receivables_won.len();
-                // A few merchants take most payments: the square of a uniform draw.
-                let draw = rng.f64();
-                let merchant = ((draw * draw * merchants as f64) as usize).min(merchants - 1);
-                Event::Payment { wallet: wallet_index, merchant, amount_won, eligible_won, cashback_won }
-            }
-            Kind::Gift => {
-                if rows_left < 2 || partner == wallet_index {
-                    return None;
-                }
-                let receiver = &self.wallets[partner];
-                let wanted_won = GIFT_AMOUNTS_WON[rng.usize(..GIFT_AMOUNTS_WON.len())];
-                let room_won = wallet.balance_won.min(HOLDING_LIMIT_WON - receiver.balance_won);
-                let amount_won =
-                    GIFT_AMOUNTS_WON.iter().copied().filter(|amount| *amount <= wanted_won.min(room_won)).max()?;
-                Event::Gift { from: wallet_index, to: partner, amount_won }
-            }
-            Kind::Refund => {
-                let payment = wallet.last_payment?;
-                let amount_won = payment.amount_won - payment.refunded_won;
-                let reversal_won = payment.cashback_won - payment.cashback_reversed_won;
-                if amount_won <= 0 || (reversal_won > 0 && rows_left < 2) {
-                    return None;
-                }
-                Event::Refund { wallet: wallet_index, payment, amount_won, reversal_won }
-            }
-        };
-        debug_assert!(event.rows() <= rows_left);
-        Some(event)
-    }
-
-    /// Applies a planned event. A payment is remembered under `payment_key`, as `unsettled`
-    /// when it is made after the last settlement.
-    fn apply(&mut self, event: &Event, month: MonthKey, payment_key: u32, unsettled: bool) {
-        match *event {
-            Event::Charge { wallet, amount_won } => {
-                let wallet = &mut self.wallets[wallet];
-                wallet.counters = wallet.counters.in_month(month);
-                wallet.counters.charged_won += amount_won;
-                wallet.balance_won += amount_won;
-                assert!(wallet.counters.charged_won <= MONTHLY_CHARGE_LIMIT_WON, "charge above the month's limit");
-                assert!(wallet.balance_won <= HOLDING_LIMIT_WON, "charge above the holding limit");
-            }
-            Event::Payment { wallet, merchant, amount_won, eligible_won, cashback_won } => {
-                self.budget_remaining_won -= cashback_won;
-                assert!(self.budget_remaining_won >= 0, "cashback budget below zero");
-                if unsettled {
-                    self.receivables_won[merchant] += amount_won;
-                }
-                let wallet = &mut self.wallets[wallet];
-                wallet.counters = wallet.counters.in_month(month);
-                wallet.counters.eligible_spent_won += eligible_won;
-                wallet.balance_won += cashback_won - amount_won;
-                assert!(wallet.balance_won >= 0, "payment above the balance");
-                assert!(wallet.counters.eligible_spent_won <= CASHBACK_MONTHLY_SPEND_CAP_WON);
-                wallet.last_payment = Some(PaymentMemo {
-                    key: payment_key,
-                    merchant: u32::try_from(merchant).expect("merchants are bounded by MERCHANTS_MAX"),
-                    amount_won,
-                    cashback_won,
-                    eligible_won,
-                    month,
-                    unsettled,
-                    refunded_won: 0,
-                    cashback_reversed_won: 0,
-                });
-            }
-            Event::Gift { from, to, amount_won } => {
-                self.wallets[from].balance_won -= amount_won;
-                self.wallets[to].balance_won += amount_won;
-                assert!(self.wallets[from].balance_won >= 0, "gift above the balance");
-                assert!(self.wallets[to].balance_won <= HOLDING_LIMIT_WON, "gift above the holding limit");
-            }
-            Event::Refund { wallet, payment, amount_won, reversal_won } => {
-                self.budget_remaining_won += reversal_won;
-                if payment.unsettled {
-                    self.receivables_won[payment.merchant as usize] -= amount_won;
-                }
-                let wallet = &mut self.wallets[wallet];
-                wallet.balance_won += amount_won - reversal_won;
-                // Eligible spend comes back only while the payment's month lasts.
-                wallet.counters = wallet.counters.in_month(month);
-                if payment.month == month {
-                    wallet.counters.eligible_spent_won -= payment.eligible_won;
-                }
-                let memo = wallet.last_payment.as_mut().expect("a refund is of the last payment");
-                memo.refunded_won += amount_won;
-                memo.cashback_reversed_won += reversal_won;
-                assert!(memo.refunded_won <= memo.amount_won, "refunds above their payment");
-                assert!(memo.cashback_reversed_won <= memo.cashback_won, "reversals above the cashback");
-                assert!(wallet.balance_won >= 0 && wallet.counters.eligible_spent_won >= 0);
-            }
-        }
-    }
-
-    fn balance_sum_won(&self) -> i64 {
-        self.wallets.iter().map(|wallet| wallet.balance_won).sum()
-    }
-
-    fn receivable_sum_won(&self) -> i64 {
-        self.receivables_won.iter().sum()
-    }
-}
-
-fn pick_kind(rng: &mut fastrand::Rng) -> Kind {
-    let total: u32 = KIND_WEIGHTS_PERCENT.iter().map(|(_, weight)| weight).sum();
-    let mut roll = rng.u32(..total);
-    for (kind, weight) in KIND_WEIGHTS_PERCENT {
-        if roll < weight {
-            return kind;
-        }
-        roll -= weight;
-    }
-    unreachable!("the roll is below the sum of the weights")
-}
-
-// ---------------------------------------------------------------------------------------------
-// Times, ids and rows.
+// Times, ids and files.
 
 fn kst() -> FixedOffset {
     FixedOffset::east_opt(9 * 3600).expect("nine hours is a valid offset")
@@ -393,31 +115,13 @@ fn parse_time(text: &str) -> Result<DateTime<FixedOffset>, String> {
     DateTime::parse_from_rfc3339(text).map_err(|error| format!("{text:?} is not an RFC 3339 time: {error}"))
 }
 
-/// The KST month of an instant in Unix milliseconds.
-fn month_of_ms(at_ms: i64) -> MonthKey {
-    let at = DateTime::from_timestamp_millis(at_ms).expect("generated times are in range").with_timezone(&kst());
-    at.year() * 12 + at.month0() as i32
-}
-
-fn month_text(month: MonthKey) -> String {
-    format!("{:04}-{:02}", month.div_euclid(12), month.rem_euclid(12) + 1)
-}
-
-fn parse_month(text: &str) -> Result<MonthKey, String> {
-    let bad = || format!("month {text:?} is not YYYY-MM");
-    let (year, month) = text.split_once('-').ok_or_else(bad)?;
-    let year: i32 = year.parse().map_err(|_| bad())?;
-    let month: i32 = month.parse().map_err(|_| bad())?;
-    if !(1..=12).contains(&month) {
-        return Err(bad());
-    }
-    Ok(year * 12 + month - 1)
+fn utc(at_ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at_ms).expect("generated times are in range")
 }
 
 /// RFC 3339 in KST: whole seconds, or milliseconds where there are any.
 fn time_text(at_ms: i64) -> String {
-    let at = DateTime::from_timestamp_millis(at_ms).expect("generated times are in range").with_timezone(&kst());
-    at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+    utc(at_ms).with_timezone(&kst()).to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
 
 fn citizen_id(index: usize) -> String {
@@ -436,84 +140,12 @@ fn snapshot_tx_id(row: u64) -> String {
     format!("tx-{row:08}")
 }
 
+fn snapshot_code(row: u64) -> String {
+    format!("code-{row:08}")
+}
+
 fn delta_tx_id(sequence: u64, row: u64) -> String {
     format!("tx-d{sequence}-{row:06}")
-}
-
-/// How an event's ids are written: the bundle's n-th history row, a wallet, a merchant and a
-/// remembered payment, each as the bundle names them.
-struct Names<'a> {
-    tx: &'a dyn Fn(u64) -> String,
-    wallet: &'a dyn Fn(usize) -> String,
-    merchant: &'a dyn Fn(usize) -> String,
-    payment: &'a dyn Fn(u32) -> String,
-}
-
-/// Writes an event's rows, the first as history row `row` of the bundle.
-fn write_event(out: &mut HashedCsv, event: &Event, row: u64, at: &str, names: &Names) -> Result<(), String> {
-    match *event {
-        Event::Charge { wallet, amount_won } => {
-            out.row(&[&(names.tx)(row), at, "charge", &(names.wallet)(wallet), "", &amount_won.to_string(), "", ""])
-        }
-        Event::Payment { wallet, merchant, amount_won, cashback_won, .. } => {
-            let payment_id = (names.tx)(row);
-            let (wallet, merchant) = ((names.wallet)(wallet), (names.merchant)(merchant));
-            out.row(&[
-                &payment_id,
-                at,
-                "payment",
-                &wallet,
-                &merchant,
-                &(-amount_won).to_string(),
-                &cashback_won.to_string(),
-                "",
-            ])?;
-            if cashback_won > 0 {
-                out.row(&[
-                    &(names.tx)(row + 1),
-                    at,
-                    "cashback",
-                    &wallet,
-                    &merchant,
-                    &cashback_won.to_string(),
-                    "",
-                    &payment_id,
-                ])?;
-            }
-            Ok(())
-        }
-        Event::Gift { from, to, amount_won } => {
-            out.row(&[
-                &(names.tx)(row),
-                at,
-                "gift_out",
-                &(names.wallet)(from),
-                "",
-                &(-amount_won).to_string(),
-                "",
-                "",
-            ])?;
-            out.row(&[&(names.tx)(row + 1), at, "gift_in", &(names.wallet)(to), "", &amount_won.to_string(), "", ""])
-        }
-        Event::Refund { wallet, payment, amount_won, reversal_won } => {
-            let payment_id = (names.payment)(payment.key);
-            let (wallet, merchant) = ((names.wallet)(wallet), (names.merchant)(payment.merchant as usize));
-            out.row(&[&(names.tx)(row), at, "refund", &wallet, &merchant, &amount_won.to_string(), "", &payment_id])?;
-            if reversal_won > 0 {
-                out.row(&[
-                    &(names.tx)(row + 1),
-                    at,
-                    "cashback_reversal",
-                    &wallet,
-                    &merchant,
-                    &(-reversal_won).to_string(),
-                    "",
-                    &payment_id,
-                ])?;
-            }
-            Ok(())
-        }
-    }
 }
 
 /// Creates `dir`, which must not hold anything yet.
@@ -526,12 +158,6 @@ fn create_empty_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-struct Totals {
-    citizen_balance_sum_won: i64,
-    merchant_receivable_sum_won: i64,
-    cashback_budget_remaining_won: i64,
-}
-
 /// Writes the manifest of a generated bundle (complete history) with `files` and `totals`.
 fn write_generated_manifest(
     dir: &Path,
@@ -539,21 +165,9 @@ fn write_generated_manifest(
     sequence: u64,
     as_of: DateTime<FixedOffset>,
     files: &[WrittenFile],
-    totals: &Totals,
+    totals: Totals,
 ) -> Result<(), String> {
-    let manifest = ManifestOut {
-        operator: OPERATOR,
-        kind,
-        sequence,
-        as_of,
-        history_complete: true,
-        files,
-        totals: handover_format::bundle::Totals {
-            citizen_balance_sum: Won::from_i64(totals.citizen_balance_sum_won),
-            merchant_receivable_sum: Won::from_i64(totals.merchant_receivable_sum_won),
-            cashback_budget_remaining: Won::from_i64(totals.cashback_budget_remaining_won),
-        },
-    };
+    let manifest = ManifestOut { operator: OPERATOR, kind, sequence, as_of, history_complete: true, files, totals };
     write_manifest(dir, &manifest).map(|_sha256| ())
 }
 
@@ -587,6 +201,14 @@ fn progress(what: &str, rows: u64, total: u64, started: Instant) {
     eprintln!("{what}: {rows} / {total} rows ({percent:.0} %), {:.1} s", started.elapsed().as_secs_f64());
 }
 
+fn check_range(flag: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("{flag} {value} is out of range: give {min} to {max}"))
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The snapshot.
 
@@ -602,122 +224,31 @@ pub fn run_snapshot(args: SnapshotArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn check_range(flag: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(format!("{flag} {value} is out of range: give {min} to {max}"))
-    }
-}
-
 fn write_snapshot(args: &SnapshotArgs, started: Instant) -> Result<String, String> {
-    let citizens = args.citizens as usize;
-    let merchants = args.merchants as usize;
     let dir = args.out.as_path();
     create_empty_dir(dir)?;
-    let as_of_ms = parse_time(SNAPSHOT_AS_OF)?.timestamp_millis();
-    let history_from_ms = parse_time(HISTORY_FROM)?.timestamp_millis();
-    let settled_before_ms = as_of_ms - UNSETTLED_S * 1000;
+    let mut city = snapshot_city(args.citizens as usize, args.merchants as usize)?;
     let mut rng = fastrand::Rng::with_seed(args.seed);
-    let mut model = Model {
-        wallets: vec![Wallet::default(); citizens],
-        receivables_won: vec![0; merchants],
-        budget_remaining_won: CASHBACK_BUDGET_FUNDED_WON,
-    };
 
     // History first: the balances and counters in citizens.csv are where it ends.
-    let mut transactions = HashedCsv::create(dir, TRANSACTIONS_FILE, TRANSACTIONS_HEADER)?;
-    let names = Names {
-        tx: &snapshot_tx_id,
-        wallet: &wallet_id,
-        merchant: &merchant_id,
-        payment: &|key| snapshot_tx_id(key.into()),
-    };
-    let total = args.transactions;
-    // Whole seconds, spread evenly up to a second before the snapshot.
-    let span_s = (as_of_ms - history_from_ms) / 1000 - 1;
-    let mut next_progress = PROGRESS_ROWS_EVERY;
-    while transactions.rows() < total {
-        let row = transactions.rows();
-        let at_ms = history_from_ms + (i128::from(row) * i128::from(span_s) / i128::from(total)) as i64 * 1000;
-        let month = month_of_ms(at_ms);
-        let rows_left = total - row;
-        let kind = pick_kind(&mut rng);
-        let event = (0..WALLET_PICKS_MAX)
-            .find_map(|_| {
-                let wallet = rng.usize(..citizens);
-                let partner = rng.usize(..citizens);
-                model.plan(&mut rng, kind, wallet, partner, month, rows_left)
-            })
-            .ok_or_else(|| {
-                format!(
-                    "no wallet could take part in history row {row} after {WALLET_PICKS_MAX} tries: \
-                     too few citizens for so many transactions"
-                )
-            })?;
-        let payment_key = u32::try_from(row).expect("rows are bounded by TRANSACTIONS_MAX");
-        model.apply(&event, month, payment_key, at_ms >= settled_before_ms);
-        write_event(&mut transactions, &event, row, &time_text(at_ms), &names)?;
-        if transactions.rows() >= next_progress {
-            progress("transactions.csv", transactions.rows(), total, started);
-            next_progress += PROGRESS_ROWS_EVERY;
-        }
-    }
-    assert_eq!(transactions.rows(), total, "events never write past the rows left");
-    let transactions = transactions.finish(Durability::Flushed)?;
-    progress("transactions.csv", transactions.rows, total, started);
-
-    let citizen_hashes = password_hashes(args.seed, citizens, args.password_hashes as usize, "citizen")?;
-    let joined_from_ms = parse_time(CITIZENS_JOINED_FROM)?.timestamp_millis();
-    let joined_span_ms = history_from_ms - joined_from_ms;
-    let as_of_month = month_of_ms(as_of_ms);
-    let mut out = HashedCsv::create(dir, CITIZENS_FILE, CITIZENS_HEADER)?;
-    for (index, wallet) in model.wallets.iter().enumerate() {
-        let counters = wallet.counters.in_month(as_of_month);
-        let joined_ms = joined_from_ms + (index as i64 * (joined_span_ms / 1000) / citizens as i64) * 1000;
-        out.row(&[
-            &citizen_id(index),
-            &format!("c{index:07}"),
-            citizen_hashes.get(&index).map_or("", String::as_str),
-            &wallet_id(index),
-            &wallet.balance_won.to_string(),
-            &month_text(counters.month),
-            &counters.charged_won.to_string(),
-            &counters.eligible_spent_won.to_string(),
-            &time_text(joined_ms),
-        ])?;
-    }
-    let citizens_file = out.finish(Durability::Flushed)?;
+    let transactions = write_snapshot_history(&mut city, &mut rng, dir, args.transactions, started)?;
+    let as_of = parse_time(SNAPSHOT_AS_OF)?;
+    let citizens_file = write_snapshot_citizens(&city, dir, args, Month::of(as_of.with_timezone(&Utc)))?;
     progress("citizens.csv", citizens_file.rows, args.citizens, started);
-
-    let merchant_hashes =
-        password_hashes(args.seed ^ 1, merchants, (args.password_hashes as usize).div_ceil(4), "merchant")?;
-    let mut out = HashedCsv::create(dir, MERCHANTS_FILE, MERCHANTS_HEADER)?;
-    for (index, receivable_won) in model.receivables_won.iter().enumerate() {
-        // Every 1000th name has a comma and quotes, so the files need RFC 4180 quoting.
-        let name =
-            if index % 1000 == 7 { format!("Kim, Lee & \"Sons\" {index}") } else { format!("동네가게 {index}") };
-        out.row(&[
-            &merchant_id(index),
-            &format!("m{index:06}"),
-            merchant_hashes.get(&index).map_or("", String::as_str),
-            &name,
-            &format!("{:03}-{:02}-{:05}", 100 + index % 900, index / 900 % 100, index % 100_000),
-            &format!("city-bank 110-{:03}-{:06}", index % 1000, index),
-            MERCHANT_CATEGORIES[index % MERCHANT_CATEGORIES.len()],
-            &receivable_won.to_string(),
-        ])?;
-    }
-    let merchants_file = out.finish(Durability::Flushed)?;
+    let merchants_file = write_snapshot_merchants(&city, dir, args)?;
     progress("merchants.csv", merchants_file.rows, args.merchants, started);
 
+    // The city's books hold every account: their trial balance totals zero, and the manifest's
+    // totals are their sums.
+    let trial_balance = city.trial_balance();
+    trial_balance.check().map_err(|unbalanced| format!("the generated books do not balance: {unbalanced}"))?;
     let totals = Totals {
-        citizen_balance_sum_won: model.balance_sum_won(),
-        merchant_receivable_sum_won: model.receivable_sum_won(),
-        cashback_budget_remaining_won: model.budget_remaining_won,
+        citizen_balance_sum: trial_balance.balance(AccountKind::CitizenWallet),
+        merchant_receivable_sum: trial_balance.balance(AccountKind::MerchantReceivable),
+        cashback_budget_remaining: city.budget().remaining(),
     };
     let files = [citizens_file, merchants_file, transactions];
-    write_generated_manifest(dir, BundleKind::Snapshot, 0, parse_time(SNAPSHOT_AS_OF)?, &files, &totals)?;
+    write_generated_manifest(dir, BundleKind::Snapshot, 0, as_of, &files, totals)?;
     Ok(format!(
         "wrote snapshot 0 to {} in {:.1} s: citizens {}, merchants {}, transactions {}; \
          wallets {} won, receivables {} won, cashback budget remaining {} won",
@@ -726,10 +257,134 @@ fn write_snapshot(args: &SnapshotArgs, started: Instant) -> Result<String, Strin
         args.citizens,
         args.merchants,
         args.transactions,
-        totals.citizen_balance_sum_won,
-        totals.merchant_receivable_sum_won,
-        totals.cashback_budget_remaining_won
+        totals.citizen_balance_sum,
+        totals.merchant_receivable_sum,
+        totals.cashback_budget_remaining
     ))
+}
+
+/// A new city: `citizens` empty wallets and `merchants` merchants owed nothing, under the
+/// default policy, and the cashback budget funded.
+fn snapshot_city(citizens: usize, merchants: usize) -> Result<City, String> {
+    let history_from = parse_time(HISTORY_FROM)?.with_timezone(&Utc);
+    let mut book = Book::new(Policy::default());
+    let top_up = Command::TopUpBudget {
+        id: TxId::parse("budget-top-up").expect("a valid id"),
+        amount: Amount::from_i64(CASHBACK_BUDGET_FUNDED_WON).expect("within the largest amount"),
+    };
+    book.apply(&top_up, history_from).map_err(|rejection| format!("the budget top-up was refused: {rejection}"))?;
+    let wallet = |index| {
+        let id = WalletId::parse(&wallet_id(index)).expect("a generated id is valid");
+        (id, WalletState::new(Month::of(history_from)), None)
+    };
+    let merchant =
+        |index| (MerchantId::parse(&merchant_id(index)).expect("a generated id is valid"), MerchantState::default());
+    let accounts = Accounts {
+        wallets: (0..citizens).map(wallet).collect(),
+        merchants: (0..merchants).map(merchant).collect(),
+        budget: book.budget(),
+        system: book.system(),
+    };
+    Ok(City::new(Policy::default(), accounts))
+}
+
+/// Applies `total` rows' worth of history to `city` and writes transactions.csv: the rows'
+/// instants spread evenly (whole seconds) from `HISTORY_FROM` to a second before the snapshot.
+fn write_snapshot_history(
+    city: &mut City,
+    rng: &mut fastrand::Rng,
+    dir: &Path,
+    total: u64,
+    started: Instant,
+) -> Result<WrittenFile, String> {
+    let history_from_ms = parse_time(HISTORY_FROM)?.timestamp_millis();
+    let span_s = (parse_time(SNAPSHOT_AS_OF)?.timestamp_millis() - history_from_ms) / 1000 - 1;
+    let ids = Ids { tx: &snapshot_tx_id, code: &snapshot_code };
+    let citizens = city.wallets();
+    let mut transactions = HashedCsv::create(dir, TRANSACTIONS_FILE, TRANSACTIONS_HEADER)?;
+    let mut next_progress = PROGRESS_ROWS_EVERY;
+    while transactions.rows() < total {
+        let row = transactions.rows();
+        let at_ms = history_from_ms + (i128::from(row) * i128::from(span_s) / i128::from(total)) as i64 * 1000;
+        let now = utc(at_ms);
+        city.close_days_before(now)?;
+        let kind = pick_kind(rng);
+        let mut outcome = None;
+        for _ in 0..WALLET_PICKS_MAX {
+            let (wallet, partner) = (rng.usize(..citizens), rng.usize(..citizens));
+            outcome = city.turn(rng, kind, wallet, partner, row, total - row, now, &ids)?;
+            if outcome.is_some() {
+                break;
+            }
+        }
+        let outcome = outcome.ok_or_else(|| {
+            format!(
+                "no wallet could take part in history row {row} after {WALLET_PICKS_MAX} tries: \
+                 too few citizens for so many transactions"
+            )
+        })?;
+        write_history(&mut transactions, &outcome, &time_text(at_ms))?;
+        if transactions.rows() >= next_progress {
+            progress("transactions.csv", transactions.rows(), total, started);
+            next_progress += PROGRESS_ROWS_EVERY;
+        }
+    }
+    assert_eq!(transactions.rows(), total, "turns never write past the rows left");
+    city.end_day();
+    let transactions = transactions.finish(Durability::Flushed)?;
+    progress("transactions.csv", transactions.rows, total, started);
+    Ok(transactions)
+}
+
+/// citizens.csv: each wallet as the book ends it, its counters as of the snapshot's month.
+fn write_snapshot_citizens(city: &City, dir: &Path, args: &SnapshotArgs, month: Month) -> Result<WrittenFile, String> {
+    let citizens = city.wallets();
+    let hashes = password_hashes(args.seed, citizens, args.password_hashes as usize, "citizen")?;
+    let joined_from_ms = parse_time(CITIZENS_JOINED_FROM)?.timestamp_millis();
+    let joined_span_ms = parse_time(HISTORY_FROM)?.timestamp_millis() - joined_from_ms;
+    let mut out = HashedCsv::create(dir, CITIZENS_FILE, CITIZENS_HEADER)?;
+    for index in 0..citizens {
+        let (id, wallet) = city.wallet(index);
+        let counters = wallet.counters_in(month);
+        let joined_ms = joined_from_ms + (index as i64 * (joined_span_ms / 1000) / citizens as i64) * 1000;
+        out.row(&[
+            &citizen_id(index),
+            &format!("c{index:07}"),
+            hashes.get(&index).map_or("", String::as_str),
+            id.as_str(),
+            &wallet.balance.to_string(),
+            &counters.month.to_string(),
+            &counters.charged.to_string(),
+            &counters.eligible_spent.to_string(),
+            &time_text(joined_ms),
+        ])?;
+    }
+    out.finish(Durability::Flushed)
+}
+
+/// merchants.csv: each merchant with its receivable as the book ends it.
+fn write_snapshot_merchants(city: &City, dir: &Path, args: &SnapshotArgs) -> Result<WrittenFile, String> {
+    let merchants = args.merchants as usize;
+    let hashes = password_hashes(args.seed ^ 1, merchants, (args.password_hashes as usize).div_ceil(4), "merchant")?;
+    let mut out = HashedCsv::create(dir, MERCHANTS_FILE, MERCHANTS_HEADER)?;
+    for index in 0..merchants {
+        let (id, merchant) = city.merchant(index);
+        let receivable = merchant.receivable;
+        // Every 1000th name has a comma and quotes, so the files need RFC 4180 quoting.
+        let name =
+            if index % 1000 == 7 { format!("Kim, Lee & \"Sons\" {index}") } else { format!("동네가게 {index}") };
+        out.row(&[
+            id.as_str(),
+            &format!("m{index:06}"),
+            hashes.get(&index).map_or("", String::as_str),
+            &name,
+            &format!("{:03}-{:02}-{:05}", 100 + index % 900, index / 900 % 100, index % 100_000),
+            &format!("city-bank 110-{:03}-{:06}", index % 1000, index),
+            MERCHANT_CATEGORIES[index % MERCHANT_CATEGORIES.len()],
+            &receivable.to_string(),
+        ])?;
+    }
+    out.finish(Durability::Flushed)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -750,15 +405,6 @@ fn read_manifest(dir: &Path) -> Result<Manifest, String> {
     Ok(manifest)
 }
 
-/// A figure of a manifest as whole won in an `i64`.
-fn manifest_won(what: &str, won: Won) -> Result<i64, String> {
-    won.to_i64().ok_or_else(|| format!("the manifest's {what} {won} is beyond what this generator adds up"))
-}
-
-fn parse_won(what: &str, text: &str) -> Result<i64, String> {
-    text.parse().map_err(|_| format!("{what} {text:?} is not a whole number of won"))
-}
-
 /// Opens a bundle's CSV file and checks its header.
 fn csv_reader(dir: &Path, name: &str, header: &[&str]) -> Result<csv::Reader<File>, String> {
     let path = dir.join(name);
@@ -771,10 +417,17 @@ fn csv_reader(dir: &Path, name: &str, header: &[&str]) -> Result<csv::Reader<Fil
     Ok(reader)
 }
 
-/// A changed citizen: its line and row in the snapshot's citizens.csv.
+/// A changed citizen: its line and row in the snapshot's citizens.csv, as text and parsed.
 struct ChangedCitizen {
     line: usize,
     record: csv::StringRecord,
+    row: CitizenRow,
+}
+
+/// A merchant of the snapshot: its row as text and parsed.
+struct SnapshotMerchant {
+    record: csv::StringRecord,
+    row: MerchantRow,
 }
 
 /// Writes delta 1 of the snapshot in `args.of`; prints a summary line on stdout.
@@ -790,187 +443,33 @@ fn write_delta(args: &DeltaArgs, started: Instant) -> Result<String, String> {
     let manifest = read_manifest(snapshot_dir)?;
     let citizen_rows = manifest.files.get(CITIZENS_FILE).map_or(0, |file| file.rows);
     check_range("--changed", args.changed, 1, citizen_rows)?;
-    let changed = args.changed as usize;
-    let as_of = manifest.as_of;
-    let snapshot_as_of_ms = as_of.timestamp_millis();
-    let settled_before_ms = snapshot_as_of_ms - UNSETTLED_S * 1000;
     let mut rng = fastrand::Rng::with_seed(args.seed ^ 0xde17_a000_0000_0001);
-
-    // Which citizens change: a partial shuffle of the lines of citizens.csv.
-    let mut lines: Vec<u32> = (0..u32::try_from(citizen_rows).map_err(|_| "too many citizens")?).collect();
-    for index in 0..changed {
-        let other = rng.usize(index..lines.len());
-        lines.swap(index, other);
-    }
-    lines.truncate(changed);
-    let slot_of_line: HashMap<u32, usize> = lines.iter().enumerate().map(|(slot, line)| (*line, slot)).collect();
-
-    let mut wallets = vec![Wallet::default(); changed];
-    let mut citizens: Vec<Option<ChangedCitizen>> = (0..changed).map(|_| None).collect();
-    let mut reader = csv_reader(snapshot_dir, CITIZENS_FILE, CITIZENS_HEADER)?;
-    for (line, record) in reader.records().enumerate() {
-        let record = record.map_err(|error| format!("{CITIZENS_FILE}: {error}"))?;
-        let Some(&slot) = u32::try_from(line).ok().and_then(|line| slot_of_line.get(&line)) else { continue };
-        wallets[slot] = Wallet {
-            balance_won: parse_won("balance", &record[4])?,
-            counters: Counters {
-                month: parse_month(&record[5])?,
-                charged_won: parse_won("charged_this_month", &record[6])?,
-                eligible_spent_won: parse_won("cashback_eligible_spent_this_month", &record[7])?,
-            },
-            last_payment: None,
-        };
-        citizens[slot] = Some(ChangedCitizen { line, record });
-    }
-    let citizens: Vec<ChangedCitizen> = citizens
-        .into_iter()
-        .collect::<Option<_>>()
-        .ok_or_else(|| format!("{CITIZENS_FILE} has fewer rows than its manifest says"))?;
-    let balances_before_won: Vec<i64> = wallets.iter().map(|wallet| wallet.balance_won).collect();
-    let slot_of_wallet: HashMap<String, usize> =
-        citizens.iter().enumerate().map(|(slot, citizen)| (citizen.record[3].to_owned(), slot)).collect();
-
-    let mut merchant_records = Vec::new();
-    let mut receivables_won = Vec::new();
-    let mut reader = csv_reader(snapshot_dir, MERCHANTS_FILE, MERCHANTS_HEADER)?;
-    for record in reader.records() {
-        let record = record.map_err(|error| format!("{MERCHANTS_FILE}: {error}"))?;
-        receivables_won.push(parse_won("receivable", &record[7])?);
-        merchant_records.push(record);
-    }
-    let merchant_of_id: HashMap<String, usize> =
-        merchant_records.iter().enumerate().map(|(index, record)| (record[0].to_owned(), index)).collect();
-
-    // Each changed wallet's last payment in the snapshot, and what was refunded of it.
-    let mut payment_ids: Vec<String> = Vec::new();
-    let mut reader = csv_reader(snapshot_dir, TRANSACTIONS_FILE, TRANSACTIONS_HEADER)?;
-    let mut record = csv::StringRecord::new();
-    let mut rows_read = 0u64;
-    let transaction_rows = manifest.files.get(TRANSACTIONS_FILE).map_or(0, |file| file.rows);
-    while reader.read_record(&mut record).map_err(|error| format!("{TRANSACTIONS_FILE}: {error}"))? {
-        rows_read += 1;
-        if rows_read % PROGRESS_ROWS_EVERY == 0 {
-            progress("reading the snapshot's transactions.csv", rows_read, transaction_rows, started);
-        }
-        let Some(&slot) = slot_of_wallet.get(&record[3]) else { continue };
-        let wallet = &mut wallets[slot];
-        match &record[2] {
-            "payment" => {
-                let merchant = *merchant_of_id
-                    .get(&record[4])
-                    .ok_or_else(|| format!("payment {:?} names an unknown merchant", &record[0]))?;
-                let at_ms = parse_time(&record[1])?.timestamp_millis();
-                wallet.last_payment = Some(PaymentMemo {
-                    key: u32::try_from(payment_ids.len()).map_err(|_| "too many payments")?,
-                    merchant: u32::try_from(merchant).map_err(|_| "too many merchants")?,
-                    amount_won: -parse_won("amount", &record[5])?,
-                    cashback_won: if record[6].is_empty() { 0 } else { parse_won("cashback", &record[6])? },
-                    eligible_won: 0,
-                    month: month_of_ms(at_ms),
-                    unsettled: at_ms >= settled_before_ms,
-                    refunded_won: 0,
-                    cashback_reversed_won: 0,
-                });
-                payment_ids.push(record[0].to_owned());
-            }
-            "refund" | "cashback_reversal" => {
-                let Some(memo) = wallet.last_payment.as_mut() else { continue };
-                if payment_ids[memo.key as usize] != record[7] {
-                    continue;
-                }
-                let amount_won = parse_won("amount", &record[5])?;
-                if &record[2] == "refund" {
-                    memo.refunded_won += amount_won;
-                } else {
-                    memo.cashback_reversed_won -= amount_won;
-                }
-            }
-            _ => {}
-        }
-    }
-
-    let mut model = Model {
-        wallets,
-        receivables_won,
-        budget_remaining_won: manifest_won("cashback_budget_remaining", manifest.totals.cashback_budget_remaining)?,
-    };
-    let merchants_before_won = model.receivables_won.clone();
+    let citizens = read_changed_citizens(snapshot_dir, &mut rng, citizen_rows, args.changed as usize)?;
+    let merchants = read_merchants(snapshot_dir)?;
+    let mut city = delta_city(snapshot_dir, &manifest, &citizens, &merchants, started)?;
     let sequence = 1;
     let dir = args.out.as_path();
     create_empty_dir(dir)?;
-    let mut transactions = HashedCsv::create(dir, TRANSACTIONS_FILE, TRANSACTIONS_HEADER)?;
-    // One or two events per changed wallet, spread evenly over the delta's window.
-    let events_max = 2 * changed as i64;
-    let mut events = 0i64;
-    let mut merchants_touched = vec![false; model.receivables_won.len()];
-    for slot in 0..changed {
-        let wallet_events = if rng.u32(..100) < 30 { 2 } else { 1 };
-        for _ in 0..wallet_events {
-            let at_ms = snapshot_as_of_ms + events * DELTA_WINDOW_MS / events_max;
-            let month = month_of_ms(at_ms);
-            let partner = rng.usize(..changed);
-            let kind = pick_kind(&mut rng);
-            // A wallet that can do nothing (empty, and charged up to the limit) just keeps its row.
-            let Some(event) = model.plan(&mut rng, kind, slot, partner, month, u64::MAX) else { continue };
-            events += 1;
-            let payment_key = u32::try_from(payment_ids.len()).map_err(|_| "too many payments")?;
-            let row = transactions.rows();
-            if let Event::Payment { merchant, .. } = event {
-                merchants_touched[merchant] = true;
-                payment_ids.push(delta_tx_id(sequence, row));
-            }
-            if let Event::Refund { payment, .. } = event {
-                merchants_touched[payment.merchant as usize] = true;
-            }
-            model.apply(&event, month, payment_key, at_ms >= settled_before_ms);
-            let wallet_name = |slot: usize| citizens[slot].record[3].to_owned();
-            let merchant_name = |index: usize| merchant_records[index][0].to_owned();
-            let payment_name = |key: u32| payment_ids[key as usize].clone();
-            let tx_name = |row: u64| delta_tx_id(sequence, row);
-            let names = Names { tx: &tx_name, wallet: &wallet_name, merchant: &merchant_name, payment: &payment_name };
-            write_event(&mut transactions, &event, row, &time_text(at_ms), &names)?;
-        }
-    }
-    let transactions = transactions.finish(Durability::Flushed)?;
+    let as_of_ms = manifest.as_of.timestamp_millis();
+    let (transactions, merchants_touched) = write_delta_history(&mut city, &mut rng, dir, sequence, as_of_ms)?;
+    let delta_as_of = parse_time(&time_text(as_of_ms + DELTA_WINDOW_MS))?;
+    let citizens_file = write_delta_citizens(&city, dir, &citizens, Month::of(delta_as_of.with_timezone(&Utc)))?;
+    let merchants_file = write_delta_merchants(&city, dir, &merchants, &merchants_touched)?;
 
-    // Changed rows in the snapshot's order, with the new balance and counters.
-    let mut order: Vec<usize> = (0..changed).collect();
-    order.sort_by_key(|slot| citizens[*slot].line);
-    let mut out = HashedCsv::create(dir, CITIZENS_FILE, CITIZENS_HEADER)?;
-    for slot in order {
-        let record = &citizens[slot].record;
-        let wallet = &model.wallets[slot];
-        out.row(&[
-            &record[0],
-            &record[1],
-            &record[2],
-            &record[3],
-            &wallet.balance_won.to_string(),
-            &month_text(wallet.counters.month),
-            &wallet.counters.charged_won.to_string(),
-            &wallet.counters.eligible_spent_won.to_string(),
-            &record[8],
-        ])?;
-    }
-    let citizens_file = out.finish(Durability::Flushed)?;
-
-    let mut out = HashedCsv::create(dir, MERCHANTS_FILE, MERCHANTS_HEADER)?;
-    for (index, record) in merchant_records.iter().enumerate().filter(|(index, _)| merchants_touched[*index]) {
-        let receivable = model.receivables_won[index].to_string();
-        out.row(&[&record[0], &record[1], &record[2], &record[3], &record[4], &record[5], &record[6], &receivable])?;
-    }
-    let merchants_file = out.finish(Durability::Flushed)?;
-
-    let balance_change_won: i64 = model.balance_sum_won() - balances_before_won.iter().sum::<i64>();
-    let receivable_change_won = model.receivable_sum_won() - merchants_before_won.iter().sum::<i64>();
-    let totals = Totals {
-        citizen_balance_sum_won: manifest_won("citizen_balance_sum", manifest.totals.citizen_balance_sum)?
-            + balance_change_won,
-        merchant_receivable_sum_won: manifest_won("merchant_receivable_sum", manifest.totals.merchant_receivable_sum)?
-            + receivable_change_won,
-        cashback_budget_remaining_won: model.budget_remaining_won,
+    // The totals after the delta: the snapshot's, moved by what the book moved.
+    let moved = |sum: Won, before: Won, after: Won| -> Result<Won, String> {
+        sum.checked_add(after).and_then(|sum| sum.checked_sub(before)).map_err(|_| "totals overflow".to_owned())
     };
-    let delta_as_of = parse_time(&time_text(snapshot_as_of_ms + DELTA_WINDOW_MS))?;
+    let mut totals = manifest.totals;
+    for (slot, citizen) in citizens.iter().enumerate() {
+        let after = city.wallet(slot).1.balance;
+        totals.citizen_balance_sum = moved(totals.citizen_balance_sum, citizen.row.balance, after)?;
+    }
+    for (index, merchant) in merchants.iter().enumerate() {
+        let after = city.merchant(index).1.receivable;
+        totals.merchant_receivable_sum = moved(totals.merchant_receivable_sum, merchant.row.receivable, after)?;
+    }
+    totals.cashback_budget_remaining = city.budget().remaining();
     let summary = format!(
         "wrote delta {sequence} of {} to {} in {:.1} s: citizens {}, merchants {}, transactions {}; \
          after it: wallets {} won, receivables {} won, cashback budget remaining {} won",
@@ -980,17 +479,253 @@ fn write_delta(args: &DeltaArgs, started: Instant) -> Result<String, String> {
         citizens_file.rows,
         merchants_file.rows,
         transactions.rows,
-        totals.citizen_balance_sum_won,
-        totals.merchant_receivable_sum_won,
-        totals.cashback_budget_remaining_won
+        totals.citizen_balance_sum,
+        totals.merchant_receivable_sum,
+        totals.cashback_budget_remaining
     );
     let files = [citizens_file, merchants_file, transactions];
-    write_generated_manifest(dir, BundleKind::Delta, sequence, delta_as_of, &files, &totals)?;
+    write_generated_manifest(dir, BundleKind::Delta, sequence, delta_as_of, &files, totals)?;
     Ok(summary)
+}
+
+/// The citizens a delta changes: `changed` lines of the snapshot's citizens.csv, a partial
+/// shuffle drawn from `rng`, in the order drawn.
+fn read_changed_citizens(
+    snapshot_dir: &Path,
+    rng: &mut fastrand::Rng,
+    citizen_rows: u64,
+    changed: usize,
+) -> Result<Vec<ChangedCitizen>, String> {
+    let mut lines: Vec<u32> = (0..u32::try_from(citizen_rows).map_err(|_| "too many citizens")?).collect();
+    for index in 0..changed {
+        let other = rng.usize(index..lines.len());
+        lines.swap(index, other);
+    }
+    lines.truncate(changed);
+    let slot_of_line: HashMap<u32, usize> = lines.iter().enumerate().map(|(slot, line)| (*line, slot)).collect();
+    let mut citizens: Vec<Option<ChangedCitizen>> = (0..changed).map(|_| None).collect();
+    let mut reader = csv_reader(snapshot_dir, CITIZENS_FILE, CITIZENS_HEADER)?;
+    for (line, record) in reader.records().enumerate() {
+        let record = record.map_err(|error| format!("{CITIZENS_FILE}: {error}"))?;
+        let Some(&slot) = u32::try_from(line).ok().and_then(|line| slot_of_line.get(&line)) else { continue };
+        let fields: Vec<&str> = record.iter().collect();
+        let row = parse_citizen(&fields).map_err(|reason| format!("{CITIZENS_FILE}: row {}: {reason}", line + 1))?;
+        citizens[slot] = Some(ChangedCitizen { line, record, row });
+    }
+    citizens
+        .into_iter()
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("{CITIZENS_FILE} has fewer rows than its manifest says"))
+}
+
+fn read_merchants(snapshot_dir: &Path) -> Result<Vec<SnapshotMerchant>, String> {
+    let mut merchants = Vec::new();
+    let mut reader = csv_reader(snapshot_dir, MERCHANTS_FILE, MERCHANTS_HEADER)?;
+    for (line, record) in reader.records().enumerate() {
+        let record = record.map_err(|error| format!("{MERCHANTS_FILE}: {error}"))?;
+        let fields: Vec<&str> = record.iter().collect();
+        let row = parse_merchant(&fields).map_err(|reason| format!("{MERCHANTS_FILE}: row {}: {reason}", line + 1))?;
+        merchants.push(SnapshotMerchant { record, row });
+    }
+    Ok(merchants)
+}
+
+/// The city a delta is applied to, loaded as the importer would carry the snapshot: the changed
+/// wallets with the bundle's balance and month counters (cashback earned this month is not in a
+/// bundle: zero) and each one's last payment, every merchant with its receivable, and the
+/// cashback budget left.
+fn delta_city(
+    snapshot_dir: &Path,
+    manifest: &Manifest,
+    citizens: &[ChangedCitizen],
+    merchants: &[SnapshotMerchant],
+    started: Instant,
+) -> Result<City, String> {
+    let transaction_rows = manifest.files.get(TRANSACTIONS_FILE).map_or(0, |file| file.rows);
+    let last_payments = read_last_payments(snapshot_dir, citizens, transaction_rows, started)?;
+    let wallets = citizens
+        .iter()
+        .zip(last_payments)
+        .map(|(ChangedCitizen { row, .. }, last_payment)| {
+            let counters = MonthCounters {
+                month: row.month,
+                charged: row.charged_this_month,
+                eligible_spent: row.cashback_eligible_spent_this_month,
+                cashback_earned: Won::ZERO,
+                cashback_reversed: Won::ZERO,
+            };
+            (row.wallet_id.clone(), WalletState { balance: row.balance, counters }, last_payment)
+        })
+        .collect();
+    let merchants = merchants
+        .iter()
+        .map(|SnapshotMerchant { row, .. }| {
+            (row.merchant_id.clone(), MerchantState { receivable: row.receivable, ..Default::default() })
+        })
+        .collect();
+    let remaining = manifest.totals.cashback_budget_remaining;
+    let budget = BudgetState { funded: remaining, paid_out: Won::ZERO, reversed: Won::ZERO };
+    Ok(City::new(Policy::default(), Accounts { wallets, merchants, budget, system: Default::default() }))
+}
+
+/// Each changed wallet's last payment in the snapshot, with what its refunds took back, as the
+/// importer carries a payment: its eligible spend is not in the bundle (only the month's
+/// counter is), so a refund of it gives none back.
+fn read_last_payments(
+    snapshot_dir: &Path,
+    citizens: &[ChangedCitizen],
+    transaction_rows: u64,
+    started: Instant,
+) -> Result<Vec<Option<LastPayment>>, String> {
+    let slot_of_wallet: HashMap<&str, usize> =
+        citizens.iter().enumerate().map(|(slot, citizen)| (citizen.row.wallet_id.as_str(), slot)).collect();
+    let mut last: Vec<Option<LastPayment>> = vec![None; citizens.len()];
+    let mut reader = csv_reader(snapshot_dir, TRANSACTIONS_FILE, TRANSACTIONS_HEADER)?;
+    let mut record = csv::StringRecord::new();
+    let mut rows_read = 0u64;
+    while reader.read_record(&mut record).map_err(|error| format!("{TRANSACTIONS_FILE}: {error}"))? {
+        rows_read += 1;
+        if rows_read % PROGRESS_ROWS_EVERY == 0 {
+            progress("reading the snapshot's transactions.csv", rows_read, transaction_rows, started);
+        }
+        let Some(&slot) = slot_of_wallet.get(&record[3]) else { continue };
+        let fields: Vec<&str> = record.iter().collect();
+        let bad = |reason: String| format!("{TRANSACTIONS_FILE}: row {rows_read}: {reason}");
+        let row = parse_transaction(&fields).map_err(bad)?;
+        match row.kind {
+            HistoryKind::Payment => {
+                let (Some(wallet), Some(merchant)) = (row.wallet_id, row.merchant_id) else {
+                    return Err(bad("a payment names no wallet or no merchant".to_owned()));
+                };
+                let amount = Amount::try_from(row.amount.negate()).map_err(|error| bad(error.to_string()))?;
+                let at = row.at.with_timezone(&Utc);
+                let payment = PaymentState {
+                    merchant,
+                    wallet,
+                    amount,
+                    cashback: row.cashback,
+                    eligible: Won::ZERO,
+                    month: Month::of(at),
+                    at,
+                    refunded: Won::ZERO,
+                    cashback_reversed: Won::ZERO,
+                    eligible_returned: Won::ZERO,
+                };
+                last[slot] = Some((row.tx_id, payment));
+            }
+            HistoryKind::Refund | HistoryKind::CashbackReversal => {
+                let Some((id, payment)) = last[slot].as_mut() else { continue };
+                if row.related_tx_id.as_ref() != Some(id) {
+                    continue;
+                }
+                // A refund is positive as the wallet sees it, its reversal negative.
+                let (taken, won) = if row.kind == HistoryKind::Refund {
+                    (&mut payment.refunded, row.amount)
+                } else {
+                    (&mut payment.cashback_reversed, row.amount.negate())
+                };
+                *taken = taken.checked_add(won).map_err(|_| bad("amounts overflow".to_owned()))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(last)
+}
+
+/// One or two turns of each changed wallet, spread evenly over the delta's hour, written as the
+/// delta's transactions.csv; also the merchants a payment or refund went through.
+fn write_delta_history(
+    city: &mut City,
+    rng: &mut fastrand::Rng,
+    dir: &Path,
+    sequence: u64,
+    snapshot_as_of_ms: i64,
+) -> Result<(WrittenFile, HashSet<MerchantId>), String> {
+    let changed = city.wallets();
+    let tx = |row: u64| delta_tx_id(sequence, row);
+    let code = |row: u64| format!("code-d{sequence}-{row:06}");
+    let ids = Ids { tx: &tx, code: &code };
+    let mut transactions = HashedCsv::create(dir, TRANSACTIONS_FILE, TRANSACTIONS_HEADER)?;
+    let mut merchants_touched = HashSet::new();
+    let events_max = 2 * changed as i64;
+    let mut events = 0i64;
+    for slot in 0..changed {
+        let wallet_events = if rng.u32(..100) < 30 { 2 } else { 1 };
+        for _ in 0..wallet_events {
+            let at_ms = snapshot_as_of_ms + events * DELTA_WINDOW_MS / events_max;
+            let partner = rng.usize(..changed);
+            let kind = pick_kind(rng);
+            let row = transactions.rows();
+            // A wallet that can do nothing (empty, and charged up to the limit) just keeps its row.
+            let Some(outcome) = city.turn(rng, kind, slot, partner, row, u64::MAX, utc(at_ms), &ids)? else { continue };
+            events += 1;
+            for item in &outcome.history {
+                if let Some(Counterparty::Merchant(merchant)) = &item.counterparty {
+                    merchants_touched.insert(merchant.clone());
+                }
+            }
+            write_history(&mut transactions, &outcome, &time_text(at_ms))?;
+        }
+    }
+    city.end_day();
+    Ok((transactions.finish(Durability::Flushed)?, merchants_touched))
+}
+
+/// The changed citizens' rows, in the snapshot's order, with the balance and counters the book
+/// ends with.
+fn write_delta_citizens(
+    city: &City,
+    dir: &Path,
+    citizens: &[ChangedCitizen],
+    month: Month,
+) -> Result<WrittenFile, String> {
+    // The city's wallets are the changed citizens, in the order drawn.
+    let mut order: Vec<usize> = (0..citizens.len()).collect();
+    order.sort_by_key(|slot| citizens[*slot].line);
+    let mut out = HashedCsv::create(dir, CITIZENS_FILE, CITIZENS_HEADER)?;
+    for slot in order {
+        let record = &citizens[slot].record;
+        let (_, wallet) = city.wallet(slot);
+        let counters = wallet.counters_in(month);
+        out.row(&[
+            &record[0],
+            &record[1],
+            &record[2],
+            &record[3],
+            &wallet.balance.to_string(),
+            &counters.month.to_string(),
+            &counters.charged.to_string(),
+            &counters.eligible_spent.to_string(),
+            &record[8],
+        ])?;
+    }
+    out.finish(Durability::Flushed)
+}
+
+/// The rows of the merchants a payment or refund went through, with their receivable after.
+fn write_delta_merchants(
+    city: &City,
+    dir: &Path,
+    merchants: &[SnapshotMerchant],
+    touched: &HashSet<MerchantId>,
+) -> Result<WrittenFile, String> {
+    let mut out = HashedCsv::create(dir, MERCHANTS_FILE, MERCHANTS_HEADER)?;
+    // The city's merchants are the snapshot's, in its order.
+    for (index, merchant) in merchants.iter().enumerate() {
+        if !touched.contains(&merchant.row.merchant_id) {
+            continue;
+        }
+        let record = &merchant.record;
+        let (_, state) = city.merchant(index);
+        let receivable = state.receivable.to_string();
+        out.row(&[&record[0], &record[1], &record[2], &record[3], &record[4], &record[5], &record[6], &receivable])?;
+    }
+    out.finish(Durability::Flushed)
 }
 
 #[cfg(test)]
 mod tests {
+    use handover_format::bundle::{Bundle, Encoding};
     use sha2::{Digest, Sha256};
 
     use super::*;
@@ -1002,14 +737,15 @@ mod tests {
     }
 
     fn manifest(dir: &Path) -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).expect("written")).expect("valid JSON")
+        serde_json::from_str(&std::fs::read_to_string(dir.join(MANIFEST_FILE)).expect("written")).expect("valid JSON")
     }
 
     fn won(text: &str) -> i64 {
         text.parse().expect("an amount")
     }
 
-    /// Each file's rows and SHA-256 are the manifest's; returns the history sums per wallet.
+    /// Each file's rows and SHA-256 are the manifest's, and the importer's verification
+    /// accepts the bundle; returns the history sums per wallet.
     fn check_files(dir: &Path) -> HashMap<String, i64> {
         let manifest = manifest(dir);
         for name in [CITIZENS_FILE, MERCHANTS_FILE, TRANSACTIONS_FILE] {
@@ -1017,6 +753,7 @@ mod tests {
             assert_eq!(manifest["files"][name]["sha256"], hex::encode(Sha256::digest(&bytes)), "{name}");
             assert_eq!(manifest["files"][name]["rows"], read_rows(dir, name).len() as u64, "{name}");
         }
+        Bundle::open(dir, Encoding::Utf8).verify(|_| Ok(())).expect("the importer's checks accept it");
         let mut history_won: HashMap<String, i64> = HashMap::new();
         for row in read_rows(dir, TRANSACTIONS_FILE) {
             *history_won.entry(row[3].to_owned()).or_default() += won(&row[5]);
@@ -1030,30 +767,15 @@ mod tests {
         history_won
     }
 
-    #[test]
-    fn the_policy_is_wallet_cores_default() {
-        let policy = wallet_core::Policy::default();
-        let as_won = |value: wallet_core::Won| value.to_i64().expect("small");
-        assert_eq!(as_won(policy.monthly_charge_limit), MONTHLY_CHARGE_LIMIT_WON);
-        assert_eq!(as_won(policy.holding_limit), HOLDING_LIMIT_WON);
-        assert_eq!(as_won(policy.cashback_monthly_spend_cap), CASHBACK_MONTHLY_SPEND_CAP_WON);
-        let cashback_of_100 = wallet_core::Won::from_i64(100).floor_times(policy.cashback_rate).expect("small");
-        assert_eq!(as_won(cashback_of_100), CASHBACK_RATE_PERCENT);
+    fn small_snapshot(out: PathBuf) -> SnapshotArgs {
+        SnapshotArgs { out, citizens: 300, merchants: 12, transactions: 2_001, password_hashes: 3, seed: 7 }
     }
 
     #[test]
     fn a_small_snapshot_and_its_delta_add_up() {
         let root = tempfile::tempdir().expect("a temporary directory");
         let snapshot = root.path().join("snapshot");
-        let args = SnapshotArgs {
-            out: snapshot.clone(),
-            citizens: 300,
-            merchants: 12,
-            transactions: 2_001,
-            password_hashes: 3,
-            seed: 7,
-        };
-        write_snapshot(&args, Instant::now()).expect("a snapshot");
+        write_snapshot(&small_snapshot(snapshot.clone()), Instant::now()).expect("a snapshot");
 
         let history_won = check_files(&snapshot);
         let citizens = read_rows(&snapshot, CITIZENS_FILE);
@@ -1070,7 +792,7 @@ mod tests {
         let totals = &manifest(&snapshot)["totals"];
         assert_eq!(totals["citizen_balance_sum"], balance_sum_won.to_string());
         assert_eq!(totals["merchant_receivable_sum"], receivable_sum_won.to_string());
-        let kinds: std::collections::HashSet<String> =
+        let kinds: HashSet<String> =
             read_rows(&snapshot, TRANSACTIONS_FILE).iter().map(|row| row[2].to_owned()).collect();
         for kind in ["charge", "payment", "cashback", "refund", "cashback_reversal", "gift_in", "gift_out"] {
             assert!(kinds.contains(kind), "no {kind} in the history");
@@ -1078,7 +800,7 @@ mod tests {
 
         // The same seed writes the same bytes.
         let again = root.path().join("again");
-        write_snapshot(&SnapshotArgs { out: again.clone(), ..args }, Instant::now()).expect("a snapshot");
+        write_snapshot(&small_snapshot(again.clone()), Instant::now()).expect("a snapshot");
         assert_eq!(manifest(&snapshot), manifest(&again));
 
         let delta = root.path().join("delta");

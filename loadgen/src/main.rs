@@ -7,12 +7,14 @@
 //! `payments` runs POS payments in closed loops as fast as the server answers, then balance
 //! reads (the group-commit benchmark, scripts/bench-payments).
 //! `guess` makes a password-guessing run against one login and reports what got checked.
-//! `handover-bundle` and `handover-delta` write generated handover bundles to disk (no network).
+//! `handover-bundle` and `handover-delta` write generated handover bundles to disk (no network),
+//! their history applied to a `wallet_core::Book` (`history.rs`).
 
 mod bundle;
 mod client;
 mod cutover;
 mod guess;
+mod history;
 mod idle;
 mod loopback;
 mod memory;
