@@ -136,7 +136,8 @@ pub fn write_manifest(dir: &Path, manifest: &ManifestOut) -> Result<String, Stri
             "cashback_budget_remaining": totals.cashback_budget_remaining.to_string(),
         },
     });
-    let text = serde_json::to_string_pretty(&document).map_err(|error| format!("cannot encode the manifest: {error}"))?;
+    let text =
+        serde_json::to_string_pretty(&document).map_err(|error| format!("cannot encode the manifest: {error}"))?;
     let path = dir.join(MANIFEST_FILE);
     std::fs::write(&path, &text).map_err(|error| format!("cannot write {}: {error}", path.display()))?;
     Ok(hex::encode(Sha256::digest(text.as_bytes())))
@@ -161,7 +162,9 @@ mod tests {
             .row(&["c-1", "kim", "", "w-1", "1500", "2026-11", "2000", "500", "2026-01-02T03:04:05+09:00"])
             .expect("a row");
         let mut merchants = HashedCsv::create(dir.path(), MERCHANTS_FILE, MERCHANTS_HEADER).expect("created");
-        merchants.row(&["m-1", "shop", "", "Kim, Lee & \"Sons\"", "123-45-67890", "bank 1", "", "-500"]).expect("a row");
+        merchants
+            .row(&["m-1", "shop", "", "Kim, Lee & \"Sons\"", "123-45-67890", "bank 1", "", "-500"])
+            .expect("a row");
         let mut transactions = HashedCsv::create(dir.path(), TRANSACTIONS_FILE, TRANSACTIONS_HEADER).expect("created");
         transactions.row(&["t-1", "2026-11-01T10:00:00+09:00", "charge", "w-1", "", "2000", "", ""]).expect("a row");
         transactions
