@@ -1,8 +1,11 @@
-//! How many payments the core applies per second in memory, on one core.
+//! How many payments the core applies per second in memory, on one core; and how long it takes
+//! to close a day of a city's merchants.
 //!
 //! `cargo bench -p wallet-core --bench payments`. Each iteration applies a batch of 1,000
 //! payments (with cashback, cap and budget rules, a refund every tenth) to a book of 10,000
-//! wallets and 100 merchants; criterion reports the throughput in commands per second.
+//! wallets and 100 merchants; criterion reports the throughput in commands per second. The close
+//! settles a day on which each of 60,000 merchants had a payment (the writer holds its
+//! transaction open meanwhile, so payments wait for it).
 
 use chrono::{DateTime, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -89,5 +92,38 @@ fn payments(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, payments);
+/// Merchants with activity on the closed day.
+const CLOSE_MERCHANTS: usize = 60_000;
+
+fn close_day(criterion: &mut Criterion) {
+    let date = BusinessDate::of(now());
+    let mut book = Book::new(Policy::default());
+    for merchant in 0..CLOSE_MERCHANTS {
+        let merchant_id = id(MerchantId::parse, format!("merchant-{merchant}"));
+        let mut sales = DaySales::default();
+        sales.add_payment(Amount::from_i64(10_000).unwrap()).expect("small sums");
+        book.load_merchant(
+            merchant_id.clone(),
+            MerchantState { receivable: Won::from_i64(10_000), ..Default::default() },
+        );
+        book.load_sales(date, merchant_id, sales);
+    }
+    let close = Command::CloseDay { id: id(TxId::parse, "close".into()), date };
+    let tomorrow = now() + chrono::Duration::days(1);
+    let mut group = criterion.benchmark_group("core");
+    group.sample_size(10);
+    group.bench_function("close_a_day_of_60000_merchants", |bencher| {
+        bencher.iter_batched(
+            || book.clone(),
+            |mut book| {
+                let outcome = book.apply(&close, tomorrow).expect("the day closes");
+                (book, outcome)
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, payments, close_day);
 criterion_main!(benches);

@@ -822,8 +822,11 @@ impl Book {
     /// Wraps a transaction with the balances after it of the accounts it touched.
     fn outcome(&self, receipt: Receipt, transaction: Transaction, history: Vec<HistoryItem>) -> Outcome {
         let mut balances: Vec<(Account, Won)> = Vec::with_capacity(transaction.postings().len());
+        // A set beside the list (which keeps the postings' order): a day's close posts to every
+        // merchant of the day, and a scan of the list per posting was quadratic in them.
+        let mut listed: HashSet<&Account> = HashSet::with_capacity(transaction.postings().len());
         for posting in transaction.postings() {
-            if balances.iter().all(|(account, _)| account != &posting.account) {
+            if listed.insert(&posting.account) {
                 let balance = self.balance(&posting.account).expect("a posted account is loaded");
                 if posting.account.kind().must_not_go_negative() {
                     assert!(!balance.is_negative(), "{} below zero after {}", posting.account, transaction.id());
