@@ -599,18 +599,8 @@ fn read_last_payments(
                 };
                 let amount = Amount::try_from(row.amount.negate()).map_err(|error| bad(error.to_string()))?;
                 let at = row.at.with_timezone(&Utc);
-                let payment = PaymentState {
-                    merchant,
-                    wallet,
-                    amount,
-                    cashback: row.cashback,
-                    eligible: Won::ZERO,
-                    month: Month::of(at),
-                    at,
-                    refunded: Won::ZERO,
-                    cashback_reversed: Won::ZERO,
-                    eligible_returned: Won::ZERO,
-                };
+                // As the importer carries it over (handover/import.rs).
+                let payment = PaymentState::new(merchant, wallet, amount, row.cashback, Won::ZERO, at);
                 last[slot] = Some((row.tx_id, payment));
             }
             HistoryKind::Refund | HistoryKind::CashbackReversal => {

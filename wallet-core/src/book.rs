@@ -403,18 +403,7 @@ impl Book {
         self.budget.paid_out = plan.paid_out_after;
         self.dirty.budget = true;
         self.put_sales(BusinessDate::of(now), merchant_id, plan.sales);
-        let payment = PaymentState {
-            merchant: merchant_id.clone(),
-            wallet: wallet_id.clone(),
-            amount,
-            cashback,
-            eligible,
-            month: Month::of(now),
-            at: now,
-            refunded: Won::ZERO,
-            cashback_reversed: Won::ZERO,
-            eligible_returned: Won::ZERO,
-        };
+        let payment = PaymentState::new(merchant_id.clone(), wallet_id.clone(), amount, cashback, eligible, now);
         self.payments.insert(id.clone(), payment);
         self.dirty.payments.insert(id.clone());
 

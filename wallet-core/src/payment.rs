@@ -74,6 +74,30 @@ pub struct RefundShares {
 }
 
 impl PaymentState {
+    /// A payment just made (or carried over), nothing of it refunded yet; its month is the KST
+    /// month of `at`.
+    pub fn new(
+        merchant: MerchantId,
+        wallet: WalletId,
+        amount: Amount,
+        cashback: Won,
+        eligible: Won,
+        at: DateTime<Utc>,
+    ) -> PaymentState {
+        PaymentState {
+            merchant,
+            wallet,
+            amount,
+            cashback,
+            eligible,
+            month: Month::of(at),
+            at,
+            refunded: Won::ZERO,
+            cashback_reversed: Won::ZERO,
+            eligible_returned: Won::ZERO,
+        }
+    }
+
     /// What may still be refunded.
     pub fn refundable(&self) -> Won {
         let left = self.amount.won().checked_sub(self.refunded).expect("refunded is at most the amount");

@@ -16,8 +16,8 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use wallet_core::{
-    Book, CarryOverAccount, Command, Counterparty, HistoryItem, HistoryKind, Month, PaymentState, Receipt, TxId,
-    WalletId, WalletState, Won,
+    Book, CarryOverAccount, Command, Counterparty, HistoryItem, HistoryKind, PaymentState, Receipt, TxId, WalletId,
+    WalletState, Won,
 };
 
 use handover_format::bundle::{Bundle, BundleKind, CitizenRow, Encoding, MerchantRow, Row, TransactionRow, Verified};
@@ -494,20 +494,10 @@ fn carried_payments(
         let amount = wallet_core::Amount::try_from(row.amount.negate())
             .map_err(|error| refused(format!("transactions.csv: payment {:?}: {error}", row.tx_id.as_str())))?;
         let at = row.at.with_timezone(&Utc);
+        // The bundle does not say what of it counted against the month's cap: none, here.
         payments.insert(
             row.tx_id.clone(),
-            PaymentState {
-                merchant: merchant.clone(),
-                wallet: wallet.clone(),
-                amount,
-                cashback: row.cashback,
-                eligible: Won::ZERO,
-                month: Month::of(at),
-                at,
-                refunded: Won::ZERO,
-                cashback_reversed: Won::ZERO,
-                eligible_returned: Won::ZERO,
-            },
+            PaymentState::new(merchant.clone(), wallet.clone(), amount, row.cashback, Won::ZERO, at),
         );
     }
     // Refunds and reversals in the bundle, of payments in it or carried over before.
