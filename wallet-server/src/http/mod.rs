@@ -119,7 +119,7 @@ pub fn client_address(request: &HttpRequest, trusted_proxies: &[std::net::IpAddr
 
 pub use crate::api::new_tx_id;
 
-pub use crate::api::{budget_body, rfc3339};
+pub use crate::api::rfc3339;
 
 /// Maps a JSON body failure: too large 413, not JSON 400, wrong shape 422.
 fn json_error(error: &JsonPayloadError) -> ApiError {
