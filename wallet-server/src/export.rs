@@ -67,7 +67,14 @@ pub fn settlement(
                         if !first {
                             chunk.push(',');
                         }
-                        chunk.push_str(&json_row(row).to_string());
+                        match json_row(row) {
+                            Ok(line) => chunk.push_str(&line.to_string()),
+                            Err(error) => {
+                                tracing::error!(%error, "settlement export failed mid-stream");
+                                let _ = sender.blocking_send(Err(std::io::Error::other(error)));
+                                return;
+                            }
+                        }
                     }
                 }
                 first = false;
@@ -135,20 +142,24 @@ fn csv_field(field: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn json_row(row: &SettlementRow) -> serde_json::Value {
-    crate::api::wire::to_json(&SettlementLine {
+/// A settlement line as JSON; a negative count is stored data gone wrong, reported, not clamped.
+fn json_row(row: &SettlementRow) -> Result<serde_json::Value, String> {
+    let count = |name: &str, count: i64| {
+        u64::try_from(count).map_err(|_| format!("merchant {}: {name} is {count}", row.merchant_id))
+    };
+    Ok(crate::api::wire::to_json(&SettlementLine {
         merchant_id: row.merchant_id.clone(),
         merchant_name: row.name.clone(),
         business_number: row.business_number.clone(),
         bank_account: row.bank_account.clone(),
-        payments_count: u64::try_from(row.payments_count).unwrap_or_default(),
+        payments_count: count("payments_count", row.payments_count)?,
         payments_amount: row.payments_amount.to_string(),
-        refunds_count: u64::try_from(row.refunds_count).unwrap_or_default(),
+        refunds_count: count("refunds_count", row.refunds_count)?,
         refunds_amount: row.refunds_amount.to_string(),
         fee: row.fee.to_string(),
         carried_in: row.carried_in.to_string(),
         net_payable: row.net_payable.to_string(),
-    })
+    }))
 }
 
 #[cfg(test)]
