@@ -81,6 +81,18 @@ impl BusinessDate {
         self.0.pred_opt().map(BusinessDate)
     }
 
+    /// The instant the day ends: 24:00 KST, the first instant of the next day. An allowance
+    /// granted "until" a date may be spent up to, not including, this instant.
+    pub fn end(self) -> Option<DateTime<Utc>> {
+        let next = self.0.succ_opt()?.and_hms_opt(0, 0, 0)?;
+        Some(next.and_local_timezone(kst()).single()?.with_timezone(&Utc))
+    }
+
+    /// The date `days` days later, if the calendar has it.
+    pub fn plus_days(self, days: u32) -> Option<BusinessDate> {
+        self.0.checked_add_days(chrono::Days::new(u64::from(days))).map(BusinessDate)
+    }
+
     /// When a day left open becomes overdue for its close: 06:00 KST of the next day. Merchants
     /// are paid from the close, and a close run by a nightly timer is done well before then.
     pub fn close_overdue_at(self) -> Option<DateTime<Utc>> {

@@ -5,11 +5,12 @@ use chrono::{DateTime, Utc};
 use crate::calendar::BusinessDate;
 use crate::cashback::BudgetState;
 use crate::history::HistoryItem;
-use crate::id::{MerchantId, PaymentCode, TxId, WalletId};
+use crate::id::{GrantId, MerchantId, PaymentCode, ProgramId, TxId, WalletId};
 use crate::ledger::{Account, Transaction};
 use crate::money::{Amount, AmountError, Overflow, Won};
 use crate::payment::CodeProblem;
 use crate::policy::{Policy, PolicyError};
+use crate::program::ProgramBudget;
 use crate::settlement::Settlement;
 
 /// One command to the ledger. Every id the command creates is passed in by the caller.
@@ -39,6 +40,21 @@ pub enum Command {
     /// caller mints `code` from a secure random source (it is the citizen's authorisation), so it
     /// is new: the core does not look it up.
     IssueCode { code: PaymentCode, wallet: WalletId },
+    /// The city funds an allowance program's budget.
+    TopUpProgram { id: TxId, program: ProgramId, amount: Amount },
+    /// The city grants allowances of a program: all lines or none (PROGRAMS.md). `id` names the
+    /// transaction; each line's grant id names its allowance and its history item.
+    Grant { id: TxId, program: ProgramId, lines: Vec<GrantLine> },
+    /// What is left of an expired grant returns to its program's budget (the sweep's command).
+    ExpireGrant { id: TxId, grant: GrantId },
+}
+
+/// One wallet's share of a [`Command::Grant`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantLine {
+    pub grant: GrantId,
+    pub wallet: WalletId,
+    pub amount: Amount,
 }
 
 /// The accounts a handover carries balances into.
@@ -80,6 +96,7 @@ pub enum Receipt {
         amount: Amount,
         cashback: Won,
         at: DateTime<Utc>,
+        paid_from: PaidFrom,
     },
     Refunded {
         refund_id: TxId,
@@ -106,6 +123,39 @@ pub enum Receipt {
         code: PaymentCode,
         expires_at: DateTime<Utc>,
     },
+    ProgramToppedUp {
+        program: ProgramId,
+        budget: ProgramBudget,
+    },
+    Granted {
+        program: ProgramId,
+        granted: usize,
+        amount_total: Won,
+        budget: ProgramBudget,
+    },
+    /// `returned` is zero when the grant had nothing left (spent, or swept before).
+    GrantExpired {
+        grant: GrantId,
+        returned: Won,
+    },
+}
+
+/// Which purses paid a payment (PROGRAMS.md): the three sum to its amount.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PaidFrom {
+    pub allowances: Won,
+    pub bonus: Won,
+    pub own: Won,
+}
+
+/// Why one line of a grant command was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantProblem {
+    UnknownWallet,
+    /// The wallet is on an earlier line of the same command.
+    DuplicateWallet,
+    /// The lines up to this one total more than the budget has left.
+    BudgetExhausted,
 }
 
 /// Why a command was refused. A refused command changed nothing.
@@ -139,6 +189,32 @@ pub enum Rejection {
     InvalidAmount(#[from] AmountError),
     #[error("the amounts involved are beyond what the ledger can hold")]
     Overflow,
+    #[error("no program {0}")]
+    UnknownProgram(ProgramId),
+    #[error("no grant {0}")]
+    UnknownGrant(GrantId),
+    #[error("program {0} grants nothing any more: its last day is over")]
+    ProgramOver(ProgramId),
+    #[error("the grants were refused, none was made: {}", describe_grant_problems(.rows))]
+    GrantsRefused { rows: Vec<(usize, GrantProblem)> },
+    #[error("grant {0} has not expired yet")]
+    GrantNotExpired(GrantId),
+}
+
+fn describe_grant_problems(rows: &[(usize, GrantProblem)]) -> String {
+    let count = |wanted: GrantProblem| rows.iter().filter(|(_, problem)| *problem == wanted).count();
+    let mut parts = Vec::new();
+    for (problem, words) in [
+        (GrantProblem::UnknownWallet, "an unknown wallet"),
+        (GrantProblem::DuplicateWallet, "a wallet already on an earlier line"),
+        (GrantProblem::BudgetExhausted, "more than the budget has left, counting the lines before"),
+    ] {
+        let rows = count(problem);
+        if rows > 0 {
+            parts.push(format!("{rows} line(s) name {words}"));
+        }
+    }
+    format!("{}; see \"rows\"", parts.join(", "))
 }
 
 impl From<Overflow> for Rejection {

@@ -18,6 +18,8 @@ pub enum HistoryKind {
     GiftIn,
     GiftOut,
     MigratedOpeningBalance,
+    AllowanceGranted,
+    AllowanceExpired,
 }
 
 impl HistoryKind {
@@ -31,6 +33,8 @@ impl HistoryKind {
             HistoryKind::GiftIn => "gift_in",
             HistoryKind::GiftOut => "gift_out",
             HistoryKind::MigratedOpeningBalance => "migrated_opening_balance",
+            HistoryKind::AllowanceGranted => "allowance_granted",
+            HistoryKind::AllowanceExpired => "allowance_expired",
         }
     }
 }

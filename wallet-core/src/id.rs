@@ -107,6 +107,17 @@ id_type!(
     PaymentCode,
     "payment code"
 );
+id_type!(
+    /// A city program (PROGRAMS.md): its budget is an account of the ledger.
+    ProgramId,
+    "program"
+);
+id_type!(
+    /// One grant of an allowance program to one wallet: the allowance purse it opens is an
+    /// account of the ledger, and the grant's history item has the same id.
+    GrantId,
+    "grant"
+);
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,9 @@
 //!    [`Keys::follow_payment`], [`Keys::follow_code`] and [`Keys::follow_close_sales`]: a
 //!    refund's wallet is its payment's, a payment's wallet is its code's, and closing a date
 //!    not closed before settles every merchant with sales that date.
+//! 3. The grants (allowance purses) of every loaded wallet, and the programs of every loaded
+//!    grant, through [`Keys::follow_grant`]: a payment may spend them, a refund restore them, and
+//!    every history item's balance counts them.
 //!
 //! Besides the keys, every batch reads the city row (policy, cashback budget and the system
 //! accounts' balances), and each keyed merchant's sales row of the day of the batch's instant
@@ -20,8 +23,9 @@ use std::collections::BTreeSet;
 
 use crate::calendar::BusinessDate;
 use crate::command::{CarryOverAccount, Command};
-use crate::id::{MerchantId, PaymentCode, TxId, WalletId};
+use crate::id::{GrantId, MerchantId, PaymentCode, ProgramId, TxId, WalletId};
 use crate::payment::{PaymentCodeState, PaymentState};
+use crate::program::GrantState;
 
 /// The keys of the rows a batch of commands reads, each once, in key order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,6 +39,10 @@ pub struct Keys {
     /// Business dates to close: each needs its settlement if it was closed before, else its
     /// sales rows (and through [`Keys::follow_close_sales`], their merchants).
     pub close_dates: BTreeSet<BusinessDate>,
+    /// Programs a command names, and those of loaded grants.
+    pub programs: BTreeSet<ProgramId>,
+    /// Grants an expiry names. The grants of loaded wallets are loaded by wallet.
+    pub grants: BTreeSet<GrantId>,
 }
 
 impl Keys {
@@ -83,6 +91,17 @@ impl Keys {
             Command::IssueCode { wallet, .. } => {
                 self.wallets.insert(wallet.clone());
             }
+            Command::TopUpProgram { program, .. } => {
+                self.programs.insert(program.clone());
+            }
+            Command::Grant { program, lines, .. } => {
+                self.programs.insert(program.clone());
+                self.wallets.extend(lines.iter().map(|line| line.wallet.clone()));
+            }
+            // The grant's wallet and program follow from the grant: see `follow_grant`.
+            Command::ExpireGrant { grant, .. } => {
+                self.grants.insert(grant.clone());
+            }
             Command::TopUpBudget { .. } | Command::SetPolicy { .. } => {}
         }
     }
@@ -101,6 +120,14 @@ impl Keys {
     /// close settles the row's merchant (its receivable and carried negative).
     pub fn follow_close_sales(&mut self, merchant: &MerchantId) {
         self.merchants.insert(merchant.clone());
+    }
+
+    /// The third stage, for a loaded grant (named by an expiry, or of a loaded wallet): its
+    /// program decides where it may be spent and takes back what expires, and its wallet's
+    /// history records it.
+    pub fn follow_grant(&mut self, grant: &GrantState) {
+        self.programs.insert(grant.program.clone());
+        self.wallets.insert(grant.wallet.clone());
     }
 
     /// Whether no row beyond the city row is needed.
@@ -193,6 +220,22 @@ mod tests {
         let issue = Command::IssueCode { code: PaymentCode::parse("code-2").unwrap(), wallet: wallet("dave") };
         assert_eq!(Keys::of([&issue]), Keys { wallets: [wallet("dave")].into(), ..Keys::default() });
 
+        let youth = ProgramId::parse("youth").unwrap();
+        let top_up = Command::TopUpProgram { id: tx("tp"), program: youth.clone(), amount: amount() };
+        assert_eq!(Keys::of([&top_up]), Keys { programs: [youth.clone()].into(), ..Keys::default() });
+        let line = |name: &str| crate::command::GrantLine {
+            grant: GrantId::parse(&format!("g-{name}")).unwrap(),
+            wallet: wallet(name),
+            amount: amount(),
+        };
+        let grant = Command::Grant { id: tx("gr"), program: youth.clone(), lines: vec![line("erin"), line("dave")] };
+        assert_eq!(
+            Keys::of([&grant]),
+            Keys { programs: [youth].into(), wallets: [wallet("dave"), wallet("erin")].into(), ..Keys::default() }
+        );
+        let expire = Command::ExpireGrant { id: tx("ex"), grant: GrantId::parse("g-erin").unwrap() };
+        assert_eq!(Keys::of([&expire]), Keys { grants: [GrantId::parse("g-erin").unwrap()].into(), ..Keys::default() });
+
         // The city row is always loaded: these need nothing more.
         assert!(Keys::of([&Command::TopUpBudget { id: tx("t"), amount: amount() }]).is_empty());
         assert!(Keys::of([&Command::SetPolicy { policy: Policy::default() }]).is_empty());
@@ -224,25 +267,24 @@ mod tests {
         let mut keys = Keys::default();
         let at = DateTime::UNIX_EPOCH;
         keys.follow_code(&PaymentCodeState::issue(wallet("alice"), at));
-        let payment = PaymentState {
-            merchant: merchant("bakery"),
-            wallet: wallet("bob"),
-            amount: amount(),
-            cashback: Won::ZERO,
-            eligible: Won::ZERO,
-            month: crate::calendar::Month::of(at),
-            at,
-            refunded: Won::ZERO,
-            cashback_reversed: Won::ZERO,
-            eligible_returned: Won::ZERO,
-        };
+        let payment = PaymentState::new(merchant("bakery"), wallet("bob"), amount(), Won::ZERO, Won::ZERO, at);
         keys.follow_payment(&payment);
         keys.follow_close_sales(&merchant("grocer"));
+        let grant = crate::program::GrantState {
+            program: ProgramId::parse("youth").unwrap(),
+            wallet: wallet("carol"),
+            amount: Won::from_i64(5),
+            outstanding: Won::from_i64(5),
+            granted_at: at,
+            expires_at: at,
+        };
+        keys.follow_grant(&grant);
         assert_eq!(
             keys,
             Keys {
-                wallets: [wallet("alice"), wallet("bob")].into(),
+                wallets: [wallet("alice"), wallet("bob"), wallet("carol")].into(),
                 merchants: [merchant("grocer")].into(),
+                programs: [ProgramId::parse("youth").unwrap()].into(),
                 ..Keys::default()
             }
         );

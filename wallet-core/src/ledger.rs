@@ -15,7 +15,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::id::{MerchantId, TxId, WalletId};
+use crate::id::{GrantId, MerchantId, ProgramId, TxId, WalletId};
 use crate::money::{Amount, Won};
 
 /// The kinds of account in the chart, without the owner. One row each in the trial balance.
@@ -37,10 +37,14 @@ pub enum AccountKind {
     FeeIncome,
     /// The counterpart of balances carried over from the outgoing operator.
     HandoverOpening,
+    /// One grant's allowance purse: program money in a wallet, not yet spent. Never negative.
+    CitizenAllowance,
+    /// A program's budget not yet granted. Never negative.
+    ProgramBudget,
 }
 
 impl AccountKind {
-    pub const ALL: [AccountKind; 7] = [
+    pub const ALL: [AccountKind; 9] = [
         AccountKind::CitizenWallet,
         AccountKind::MerchantReceivable,
         AccountKind::CashbackBudget,
@@ -48,6 +52,8 @@ impl AccountKind {
         AccountKind::SettlementPayouts,
         AccountKind::FeeIncome,
         AccountKind::HandoverOpening,
+        AccountKind::CitizenAllowance,
+        AccountKind::ProgramBudget,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,12 +65,20 @@ impl AccountKind {
             AccountKind::SettlementPayouts => "settlement_payouts",
             AccountKind::FeeIncome => "fee_income",
             AccountKind::HandoverOpening => "handover_opening",
+            AccountKind::CitizenAllowance => "citizen_allowance",
+            AccountKind::ProgramBudget => "program_budget",
         }
     }
 
     /// Whether the core refuses any operation that would take such an account below zero.
     pub fn must_not_go_negative(self) -> bool {
-        matches!(self, AccountKind::CitizenWallet | AccountKind::CashbackBudget)
+        matches!(
+            self,
+            AccountKind::CitizenWallet
+                | AccountKind::CashbackBudget
+                | AccountKind::CitizenAllowance
+                | AccountKind::ProgramBudget
+        )
     }
 }
 
@@ -78,6 +92,8 @@ pub enum Account {
     SettlementPayouts,
     FeeIncome,
     HandoverOpening,
+    Allowance(GrantId),
+    Program(ProgramId),
 }
 
 impl Account {
@@ -90,6 +106,8 @@ impl Account {
             Account::SettlementPayouts => AccountKind::SettlementPayouts,
             Account::FeeIncome => AccountKind::FeeIncome,
             Account::HandoverOpening => AccountKind::HandoverOpening,
+            Account::Allowance(_) => AccountKind::CitizenAllowance,
+            Account::Program(_) => AccountKind::ProgramBudget,
         }
     }
 }
@@ -102,6 +120,8 @@ impl Account {
             Account::Wallet(_) => "the wallet",
             Account::Merchant(_) => "the merchant's account",
             Account::CashbackBudget => "the cashback budget",
+            Account::Allowance(_) => "the allowance",
+            Account::Program(_) => "the program's budget",
             Account::BankClearing | Account::SettlementPayouts | Account::FeeIncome | Account::HandoverOpening => {
                 "the city's account"
             }
@@ -114,6 +134,8 @@ impl fmt::Display for Account {
         match self {
             Account::Wallet(id) => write!(formatter, "citizen_wallet:{id}"),
             Account::Merchant(id) => write!(formatter, "merchant_receivable:{id}"),
+            Account::Allowance(id) => write!(formatter, "citizen_allowance:{id}"),
+            Account::Program(id) => write!(formatter, "program_budget:{id}"),
             other => formatter.write_str(other.kind().as_str()),
         }
     }
@@ -130,6 +152,9 @@ pub enum TxKind {
     CashbackBudgetTopUp,
     Settlement,
     OpeningBalance,
+    ProgramTopUp,
+    AllowanceGrant,
+    AllowanceExpiry,
 }
 
 /// One amount moved from one account to another: the atom of a balanced transaction.

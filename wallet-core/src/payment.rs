@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::calendar::Month;
-use crate::id::{MerchantId, WalletId};
+use crate::id::{GrantId, MerchantId, WalletId};
 use crate::money::{Amount, Overflow, Won};
 
 /// How long a payment code is valid after it is issued (API.md: 180 seconds).
@@ -59,6 +59,37 @@ pub struct PaymentState {
     pub refunded: Won,
     pub cashback_reversed: Won,
     pub eligible_returned: Won,
+    /// What each purse paid, and what refunds gave back to each.
+    pub purses: PurseParts,
+}
+
+/// Which purses paid a payment, and what its refunds restored to each (PROGRAMS.md). The own
+/// purse paid the rest: `amount − bonus_paid − Σ allowances' paid`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PurseParts {
+    pub bonus_paid: Won,
+    pub own_restored: Won,
+    pub bonus_restored: Won,
+    /// In the order they were spent.
+    pub allowances: Vec<AllowancePart>,
+}
+
+/// What one allowance paid of a payment, and what refunds restored of it (to the purse, or to
+/// the program's budget once the grant had expired).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowancePart {
+    pub grant: GrantId,
+    pub paid: Won,
+    pub restored: Won,
+}
+
+/// Where one refund goes back to: the reverse of the spending order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Restore {
+    pub own: Won,
+    pub bonus: Won,
+    /// Latest expiry first; each at most what that allowance paid and has not had back.
+    pub allowances: Vec<(GrantId, Won)>,
 }
 
 /// What one refund takes back, by the refund rule of API.md.
@@ -95,7 +126,46 @@ impl PaymentState {
             refunded: Won::ZERO,
             cashback_reversed: Won::ZERO,
             eligible_returned: Won::ZERO,
+            purses: PurseParts::default(),
         }
+    }
+
+    /// What the own purse paid.
+    pub fn own_paid(&self) -> Won {
+        let mut own = self.amount.won().checked_sub(self.purses.bonus_paid).expect("parts within the amount");
+        for part in &self.purses.allowances {
+            own = own.checked_sub(part.paid).expect("parts within the amount");
+        }
+        assert!(!own.is_negative(), "purse parts above the payment: {self:?}");
+        own
+    }
+
+    /// Where a refund of `refund` goes back to (PROGRAMS.md): `own` first, up to what it paid
+    /// and has not had back, then `bonus`, then the allowances, latest `expires_at` first (as
+    /// `expires_at` tells of each). The caller has checked `refund <= refundable()`, and the
+    /// parts sum to `refund`.
+    pub fn restore(&self, refund: Amount, expires_at: impl Fn(&GrantId) -> DateTime<Utc>) -> Result<Restore, Overflow> {
+        let mut left = refund.won();
+        let mut take = |open: Won| -> Result<Won, Overflow> {
+            let taken = left.min(open);
+            left = left.checked_sub(taken)?;
+            Ok(taken)
+        };
+        let own = take(self.own_paid().checked_sub(self.purses.own_restored)?)?;
+        let bonus = take(self.purses.bonus_paid.checked_sub(self.purses.bonus_restored)?)?;
+        let mut parts: Vec<&AllowancePart> = self.purses.allowances.iter().collect();
+        parts.sort_by(|left, right| {
+            expires_at(&right.grant).cmp(&expires_at(&left.grant)).then(right.grant.cmp(&left.grant))
+        });
+        let mut allowances = Vec::new();
+        for part in parts {
+            let taken = take(part.paid.checked_sub(part.restored)?)?;
+            if !taken.is_zero() {
+                allowances.push((part.grant.clone(), taken));
+            }
+        }
+        assert!(left.is_zero(), "refund {refund} beyond what the purses paid of {self:?}");
+        Ok(Restore { own, bonus, allowances })
     }
 
     /// What may still be refunded.
@@ -146,7 +216,34 @@ mod tests {
             refunded: Won::ZERO,
             cashback_reversed: Won::ZERO,
             eligible_returned: Won::ZERO,
+            purses: PurseParts::default(),
         }
+    }
+
+    #[test]
+    fn refunds_restore_own_then_bonus_then_the_latest_allowance() {
+        let grant = |name: &str| GrantId::parse(name).unwrap();
+        let mut paid = payment(10_000, 0);
+        paid.purses = PurseParts {
+            bonus_paid: won(1_000),
+            own_restored: Won::ZERO,
+            bonus_restored: Won::ZERO,
+            allowances: vec![
+                AllowancePart { grant: grant("early"), paid: won(3_000), restored: Won::ZERO },
+                AllowancePart { grant: grant("late"), paid: won(2_000), restored: Won::ZERO },
+            ],
+        };
+        assert_eq!(paid.own_paid(), won(4_000));
+        let expiry = |id: &GrantId| DateTime::UNIX_EPOCH + Duration::days(if id.as_str() == "early" { 1 } else { 2 });
+        let restore = paid.restore(Amount::from_i64(7_500).unwrap(), expiry).unwrap();
+        assert_eq!(
+            restore,
+            Restore {
+                own: won(4_000),
+                bonus: won(1_000),
+                allowances: vec![(grant("late"), won(2_000)), (grant("early"), won(500))]
+            }
+        );
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub struct MerchantState {
     /// The negative `net_payable` of the merchant's last close, taken into its next close with
     /// activity. Zero or negative.
     pub carried_negative: Won,
+    /// What programs decide eligibility by (PROGRAMS.md); the core only reads them.
+    pub category: Option<String>,
+    pub annual_revenue: Option<Won>,
 }
 
 /// One merchant's activity on one business date.

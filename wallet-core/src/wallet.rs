@@ -1,16 +1,27 @@
-//! A citizen's wallet: its balance and the month's limit counters.
+//! A citizen's wallet: its purses and the month's limit counters.
+//!
+//! A wallet holds its money in purses (PROGRAMS.md): `own` (charges, gifts received), `bonus`
+//! (cashback: city money that may not be gifted) and one allowance purse per grant. The wallet
+//! account of the ledger is `own + bonus` (the `balance` here); each allowance is an account of
+//! its own ([`crate::program::GrantState`]), so what the citizen sees as the balance is the sum
+//! of the three.
 
-use serde::Serialize;
+use chrono::{DateTime, Utc};
 
 use crate::calendar::Month;
+use crate::id::{GrantId, ProgramId};
 use crate::money::{Overflow, Won};
 use crate::policy::Policy;
+use crate::program::GrantState;
 
 /// What the ledger keeps of a wallet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalletState {
-    /// Won the citizen holds. Never negative: the core refuses what would make it so.
+    /// `own + bonus`: the wallet account's balance, what counts toward the holding limit.
+    /// Never negative: the core refuses what would make it so.
     pub balance: Won,
+    /// The bonus purse, part of `balance`: `0 <= bonus <= balance`.
+    pub bonus: Won,
     /// The month's counters, as of the month they name. A later month reads them as zero.
     pub counters: MonthCounters,
 }
@@ -46,7 +57,14 @@ impl MonthCounters {
 impl WalletState {
     /// A new, empty wallet.
     pub fn new(month: Month) -> WalletState {
-        WalletState { balance: Won::ZERO, counters: MonthCounters::zero(month) }
+        WalletState { balance: Won::ZERO, bonus: Won::ZERO, counters: MonthCounters::zero(month) }
+    }
+
+    /// The own purse: what may be gifted.
+    pub fn own(&self) -> Won {
+        let own = self.balance.checked_sub(self.bonus).expect("purses are far inside the decimal range");
+        assert!(!own.is_negative() && !self.bonus.is_negative(), "wallet purses below zero: {self:?}");
+        own
     }
 
     /// The counters for `month`: the stored ones if they are of that month, zero otherwise.
@@ -59,11 +77,35 @@ impl WalletState {
         }
     }
 
-    /// What the citizen app shows for this wallet in `month` under `policy`.
-    pub fn view(&self, month: Month, policy: &Policy) -> Result<WalletView, Overflow> {
+    /// What the citizen app shows for this wallet at `now` under `policy`, with its grants
+    /// (the live ones are shown, in spending order; expired ones are not, swept or not).
+    pub fn view<'a>(
+        &self,
+        now: DateTime<Utc>,
+        policy: &Policy,
+        grants: impl IntoIterator<Item = (&'a GrantId, &'a GrantState)>,
+    ) -> Result<WalletView, Overflow> {
+        let month = Month::of(now);
         let counters = self.counters_in(month);
+        let mut live: Vec<_> =
+            grants.into_iter().filter(|(_, grant)| grant.is_live(now) && !grant.outstanding.is_zero()).collect();
+        live.sort_unstable_by(|left, right| crate::program::spending_order(*left, *right));
+        let mut balance = self.balance;
+        let mut allowances = Vec::with_capacity(live.len());
+        for (id, grant) in live {
+            balance = balance.checked_add(grant.outstanding)?;
+            allowances.push(AllowanceView {
+                grant_id: id.clone(),
+                program_id: grant.program.clone(),
+                amount: grant.outstanding,
+                expires_at: grant.expires_at,
+            });
+        }
         Ok(WalletView {
-            balance: self.balance,
+            balance,
+            own: self.own(),
+            bonus: self.bonus,
+            allowances,
             month,
             charged_this_month: counters.charged,
             charge_limit_remaining: policy.monthly_charge_limit.remaining_after(counters.charged)?,
@@ -76,10 +118,15 @@ impl WalletState {
     }
 }
 
-/// A wallet as the citizen sees it (API.md, `GET /v1/wallet`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// A wallet as the citizen sees it (API.md, `GET /v1/wallet`, with PROGRAMS.md's purses).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalletView {
+    /// The sum of the purses shown.
     pub balance: Won,
+    pub own: Won,
+    pub bonus: Won,
+    /// The live allowances, in spending order.
+    pub allowances: Vec<AllowanceView>,
     pub month: Month,
     pub charged_this_month: Won,
     pub charge_limit_remaining: Won,
@@ -88,4 +135,13 @@ pub struct WalletView {
     /// `cashback_earned_this_month` less what refunds of this month's payments reversed.
     pub cashback_net_this_month: Won,
     pub cashback_eligible_spend_remaining: Won,
+}
+
+/// One allowance purse as the citizen sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowanceView {
+    pub grant_id: GrantId,
+    pub program_id: ProgramId,
+    pub amount: Won,
+    pub expires_at: DateTime<Utc>,
 }

@@ -24,7 +24,16 @@ enum Op {
     SetPolicy { rate: &'static str, cap: i64, charge_limit: i64, holding_limit: i64, fee: &'static str },
     Advance { seconds: i64 },
     Close { days_back: i64 },
+    TopUpProgram { program: usize, amount: i64 },
+    Grant { program: usize, wallets: Vec<(usize, i64)> },
+    Expire { grant: usize },
 }
+
+/// The programs every run opens: (name, valid days, categories). Merchant i has category
+/// `CATEGORIES[i % 3]`, so each program admits some merchants and not others.
+const PROGRAMS: [(&str, u32, &[&str]); 3] =
+    [("youth", 1, &[]), ("relief", 3, &["restaurant"]), ("child", 30, &["restaurant", "cafe"])];
+const CATEGORIES: [&str; 3] = ["restaurant", "cafe", "mart"];
 
 #[derive(Clone, Copy, Debug)]
 enum RefundShare {
@@ -58,6 +67,10 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             ).prop_map(|(rate, cap, charge_limit, holding_limit, fee)| Op::SetPolicy { rate, cap, charge_limit, holding_limit, fee }),
         3 => prop_oneof![Just(60i64), Just(3_600), Just(86_400), 0i64..(4 * 86_400)].prop_map(|seconds| Op::Advance { seconds }),
         1 => (1i64..6).prop_map(|days_back| Op::Close { days_back }),
+        1 => (0..PROGRAMS.len(), 1i64..500_000).prop_map(|(program, amount)| Op::TopUpProgram { program, amount }),
+        2 => (0..PROGRAMS.len(), prop::collection::vec((0..CITIZENS + 1, amount_strategy()), 1..6))
+            .prop_map(|(program, wallets)| Op::Grant { program, wallets }),
+        2 => any::<usize>().prop_map(|grant| Op::Expire { grant }),
     ]
 }
 
@@ -65,6 +78,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 struct Run {
     ledger: Ledger,
     payments: Vec<(TxId, usize)>,
+    grants: Vec<GrantId>,
     /// Highest spend cap in force at any moment of each month: the month's eligible spend may
     /// not pass it (a lowered cap cannot take back spend already counted).
     cap_ceiling_by_month: BTreeMap<Month, Won>,
@@ -86,9 +100,19 @@ impl Run {
             ledger.book.open_wallet(wallet_id(&citizen(index)), ledger.now);
         }
         for index in 0..MERCHANTS {
-            ledger.book.open_merchant(merchant_id(&merchant(index)));
+            let state = MerchantState { category: Some(CATEGORIES[index % 3].to_owned()), ..MerchantState::default() };
+            ledger.book.load_merchant(merchant_id(&merchant(index)), state);
         }
-        let mut run = Run { ledger, payments: Vec::new(), cap_ceiling_by_month: BTreeMap::new(), outcomes: Vec::new() };
+        for (name, days, categories) in PROGRAMS {
+            ledger.open_program(name, days, categories);
+        }
+        let mut run = Run {
+            ledger,
+            payments: Vec::new(),
+            grants: Vec::new(),
+            cap_ceiling_by_month: BTreeMap::new(),
+            outcomes: Vec::new(),
+        };
         run.note_cap();
         run
     }
@@ -114,6 +138,7 @@ impl Run {
                 let cap_left = self.cap_left(&citizen(wallet));
                 let result = self.ledger.pay_with(&merchant(index), code, value);
                 if let Ok(outcome) = &result {
+                    self.check_paid_from(outcome, index);
                     self.payments.push((payment_id(outcome), index));
                     let eligible = self.ledger.book.payment(&payment_id(outcome)).unwrap().eligible;
                     assert!(eligible <= cap_left, "eligible {eligible} above the {cap_left} left of the cap");
@@ -172,6 +197,39 @@ impl Run {
                 let date = BusinessDate::of(self.ledger.now - Duration::days(days_back));
                 self.ledger.close(&date.to_string())
             }
+            Op::TopUpProgram { program, amount: value } => self.ledger.top_up_program(&program_id(program), value),
+            Op::Grant { program, ref wallets } => {
+                let names: Vec<(String, i64)> =
+                    wallets.iter().map(|(wallet, value)| (citizen(*wallet), *value)).collect();
+                let lines: Vec<(&str, i64)> = names.iter().map(|(name, value)| (name.as_str(), *value)).collect();
+                let remaining = self.ledger.book.program(&program_id(program)).unwrap().budget.remaining();
+                match self.ledger.grant(&program_id(program), &lines) {
+                    Ok((outcome, grants)) => {
+                        let total: i64 = lines.iter().map(|(_, value)| value).sum();
+                        assert!(won(total) <= remaining, "granted {total} from a budget of {remaining}");
+                        assert!(wallets.iter().all(|(wallet, _)| *wallet < CITIZENS));
+                        self.grants.extend(grants);
+                        Ok(outcome)
+                    }
+                    Err(rejection) => Err(rejection),
+                }
+            }
+            Op::Expire { grant } => {
+                if self.grants.is_empty() {
+                    return;
+                }
+                let id = self.grants[grant % self.grants.len()].clone();
+                let state = self.ledger.book.grant_state(&id).unwrap().clone();
+                let result = self.ledger.expire(&id);
+                match &result {
+                    Ok(_) => assert!(!state.is_live(self.ledger.now), "a live grant was expired"),
+                    Err(rejection) => assert_eq!(rejection, &Rejection::GrantNotExpired(id.clone())),
+                }
+                if result.is_ok() {
+                    assert!(self.ledger.book.grant_state(&id).unwrap().outstanding.is_zero());
+                }
+                result
+            }
         };
         if result.is_err() {
             // Issuing a code is not part of the refused command; compare the rest.
@@ -190,6 +248,22 @@ impl Run {
         self.check_invariants();
     }
 
+    /// A payment spent only live allowances of programs admitting the merchant, and its purses
+    /// paid exactly its amount.
+    fn check_paid_from(&self, outcome: &Outcome, merchant_index: usize) {
+        let Receipt::Paid { payment_id, amount, paid_from, at, .. } = &outcome.receipt else { panic!("not a payment") };
+        let total = paid_from.allowances.checked_add(paid_from.bonus).unwrap().checked_add(paid_from.own).unwrap();
+        assert_eq!(total, amount.won(), "paid_from {paid_from:?} does not sum to {amount}");
+        let payment = self.ledger.book.payment(payment_id).unwrap();
+        for part in &payment.purses.allowances {
+            let grant = self.ledger.book.grant_state(&part.grant).unwrap();
+            assert!(grant.is_live(*at), "an expired allowance {} was spent", part.grant);
+            let program = self.ledger.book.program(&grant.program).unwrap();
+            let merchant = self.ledger.book.merchant(&merchant_id(&merchant(merchant_index))).unwrap();
+            assert!(program.rules.admits(merchant), "program {} does not admit the merchant", grant.program);
+        }
+    }
+
     fn cap_left(&self, wallet: &str) -> Won {
         self.ledger.view(wallet).cashback_eligible_spend_remaining
     }
@@ -199,6 +273,7 @@ impl Run {
         assert_trial_balance_zero(book);
         for (id, wallet) in book.wallets() {
             assert!(!wallet.balance.is_negative(), "wallet {id} is negative");
+            assert!(!wallet.bonus.is_negative() && wallet.bonus <= wallet.balance, "wallet {id}'s purses: {wallet:?}");
             let ceiling = self.cap_ceiling_by_month.get(&wallet.counters.month).copied().unwrap_or(Won::ZERO);
             assert!(
                 wallet.counters.eligible_spent <= ceiling,
@@ -213,6 +288,12 @@ impl Run {
         assert!(net_paid <= budget.funded, "cashback {net_paid} beyond the budget funded {}", budget.funded);
         let mut cashback_outstanding = Won::ZERO;
         for (id, payment) in book.payments() {
+            let purses = &payment.purses;
+            assert!(purses.own_restored <= payment.own_paid(), "payment {id} restored more to own than own paid");
+            assert!(purses.bonus_restored <= purses.bonus_paid, "payment {id} restored more to bonus than bonus paid");
+            for part in &purses.allowances {
+                assert!(part.restored <= part.paid, "payment {id} restored more to {} than it paid", part.grant);
+            }
             assert!(payment.refunded <= payment.amount.won(), "payment {id} over-refunded");
             assert!(payment.cashback_reversed <= payment.cashback, "payment {id} over-reversed");
             if payment.refunded == payment.amount.won() {
@@ -228,7 +309,22 @@ impl Run {
                 .unwrap();
         }
         assert_eq!(cashback_outstanding, net_paid, "the budget's totals disagree with the payments");
+        for (id, program) in book.programs() {
+            let budget = program.budget;
+            let mut outstanding = Won::ZERO;
+            for (_, grant) in book.grants().filter(|(_, grant)| &grant.program == id) {
+                assert!(!grant.outstanding.is_negative(), "grant of {id} below zero");
+                outstanding = outstanding.checked_add(grant.outstanding).unwrap();
+            }
+            // granted = spent + returned + outstanding, outstanding being what the purses hold.
+            assert_eq!(budget.outstanding(), outstanding, "program {id}: {budget:?}");
+            assert!(!budget.remaining().is_negative() && !budget.spent.is_negative());
+        }
     }
+}
+
+fn program_id(index: usize) -> ProgramId {
+    ProgramId::parse(PROGRAMS[index].0).unwrap()
 }
 
 fn run(ops: &[Op]) -> Run {
@@ -250,6 +346,10 @@ proptest! {
     fn every_invariant_holds_after_every_step(ops in prop::collection::vec(op_strategy(), 1_000..3_000)) {
         let first = run(&ops);
         let approved = first.outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+        let from_allowances = first.outcomes.iter().filter(|outcome| matches!(outcome, Ok(Outcome { receipt: Receipt::Paid { paid_from, .. }, .. }) if !paid_from.allowances.is_zero())).count();
+        let expired = first.outcomes.iter().filter(|outcome| matches!(outcome, Ok(Outcome { receipt: Receipt::GrantExpired { returned, .. }, .. }) if !returned.is_zero())).count();
+        // The runs reach the purses' rules: allowances spent and expired (hundreds of each in a run).
+        prop_assert!(from_allowances > 0 && expired > 0, "{from_allowances} allowance payments, {expired} expiries");
         prop_assert!(approved > 0);
         prop_assert!(first.ledger.now >= start());
     }

@@ -303,7 +303,15 @@ fn a_final_refund_that_reverses_more_than_it_returns_needs_the_funds() {
         assert_eq!(reversed_of(&ledger.refund("bakery", &payment, 1).unwrap()), won(0));
     }
     assert_eq!(ledger.balance("alice"), won(99 + 99));
-    ledger.gift("alice", "bob", 150).unwrap();
+    assert_eq!(ledger.bonus("alice"), won(99), "the cashback is in the bonus purse, the refunds in own");
+    // Spend the wallet down to 48 won of bonus: own (99) gifted, 51 of bonus paid at no cashback.
+    ledger.gift("alice", "bob", 99).unwrap();
+    ledger
+        .book
+        .apply(&Command::SetPolicy { policy: Policy { cashback_rate: rate("0"), ..test_policy() } }, ledger.now)
+        .unwrap();
+    ledger.pay("grocer", "alice", 51).unwrap();
+    assert_eq!((ledger.balance("alice"), ledger.bonus("alice")), (won(48), won(48)));
     let refusal = ledger.refund("bakery", &payment, 1).unwrap_err();
     assert_eq!(
         refusal,
@@ -313,9 +321,9 @@ fn a_final_refund_that_reverses_more_than_it_returns_needs_the_funds() {
             needed: won(98)
         }
     );
-    ledger.gift("bob", "alice", 150).unwrap();
+    ledger.gift("bob", "alice", 99).unwrap();
     assert_eq!(reversed_of(&ledger.refund("bakery", &payment, 1).unwrap()), won(99));
-    assert_eq!(ledger.balance("alice"), won(100));
+    assert_eq!((ledger.balance("alice"), ledger.bonus("alice")), (won(49), won(0)), "taken from bonus, then own");
 }
 
 #[test]

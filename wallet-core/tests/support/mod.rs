@@ -151,7 +151,60 @@ impl Ledger {
 
     pub fn view(&self, wallet: &str) -> WalletView {
         let policy = self.book.policy().clone();
-        self.book.wallet(&wallet_id(wallet)).expect("wallet exists").view(Month::of(self.now), &policy).expect("view")
+        self.book
+            .wallet(&wallet_id(wallet))
+            .expect("wallet exists")
+            .view(self.now, &policy, self.book.grants_of(&wallet_id(wallet)))
+            .expect("view")
+    }
+
+    /// What the citizen sees as the balance: `own + bonus` and the live allowances.
+    pub fn shown(&self, wallet: &str) -> Won {
+        self.view(wallet).balance
+    }
+
+    pub fn bonus(&self, wallet: &str) -> Won {
+        self.book.wallet(&wallet_id(wallet)).expect("wallet exists").bonus
+    }
+
+    /// Opens an allowance program valid `days` days, admitting `categories` (all when empty).
+    pub fn open_program(&mut self, name: &str, days: u32, categories: &[&str]) -> ProgramId {
+        let id = ProgramId::parse(name).expect("test ids are valid");
+        let rules = AllowanceRules {
+            validity: Validity::Days(days),
+            merchant_categories: categories.iter().map(|category| category.to_string()).collect(),
+            excluded_merchant_categories: Vec::new(),
+            merchant_annual_revenue_max: None,
+        };
+        self.book.open_program(id.clone(), rules);
+        id
+    }
+
+    pub fn top_up_program(&mut self, program: &ProgramId, value: i64) -> Result<Outcome, Rejection> {
+        let id = self.fresh_id("program-topup");
+        self.apply(Command::TopUpProgram { id, program: program.clone(), amount: amount(value) })
+    }
+
+    /// Grants `value` of `program` to each wallet; the grant ids are returned in the same order.
+    pub fn grant(
+        &mut self,
+        program: &ProgramId,
+        wallets: &[(&str, i64)],
+    ) -> Result<(Outcome, Vec<GrantId>), Rejection> {
+        let id = self.fresh_id("grant-tx");
+        let mut lines = Vec::new();
+        for (wallet, value) in wallets {
+            let grant = GrantId::parse(self.fresh_id("grant").as_str()).expect("valid id");
+            lines.push(GrantLine { grant, wallet: wallet_id(wallet), amount: amount(*value) });
+        }
+        let grants = lines.iter().map(|line| line.grant.clone()).collect();
+        let outcome = self.apply(Command::Grant { id, program: program.clone(), lines })?;
+        Ok((outcome, grants))
+    }
+
+    pub fn expire(&mut self, grant: &GrantId) -> Result<Outcome, Rejection> {
+        let id = self.fresh_id("expiry");
+        self.apply(Command::ExpireGrant { id, grant: grant.clone() })
     }
 }
 
@@ -174,9 +227,23 @@ pub fn keyed_book(full: &Book, command: &Command, now: DateTime<Utc>) -> Book {
             book.load_code(code.clone(), state.clone());
         }
     }
-    for id in &keys.wallets {
+    for id in &keys.grants.clone() {
+        if let Some(grant) = full.grant_state(id) {
+            keys.follow_grant(grant);
+        }
+    }
+    for id in &keys.wallets.clone() {
         if let Some(wallet) = full.wallet(id) {
             book.load_wallet(id.clone(), wallet.clone());
+            for (grant_id, grant) in full.grants_of(id) {
+                keys.follow_grant(grant);
+                book.load_grant(grant_id.clone(), grant.clone());
+            }
+        }
+    }
+    for id in &keys.programs {
+        if let Some(program) = full.program(id) {
+            book.load_program(id.clone(), program.clone());
         }
     }
     for &date in &keys.close_dates.clone() {
@@ -226,6 +293,12 @@ fn assert_changes_agree(changes: &Changes, full: &Book) {
     }
     for settlement in &changes.settlements {
         assert_eq!(Some(settlement), full.settlement(settlement.business_date));
+    }
+    for (id, program) in &changes.programs {
+        assert_eq!(Some(program), full.program(id), "program {id}");
+    }
+    for (id, grant) in &changes.grants {
+        assert_eq!(Some(grant), full.grant_state(id), "grant {id}");
     }
 }
 

@@ -9,22 +9,26 @@
 //! then writes, so a rejected command leaves the book exactly as it was and its batch-mates
 //! unaffected.
 
+mod payments;
+mod programs;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
 use crate::calendar::{BusinessDate, Month};
-use crate::cashback::{BudgetState, Cashback};
+use crate::cashback::BudgetState;
 use crate::command::{CarryOverAccount, Command, Limit, Outcome, Receipt, Rejection};
 use crate::history::{Counterparty, HistoryItem, HistoryKind};
-use crate::id::{MerchantId, PaymentCode, TxId, WalletId};
+use crate::id::{GrantId, MerchantId, PaymentCode, ProgramId, TxId, WalletId};
 use crate::ledger::{Account, AccountKind, Transaction, Transfer, TxKind};
 use crate::money::{Amount, Won};
-use crate::payment::{CodeProblem, PaymentCodeState, PaymentState, RefundShares};
+use crate::payment::{PaymentCodeState, PaymentState};
 use crate::policy::Policy;
+use crate::program::{AllowanceRules, GrantState, ProgramBudget, ProgramState};
 use crate::settlement::{DaySales, MerchantState, Settlement, SettlementLine};
 use crate::trial_balance::TrialBalance;
-use crate::wallet::{MonthCounters, WalletState};
+use crate::wallet::WalletState;
 
 /// Hash maps with a fixed-seed fast hasher: the core draws no random numbers (so a run replays
 /// exactly), and the server's books hold only the few entities one batch touches, so there is
@@ -54,6 +58,10 @@ pub struct Book {
     codes: Map<PaymentCode, PaymentCodeState>,
     sales: Map<(BusinessDate, MerchantId), DaySales>,
     settlements: BTreeMap<BusinessDate, Settlement>,
+    programs: Map<ProgramId, ProgramState>,
+    grants: Map<GrantId, GrantState>,
+    /// The grants of each wallet, an index over `grants`.
+    wallet_grants: Map<WalletId, Vec<GrantId>>,
     dirty: Dirty,
 }
 
@@ -68,6 +76,8 @@ struct Dirty {
     codes: Set<PaymentCode>,
     sales: Set<(BusinessDate, MerchantId)>,
     settlements: Set<BusinessDate>,
+    programs: Set<ProgramId>,
+    grants: Set<GrantId>,
 }
 
 /// Everything a batch changed, each entity once with its state after the batch, in key order:
@@ -84,6 +94,10 @@ pub struct Changes {
     pub codes: Vec<(PaymentCode, PaymentCodeState)>,
     pub sales: Vec<((BusinessDate, MerchantId), DaySales)>,
     pub settlements: Vec<Settlement>,
+    /// Programs new or with a changed budget (a program's rules never change).
+    pub programs: Vec<(ProgramId, ProgramState)>,
+    /// Grants new or with a changed purse.
+    pub grants: Vec<(GrantId, GrantState)>,
 }
 
 impl Changes {
@@ -105,6 +119,9 @@ impl Book {
             codes: Map::default(),
             sales: Map::default(),
             settlements: BTreeMap::new(),
+            programs: Map::default(),
+            grants: Map::default(),
+            wallet_grants: Map::default(),
             dirty: Dirty::default(),
         }
     }
@@ -121,6 +138,10 @@ impl Book {
 
     pub fn load_wallet(&mut self, id: WalletId, state: WalletState) {
         assert!(!state.balance.is_negative(), "wallet {id} loaded with a negative balance");
+        assert!(
+            !state.bonus.is_negative() && state.bonus <= state.balance,
+            "wallet {id} loaded with bonus outside its balance"
+        );
         self.wallets.insert(id, state);
     }
 
@@ -142,6 +163,22 @@ impl Book {
 
     pub fn load_settlement(&mut self, settlement: Settlement) {
         self.settlements.insert(settlement.business_date, settlement);
+    }
+
+    pub fn load_program(&mut self, id: ProgramId, state: ProgramState) {
+        self.programs.insert(id, state);
+    }
+
+    pub fn load_grant(&mut self, id: GrantId, state: GrantState) {
+        assert!(!state.outstanding.is_negative(), "grant {id} loaded with a negative purse");
+        self.insert_grant(id, state);
+    }
+
+    /// A new allowance program enters the book, its budget empty. Recorded as a change.
+    pub fn open_program(&mut self, id: ProgramId, rules: AllowanceRules) {
+        assert!(!self.programs.contains_key(&id), "program {id} opened twice");
+        self.programs.insert(id.clone(), ProgramState { rules, budget: ProgramBudget::default() });
+        self.dirty.programs.insert(id);
     }
 
     /// A new wallet enters the book (a registration). Recorded as a change.
@@ -208,6 +245,27 @@ impl Book {
         self.payments.iter()
     }
 
+    pub fn program(&self, id: &ProgramId) -> Option<&ProgramState> {
+        self.programs.get(id)
+    }
+
+    pub fn programs(&self) -> impl Iterator<Item = (&ProgramId, &ProgramState)> {
+        self.programs.iter()
+    }
+
+    pub fn grant_state(&self, id: &GrantId) -> Option<&GrantState> {
+        self.grants.get(id)
+    }
+
+    pub fn grants(&self) -> impl Iterator<Item = (&GrantId, &GrantState)> {
+        self.grants.iter()
+    }
+
+    /// A wallet's grants, live or not, in no order.
+    pub fn grants_of<'a>(&'a self, wallet: &WalletId) -> impl Iterator<Item = (&'a GrantId, &'a GrantState)> + 'a {
+        self.wallet_grants.get(wallet).into_iter().flatten().map(|id| (id, &self.grants[id]))
+    }
+
     /// The balance of one account, if it is loaded.
     pub fn balance(&self, account: &Account) -> Option<Won> {
         match account {
@@ -218,6 +276,8 @@ impl Book {
             Account::SettlementPayouts => Some(self.system.settlement_payouts),
             Account::FeeIncome => Some(self.system.fee_income),
             Account::HandoverOpening => Some(self.system.handover_opening),
+            Account::Allowance(id) => self.grants.get(id).map(|grant| grant.outstanding),
+            Account::Program(id) => self.programs.get(id).map(|program| program.budget.remaining()),
         }
     }
 
@@ -233,7 +293,10 @@ impl Book {
             (AccountKind::FeeIncome, self.system.fee_income),
             (AccountKind::HandoverOpening, self.system.handover_opening),
         ];
-        TrialBalance::sum(wallets.chain(merchants).chain(city)).expect("ledger totals stay inside the decimal range")
+        let allowances = self.grants.values().map(|grant| (AccountKind::CitizenAllowance, grant.outstanding));
+        let programs = self.programs.values().map(|program| (AccountKind::ProgramBudget, program.budget.remaining()));
+        TrialBalance::sum(wallets.chain(merchants).chain(city).chain(allowances).chain(programs))
+            .expect("ledger totals stay inside the decimal range")
     }
 
     /// What changed since the last call (or since loading), each entity once; clears the record.
@@ -253,6 +316,8 @@ impl Book {
                 dates.sort_unstable();
                 dates.into_iter().map(|date| self.settlements[&date].clone()).collect()
             },
+            programs: sorted_states(dirty.programs, &self.programs),
+            grants: sorted_states(dirty.grants, &self.grants),
         }
     }
 
@@ -280,6 +345,9 @@ impl Book {
             Command::CloseDay { id, date } => self.close_day(id, *date, now),
             Command::CarryOver { id, account, amount } => self.carry_over(id, account, *amount, now),
             Command::IssueCode { code, wallet } => self.issue_code(code, wallet, now),
+            Command::TopUpProgram { id, program, amount } => self.top_up_program(id, program, *amount, now),
+            Command::Grant { id, program, lines } => self.grant(id, program, lines, now),
+            Command::ExpireGrant { id, grant } => self.expire_grant(id, grant, now),
         }?;
         if let Some(transaction) = &outcome.transaction {
             assert!(transaction.sum().is_zero(), "unbalanced transaction {transaction:?}");
@@ -316,10 +384,10 @@ impl Book {
 
         let account = Account::Wallet(wallet_id.clone());
         let transfer = Transfer { from: Account::BankClearing, to: account, amount };
-        let history =
-            vec![self.history_item(id, wallet_id, HistoryKind::Charge, amount.won(), balance_after, now, None)];
+        let shown = self.shown_balance(wallet_id, balance_after, now)?;
+        let history = vec![self.history_item(id, wallet_id, HistoryKind::Charge, amount.won(), shown, now, None)];
         Ok(self.outcome(
-            Receipt::Charged { charge_id: id.clone(), amount, balance: balance_after },
+            Receipt::Charged { charge_id: id.clone(), amount, balance: shown },
             Transaction::from_transfers(id.clone(), TxKind::Charge, now, [transfer]),
             history,
         ))
@@ -339,10 +407,11 @@ impl Book {
         }
         let sender = self.wallets.get(from).ok_or_else(|| Rejection::UnknownWallet(from.clone()))?;
         let receiver = self.wallets.get(to).ok_or_else(|| Rejection::UnknownWallet(to.clone()))?;
-        if sender.balance < amount.won() {
+        // Only the own purse may be gifted (PROGRAMS.md): bonus and allowances are city money.
+        if sender.own() < amount.won() {
             return Err(Rejection::InsufficientFunds {
                 account: Account::Wallet(from.clone()),
-                available: sender.balance,
+                available: sender.own(),
                 needed: amount.won(),
             });
         }
@@ -352,6 +421,8 @@ impl Book {
 
         self.wallet_mut(from).balance = sender_after;
         self.wallet_mut(to).balance = receiver_after;
+        let sender_shown = self.shown_balance(from, sender_after, now)?;
+        let receiver_shown = self.shown_balance(to, receiver_after, now)?;
 
         let history = vec![
             self.history_item(
@@ -359,7 +430,7 @@ impl Book {
                 from,
                 HistoryKind::GiftOut,
                 amount.won().negate(),
-                sender_after,
+                sender_shown,
                 now,
                 Some(Counterparty::Wallet(to.clone())),
             ),
@@ -368,215 +439,17 @@ impl Book {
                 to,
                 HistoryKind::GiftIn,
                 amount.won(),
-                receiver_after,
+                receiver_shown,
                 now,
                 Some(Counterparty::Wallet(from.clone())),
             ),
         ];
         let transfer = Transfer { from: Account::Wallet(from.clone()), to: Account::Wallet(to.clone()), amount };
         Ok(self.outcome(
-            Receipt::Gifted { gift_id: id.clone(), amount, balance: sender_after },
+            Receipt::Gifted { gift_id: id.clone(), amount, balance: sender_shown },
             Transaction::from_transfers(id.clone(), TxKind::Gift, now, [transfer]),
             history,
         ))
-    }
-
-    fn pay(
-        &mut self,
-        id: &TxId,
-        cashback_id: &TxId,
-        merchant_id: &MerchantId,
-        code: &PaymentCode,
-        amount: Amount,
-        now: DateTime<Utc>,
-    ) -> Result<Outcome, Rejection> {
-        assert!(!self.payments.contains_key(id), "payment id {id} used twice");
-        let plan = self.plan_payment(merchant_id, code, amount, now)?;
-        let PaymentPlan { wallet_id, counters, eligible, cashback, balance_paid, balance_after, .. } = plan;
-
-        self.codes.get_mut(code).expect("checked by plan_payment").used = true;
-        self.dirty.codes.insert(code.clone());
-        let wallet = self.wallet_mut(&wallet_id);
-        wallet.balance = balance_after;
-        wallet.counters = counters;
-        self.merchant_mut(merchant_id).receivable = plan.receivable_after;
-        self.budget.paid_out = plan.paid_out_after;
-        self.dirty.budget = true;
-        self.put_sales(BusinessDate::of(now), merchant_id, plan.sales);
-        let payment = PaymentState::new(merchant_id.clone(), wallet_id.clone(), amount, cashback, eligible, now);
-        self.payments.insert(id.clone(), payment);
-        self.dirty.payments.insert(id.clone());
-
-        let merchant = Some(Counterparty::Merchant(merchant_id.clone()));
-        let paid = amount.won().negate();
-        let mut history =
-            vec![self.history_item(id, &wallet_id, HistoryKind::Payment, paid, balance_paid, now, merchant.clone())];
-        let to_merchant = Account::Merchant(merchant_id.clone());
-        let mut transfers = vec![Transfer { from: Account::Wallet(wallet_id.clone()), to: to_merchant, amount }];
-        if let Ok(cashback_amount) = Amount::try_from(cashback) {
-            let kind = HistoryKind::Cashback;
-            // The cashback item belongs to its payment.
-            let item = self.history_item(cashback_id, &wallet_id, kind, cashback, balance_after, now, merchant);
-            history.push(item.of_payment(id));
-            let to_wallet = Account::Wallet(wallet_id.clone());
-            transfers.push(Transfer { from: Account::CashbackBudget, to: to_wallet, amount: cashback_amount });
-        }
-        Ok(self.outcome(
-            Receipt::Paid { payment_id: id.clone(), wallet: wallet_id, amount, cashback, at: now },
-            Transaction::from_transfers(id.clone(), TxKind::Payment, now, transfers),
-            history,
-        ))
-    }
-
-    /// What a payment would change, checked (the code, the funds) and computed; nothing written.
-    fn plan_payment(
-        &self,
-        merchant_id: &MerchantId,
-        code: &PaymentCode,
-        amount: Amount,
-        now: DateTime<Utc>,
-    ) -> Result<PaymentPlan, Rejection> {
-        let code_state = self.codes.get(code).ok_or(Rejection::PaymentCodeInvalid(CodeProblem::Unknown))?;
-        code_state.check(now).map_err(Rejection::PaymentCodeInvalid)?;
-        let wallet_id = code_state.wallet.clone();
-        let merchant =
-            self.merchants.get(merchant_id).ok_or_else(|| Rejection::UnknownMerchant(merchant_id.clone()))?;
-        let wallet = self.wallets.get(&wallet_id).ok_or_else(|| Rejection::UnknownWallet(wallet_id.clone()))?;
-        if wallet.balance < amount.won() {
-            return Err(Rejection::InsufficientFunds {
-                account: Account::Wallet(wallet_id),
-                available: wallet.balance,
-                needed: amount.won(),
-            });
-        }
-        let mut counters = wallet.counters_in(Month::of(now));
-        let cap_remaining = self.policy.cashback_monthly_spend_cap.remaining_after(counters.eligible_spent)?;
-        let Cashback { eligible, cashback } =
-            Cashback::of_payment(amount.won(), cap_remaining, self.policy.cashback_rate, self.budget.remaining())?;
-        let balance_paid = wallet.balance.checked_sub(amount.won())?;
-        let balance_after = balance_paid.checked_add(cashback)?;
-        counters.eligible_spent = counters.eligible_spent.checked_add(eligible)?;
-        counters.cashback_earned = counters.cashback_earned.checked_add(cashback)?;
-        let mut sales = self.sales.get(&(BusinessDate::of(now), merchant_id.clone())).copied().unwrap_or_default();
-        sales.add_payment(amount)?;
-        Ok(PaymentPlan {
-            receivable_after: merchant.receivable.checked_add(amount.won())?,
-            paid_out_after: self.budget.paid_out.checked_add(cashback)?,
-            wallet_id,
-            counters,
-            eligible,
-            cashback,
-            balance_paid,
-            balance_after,
-            sales,
-        })
-    }
-
-    fn refund(
-        &mut self,
-        id: &TxId,
-        reversal_id: &TxId,
-        merchant_id: &MerchantId,
-        payment_id: &TxId,
-        amount: Amount,
-        now: DateTime<Utc>,
-    ) -> Result<Outcome, Rejection> {
-        let plan = self.plan_refund(id, merchant_id, payment_id, amount, now)?;
-        let RefundPlan { wallet_id, counters, balance_refunded, balance_after, cashback_reversed, .. } = plan;
-
-        let wallet = self.wallet_mut(&wallet_id);
-        wallet.balance = balance_after;
-        wallet.counters = counters;
-        self.merchant_mut(merchant_id).receivable = plan.receivable_after;
-        self.budget.reversed = plan.reversed_after;
-        self.dirty.budget = true;
-        self.payments.insert(payment_id.clone(), plan.payment_after);
-        self.dirty.payments.insert(payment_id.clone());
-        self.put_sales(BusinessDate::of(now), merchant_id, plan.sales);
-
-        // The refund and its reversal belong to the payment.
-        let merchant = Some(Counterparty::Merchant(merchant_id.clone()));
-        let refunded = amount.won();
-        let item =
-            self.history_item(id, &wallet_id, HistoryKind::Refund, refunded, balance_refunded, now, merchant.clone());
-        let mut history = vec![item.of_payment(payment_id)];
-        let to_wallet = Account::Wallet(wallet_id.clone());
-        let mut transfers = vec![Transfer { from: Account::Merchant(merchant_id.clone()), to: to_wallet, amount }];
-        if let Ok(reversed) = Amount::try_from(cashback_reversed) {
-            let kind = HistoryKind::CashbackReversal;
-            let taken = reversed.won().negate();
-            let item = self.history_item(reversal_id, &wallet_id, kind, taken, balance_after, now, merchant);
-            history.push(item.of_payment(payment_id));
-            let from_wallet = Account::Wallet(wallet_id.clone());
-            transfers.push(Transfer { from: from_wallet, to: Account::CashbackBudget, amount: reversed });
-        }
-        Ok(self.outcome(
-            Receipt::Refunded { refund_id: id.clone(), amount, cashback_reversed },
-            Transaction::from_transfers(id.clone(), TxKind::Refund, now, transfers),
-            history,
-        ))
-    }
-
-    /// What a refund would change, checked (the payment, what is left of it, the funds for the
-    /// reversal) and computed; nothing written.
-    fn plan_refund(
-        &self,
-        id: &TxId,
-        merchant_id: &MerchantId,
-        payment_id: &TxId,
-        amount: Amount,
-        now: DateTime<Utc>,
-    ) -> Result<RefundPlan, Rejection> {
-        // Another merchant's payment is reported as unknown, so payment ids cannot be probed.
-        let payment = self
-            .payments
-            .get(payment_id)
-            .filter(|payment| &payment.merchant == merchant_id)
-            .ok_or_else(|| Rejection::UnknownPayment(payment_id.clone()))?;
-        let refundable = payment.refundable();
-        if amount.won() > refundable {
-            return Err(Rejection::RefundExceedsPayment { refundable });
-        }
-        let shares = payment.refund_shares(amount)?;
-        let merchant =
-            self.merchants.get(merchant_id).ok_or_else(|| Rejection::UnknownMerchant(merchant_id.clone()))?;
-        let wallet_id = payment.wallet.clone();
-        let wallet = self.wallets.get(&wallet_id).ok_or_else(|| Rejection::UnknownWallet(wallet_id.clone()))?;
-        let balance_refunded = wallet.balance.checked_add(amount.won())?;
-        let balance_after = balance_refunded.checked_sub(shares.cashback_reversed)?;
-        // The reversal can exceed the refund only in a corner of the floor rule (many tiny
-        // refunds, then the last one takes back all the cashback); the wallet must cover it.
-        if balance_after.is_negative() {
-            return Err(Rejection::InsufficientFunds {
-                account: Account::Wallet(wallet_id),
-                available: wallet.balance,
-                needed: shares.cashback_reversed.checked_sub(amount.won())?,
-            });
-        }
-        // Eligible spend and the month's net cashback come back only while the payment's month lasts.
-        let same_month = payment.month == Month::of(now);
-        let eligible_returned = if same_month { shares.eligible_returned } else { Won::ZERO };
-        let counters =
-            refunded_counters(wallet.counters_in(Month::of(now)), eligible_returned, &shares, same_month, id)?;
-        let mut payment_after = payment.clone();
-        payment_after.refunded = payment_after.refunded.checked_add(amount.won())?;
-        payment_after.cashback_reversed = payment_after.cashback_reversed.checked_add(shares.cashback_reversed)?;
-        payment_after.eligible_returned = payment_after.eligible_returned.checked_add(eligible_returned)?;
-        assert!(payment_after.refunded <= payment_after.amount.won());
-        assert!(!shares.completes || payment_after.cashback_reversed == payment_after.cashback);
-        let mut sales = self.sales.get(&(BusinessDate::of(now), merchant_id.clone())).copied().unwrap_or_default();
-        sales.add_refund(amount)?;
-        Ok(RefundPlan {
-            receivable_after: merchant.receivable.checked_sub(amount.won())?,
-            reversed_after: self.budget.reversed.checked_add(shares.cashback_reversed)?,
-            cashback_reversed: shares.cashback_reversed,
-            wallet_id,
-            counters,
-            balance_refunded,
-            balance_after,
-            payment_after,
-            sales,
-        })
     }
 
     fn issue_code(&mut self, code: &PaymentCode, wallet: &WalletId, now: DateTime<Utc>) -> Result<Outcome, Rejection> {
@@ -702,21 +575,22 @@ impl Book {
             CarryOverAccount::Merchant(merchant) => Account::Merchant(merchant.clone()),
             CarryOverAccount::CashbackBudget => Account::CashbackBudget,
         };
-        let balance = match account {
+        // A wallet's carry moves its own purse, which may not go below zero either.
+        let (balance, floor) = match account {
             CarryOverAccount::Wallet(wallet) => self
                 .wallets
                 .get(wallet)
-                .map(|state| state.balance)
+                .map(|state| (state.balance, state.bonus))
                 .ok_or_else(|| Rejection::UnknownWallet(wallet.clone()))?,
             CarryOverAccount::Merchant(merchant) => self
                 .merchants
                 .get(merchant)
-                .map(|state| state.receivable)
+                .map(|state| (state.receivable, Won::ZERO))
                 .ok_or_else(|| Rejection::UnknownMerchant(merchant.clone()))?,
-            CarryOverAccount::CashbackBudget => self.budget.remaining(),
+            CarryOverAccount::CashbackBudget => (self.budget.remaining(), Won::ZERO),
         };
         let balance_after = balance.checked_add(amount)?;
-        if balance_after.is_negative() && target.kind().must_not_go_negative() {
+        if balance_after < floor && target.kind().must_not_go_negative() {
             return Err(Rejection::InsufficientFunds { account: target, available: balance, needed: magnitude.won() });
         }
         let handover_after = self.system.handover_opening.checked_sub(amount)?;
@@ -725,15 +599,9 @@ impl Book {
         match account {
             CarryOverAccount::Wallet(wallet) => {
                 self.wallet_mut(wallet).balance = balance_after;
-                history.push(self.history_item(
-                    id,
-                    wallet,
-                    HistoryKind::MigratedOpeningBalance,
-                    amount,
-                    balance_after,
-                    now,
-                    None,
-                ));
+                let shown = self.shown_balance(wallet, balance_after, now)?;
+                let kind = HistoryKind::MigratedOpeningBalance;
+                history.push(self.history_item(id, wallet, kind, amount, shown, now, None));
             }
             CarryOverAccount::Merchant(merchant) => self.merchant_mut(merchant).receivable = balance_after,
             CarryOverAccount::CashbackBudget => {
@@ -837,54 +705,4 @@ fn sorted_states<K: Ord + Clone + std::hash::Hash, V: Clone>(keys: Set<K>, state
             (key, state)
         })
         .collect()
-}
-
-/// A payment checked and computed by `Book::plan_payment`, to be written by `Book::pay`.
-struct PaymentPlan {
-    wallet_id: WalletId,
-    counters: MonthCounters,
-    eligible: Won,
-    cashback: Won,
-    /// The wallet's balance after the payment, before its cashback.
-    balance_paid: Won,
-    balance_after: Won,
-    receivable_after: Won,
-    paid_out_after: Won,
-    sales: DaySales,
-}
-
-/// A refund checked and computed by `Book::plan_refund`, to be written by `Book::refund`.
-struct RefundPlan {
-    wallet_id: WalletId,
-    counters: MonthCounters,
-    /// The wallet's balance after the refund, before its cashback reversal.
-    balance_refunded: Won,
-    balance_after: Won,
-    cashback_reversed: Won,
-    receivable_after: Won,
-    reversed_after: Won,
-    payment_after: PaymentState,
-    sales: DaySales,
-}
-
-/// The wallet's month counters after a refund: eligible spend given back (`eligible_returned`,
-/// zero once the payment's month is over) and, within the payment's month, the cashback taken
-/// back, counted only up to what the month earned (a wallet carried over from another operator
-/// starts its month at zero earned: the bundle has no such column).
-fn refunded_counters(
-    mut counters: MonthCounters,
-    eligible_returned: Won,
-    shares: &RefundShares,
-    same_month: bool,
-    id: &TxId,
-) -> Result<MonthCounters, Rejection> {
-    counters.eligible_spent = counters.eligible_spent.checked_sub(eligible_returned)?;
-    assert!(!counters.eligible_spent.is_negative(), "eligible spend below zero after refund {id}");
-    if same_month {
-        let reversible = counters.cashback_earned.checked_sub(counters.cashback_reversed)?;
-        let counted = shares.cashback_reversed.min(reversible);
-        counters.cashback_reversed = counters.cashback_reversed.checked_add(counted)?;
-    }
-    assert!(counters.cashback_reversed <= counters.cashback_earned, "net cashback below zero after refund {id}");
-    Ok(counters)
 }
