@@ -211,6 +211,7 @@ async fn create_accounts(connection: &mut DbConn, passwords: &PasswordPool, cloc
                 business_number: shop.business_number,
                 bank_account: shop.bank_account,
                 category: Some(shop.category),
+                annual_revenue: None,
             };
             store::merchants::put_merchant(connection, &merchant)?;
         }

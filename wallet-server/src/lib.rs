@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod export;
+pub mod grant_file;
 pub mod handover;
 pub mod http;
 pub mod jobs;

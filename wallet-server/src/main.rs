@@ -40,6 +40,23 @@ enum Commands {
         #[command(subcommand)]
         command: HandoverCommand,
     },
+    /// City programs (docs/API.md, Part 2).
+    Programs {
+        #[command(subcommand)]
+        command: ProgramsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProgramsCommand {
+    /// Grant an allowance program to every wallet of a CSV file (`wallet_id,amount`), in
+    /// batches through the writer while the server serves; run it again after a crash to grant
+    /// the rest (nobody is granted twice).
+    Grant {
+        program_id: String,
+        #[arg(value_name = "FILE.csv")]
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -145,6 +162,10 @@ fn main() -> ExitCode {
                 println!("{}", target.finish(summary)?);
                 Ok(())
             }),
+        Commands::Programs { command: ProgramsCommand::Grant { program_id, file } } => open_database(&config)
+            .and_then(|pool| Ok((Arc::new(server_clock(&config, &pool)?), pool)))
+            .and_then(|(clock, pool)| wallet_server::grant_file::grant(pool, clock, &config, &program_id, &file))
+            .map(|summary| println!("{summary}")),
         Commands::Handover { command: HandoverCommand::Status } => open_database(&config)
             .and_then(|pool| pool.get().map_err(|error| error.to_string()))
             .and_then(|mut connection| handover::status(&mut connection)),

@@ -40,6 +40,10 @@ impl WriteOp {
     }
 }
 
+/// The principal of a request made by a `wallet-server` command on the server's machine (a grant
+/// from a file): its audit rows say `via = cli`.
+pub const COMMAND_LINE: &str = "command-line";
+
 /// The Idempotency-Key of a request and a hash of what it asked, so a reuse with another body
 /// is told apart from a retry.
 pub struct Idempotency {
@@ -431,7 +435,11 @@ fn save_applied(
         let request = &batch[index];
         let entry = audit::Entry {
             at: now,
-            actor: audit::Actor::Admin(&request.principal),
+            actor: if request.principal == COMMAND_LINE {
+                audit::Actor::CommandLine
+            } else {
+                audit::Actor::Admin(&request.principal)
+            },
             action,
             detail,
             idempotency_key: request.idempotency.as_ref().map(|idempotency| idempotency.key.as_str()),
@@ -501,8 +509,9 @@ fn stored_or_conflict(stored: &store::idempotency::StoredAnswer, idempotency: &I
 /// Loads the city row and the rows `keys` name into a book. The core decides what to load (the
 /// first stage in `keys`; the second, the rows only a loaded row names, through `Keys::follow_*`
 /// as those rows are read here); this decides the order: one fixed order (city row, payments,
-/// codes, wallets, the dates to close, merchants, sales), so that concurrent writers on
-/// PostgreSQL lock alike and cannot deadlock. The wallets' history heads go into `heads`.
+/// codes, wallets with their allowances, the dates to close, merchants, sales, programs), so
+/// that concurrent writers on PostgreSQL lock alike and cannot deadlock. The wallets' history
+/// heads go into `heads`.
 fn load_book(
     connection: &mut DbConn,
     mut keys: Keys,
@@ -521,8 +530,18 @@ fn load_book(
         keys.follow_code(&state);
         book.load_code(code, state);
     }
-    for (id, wallet) in store::wallets::load_wallets(connection, &texts(&keys.wallets), heads)? {
+    // A grant an expiry names only says whose wallet to load: its row is read again below,
+    // with the wallet's other grants, once the wallet's lock guards them.
+    for (_, grant) in store::allowances::load_grants(connection, &texts(&keys.grants))? {
+        keys.follow_grant(&grant);
+    }
+    let wallet_ids = texts(&keys.wallets);
+    for (id, wallet) in store::wallets::load_wallets(connection, &wallet_ids, heads)? {
         book.load_wallet(id, wallet);
+    }
+    for (id, grant) in store::allowances::load_for_wallets(connection, &wallet_ids)? {
+        keys.follow_grant(&grant);
+        book.load_grant(id, grant);
     }
     let mut close_sales = Vec::new();
     for date in std::mem::take(&mut keys.close_dates) {
@@ -547,6 +566,9 @@ fn load_book(
     for (date, merchant, sales) in close_sales {
         book.load_sales(date, merchant, sales);
     }
+    for (id, program) in store::programs::load_programs(connection, &texts(&keys.programs))? {
+        book.load_program(id, program);
+    }
     Ok(book)
 }
 
@@ -566,6 +588,16 @@ fn audited(command: &Command, receipt: &Receipt, policy_before: Option<&Policy>)
         (Command::SetPolicy { .. }, Receipt::PolicySet { policy }) => {
             Some((audit::Action::PolicyChanged, json!({"policy": policy, "previous": policy_before})))
         }
+        (Command::TopUpProgram { id, amount, .. }, Receipt::ProgramToppedUp { program, budget }) => Some((
+            audit::Action::ProgramBudgetToppedUp,
+            json!({"program_id": program, "top_up_id": id, "amount": amount,
+                   "budget": api::wire::to_json(&api::wire::ProgramBudget::from(budget))}),
+        )),
+        (Command::Grant { id, .. }, Receipt::Granted { program, granted, amount_total, budget }) => Some((
+            audit::Action::AllowancesGranted,
+            json!({"program_id": program, "grant_tx_id": id, "granted": granted, "amount_total": amount_total,
+                   "budget": api::wire::to_json(&api::wire::ProgramBudget::from(budget))}),
+        )),
         (Command::CloseDay { .. }, Receipt::DayClosed { settlement, newly_closed: true }) => Some((
             audit::Action::SettlementClosed,
             json!({"business_date": settlement.business_date, "settlement_id": settlement.tx_id,

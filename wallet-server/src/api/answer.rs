@@ -45,7 +45,7 @@ pub fn render(receipt: &Receipt) -> Answer {
                 balance: balance.to_string(),
             }),
         ),
-        Receipt::Paid { payment_id, amount, cashback, at, .. } => (
+        Receipt::Paid { payment_id, amount, cashback, at, paid_from, .. } => (
             201,
             to_json(&wire::PaymentReceipt {
                 payment_id: payment_id.to_string(),
@@ -53,6 +53,11 @@ pub fn render(receipt: &Receipt) -> Answer {
                 cashback: cashback.to_string(),
                 status: wire::PaymentStatus::Approved,
                 at: super::rfc3339(*at),
+                paid_from: wire::PaidFrom {
+                    allowances: paid_from.allowances.to_string(),
+                    bonus: paid_from.bonus.to_string(),
+                    own: paid_from.own.to_string(),
+                },
             }),
         ),
         Receipt::Refunded { refund_id, amount, cashback_reversed } => (
@@ -75,6 +80,21 @@ pub fn render(receipt: &Receipt) -> Answer {
         ),
         // Only the handover import carries balances over, and it answers no request.
         Receipt::CarriedOver { account, balance } => (201, json!({"account": account.to_string(), "balance": balance})),
+        Receipt::ProgramToppedUp { budget, .. } => {
+            (201, to_json(&wire::ProgramToppedUp { budget: wire::ProgramBudget::from(budget) }))
+        }
+        Receipt::Granted { granted, amount_total, budget, .. } => (
+            201,
+            to_json(&wire::Granted {
+                granted: *granted as u64,
+                amount_total: amount_total.to_string(),
+                budget: wire::ProgramBudget::from(budget),
+            }),
+        ),
+        // Only the sweep expires grants, and it answers no request.
+        Receipt::GrantExpired { grant, returned } => {
+            (200, json!({"grant_id": grant.to_string(), "returned": returned.to_string()}))
+        }
         Receipt::CodeIssued { code, expires_at } => (
             201,
             to_json(&wire::PaymentCodeIssued {

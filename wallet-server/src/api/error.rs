@@ -24,6 +24,7 @@ pub enum ErrorCode {
     PaymentCodeInvalid,
     RefundExceedsPayment,
     DateNotClosed,
+    BudgetExhausted,
     RequestTimeout,
     PayloadTooLarge,
     TooManyAttempts,
@@ -51,6 +52,7 @@ impl ErrorCode {
             ErrorCode::PaymentCodeInvalid => "payment_code_invalid",
             ErrorCode::RefundExceedsPayment => "refund_exceeds_payment",
             ErrorCode::DateNotClosed => "date_not_closed",
+            ErrorCode::BudgetExhausted => "budget_exhausted",
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::TooManyAttempts => "too_many_attempts",
@@ -168,5 +170,33 @@ pub fn rejection(rejection: &Rejection) -> ApiError {
         Rejection::GiftToSelf | Rejection::InvalidPolicy(_) => ApiError::validation(message),
         Rejection::DateNotClosable { .. } => ApiError::new(422, ErrorCode::DateNotClosed, message),
         Rejection::InvalidAmount(_) | Rejection::Overflow => ApiError::invalid_amount(message),
+        Rejection::UnknownProgram(_) | Rejection::UnknownGrant(_) => ApiError::not_found(message),
+        Rejection::ProgramOver(_) | Rejection::GrantNotExpired(_) => ApiError::validation(message),
+        Rejection::GrantsRefused { rows } => grants_refused(rows, message),
     }
+}
+
+/// A refused grant command: `validation_failed` when a line names an unknown or repeated
+/// wallet, else `budget_exhausted`; `rows` names every line at fault (PROGRAMS.md).
+fn grants_refused(rows: &[(usize, wallet_core::GrantProblem)], message: String) -> ApiError {
+    use wallet_core::GrantProblem;
+    let code = if rows.iter().all(|(_, problem)| *problem == GrantProblem::BudgetExhausted) {
+        ErrorCode::BudgetExhausted
+    } else {
+        ErrorCode::ValidationFailed
+    };
+    let rows: Vec<super::wire::GrantRowProblem> = rows
+        .iter()
+        .map(|(index, problem)| super::wire::GrantRowProblem {
+            index: *index as u64,
+            code: match problem {
+                GrantProblem::UnknownWallet => super::wire::GrantRowCode::UnknownWallet,
+                GrantProblem::DuplicateWallet => super::wire::GrantRowCode::DuplicateWallet,
+                GrantProblem::BudgetExhausted => super::wire::GrantRowCode::BudgetExhausted,
+            },
+        })
+        .collect();
+    let mut error = ApiError::new(422, code, message);
+    error.extra = Some(("rows", super::wire::to_json(&rows)));
+    error
 }

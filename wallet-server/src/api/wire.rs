@@ -33,11 +33,28 @@ impl From<&wallet_core::Policy> for Policy {
 }
 
 impl WalletView {
-    /// What `GET /v1/wallet` shows of the core's view of a wallet.
-    pub fn new(wallet_id: String, view: &wallet_core::WalletView) -> WalletView {
+    /// What `GET /v1/wallet` shows of the core's view of a wallet; `program_name` names each
+    /// allowance's program.
+    pub fn new(
+        wallet_id: String,
+        view: &wallet_core::WalletView,
+        program_name: impl Fn(&wallet_core::ProgramId) -> String,
+    ) -> WalletView {
+        let allowances = view
+            .allowances
+            .iter()
+            .map(|allowance| AllowancePurse {
+                grant_id: allowance.grant_id.to_string(),
+                program_id: allowance.program_id.to_string(),
+                program_name: program_name(&allowance.program_id),
+                amount: allowance.amount.to_string(),
+                expires_at: super::rfc3339(allowance.expires_at),
+            })
+            .collect();
         WalletView {
             wallet_id,
             balance: view.balance.to_string(),
+            purses: Purses { own: view.own.to_string(), bonus: view.bonus.to_string(), allowances },
             currency: Currency::KRW,
             month: view.month.to_string(),
             charged_this_month: view.charged_this_month.to_string(),
@@ -274,6 +291,35 @@ pub struct WalletView {
     pub cashback_net_this_month: String,
     #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "300000")]
     pub cashback_eligible_spend_remaining: String,
+    pub purses: Purses,
+}
+
+/// Where the wallet's money is (docs/API.md, Part 2): `balance` is their sum.
+#[derive(Serialize, ToSchema)]
+pub struct Purses {
+    /// Charges, gifts received, refunds of what `own` paid: the only purse that may be gifted.
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "61000")]
+    pub own: String,
+    /// Cashback (city money): may not be gifted.
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "4000")]
+    pub bonus: String,
+    /// The live allowances, earliest expiry first (the order they are spent in).
+    pub allowances: Vec<AllowancePurse>,
+}
+
+/// One grant of an allowance program, spendable at the merchants its program admits.
+#[derive(Serialize, ToSchema)]
+pub struct AllowancePurse {
+    #[schema(min_length = 1, max_length = 64)]
+    pub grant_id: String,
+    #[schema(min_length = 1, max_length = 64)]
+    pub program_id: String,
+    pub program_name: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "100000")]
+    pub amount: String,
+    /// 24:00 KST of the grant's last day.
+    #[schema(format = DateTime)]
+    pub expires_at: String,
 }
 
 /// A charge from the citizen's linked bank account.
@@ -360,6 +406,18 @@ pub struct PaymentReceipt {
     pub status: PaymentStatus,
     #[schema(format = DateTime)]
     pub at: String,
+    pub paid_from: PaidFrom,
+}
+
+/// Which purses paid a payment; the three sum to its amount.
+#[derive(Serialize, ToSchema)]
+pub struct PaidFrom {
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "10000")]
+    pub allowances: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "1500")]
+    pub bonus: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "3500")]
+    pub own: String,
 }
 
 /// A refund and the part of the payment's cashback it reversed.
@@ -527,7 +585,8 @@ pub struct TrialBalance {
 #[derive(Serialize, ToSchema)]
 pub struct AccountBalance {
     /// `citizen_wallet`, `merchant_receivable`, `cashback_budget`, `bank_clearing`,
-    /// `settlement_payouts`, `fee_income`, `handover_opening`.
+    /// `settlement_payouts`, `fee_income`, `handover_opening`, `citizen_allowance`,
+    /// `program_budget`.
     #[schema(example = "citizen_wallet")]
     pub kind: String,
     #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "15000")]
@@ -832,6 +891,10 @@ pub enum AuditAction {
     TestClockMoved,
     HandoverImported,
     HandoverExported,
+    ProgramCreated,
+    ProgramBudgetToppedUp,
+    AllowancesGranted,
+    MerchantChanged,
 }
 
 /// One admin action, written in the same transaction as the action.
@@ -858,4 +921,168 @@ pub struct AuditRow {
     /// The request's Idempotency-Key, where the action honours one (budget top-ups); else null.
     #[schema(required = true)]
     pub idempotency_key: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Programs and merchants' details (docs/API.md, Part 2)
+
+/// What kind of program: only allowance programs are built (charge bonus programs are planned).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgramKind {
+    Allowance,
+}
+
+/// An allowance program's budget: `remaining = funded - granted + returned`,
+/// `granted = spent + returned + outstanding`.
+#[derive(Serialize, ToSchema)]
+pub struct ProgramBudget {
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "100000000")]
+    pub funded: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "60000000")]
+    pub granted: String,
+    /// Paid to merchants from its allowances, net of refunds.
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "20000000")]
+    pub spent: String,
+    /// Come back by expiry, or by refunds after a grant expired.
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "1000000")]
+    pub returned: String,
+    /// Still in citizens' allowance purses.
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "39000000")]
+    pub outstanding: String,
+    /// What can still be granted.
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "41000000")]
+    pub remaining: String,
+}
+
+impl From<&wallet_core::ProgramBudget> for ProgramBudget {
+    fn from(budget: &wallet_core::ProgramBudget) -> ProgramBudget {
+        ProgramBudget {
+            funded: budget.funded.to_string(),
+            granted: budget.granted.to_string(),
+            spent: budget.spent.to_string(),
+            returned: budget.returned.to_string(),
+            outstanding: budget.outstanding().to_string(),
+            remaining: budget.remaining().to_string(),
+        }
+    }
+}
+
+/// A program as created, with its budget.
+#[derive(Serialize, ToSchema)]
+pub struct Program {
+    #[schema(min_length = 1, max_length = 64)]
+    pub program_id: String,
+    pub kind: ProgramKind,
+    pub name: String,
+    /// Days a grant may be spent after the day it was made (to 24:00 KST); or `expires_on`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 1, maximum = 3650)]
+    pub valid_days: Option<u32>,
+    /// The last day (KST) every grant may be spent; or `valid_days`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = Date, example = "2027-12-31")]
+    pub expires_on: Option<String>,
+    /// Only merchants of these categories; empty: every category.
+    pub merchant_categories: Vec<String>,
+    pub excluded_merchant_categories: Vec<String>,
+    /// Merchants above it, or of unknown revenue, are not admitted; null: no ceiling.
+    #[schema(required = true, pattern = "^(0|-?[1-9][0-9]*)$", example = "3000000000")]
+    pub merchant_annual_revenue_max: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub budget: ProgramBudget,
+}
+
+impl Program {
+    pub fn new(
+        id: &wallet_core::ProgramId,
+        name: &str,
+        rules: &wallet_core::AllowanceRules,
+        created_at: chrono::DateTime<chrono::Utc>,
+        budget: &wallet_core::ProgramBudget,
+    ) -> Program {
+        let (valid_days, expires_on) = match rules.validity {
+            wallet_core::Validity::Days(days) => (Some(days), None),
+            wallet_core::Validity::Until(date) => (None, Some(date.to_string())),
+        };
+        Program {
+            program_id: id.to_string(),
+            kind: ProgramKind::Allowance,
+            name: name.to_owned(),
+            valid_days,
+            expires_on,
+            merchant_categories: rules.merchant_categories.clone(),
+            excluded_merchant_categories: rules.excluded_merchant_categories.clone(),
+            merchant_annual_revenue_max: rules.merchant_annual_revenue_max.map(|max| max.to_string()),
+            created_at: super::rfc3339(created_at),
+            budget: ProgramBudget::from(budget),
+        }
+    }
+}
+
+/// Every program, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct ProgramList {
+    pub items: Vec<Program>,
+}
+
+/// A program's budget after a top-up.
+#[derive(Serialize, ToSchema)]
+pub struct ProgramToppedUp {
+    pub budget: ProgramBudget,
+}
+
+/// Grants made, all of one request.
+#[derive(Serialize, ToSchema)]
+pub struct Granted {
+    /// How many wallets were granted.
+    pub granted: u64,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "300000")]
+    pub amount_total: String,
+    pub budget: ProgramBudget,
+}
+
+/// Why one line of a refused grants request was refused.
+#[derive(Serialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantRowCode {
+    UnknownWallet,
+    /// The wallet is on an earlier line of the same request.
+    DuplicateWallet,
+    /// From this line on, the running total passes what the budget has left.
+    BudgetExhausted,
+}
+
+/// One line of a refused grants request, by its index (from 0) in `grants`.
+#[derive(Serialize, ToSchema)]
+pub struct GrantRowProblem {
+    pub index: u64,
+    pub code: GrantRowCode,
+}
+
+/// A refused grants request: nothing was granted.
+#[derive(Serialize, ToSchema, ToResponse)]
+#[response(
+    description = "Nothing was granted: `validation_failed` (an unknown or repeated wallet) or `budget_exhausted`, with every line at fault."
+)]
+pub struct GrantsRefused {
+    pub error: ErrorDetail,
+    pub rows: Vec<GrantRowProblem>,
+}
+
+/// A merchant's details as the city keeps them.
+#[derive(Serialize, ToSchema)]
+pub struct Merchant {
+    #[schema(min_length = 1, max_length = 64)]
+    pub merchant_id: String,
+    pub name: String,
+    #[schema(example = "123-45-67890")]
+    pub business_number: String,
+    pub bank_account: String,
+    #[schema(required = true)]
+    pub category: Option<String>,
+    /// Whole won; null when unknown.
+    #[schema(required = true, pattern = "^(0|-?[1-9][0-9]*)$", example = "250000000")]
+    pub annual_revenue: Option<String>,
 }

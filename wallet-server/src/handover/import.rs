@@ -219,7 +219,8 @@ fn apply(
             cashback_reversed: known.map_or(Won::ZERO, |wallet| wallet.counters.cashback_reversed),
         };
         let balance = known.map_or(Won::ZERO, |wallet| wallet.balance);
-        book.load_wallet(row.wallet_id.clone(), WalletState { balance, counters });
+        let bonus = known.map_or(Won::ZERO, |wallet| wallet.bonus);
+        book.load_wallet(row.wallet_id.clone(), WalletState { balance, bonus, counters });
     }
     drop(here);
 
@@ -287,6 +288,7 @@ fn apply(
             business_number: &row.business_number,
             bank_account: &row.bank_account,
             category: row.category.as_deref(),
+            annual_revenue: None,
         };
         merchants_out.push((details, state.clone()));
     }

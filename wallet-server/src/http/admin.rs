@@ -11,9 +11,9 @@ use super::session::{parse_login, parse_password};
 use super::{authenticate, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role, State};
 use crate::api::wire::{
     AccountBalance, Admission, Budget, ClockNow, DayClosed, ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey,
-    InternalError, InvalidJson, InvalidJsonOrKey, LimiterClass, MerchantCreated, Overloaded, PayloadTooLarge,
-    Policy as PolicyView, RequestLimiter, RequestTimeout, SettlementClosed, SettlementReport, SettlementsClosed,
-    TrialBalance, Unauthorized,
+    InternalError, InvalidJson, InvalidJsonOrKey, LimiterClass, Merchant as MerchantView, MerchantCreated, Overloaded,
+    PayloadTooLarge, Policy as PolicyView, RequestLimiter, RequestTimeout, SettlementClosed, SettlementReport,
+    SettlementsClosed, TrialBalance, Unauthorized,
 };
 use crate::api::{ApiError, ErrorCode};
 use crate::store::{self, audit};
@@ -56,6 +56,9 @@ struct MerchantBody {
         pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
     )]
     category: Option<String>,
+    /// Whole won as a string: what allowance programs with a revenue ceiling decide by.
+    #[schema(value_type = Option<String>, example = "250000000")]
+    annual_revenue: Option<Value>,
 }
 
 fn text_field<'a>(name: &str, value: &'a str) -> Result<&'a str, ApiError> {
@@ -99,6 +102,7 @@ pub struct NewMerchant {
     pub business_number: String,
     pub bank_account: String,
     pub category: Option<String>,
+    pub annual_revenue: Option<Won>,
 }
 
 /// The body of `POST /v1/admin/merchants`.
@@ -111,7 +115,11 @@ pub fn parse_merchant(body: Value) -> Result<NewMerchant, ApiError> {
     let bank_account = text_field("bank_account", &body.bank_account)?.to_owned();
     let category =
         body.category.as_deref().map(|category| text_field("category", category)).transpose()?.map(str::to_owned);
-    Ok(NewMerchant { login, password: body.password, name, business_number, bank_account, category })
+    let annual_revenue = match &body.annual_revenue {
+        Some(value) => super::programs::parse_revenue(value)?,
+        None => None,
+    };
+    Ok(NewMerchant { login, password: body.password, name, business_number, bank_account, category, annual_revenue })
 }
 
 /// Registers a merchant with its login.
@@ -140,8 +148,9 @@ pub(super) async fn create_merchant(
     body: web::Json<StrictJson>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
-    let NewMerchant { login, password, name, business_number, bank_account, category } =
+    let NewMerchant { login, password, name, business_number, bank_account, category, annual_revenue } =
         parse_merchant(body.into_inner().0)?;
+    let annual_revenue = annual_revenue.map(store::money::won_to_db).transpose()?;
     let hash = state.passwords.hash(password).await?;
     let merchant_id = uuid::Uuid::new_v4().to_string();
     let id = merchant_id.clone();
@@ -164,6 +173,7 @@ pub(super) async fn create_merchant(
                 business_number: &business_number,
                 bank_account: &bank_account,
                 category: category.as_deref(),
+                annual_revenue,
             };
             store::merchants::put_merchant(connection, &merchant)?;
             let entry = audit::Entry {
@@ -171,7 +181,8 @@ pub(super) async fn create_merchant(
                 actor: audit::Actor::Admin(&principal.id),
                 action: audit::Action::MerchantCreated,
                 detail: json!({"merchant_id": id, "login": login, "name": name, "business_number": business_number,
-                               "bank_account": bank_account, "category": category}),
+                               "bank_account": bank_account, "category": category,
+                               "annual_revenue": annual_revenue.map(|won| won.to_string())}),
                 idempotency_key: None,
             };
             audit::record(connection, entry)?;
@@ -183,6 +194,122 @@ pub(super) async fn create_merchant(
         return Err(ApiError::new(409, ErrorCode::LoginTaken, "this login is taken; choose another"));
     }
     Ok(HttpResponse::Created().json(MerchantCreated { merchant_id }))
+}
+
+/// What `PATCH /v1/admin/merchants/{id}` may change; absent fields stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MerchantPatchBody {
+    #[schema(min_length = 1, max_length = 200)]
+    name: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
+    bank_account: Option<String>,
+    /// A category, or null to clear it.
+    #[schema(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "present")]
+    category: Option<Value>,
+    /// Whole won as a string, or null when unknown.
+    #[schema(value_type = Option<String>, example = "250000000")]
+    #[serde(default, deserialize_with = "present")]
+    annual_revenue: Option<Value>,
+}
+
+/// A field that is present, even as null, is `Some` (absent stays `None` through `default`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+/// The body of `PATCH /v1/admin/merchants/{id}`.
+pub fn parse_merchant_patch(body: Value) -> Result<store::merchants::MerchantPatch, ApiError> {
+    let body: MerchantPatchBody = parse_body(body)?;
+    let optional_text = |name: &str, value: Option<Value>| -> Result<Option<Option<String>>, ApiError> {
+        match value {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(Value::String(text)) => Ok(Some(Some(text_field(name, &text)?.to_owned()))),
+            Some(_) => Err(ApiError::validation(format!("{name} must be a string or null"))),
+        }
+    };
+    let annual_revenue = match body.annual_revenue {
+        None => None,
+        Some(value) => Some(super::programs::parse_revenue(&value)?.map(store::money::won_to_db).transpose()?),
+    };
+    let patch = store::merchants::MerchantPatch {
+        name: body.name.as_deref().map(|name| text_field("name", name)).transpose()?.map(str::to_owned),
+        bank_account: body
+            .bank_account
+            .as_deref()
+            .map(|account| text_field("bank_account", account))
+            .transpose()?
+            .map(str::to_owned),
+        category: optional_text("category", body.category)?,
+        annual_revenue,
+    };
+    Ok(patch)
+}
+
+fn merchant_view(record: store::merchants::MerchantRecord) -> MerchantView {
+    MerchantView {
+        merchant_id: record.merchant_id,
+        name: record.name,
+        business_number: record.business_number,
+        bank_account: record.bank_account,
+        category: record.category,
+        annual_revenue: record.annual_revenue.map(|won| won.to_string()),
+    }
+}
+
+/// Changes a merchant's name, bank account, category or annual revenue. Payments after this
+/// answer decide programs' eligibility by the new category and revenue; settlement is unchanged.
+#[utoipa::path(patch, path = "/v1/admin/merchants/{merchant_id}", operation_id = "patch_merchant", tag = "admin",
+    security(("bearer" = [])),
+    params(("merchant_id" = String, Path, description = "The merchant's id.")),
+    request_body = MerchantPatchBody,
+    responses(
+        (status = 200, description = "The merchant after the change.", body = MerchantView),
+        (status = 400, response = inline(InvalidJson)),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 404, description = "`not_found`: no such merchant.", body = ErrorBody),
+        (status = 408, response = inline(RequestTimeout)),
+        (status = 413, response = inline(PayloadTooLarge)),
+        (status = 422, description = "`validation_failed`, naming the field: an unknown field, a text field that is             empty, over 200 characters or holds control characters, an `annual_revenue` that is not whole won.",
+            body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
+pub(super) async fn patch_merchant(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<StrictJson>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
+    let patch = parse_merchant_patch(body.into_inner().0)?;
+    let merchant_id = path.into_inner();
+    let changed = with_connection(&state, move |connection, state| {
+        let now = state.clock.now();
+        store::write_transaction(connection, |connection| {
+            let Some((before, after)) = store::merchants::patch(connection, &merchant_id, &patch)? else {
+                return Ok(None);
+            };
+            let entry = audit::Entry {
+                at: now,
+                actor: audit::Actor::Admin(&principal.id),
+                action: audit::Action::MerchantChanged,
+                detail: json!({"merchant_id": merchant_id,
+                               "before": crate::api::wire::to_json(&merchant_view(before)),
+                               "after": crate::api::wire::to_json(&merchant_view(after.clone()))}),
+                idempotency_key: None,
+            };
+            audit::record(connection, entry)?;
+            Ok(Some(after))
+        })
+    })
+    .await?;
+    let after = changed.ok_or_else(|| ApiError::not_found("no such merchant"))?;
+    Ok(HttpResponse::Ok().json(merchant_view(after)))
 }
 
 /// The policy in force.

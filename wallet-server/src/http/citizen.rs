@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
-use wallet_core::{Amount, Command, Month, PaymentCode, WalletId};
+use wallet_core::{Amount, Command, PaymentCode, WalletId};
 
 use super::{
     authenticate_point_read, authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, rfc3339, submit,
@@ -54,19 +54,25 @@ async fn citizen_wallet(state: &State, request: &HttpRequest) -> Result<(String,
 pub(super) async fn wallet(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     // One statement: the citizen's wallet joined with the city row, read on this worker when the
     // session is cached (else in one trip to the blocking pool with the session check).
-    let (_, (wallet, view)) =
+    // The allowance purses are a second statement: a wallet the city never granted reads none.
+    let (_, (wallet, view, names)) =
         authenticate_point_read(&state, &request, Some(Role::Citizen), |connection, state, principal| {
             let Some((wallet, wallet_state, policy)) = store::wallets::citizen_wallet_view(connection, &principal.id)?
             else {
-                return Ok((None, None));
+                return Ok((None, None, Vec::new()));
             };
-            let month = Month::of(state.clock.now());
-            Ok((Some(wallet), Some(wallet_state.view(month, &policy))))
+            let grants = store::allowances::of_wallet_with_names(connection, &wallet)?;
+            let view = wallet_state.view(state.clock.now(), &policy, grants.iter().map(|(id, grant, _)| (id, grant)));
+            let names = grants.into_iter().map(|(_, grant, name)| (grant.program, name)).collect::<Vec<_>>();
+            Ok((Some(wallet), Some(view), names))
         })
         .await?;
     let wallet_id = wallet_id(wallet)?;
     let view = view.ok_or_else(|| ApiError::not_found("no such wallet"))?.map_err(|_| ApiError::internal())?;
-    Ok(HttpResponse::Ok().json(WalletView::new(wallet_id.to_string(), &view)))
+    let program_name = |program: &wallet_core::ProgramId| {
+        names.iter().find(|(id, _)| id == program).map(|(_, name)| name.clone()).unwrap_or_default()
+    };
+    Ok(HttpResponse::Ok().json(WalletView::new(wallet_id.to_string(), &view, program_name)))
 }
 
 /// A charge from the citizen's linked bank account.

@@ -10,6 +10,7 @@ mod merchant;
 mod metrics;
 mod openapi;
 mod password;
+mod programs;
 pub mod request_id;
 mod routes;
 mod session;
@@ -24,11 +25,13 @@ pub use routes::{admission_of, request_metrics};
 /// JSON value into domain types or an [`ApiError`] of status 4xx.
 pub mod requests {
     pub use super::admin::{
-        parse_close_day, parse_merchant, parse_policy, parse_test_clock, parse_top_up, NewMerchant,
+        parse_close_day, parse_merchant, parse_merchant_patch, parse_policy, parse_test_clock, parse_top_up,
+        NewMerchant,
     };
     pub use super::citizen::{parse_charge, parse_gift};
     pub use super::merchant::{parse_payment, parse_refund};
     pub use super::password::{parse_new_password, NewPassword};
+    pub use super::programs::{parse_grants, parse_program, parse_program_top_up, NewProgram};
     pub use super::session::{parse_login_body, parse_registration, LoginBody};
     pub use super::BODY_BYTES_MAX;
 }
@@ -55,7 +58,7 @@ pub type State = web::Data<AppState>;
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
-        .app_data(web::JsonConfig::default().limit(BODY_BYTES_MAX).error_handler(|error, _| json_error(&error).into()))
+        .app_data(json_config(BODY_BYTES_MAX))
         .app_data(web::PathConfig::default().error_handler(|error, _| ApiError::not_found(error.to_string()).into()))
         .app_data(web::QueryConfig::default().error_handler(|error, _| ApiError::validation(error.to_string()).into()))
         .configure(routes::register)
@@ -121,11 +124,17 @@ pub use crate::api::new_tx_id;
 
 pub use crate::api::rfc3339;
 
+/// How JSON bodies of at most `limit` bytes are read (one operation takes more than the rest:
+/// `routes::Route::body_bytes_max`).
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default().limit(limit).error_handler(move |error, _| json_error(&error, limit).into())
+}
+
 /// Maps a JSON body failure: too large 413, not JSON 400, wrong shape 422.
-fn json_error(error: &JsonPayloadError) -> ApiError {
+fn json_error(error: &JsonPayloadError, limit: usize) -> ApiError {
     match error {
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            ApiError::new(413, ErrorCode::PayloadTooLarge, format!("the request body is over {BODY_BYTES_MAX} bytes"))
+            ApiError::new(413, ErrorCode::PayloadTooLarge, format!("the request body is over {limit} bytes"))
         }
         JsonPayloadError::Payload(payload) if body_deadline::is_deadline_error(payload) => ApiError::new(
             408,

@@ -60,6 +60,7 @@ use crate::api::wire::*;
         super::merchant::refund,
         super::merchant::sales,
         super::admin::create_merchant,
+        super::admin::patch_merchant,
         super::admin::get_policy,
         super::admin::put_policy,
         super::admin::top_up,
@@ -74,6 +75,11 @@ use crate::api::wire::*;
         super::password::set_password,
         super::status::status,
         super::audit::audit_log,
+        super::programs::create_program,
+        super::programs::list_programs,
+        super::programs::get_program,
+        super::programs::top_up_program,
+        super::programs::grant,
     ),
     components(
         schemas(
@@ -84,7 +90,8 @@ use crate::api::wire::*;
             TrialBalance, AccountBalance, Admission, RequestLimiter, LimiterClass, ClockNow, PasswordResetIssued, Status, StatusKind,
             StatusReason, StatusReasonCode, TestClockStatus, Database, BooksStatus, TodayStatus, SessionsStatus, WriterStatus,
             LastSettlement, HandoverStatus, LastImport, LastExport, BundleKind, AuditPage, AuditRow, AuditVia,
-            AuditAction,
+            AuditAction, Purses, AllowancePurse, PaidFrom, ProgramKind, ProgramBudget, Program, ProgramList,
+            ProgramToppedUp, Granted, GrantRowCode, GrantRowProblem, GrantsRefused, Merchant,
         ),
     ),
     modifiers(&BearerAuth),
@@ -95,6 +102,8 @@ use crate::api::wire::*;
         (name = "merchant", description = "Merchants' POS terminals: payments, refunds, the day's sales."),
         (name = "admin", description = "The city's back office: merchants, policy, cashback budget, \
             settlement, oversight, test clock."),
+        (name = "programs", description = "The city's allowance programs: budgets and grants into wallets' \
+            allowance purses."),
     )
 )]
 pub struct ApiDoc;

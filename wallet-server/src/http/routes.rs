@@ -20,7 +20,7 @@ use actix_web::http::Method;
 use actix_web::web;
 
 use super::metrics::RequestMetrics;
-use super::{admin, audit, citizen, merchant, metrics, openapi, password, session, status};
+use super::{admin, audit, citizen, merchant, metrics, openapi, password, programs, session, status};
 use crate::admission::gate::Admit;
 use crate::admission::limiter::Class;
 
@@ -32,6 +32,8 @@ pub struct Route {
     pub path: &'static str,
     /// How the admission gate treats the operation's requests: a priority class, or exempt.
     pub admit: Admit,
+    /// The largest body the operation takes (413 above it).
+    pub body_bytes_max: usize,
     /// The actix route calling the operation's handler (the method guard is added by [`register`]).
     handler: fn() -> actix_web::Route,
 }
@@ -39,7 +41,16 @@ pub struct Route {
 /// A row of [`ROUTES`]: `METHOD "path" => handler, admission`.
 macro_rules! route {
     ($method:ident $path:literal => $handler:path, $admit:expr) => {
-        Route { method: Method::$method, path: $path, admit: $admit, handler: || web::route().to($handler) }
+        route!($method $path => $handler, $admit, body_max = super::BODY_BYTES_MAX)
+    };
+    ($method:ident $path:literal => $handler:path, $admit:expr, body_max = $max:expr) => {
+        Route {
+            method: Method::$method,
+            path: $path,
+            admit: $admit,
+            body_bytes_max: $max,
+            handler: || web::route().to($handler),
+        }
     };
 }
 
@@ -47,7 +58,7 @@ use Admit::{Exempt, In};
 use Class::{Admin, CitizenMoney, Logins, Pos, Reads};
 
 /// Every operation the server serves, in the order of the API document.
-pub static ROUTES: [Route; 30] = [
+pub static ROUTES: [Route; 36] = [
     // Never queued or shed: liveness, scraping and the document must answer under any load.
     route!(GET "/healthz" => super::healthz, Exempt),
     route!(GET "/metrics" => metrics::scrape, Exempt),
@@ -68,6 +79,7 @@ pub static ROUTES: [Route; 30] = [
     route!(POST "/v1/payments/{payment_id}/refunds" => merchant::refund, In(Pos)),
     route!(GET "/v1/merchant/sales" => merchant::sales, In(Reads)),
     route!(POST "/v1/admin/merchants" => admin::create_merchant, In(Admin)),
+    route!(PATCH "/v1/admin/merchants/{merchant_id}" => admin::patch_merchant, In(Admin)),
     route!(GET "/v1/admin/policy" => admin::get_policy, In(Admin)),
     route!(PUT "/v1/admin/policy" => admin::put_policy, In(Admin)),
     route!(POST "/v1/admin/cashback-budget/top-ups" => admin::top_up, In(Admin)),
@@ -82,6 +94,11 @@ pub static ROUTES: [Route; 30] = [
     route!(POST "/v1/citizens/password" => password::set_password, In(Logins)),
     route!(GET "/v1/admin/status" => status::status, In(Admin)),
     route!(GET "/v1/admin/audit-log" => audit::audit_log, In(Admin)),
+    route!(POST "/v1/admin/programs" => programs::create_program, In(Admin)),
+    route!(GET "/v1/admin/programs" => programs::list_programs, In(Admin)),
+    route!(GET "/v1/admin/programs/{program_id}" => programs::get_program, In(Admin)),
+    route!(POST "/v1/admin/programs/{program_id}/budget-top-ups" => programs::top_up_program, In(Admin)),
+    route!(POST "/v1/admin/programs/{program_id}/grants" => programs::grant, In(Admin), body_max = programs::GRANTS_BODY_BYTES_MAX),
 ];
 
 /// The class of a request that matches no row (an unknown path, or a method its path does not
@@ -92,7 +109,12 @@ pub const UNMATCHED: Admit = In(Reads);
 /// Registers every row of [`ROUTES`] with actix.
 pub fn register(config: &mut web::ServiceConfig) {
     for route in &ROUTES {
-        config.route(route.path, (route.handler)().method(route.method.clone()));
+        let resource = web::resource(route.path).route((route.handler)().method(route.method.clone()));
+        if route.body_bytes_max == super::BODY_BYTES_MAX {
+            config.service(resource);
+        } else {
+            config.service(resource.app_data(super::json_config(route.body_bytes_max)));
+        }
     }
 }
 

@@ -4,15 +4,17 @@
 //! - `sessions`: citizen sessions idle or past their lifetime deleted, giving their slots back;
 //! - `expiry`: idempotency records and payment codes past their retention deleted;
 //! - `throttle`: login-throttle records with nothing left to say purged;
+//! - `allowances`: expired grants' money returned to their programs;
 //! - `books`: the trial balance taken, for the status and metrics endpoints.
 //!
-//! The first four run on one schedule ([`keep_line_and_sweeps`]): the line every
-//! [`LINE_SYNC_INTERVAL`], and every [`SWEEP_EVERY_TICKS`]-th time the three sweeps first, in
+//! The first five run on one schedule ([`keep_line_and_sweeps`]): the line every
+//! [`LINE_SYNC_INTERVAL`], and every [`SWEEP_EVERY_TICKS`]-th time the four sweeps first, in
 //! that order, then the line, so a sweep's effects come in the same order on every tick. The
 //! trial balance runs on its own ([`keep_books_checked`]): it is slow and must not hold up the
 //! line. A job reads and changes the shared state (`crate::state`) and the database; none uses the
 //! HTTP layer, and each logs its failure and tries again at its next turn.
 
+mod allowances;
 mod books;
 mod expiry;
 mod line;
@@ -34,8 +36,8 @@ pub const SWEEP_EVERY_TICKS: u64 = 10;
 
 /// Keeps this server's mirror of the waiting line in step with the shared one and runs the
 /// sweeps, for the life of the server: every [`LINE_SYNC_INTERVAL`] the line, and every
-/// [`SWEEP_EVERY_TICKS`] line syncs, before it, the sessions, the expired records and the
-/// throttle.
+/// [`SWEEP_EVERY_TICKS`] line syncs, before it, the sessions, the expired records, the
+/// throttle and the expired allowances.
 pub async fn keep_line_and_sweeps(state: Arc<AppState>) {
     let mut interval = tokio::time::interval(LINE_SYNC_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -47,6 +49,7 @@ pub async fn keep_line_and_sweeps(state: Arc<AppState>) {
             sessions::sweep(&state).await;
             expiry::sweep(&state).await;
             throttle::purge(&state);
+            allowances::sweep(&state).await;
         }
         line::sync(&state).await;
     }

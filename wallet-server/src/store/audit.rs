@@ -29,6 +29,10 @@ pub enum Action {
     TestClockMoved,
     HandoverImported,
     HandoverExported,
+    ProgramCreated,
+    ProgramBudgetToppedUp,
+    AllowancesGranted,
+    MerchantChanged,
 }
 
 impl Action {
@@ -43,6 +47,10 @@ impl Action {
             Action::TestClockMoved => "test_clock_moved",
             Action::HandoverImported => "handover_imported",
             Action::HandoverExported => "handover_exported",
+            Action::ProgramCreated => "program_created",
+            Action::ProgramBudgetToppedUp => "program_budget_topped_up",
+            Action::AllowancesGranted => "allowances_granted",
+            Action::MerchantChanged => "merchant_changed",
         }
     }
 }

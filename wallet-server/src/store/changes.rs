@@ -5,11 +5,15 @@ use chrono::{DateTime, Utc};
 use wallet_core::Changes;
 
 use super::wallets::HistoryHeads;
-use super::{daily_sales, ledger_state, merchants, payment_codes, payments, settlements, wallets, DbConn, StoreResult};
+use super::{
+    allowances, daily_sales, ledger_state, merchants, payment_codes, payments, programs, settlements, wallets, DbConn,
+    StoreResult,
+};
 
 /// Writes everything a batch changed, each entity once; a changed wallet's row gets its moved
 /// history head (`heads`, from [`super::history::chain_history`]) in the same statement. The
-/// order is fixed: the city row, wallets, merchants, sales, payment codes, payments, settlements.
+/// order is fixed: the city row, programs, wallets, allowances, merchants, sales, payment codes,
+/// payments (their allowance parts after the allowances they name), settlements.
 pub fn save(
     connection: &mut DbConn,
     changes: &Changes,
@@ -17,7 +21,9 @@ pub fn save(
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     ledger_state::save(connection, changes)?;
+    programs::save(connection, &changes.programs)?;
     wallets::save(connection, &changes.wallets, heads)?;
+    allowances::save(connection, &changes.grants)?;
     merchants::save(connection, &changes.merchants)?;
     daily_sales::save(connection, &changes.sales)?;
     payment_codes::save(connection, &changes.codes)?;

@@ -21,6 +21,8 @@ pub struct MerchantDetails<'a> {
     pub business_number: &'a str,
     pub bank_account: &'a str,
     pub category: Option<&'a str>,
+    /// Whole won; what allowance programs with a revenue ceiling decide by.
+    pub annual_revenue: Option<i64>,
 }
 
 /// Adds a new merchant (its principal was just created) with nothing receivable.
@@ -43,6 +45,7 @@ pub fn put_merchants(
                 merchants::business_number.eq(merchant.business_number),
                 merchants::bank_account.eq(merchant.bank_account),
                 merchants::category.eq(merchant.category),
+                merchants::annual_revenue.eq(merchant.annual_revenue),
                 merchants::receivable.eq(won_to_db(state.receivable)?),
                 merchants::carried_negative.eq(won_to_db(state.carried_negative)?),
             ));
@@ -54,6 +57,8 @@ pub fn put_merchants(
                 merchants::business_number.eq(excluded(merchants::business_number)),
                 merchants::bank_account.eq(excluded(merchants::bank_account)),
                 merchants::category.eq(excluded(merchants::category)),
+                // Not `annual_revenue`: a version 1 handover bundle has none, and a delta must
+                // not erase what the city set since.
                 merchants::receivable.eq(excluded(merchants::receivable)),
                 merchants::carried_negative.eq(excluded(merchants::carried_negative)),
             ))
@@ -73,19 +78,89 @@ pub fn load_merchants(connection: &mut DbConn, ids: &[String]) -> StoreResult<Ve
             let id = MerchantId::parse(&row.merchant_id).map_err(|error| corrupt("merchant id", error))?;
             Ok((
                 id,
-                MerchantState { receivable: db_won(row.receivable), carried_negative: db_won(row.carried_negative) },
+                MerchantState {
+                    receivable: db_won(row.receivable),
+                    carried_negative: db_won(row.carried_negative),
+                    category: row.category,
+                    annual_revenue: row.annual_revenue.map(db_won),
+                },
             ))
         })
         .collect()
 }
 
-/// A merchant's balances, as stored.
+/// A merchant's balances and what programs decide eligibility by, as stored.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = merchants, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct MerchantBalanceRow {
     merchant_id: String,
     receivable: i64,
     carried_negative: i64,
+    category: Option<String>,
+    annual_revenue: Option<i64>,
+}
+
+/// A merchant's details, as stored and shown to the city.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = merchants, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct MerchantRecord {
+    pub merchant_id: String,
+    pub name: String,
+    pub business_number: String,
+    pub bank_account: String,
+    pub category: Option<String>,
+    pub annual_revenue: Option<i64>,
+}
+
+/// What `PATCH /v1/admin/merchants/{id}` may change; `None` leaves a field as it is, and
+/// `Some(None)` clears an optional one.
+#[derive(Debug, Default, Clone)]
+pub struct MerchantPatch {
+    pub name: Option<String>,
+    pub bank_account: Option<String>,
+    pub category: Option<Option<String>>,
+    pub annual_revenue: Option<Option<i64>>,
+}
+
+/// One merchant's details.
+pub fn record(connection: &mut DbConn, merchant_id: &str) -> StoreResult<Option<MerchantRecord>> {
+    Ok(merchants::table
+        .filter(merchants::merchant_id.eq(merchant_id))
+        .select(MerchantRecord::as_select())
+        .load(connection)?
+        .into_iter()
+        .next())
+}
+
+/// Changes a merchant's details (never its balances, which only the writer writes) and returns
+/// them before and after; `None` for an unknown merchant. The writer reads category and revenue
+/// with the balances, so a payment after this commit decides eligibility by the new values.
+pub fn patch(
+    connection: &mut DbConn,
+    merchant_id: &str,
+    change: &MerchantPatch,
+) -> StoreResult<Option<(MerchantRecord, MerchantRecord)>> {
+    let Some(before) = record(connection, merchant_id)? else {
+        return Ok(None);
+    };
+    let after = MerchantRecord {
+        merchant_id: before.merchant_id.clone(),
+        name: change.name.clone().unwrap_or_else(|| before.name.clone()),
+        business_number: before.business_number.clone(),
+        bank_account: change.bank_account.clone().unwrap_or_else(|| before.bank_account.clone()),
+        category: change.category.clone().unwrap_or_else(|| before.category.clone()),
+        annual_revenue: change.annual_revenue.unwrap_or(before.annual_revenue),
+    };
+    let updated = diesel::update(merchants::table.filter(merchants::merchant_id.eq(merchant_id)))
+        .set((
+            merchants::name.eq(&after.name),
+            merchants::bank_account.eq(&after.bank_account),
+            merchants::category.eq(&after.category),
+            merchants::annual_revenue.eq(after.annual_revenue),
+        ))
+        .execute(connection)?;
+    expect_rows("merchant details", updated, 1)?;
+    Ok(Some((before, after)))
 }
 
 /// Writes the batch's changed balances: one kept-prepared statement a merchant on SQLite, one

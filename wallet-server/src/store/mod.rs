@@ -83,6 +83,7 @@ macro_rules! insert_fixed_rows {
     }};
 }
 
+pub mod allowances;
 pub mod audit;
 pub mod balances;
 pub mod changes;
@@ -101,6 +102,7 @@ pub mod payment_codes;
 pub mod payments;
 pub mod postings;
 pub mod principals;
+pub mod programs;
 pub mod schema;
 #[cfg(test)]
 mod schema_check;

@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 use diesel::upsert::excluded;
-use wallet_core::{MerchantId, Month, PaymentState, TxId, WalletId};
+use wallet_core::{AllowancePart, GrantId, MerchantId, Month, PaymentState, PurseParts, TxId, WalletId};
 
 use super::fixed::{self, Bind, ROWS_PER_INSERT};
 use super::money::{db_won, won_to_db};
@@ -26,6 +26,19 @@ struct PaymentRow {
     refunded: i64,
     cashback_reversed: i64,
     eligible_returned: i64,
+    bonus_paid: i64,
+    own_restored: i64,
+    bonus_restored: i64,
+}
+
+/// What one allowance paid of a payment, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = payment_allowances, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct PaymentAllowanceRow {
+    payment_id: String,
+    grant_id: String,
+    paid: i64,
+    restored: i64,
 }
 
 pub fn load_payments(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<(TxId, PaymentState)>> {
@@ -39,6 +52,7 @@ pub fn load_payments(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec
             .order(payments::payment_id)
             .select(PaymentRow::as_select())
     )?;
+    let mut parts = load_allowance_parts(connection, ids)?;
     rows.into_iter()
         .map(|row| {
             let amount = db_won(row.amount);
@@ -53,15 +67,73 @@ pub fn load_payments(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec
                 refunded: db_won(row.refunded),
                 cashback_reversed: db_won(row.cashback_reversed),
                 eligible_returned: db_won(row.eligible_returned),
+                purses: PurseParts {
+                    bonus_paid: db_won(row.bonus_paid),
+                    own_restored: db_won(row.own_restored),
+                    bonus_restored: db_won(row.bonus_restored),
+                    allowances: parts.remove(&row.payment_id).unwrap_or_default(),
+                },
             };
             Ok((TxId::parse(&row.payment_id).map_err(|error| corrupt("payment id", error))?, state))
         })
         .collect()
 }
 
+/// The allowance parts of the payments `ids`, by payment, each in spending order. Most payments
+/// have none; the rows are read without a lock, since their payment's row holds it.
+fn load_allowance_parts(
+    connection: &mut DbConn,
+    ids: &[String],
+) -> StoreResult<std::collections::HashMap<String, Vec<AllowancePart>>> {
+    let rows: Vec<PaymentAllowanceRow> = payment_allowances::table
+        .filter(payment_allowances::payment_id.eq_any(ids))
+        .order((payment_allowances::payment_id, payment_allowances::position))
+        .select(PaymentAllowanceRow::as_select())
+        .load(connection)?;
+    let mut parts: std::collections::HashMap<String, Vec<AllowancePart>> = Default::default();
+    for row in rows {
+        let grant = GrantId::parse(&row.grant_id).map_err(|error| corrupt("payment allowance grant", error))?;
+        let part = AllowancePart { grant, paid: db_won(row.paid), restored: db_won(row.restored) };
+        parts.entry(row.payment_id).or_default().push(part);
+    }
+    Ok(parts)
+}
+
+/// Writes the allowance parts of the batch's payments: new, or with what refunds restored.
+fn save_allowance_parts(connection: &mut DbConn, changed: &[(TxId, PaymentState)]) -> StoreResult<()> {
+    let mut rows = Vec::new();
+    for (id, payment) in changed {
+        for (position, part) in payment.purses.allowances.iter().enumerate() {
+            rows.push((
+                payment_allowances::payment_id.eq(id.as_str()),
+                payment_allowances::grant_id.eq(part.grant.as_str()),
+                payment_allowances::position.eq(i32::try_from(position).expect("a payment spends few allowances")),
+                payment_allowances::paid.eq(won_to_db(part.paid)?),
+                payment_allowances::restored.eq(won_to_db(part.restored)?),
+            ));
+        }
+    }
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        upsert!(
+            connection,
+            diesel::insert_into(payment_allowances::table)
+                .values(chunk)
+                .on_conflict((payment_allowances::payment_id, payment_allowances::grant_id))
+                .do_update()
+                .set(payment_allowances::restored.eq(excluded(payment_allowances::restored)))
+        )?;
+    }
+    Ok(())
+}
+
 /// Writes the batch's new and refunded payments: one kept-prepared upsert a payment on SQLite, a
-/// few hundred rows a statement on PostgreSQL.
+/// few hundred rows a statement on PostgreSQL; then their allowance parts.
 pub fn save(connection: &mut DbConn, changed: &[(TxId, PaymentState)]) -> StoreResult<()> {
+    save_payments(connection, changed)?;
+    save_allowance_parts(connection, changed)
+}
+
+fn save_payments(connection: &mut DbConn, changed: &[(TxId, PaymentState)]) -> StoreResult<()> {
     if matches!(connection, DbConn::Pg(_)) {
         let mut rows = Vec::with_capacity(changed.len());
         for (id, payment) in changed {
@@ -77,6 +149,9 @@ pub fn save(connection: &mut DbConn, changed: &[(TxId, PaymentState)]) -> StoreR
                 payments::refunded.eq(won_to_db(payment.refunded)?),
                 payments::cashback_reversed.eq(won_to_db(payment.cashback_reversed)?),
                 payments::eligible_returned.eq(won_to_db(payment.eligible_returned)?),
+                payments::bonus_paid.eq(won_to_db(payment.purses.bonus_paid)?),
+                payments::own_restored.eq(won_to_db(payment.purses.own_restored)?),
+                payments::bonus_restored.eq(won_to_db(payment.purses.bonus_restored)?),
             ));
         }
         for chunk in rows.chunks(ROWS_PER_INSERT) {
@@ -86,6 +161,8 @@ pub fn save(connection: &mut DbConn, changed: &[(TxId, PaymentState)]) -> StoreR
                     payments::refunded.eq(excluded(payments::refunded)),
                     payments::cashback_reversed.eq(excluded(payments::cashback_reversed)),
                     payments::eligible_returned.eq(excluded(payments::eligible_returned)),
+                    payments::own_restored.eq(excluded(payments::own_restored)),
+                    payments::bonus_restored.eq(excluded(payments::bonus_restored)),
                 ))
             )?;
         }
@@ -97,9 +174,11 @@ pub fn save(connection: &mut DbConn, changed: &[(TxId, PaymentState)]) -> StoreR
             connection,
             fixed!(
                 "INSERT INTO payments (payment_id, merchant_id, wallet_id, amount, cashback, eligible, month, at_ms, \
-                 refunded, cashback_reversed, eligible_returned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 refunded, cashback_reversed, eligible_returned, bonus_paid, own_restored, bonus_restored) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (payment_id) DO UPDATE SET refunded = excluded.refunded, \
-                 cashback_reversed = excluded.cashback_reversed, eligible_returned = excluded.eligible_returned",
+                 cashback_reversed = excluded.cashback_reversed, eligible_returned = excluded.eligible_returned, \
+                 own_restored = excluded.own_restored, bonus_restored = excluded.bonus_restored",
                 vec![
                     Bind::Text(id.as_str()),
                     Bind::Text(payment.merchant.as_str()),
@@ -112,6 +191,9 @@ pub fn save(connection: &mut DbConn, changed: &[(TxId, PaymentState)]) -> StoreR
                     Bind::BigInt(won_to_db(payment.refunded)?),
                     Bind::BigInt(won_to_db(payment.cashback_reversed)?),
                     Bind::BigInt(won_to_db(payment.eligible_returned)?),
+                    Bind::BigInt(won_to_db(payment.purses.bonus_paid)?),
+                    Bind::BigInt(won_to_db(payment.purses.own_restored)?),
+                    Bind::BigInt(won_to_db(payment.purses.bonus_restored)?),
                 ],
             ),
         )?;

@@ -7,6 +7,18 @@
 //! holds this file to both backends' migrations (migrations/README.md).
 
 diesel::table! {
+    allowances (grant_id) {
+        grant_id -> Text,
+        program_id -> Text,
+        wallet_id -> Text,
+        amount -> BigInt,
+        outstanding -> BigInt,
+        granted_at_ms -> BigInt,
+        expires_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
     audit_log (seq) {
         seq -> BigInt,
         at_ms -> BigInt,
@@ -110,6 +122,7 @@ diesel::table! {
         category -> Nullable<Text>,
         receivable -> BigInt,
         carried_negative -> BigInt,
+        annual_revenue -> Nullable<BigInt>,
     }
 }
 
@@ -118,6 +131,16 @@ diesel::table! {
         principal_id -> Text,
         code_hash -> Text,
         expires_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    payment_allowances (payment_id, grant_id) {
+        payment_id -> Text,
+        grant_id -> Text,
+        position -> Integer,
+        paid -> BigInt,
+        restored -> BigInt,
     }
 }
 
@@ -143,6 +166,9 @@ diesel::table! {
         refunded -> BigInt,
         cashback_reversed -> BigInt,
         eligible_returned -> BigInt,
+        bonus_paid -> BigInt,
+        own_restored -> BigInt,
+        bonus_restored -> BigInt,
     }
 }
 
@@ -166,6 +192,20 @@ diesel::table! {
         password_hash -> Text,
         created_at_ms -> BigInt,
         changed_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    programs (program_id) {
+        program_id -> Text,
+        kind -> Text,
+        name -> Text,
+        definition -> Text,
+        created_at_ms -> BigInt,
+        funded -> BigInt,
+        granted -> BigInt,
+        spent -> BigInt,
+        returned -> BigInt,
     }
 }
 
@@ -238,13 +278,18 @@ diesel::table! {
         cashback_earned -> BigInt,
         history_head -> Nullable<BigInt>,
         cashback_reversed -> BigInt,
+        bonus -> BigInt,
     }
 }
 
+diesel::joinable!(allowances -> programs (program_id));
+diesel::joinable!(allowances -> wallets (wallet_id));
 diesel::joinable!(daily_sales -> merchants (merchant_id));
 diesel::joinable!(history -> wallets (wallet_id));
 diesel::joinable!(merchants -> principals (merchant_id));
 diesel::joinable!(password_resets -> principals (principal_id));
+diesel::joinable!(payment_allowances -> allowances (grant_id));
+diesel::joinable!(payment_allowances -> payments (payment_id));
 diesel::joinable!(payment_codes -> wallets (wallet_id));
 diesel::joinable!(payments -> merchants (merchant_id));
 diesel::joinable!(payments -> wallets (wallet_id));
@@ -254,6 +299,7 @@ diesel::joinable!(settlement_lines -> settlements (business_date));
 diesel::joinable!(wallets -> principals (citizen_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    allowances,
     audit_log,
     daily_sales,
     handover_bundles,
@@ -263,10 +309,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     ledger_state,
     merchants,
     password_resets,
+    payment_allowances,
     payment_codes,
     payments,
     postings,
     principals,
+    programs,
     session_slots,
     sessions,
     settlement_lines,

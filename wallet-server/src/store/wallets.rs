@@ -46,6 +46,7 @@ struct WalletViewRow {
 #[diesel(table_name = wallets, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct WalletStateRow {
     balance: i64,
+    bonus: i64,
     month: String,
     charged: i64,
     eligible_spent: i64,
@@ -57,6 +58,7 @@ struct WalletStateRow {
 fn wallet_state(row: WalletStateRow) -> StoreResult<WalletState> {
     Ok(WalletState {
         balance: db_won(row.balance),
+        bonus: db_won(row.bonus),
         counters: wallet_core::wallet::MonthCounters {
             month: Month::parse(&row.month).map_err(|error| corrupt("wallet month", error))?,
             charged: db_won(row.charged),
@@ -167,7 +169,9 @@ pub fn save(connection: &mut DbConn, changed: &[(WalletId, WalletState)], heads:
             return Ok(());
         }
         let mut columns = WalletColumns::default();
+        let mut bonuses = Vec::with_capacity(changed.len());
         for (id, wallet) in changed {
+            bonuses.push(won_to_db(wallet.bonus)?);
             columns.0.push(id.as_str());
             columns.1.push(won_to_db(wallet.balance)?);
             columns.2.push(wallet.counters.month.to_string());
@@ -180,10 +184,12 @@ pub fn save(connection: &mut DbConn, changed: &[(WalletId, WalletState)], heads:
         let updated = diesel::sql_query(
             "UPDATE wallets AS w SET balance = v.balance, month = v.month, charged = v.charged, \
              eligible_spent = v.eligible_spent, cashback_earned = v.cashback_earned, \
-             cashback_reversed = v.cashback_reversed, history_head = COALESCE(v.history_head, w.history_head) \
+             cashback_reversed = v.cashback_reversed, history_head = COALESCE(v.history_head, w.history_head), \
+             bonus = v.bonus \
              FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], \
-                         $7::bigint[], $8::bigint[]) \
-             AS v (wallet_id, balance, month, charged, eligible_spent, cashback_earned, cashback_reversed, history_head) \
+                         $7::bigint[], $8::bigint[], $9::bigint[]) \
+             AS v (wallet_id, balance, month, charged, eligible_spent, cashback_earned, cashback_reversed, history_head, \
+                   bonus) \
              WHERE w.wallet_id = v.wallet_id",
         )
         .bind::<Array<Text>, _>(&columns.0)
@@ -194,6 +200,7 @@ pub fn save(connection: &mut DbConn, changed: &[(WalletId, WalletState)], heads:
         .bind::<Array<BigInt>, _>(&columns.5)
         .bind::<Array<BigInt>, _>(&columns.6)
         .bind::<Array<diesel::sql_types::Nullable<BigInt>>, _>(&columns.7)
+        .bind::<Array<BigInt>, _>(&bonuses)
         .execute(pg)?;
         return expect_rows("wallets", updated, columns.0.len());
     }
@@ -202,10 +209,12 @@ pub fn save(connection: &mut DbConn, changed: &[(WalletId, WalletState)], heads:
         fixed::execute(
             connection,
             fixed!(
-                "UPDATE wallets SET balance = ?, month = ?, charged = ?, eligible_spent = ?, cashback_earned = ?, \
-                 cashback_reversed = ?, history_head = COALESCE(?, history_head) WHERE wallet_id = ?",
+                "UPDATE wallets SET balance = ?, bonus = ?, month = ?, charged = ?, eligible_spent = ?, \
+                 cashback_earned = ?, cashback_reversed = ?, history_head = COALESCE(?, history_head) \
+                 WHERE wallet_id = ?",
                 vec![
                     Bind::BigInt(won_to_db(wallet.balance)?),
+                    Bind::BigInt(won_to_db(wallet.bonus)?),
                     Bind::Text(&month),
                     Bind::BigInt(won_to_db(wallet.counters.charged)?),
                     Bind::BigInt(won_to_db(wallet.counters.eligible_spent)?),
@@ -319,6 +328,11 @@ pub fn put_wallet(
     Ok(())
 }
 
+/// Which of the wallets `ids` exist.
+pub fn existing(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<String>> {
+    Ok(wallets::table.filter(wallets::wallet_id.eq_any(ids)).select(wallets::wallet_id).load(connection)?)
+}
+
 pub fn wallet_of(connection: &mut DbConn, citizen_id: &str) -> StoreResult<Option<String>> {
     Ok(wallets::table
         .filter(wallets::citizen_id.eq(citizen_id))
@@ -338,6 +352,7 @@ pub fn put_wallets(connection: &mut DbConn, wallets_in: &[(&str, &str, &WalletSt
                 wallets::wallet_id.eq(*wallet_id),
                 wallets::citizen_id.eq(*citizen_id),
                 wallets::balance.eq(won_to_db(state.balance)?),
+                wallets::bonus.eq(won_to_db(state.bonus)?),
                 wallets::month.eq(state.counters.month.to_string()),
                 wallets::charged.eq(won_to_db(state.counters.charged)?),
                 wallets::eligible_spent.eq(won_to_db(state.counters.eligible_spent)?),
@@ -349,6 +364,7 @@ pub fn put_wallets(connection: &mut DbConn, wallets_in: &[(&str, &str, &WalletSt
             connection,
             diesel::insert_into(wallets::table).values(&rows).on_conflict(wallets::wallet_id).do_update().set((
                 wallets::balance.eq(excluded(wallets::balance)),
+                wallets::bonus.eq(excluded(wallets::bonus)),
                 wallets::month.eq(excluded(wallets::month)),
                 wallets::charged.eq(excluded(wallets::charged)),
                 wallets::eligible_spent.eq(excluded(wallets::eligible_spent)),
@@ -380,10 +396,13 @@ struct Count {
     total: i64,
 }
 
-/// Wallets whose history does not add up to their balance (0 when history is complete).
+/// Wallets whose history does not add up to what they hold (0 when history is complete): the
+/// wallet account (own and bonus) and its allowance purses, expired ones not yet swept included
+/// (their `allowance_expired` item is still to come).
 pub fn wallets_with_incomplete_history(connection: &mut DbConn) -> StoreResult<i64> {
     let count: Count = diesel::sql_query(
-        "SELECT COUNT(*) AS total FROM wallets w WHERE w.balance <> \
+        "SELECT COUNT(*) AS total FROM wallets w WHERE w.balance + \
+         (SELECT CAST(COALESCE(SUM(a.outstanding), 0) AS BIGINT) FROM allowances a WHERE a.wallet_id = w.wallet_id) <> \
          (SELECT CAST(COALESCE(SUM(h.amount), 0) AS BIGINT) FROM history h WHERE h.wallet_id = w.wallet_id)",
     )
     .get_result(connection)?;

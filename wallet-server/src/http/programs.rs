@@ -1,0 +1,343 @@
+//! The city's programs (docs/API.md, Part 2): allowance programs, their budgets, and grants of
+//! up to 1,000 wallets a request. The money moves through the writer like every other command;
+//! creating a program is a row and its audit entry.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+use wallet_core::{AllowanceRules, BusinessDate, Command, GrantId, GrantLine, ProgramId, Validity, WalletId, Won};
+
+use super::strict_json::StrictJson;
+use super::{authenticate, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role, State};
+use crate::api::wire::{
+    ErrorBody, Forbidden, GrantRowCode, GrantRowProblem, Granted, GrantsRefused, IdempotencyConflict, IdempotencyKey,
+    InternalError, InvalidJson, InvalidJsonOrKey, Overloaded, PayloadTooLarge, Program, ProgramList, ProgramToppedUp,
+    RequestTimeout, Unauthorized,
+};
+use crate::api::ApiError;
+use crate::store::{self, audit};
+use crate::writer::WriteOp;
+
+/// A program's name: what citizens see beside their allowance.
+const PROGRAM_NAME_LEN_MAX: usize = 200;
+/// A grants request's body may be larger than other bodies: 1,000 lines of ids up to 64
+/// characters do not fit the usual 64 KiB.
+pub const GRANTS_BODY_BYTES_MAX: usize = 256 * 1024;
+
+/// A program to create (docs/API.md, Part 2). Exactly one of `valid_days` and `expires_on`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramBody {
+    /// `allowance`; `charge_bonus` is planned and refused for now.
+    #[schema(example = "allowance")]
+    kind: String,
+    #[schema(min_length = 1, max_length = 200, example = "청년 지역화폐 2027")]
+    name: String,
+    #[schema(minimum = 1, maximum = 3650, example = 90)]
+    valid_days: Option<u32>,
+    #[schema(format = Date, example = "2027-12-31")]
+    expires_on: Option<String>,
+    /// Only these categories; absent or empty: every category.
+    #[serde(default)]
+    merchant_categories: Vec<String>,
+    #[serde(default)]
+    excluded_merchant_categories: Vec<String>,
+    /// Whole won as a string: merchants above it, or of unknown revenue, are not admitted.
+    #[schema(value_type = Option<String>, example = "3000000000")]
+    merchant_annual_revenue_max: Option<Value>,
+}
+
+/// A program's name and rules, parsed and checked at `now`.
+pub struct NewProgram {
+    pub name: String,
+    pub rules: AllowanceRules,
+}
+
+/// The body of `POST /v1/admin/programs`, checked as of `now` (an `expires_on` already over is
+/// refused).
+pub fn parse_program(body: Value, now: chrono::DateTime<chrono::Utc>) -> Result<NewProgram, ApiError> {
+    let body: ProgramBody = parse_body(body)?;
+    match body.kind.as_str() {
+        "allowance" => {}
+        "charge_bonus" => {
+            return Err(ApiError::validation("kind: charge bonus programs are not available yet; use \"allowance\""))
+        }
+        _ => return Err(ApiError::validation("kind must be \"allowance\"")),
+    }
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > PROGRAM_NAME_LEN_MAX || name.chars().any(char::is_control) {
+        return Err(ApiError::validation(format!(
+            "name must be 1 to {PROGRAM_NAME_LEN_MAX} characters without control characters"
+        )));
+    }
+    let validity = match (body.valid_days, body.expires_on) {
+        (Some(days), None) => Validity::Days(days),
+        (None, Some(date)) => Validity::Until(
+            BusinessDate::parse(&date).map_err(|error| ApiError::validation(format!("expires_on: {error}")))?,
+        ),
+        _ => return Err(ApiError::validation("give exactly one of valid_days and expires_on")),
+    };
+    let revenue_max = body
+        .merchant_annual_revenue_max
+        .map(|value| {
+            parse_amount(&value)
+                .map(|amount| amount.won())
+                .map_err(|error| ApiError::validation(format!("merchant_annual_revenue_max: {}", error.message)))
+        })
+        .transpose()?;
+    let rules = AllowanceRules {
+        validity,
+        merchant_categories: body.merchant_categories,
+        excluded_merchant_categories: body.excluded_merchant_categories,
+        merchant_annual_revenue_max: revenue_max,
+    };
+    let rules = rules.validate(now).map_err(|error| ApiError::validation(format!("{}: {error}", error.field())))?;
+    Ok(NewProgram { name: name.to_owned(), rules })
+}
+
+/// Creates an allowance program with an empty budget.
+#[utoipa::path(post, path = "/v1/admin/programs", operation_id = "create_program", tag = "programs",
+    security(("bearer" = [])),
+    request_body = ProgramBody,
+    responses(
+        (status = 201, description = "The program, its budget empty.", body = Program),
+        (status = 400, response = inline(InvalidJson)),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 408, response = inline(RequestTimeout)),
+        (status = 413, response = inline(PayloadTooLarge)),
+        (status = 422, description = "`validation_failed`, naming the field: a kind other than `allowance`, a name \
+            that is empty or over 200 characters, not exactly one of `valid_days` (1 to 3650) and `expires_on` (a \
+            date from today, KST), more than 64 categories or one empty or over 64 characters, a revenue ceiling \
+            that is not whole won.", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
+pub(super) async fn create_program(
+    state: State,
+    request: HttpRequest,
+    body: web::Json<StrictJson>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
+    let body = body.into_inner().0;
+    let program = with_connection(&state, move |connection, state| {
+        let now = state.clock.now();
+        let NewProgram { name, rules } = match parse_program(body, now) {
+            Ok(parsed) => parsed,
+            Err(error) => return Ok(Err(error)),
+        };
+        let id = ProgramId::parse(&uuid::Uuid::now_v7().to_string()).expect("a UUID is a valid id");
+        store::write_transaction(connection, |connection| {
+            store::programs::insert(connection, &id, &name, &rules, now)?;
+            let shown = Program::new(&id, &name, &rules, now, &Default::default());
+            let entry = audit::Entry {
+                at: now,
+                actor: audit::Actor::Admin(&principal.id),
+                action: audit::Action::ProgramCreated,
+                detail: json!({"program": crate::api::wire::to_json(&shown)}),
+                idempotency_key: None,
+            };
+            audit::record(connection, entry)?;
+            Ok(Ok(shown))
+        })
+    })
+    .await??;
+    Ok(HttpResponse::Created().json(program))
+}
+
+/// Every program with its budget, oldest first.
+#[utoipa::path(get, path = "/v1/admin/programs", operation_id = "list_programs", tag = "programs",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The programs.", body = ProgramList),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
+pub(super) async fn list_programs(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    authenticate(&state, &request, Some(Role::Admin)).await?;
+    let records = with_connection(&state, |connection, _| store::programs::list(connection)).await?;
+    let items = records.iter().map(shown).collect();
+    Ok(HttpResponse::Ok().json(ProgramList { items }))
+}
+
+fn shown(record: &store::programs::ProgramRecord) -> Program {
+    Program::new(&record.id, &record.name, &record.rules, record.created_at, &record.budget)
+}
+
+/// One program with its budget.
+#[utoipa::path(get, path = "/v1/admin/programs/{program_id}", operation_id = "get_program", tag = "programs",
+    security(("bearer" = [])),
+    params(("program_id" = String, Path, description = "The program's id.")),
+    responses(
+        (status = 200, description = "The program.", body = Program),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 404, description = "`not_found`: no such program.", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
+pub(super) async fn get_program(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authenticate(&state, &request, Some(Role::Admin)).await?;
+    let id = path.into_inner();
+    let record = with_connection(&state, move |connection, _| store::programs::get(connection, &id)).await?;
+    let record = record.ok_or_else(|| ApiError::not_found("no such program"))?;
+    Ok(HttpResponse::Ok().json(shown(&record)))
+}
+
+fn program_id(path: String) -> Result<ProgramId, ApiError> {
+    ProgramId::parse(&path).map_err(|_| ApiError::not_found("no such program"))
+}
+
+/// Money added to a program's budget.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ProgramTopUpBody {
+    /// Whole won as a JSON string, from `"1"` to `"1000000000000"`.
+    #[schema(value_type = String, pattern = "^([1-9][0-9]{0,11}|1000000000000)$", example = "100000000")]
+    amount: Value,
+}
+
+/// The body of `POST /v1/admin/programs/{id}/budget-top-ups`: the amount.
+pub fn parse_program_top_up(body: Value) -> Result<wallet_core::Amount, ApiError> {
+    let parsed: ProgramTopUpBody = parse_body(body)?;
+    parse_amount(&parsed.amount)
+}
+
+/// Funds a program's budget from the city's bank account.
+#[utoipa::path(post, path = "/v1/admin/programs/{program_id}/budget-top-ups", operation_id = "top_up_program",
+    tag = "programs",
+    security(("bearer" = [])),
+    params(("program_id" = String, Path, description = "The program's id."), IdempotencyKey),
+    request_body = ProgramTopUpBody,
+    responses(
+        (status = 201, description = "The program's budget after the top-up.", body = ProgramToppedUp),
+        (status = 400, response = inline(InvalidJsonOrKey)),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 404, description = "`not_found`: no such program.", body = ErrorBody),
+        (status = 409, response = inline(IdempotencyConflict)),
+        (status = 408, response = inline(RequestTimeout)),
+        (status = 413, response = inline(PayloadTooLarge)),
+        (status = 422, description = "`invalid_amount`: not a string of whole won from 1 to 1000000000000; \
+            `validation_failed`: an unknown or missing field.", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
+pub(super) async fn top_up_program(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<StrictJson>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
+    let key = idempotency(&request, &body)?;
+    let program = program_id(path.into_inner())?;
+    let amount = parse_program_top_up(body.into_inner().0)?;
+    let command = Command::TopUpProgram { id: new_tx_id(), program, amount };
+    Ok(submit(&state, &principal.id, key, WriteOp::Ledger(command)).await)
+}
+
+/// Allowances to grant: 1 to 1,000 lines, all or none.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsBody {
+    #[schema(min_items = 1, max_items = 1000)]
+    grants: Vec<GrantBodyLine>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct GrantBodyLine {
+    #[schema(min_length = 1, max_length = 64)]
+    wallet_id: String,
+    /// Whole won as a JSON string.
+    #[schema(value_type = String, pattern = "^([1-9][0-9]{0,11}|1000000000000)$", example = "100000")]
+    amount: Value,
+}
+
+/// The lines of `POST /v1/admin/programs/{id}/grants`, each given a fresh grant id. A wallet id
+/// that cannot exist (empty, too long) is an unknown wallet, named by its line like the others.
+pub fn parse_grants(body: Value) -> Result<Vec<GrantLine>, ApiError> {
+    let body: GrantsBody = parse_body(body)?;
+    if body.grants.is_empty() || body.grants.len() > wallet_core::program::GRANTS_PER_COMMAND_MAX {
+        return Err(ApiError::validation(
+            "grants must hold 1 to 1000 lines; use `wallet-server programs grant` for more",
+        ));
+    }
+    let mut lines = Vec::with_capacity(body.grants.len());
+    let mut unparsed = Vec::new();
+    for (index, line) in body.grants.iter().enumerate() {
+        let amount = parse_amount(&line.amount)
+            .map_err(|error| ApiError::invalid_amount(format!("grants[{index}].amount: {}", error.message)))?;
+        match WalletId::parse(&line.wallet_id) {
+            Ok(wallet) => lines.push(GrantLine { grant: new_grant_id(), wallet, amount }),
+            Err(_) => unparsed.push(GrantRowProblem { index: index as u64, code: GrantRowCode::UnknownWallet }),
+        }
+    }
+    if !unparsed.is_empty() {
+        let mut error =
+            ApiError::validation("the grants were refused, none was made: some lines name no wallet; see \"rows\"");
+        error.extra = Some(("rows", crate::api::wire::to_json(&unparsed)));
+        return Err(error);
+    }
+    Ok(lines)
+}
+
+fn new_grant_id() -> GrantId {
+    GrantId::parse(&uuid::Uuid::now_v7().to_string()).expect("a UUID is a valid id")
+}
+
+/// Grants allowances of a program to up to 1,000 wallets: all of them, or none.
+#[utoipa::path(post, path = "/v1/admin/programs/{program_id}/grants", operation_id = "grant_allowances",
+    tag = "programs",
+    security(("bearer" = [])),
+    params(("program_id" = String, Path, description = "The program's id."), IdempotencyKey),
+    request_body = GrantsBody,
+    responses(
+        (status = 201, description = "Every line was granted.", body = Granted),
+        (status = 400, response = inline(InvalidJsonOrKey)),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 404, description = "`not_found`: no such program.", body = ErrorBody),
+        (status = 409, response = inline(IdempotencyConflict)),
+        (status = 408, response = inline(RequestTimeout)),
+        (status = 413, response = inline(PayloadTooLarge)),
+        (status = 422, response = inline(GrantsRefused)),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
+pub(super) async fn grant(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<StrictJson>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
+    let key = idempotency(&request, &body)?;
+    let program = program_id(path.into_inner())?;
+    let lines = parse_grants(body.into_inner().0)?;
+    let command = Command::Grant { id: new_tx_id(), program, lines };
+    Ok(submit(&state, &principal.id, key, WriteOp::Ledger(command)).await)
+}
+
+/// Whole won from a merchant's `annual_revenue` field: a string, or null to clear it.
+pub fn parse_revenue(value: &Value) -> Result<Option<Won>, ApiError> {
+    match value {
+        Value::Null => Ok(None),
+        other => parse_amount(other)
+            .map(|amount| Some(amount.won()))
+            .map_err(|error| ApiError::validation(format!("annual_revenue: {}", error.message))),
+    }
+}
