@@ -174,6 +174,7 @@ const GET: &str = "GET";
 const POST: &str = "POST";
 const PUT: &str = "PUT";
 const DELETE: &str = "DELETE";
+const PATCH: &str = "PATCH";
 use Serves::{AnyRole, Anyone, Only};
 const CITIZEN: Serves = Only(Role::Citizen);
 const MERCHANT: Serves = Only(Role::Merchant);
@@ -230,6 +231,13 @@ fn matrix() -> Vec<Row> {
         row(POST,   "/v1/admin/citizens/{login}/password-reset",  ADMIN,    [U401, U401, U401, U401, F403, F403, S201, NA  ], |_, _| Request::to(format!("/v1/admin/citizens/{FORGETFUL}/password-reset"))),
         // A reset code sets the password of the citizen it was issued for only.
         row(POST,   "/v1/citizens/password",                      Anyone,   [S204, S204, S204, S204, S204, S204, S204, C401], set_password),
+        // Programs (docs/API.md, Part 2)
+        row(PATCH,  "/v1/admin/merchants/{merchant_id}",          ADMIN,    [U401, U401, U401, U401, F403, F403, S200, NA  ], patch_merchant),
+        row(POST,   "/v1/admin/programs",                         ADMIN,    [U401, U401, U401, U401, F403, F403, S201, NA  ], |_, _| Request::to("/v1/admin/programs").json(json!({"kind": "allowance", "name": "Matrix", "valid_days": 30}))),
+        row(GET,    "/v1/admin/programs",                         ADMIN,    [U401, U401, U401, U401, F403, F403, S200, NA  ], |_, _| Request::to("/v1/admin/programs")),
+        row(GET,    "/v1/admin/programs/{program_id}",            ADMIN,    [U401, U401, U401, U401, F403, F403, S200, NA  ], |fixture, _| Request::to(format!("/v1/admin/programs/{}", fixture.program_id))),
+        row(POST,   "/v1/admin/programs/{program_id}/budget-top-ups", ADMIN, [U401, U401, U401, U401, F403, F403, S201, NA  ], |fixture, _| Request::to(format!("/v1/admin/programs/{}/budget-top-ups", fixture.program_id)).json(amount_body(TOP_UP)).keyed()),
+        row(POST,   "/v1/admin/programs/{program_id}/grants",     ADMIN,    [U401, U401, U401, U401, F403, F403, S201, NA  ], grant),
     ]
 }
 
@@ -249,6 +257,7 @@ const GIFT: &str = "1000";
 const PAYMENT: &str = "2000";
 const REFUND: &str = "1000";
 const TOP_UP: &str = "1000";
+const GRANT: &str = "1000";
 
 // ---------------------------------------------------------------------------------------------
 // Requests
@@ -324,6 +333,15 @@ fn refund(fixture: &mut Fixture, _: Caller) -> Request {
     Request::to(format!("/v1/payments/{}/refunds", fixture.payment_id)).json(amount_body(REFUND)).keyed()
 }
 
+fn patch_merchant(fixture: &mut Fixture, _: Caller) -> Request {
+    Request::to(format!("/v1/admin/merchants/{}", fixture.shop.id)).json(json!({"annual_revenue": "120000000"}))
+}
+
+fn grant(fixture: &mut Fixture, _: Caller) -> Request {
+    let grants = json!({"grants": [{"wallet_id": fixture.bob.wallet_id, "amount": GRANT}]});
+    Request::to(format!("/v1/admin/programs/{}/grants", fixture.program_id)).json(grants).keyed()
+}
+
 fn create_merchant(fixture: &mut Fixture, caller: Caller) -> Request {
     let login = fixture.fresh_login("applicant");
     if caller != Caller::Admin {
@@ -387,6 +405,8 @@ struct Fixture<'a> {
     code: Option<String>,
     /// Shop's payment (of alice) that the refund row refunds.
     payment_id: String,
+    /// An allowance program with a budget, for the program rows.
+    program_id: String,
     /// A ticket of a citizen waiting in the (full) waiting room.
     ticket: String,
     /// The sessions that fill the room.
@@ -490,6 +510,10 @@ fn set_up(app: &TestApp, sessions_capacity: i64) -> Fixture<'_> {
     api.charge(&alice.token, "50000").expect(201);
     api.charge(&bob.token, "5000").expect(201);
     let payment_id = string(&api.pay_from(&alice.token, &shop.token, "10000")["payment_id"]);
+    let program = json!({"kind": "allowance", "name": "Youth", "valid_days": 90});
+    let program_id = string(&api.post("/v1/admin/programs", &app.admin(), &program, &[]).expect(201)["program_id"]);
+    let path = format!("/v1/admin/programs/{program_id}/budget-top-ups");
+    api.post_keyed(&path, &app.admin(), &amount_body("100000")).expect(201);
 
     let mut fixture = Fixture {
         app,
@@ -503,6 +527,7 @@ fn set_up(app: &TestApp, sessions_capacity: i64) -> Fixture<'_> {
         logged_out: BTreeMap::new(),
         code: None,
         payment_id,
+        program_id,
         ticket: String::new(),
         filler_sessions: Vec::new(),
         clock: (chrono::DateTime::parse_from_rfc3339(CLOCK_AFTER_IDLE).expect("RFC 3339"), Instant::now()),
@@ -724,8 +749,11 @@ fn assert_nothing_refused_happened(fixture: &Fixture) {
     ]);
     assert_eq!(kinds(&fixture.alice.token), alice, "alice's history");
     assert_eq!(api.balance(&fixture.alice.token), "39300");
-    let bob = sorted(&[("charge", "5000"), ("gift_in", "1000"), ("gift_out", "-1000")]);
+    // The admin's grant of the matrix, once: no refused caller granted or topped up.
+    let bob = sorted(&[("charge", "5000"), ("gift_in", "1000"), ("gift_out", "-1000"), ("allowance_granted", GRANT)]);
     assert_eq!(kinds(&fixture.bob.token), bob, "bob's history");
+    let program = api.get(&format!("/v1/admin/programs/{}", fixture.program_id), &fixture.admin).expect(200);
+    assert_eq!((&program["budget"]["funded"], &program["budget"]["granted"]), (&json!("101000"), &json!(GRANT)));
 
     let sales = |token: &str| {
         let sales = api.get(&format!("/v1/merchant/sales?date={TODAY}"), token).expect(200);

@@ -17,6 +17,7 @@ fn wallet_shows_charges_within_limits(backend: Backend) {
             "charged_this_month": "0", "charge_limit_remaining": "2000000",
             "cashback_earned_this_month": "0", "cashback_net_this_month": "0",
             "cashback_eligible_spend_remaining": "500000",
+            "purses": {"own": "0", "bonus": "0", "allowances": []},
         })
     );
 

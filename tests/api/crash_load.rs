@@ -582,6 +582,8 @@ fn verify_books(
         ("settlement_payouts", 0),
         ("fee_income", 0),
         ("handover_opening", 0),
+        ("citizen_allowance", 0),
+        ("program_budget", 0),
     ]
     .into_iter()
     .map(|(kind, balance)| (kind.to_owned(), balance))

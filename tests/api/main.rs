@@ -27,6 +27,7 @@ mod idempotency;
 mod month;
 mod oversight;
 mod payments;
+mod programs;
 mod quickstart;
 mod refunds;
 mod sessions;

@@ -37,6 +37,8 @@ fn monthly_limits_reset_at_kst_midnight(backend: Backend) {
             "charged_this_month": "0", "charge_limit_remaining": "2000000",
             "cashback_earned_this_month": "0", "cashback_net_this_month": "0",
             "cashback_eligible_spend_remaining": "20000",
+            // December's cashback is in the bonus purse, the rest of the won charged in own.
+            "purses": {"own": "1980000", "bonus": "2000", "allowances": []},
         })
     );
     assert_eq!(api.charge(&alice.token, "1000").expect(201)["balance"], "1983000");

@@ -931,3 +931,12 @@ pub fn history_rows(history: &Value) -> Vec<(String, String, String)> {
 pub fn rows(expected: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
     expected.iter().map(|(kind, amount, after)| (kind.to_string(), amount.to_string(), after.to_string())).collect()
 }
+
+// Added for PROGRAMS.md (`PATCH /v1/admin/merchants/{merchant_id}`).
+impl Client {
+    /// `PATCH path` with a JSON body (a partial update: only the fields given change).
+    #[track_caller]
+    pub fn patch(&self, path: &str, token: &str, body: &Value) -> Reply {
+        self.send("PATCH", path, token, Body::Json(body), &[])
+    }
+}

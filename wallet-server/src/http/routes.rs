@@ -107,14 +107,29 @@ pub static ROUTES: [Route; 36] = [
 pub const UNMATCHED: Admit = In(Reads);
 
 /// Registers every row of [`ROUTES`] with actix.
+/// One actix resource a path, with every method the table serves on it (a resource that
+/// matches the path answers for it: a second resource of the same path would never be asked),
+/// and its body limit where it is not the usual one.
 pub fn register(config: &mut web::ServiceConfig) {
+    let mut paths: Vec<&'static str> = Vec::new();
     for route in &ROUTES {
-        let resource = web::resource(route.path).route((route.handler)().method(route.method.clone()));
-        if route.body_bytes_max == super::BODY_BYTES_MAX {
-            config.service(resource);
-        } else {
-            config.service(resource.app_data(super::json_config(route.body_bytes_max)));
+        if !paths.contains(&route.path) {
+            paths.push(route.path);
         }
+    }
+    for path in paths {
+        let mut resource = web::resource(path);
+        let mut body_bytes_max = super::BODY_BYTES_MAX;
+        for route in ROUTES.iter().filter(|route| route.path == path) {
+            resource = resource.route((route.handler)().method(route.method.clone()));
+            body_bytes_max = body_bytes_max.max(route.body_bytes_max);
+        }
+        if body_bytes_max != super::BODY_BYTES_MAX {
+            resource = resource.app_data(super::json_config(body_bytes_max));
+        }
+        // A method the path does not take gets the app's 405 (a JSON body and `Allow`), not
+        // actix's empty one.
+        config.service(resource.default_service(web::to(super::no_route)));
     }
 }
 
