@@ -877,10 +877,12 @@ fn grants_from_a_file_are_made_once(backend: Backend) {
     // The command runs on the same (test) clock as the server: 60 days from 2030-01-10 KST.
     assert_eq!(time(&only_allowance(api, &alice.token)["expires_at"]), grant_expiry(START_DATE, 60));
 
-    // Run again (as after a crash): nobody is granted twice, whatever the command says.
+    // Run again (as after a crash): nobody is granted twice, and the command says so.
     let again = run_grant(&file);
     assert_granted_once();
-    eprintln!("the rerun of programs grant said: {}", output_text(&again));
+    let said = output_text(&again);
+    assert!(again.status.success(), "{said}");
+    assert!(said.contains("granted 0 wallets") && said.contains("3 lines were granted by an earlier run"), "{said}");
 
     // A malformed line 3 (a fraction of a won): refused, naming the line; not even line 2 granted.
     let bad_amount = dir.path().join("bad-amount.csv");
@@ -909,7 +911,130 @@ fn grants_from_a_file_are_made_once(backend: Backend) {
     app.assert_books_balance();
 }
 
+/// When a test kills a running command.
+enum Kill {
+    After(Duration),
+    /// As soon as its first grant is committed.
+    AtFirstGrant,
+}
+
+/// Citizens a run of the grant command is killed over, one grant command each: enough that a
+/// kill lands between commands.
+const KILLED_RUN_CITIZENS: usize = 24;
+
+fn a_killed_grant_run_grants_the_rest_when_run_again(backend: Backend) {
+    let app = TestApp::start(backend);
+    let api = &app.api;
+    let citizens: Vec<Citizen> =
+        (0..KILLED_RUN_CITIZENS).map(|index| api.register_citizen(&format!("citizen-{index}"))).collect();
+    let dir = tempfile::tempdir().expect("cannot create a temporary directory");
+    let file = dir.path().join("grants.csv");
+    let mut csv = String::from("wallet_id,amount\n");
+    for citizen in &citizens {
+        csv.push_str(&format!("{},1000\n", citizen.wallet_id));
+    }
+    std::fs::write(&file, csv).expect("cannot write the grants file");
+    // One line a command, so the run is many commits long. Killed before it starts granting,
+    // right after its first commit (the budget shows it), and later on; each program's run is
+    // then completed by a second run.
+    let mut interrupted = 0;
+    let kills = [
+        Kill::After(Duration::from_millis(10)),
+        Kill::AtFirstGrant,
+        Kill::AtFirstGrant,
+        Kill::After(Duration::from_millis(300)),
+    ];
+    for (attempt, kill) in kills.into_iter().enumerate() {
+        let program_id = allowance_program(&app, &format!("run {attempt}"), 30);
+        top_up_program(&app, &program_id, "1000000");
+        let mut run = app.server.command();
+        run.env("WALLET_GRANT_LINES_PER_COMMAND", "1")
+            .args(["programs", "grant", &program_id, path_text(&file)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = run.spawn().expect("cannot start wallet-server programs grant");
+        match kill {
+            Kill::After(delay) => std::thread::sleep(delay),
+            Kill::AtFirstGrant => {
+                let started = Instant::now();
+                while won(&program_budget(&app, &program_id)["granted"]) == 0
+                    && child.try_wait().expect("cannot poll the command").is_none()
+                    && started.elapsed() < SWEEP_WAIT_MAX
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let granted_by_the_killed_run = won(&program_budget(&app, &program_id)["granted"]);
+        if granted_by_the_killed_run > 0 && granted_by_the_killed_run < 1000 * KILLED_RUN_CITIZENS as i128 {
+            interrupted += 1;
+        }
+        let again = app.server.run(&["programs", "grant", &program_id, path_text(&file)]);
+        assert!(again.status.success(), "the rerun failed: {}", output_text(&again));
+        // Every citizen exactly once: the budget's total, and each wallet's one allowance of it.
+        let total = (1000 * KILLED_RUN_CITIZENS) as i128;
+        assert_eq!(program_budget(&app, &program_id), budget(1_000_000, total, 0, 0), "attempt {attempt}");
+        for citizen in &citizens {
+            let wallet = api.wallet(&citizen.token);
+            let of_this_run: Vec<&Value> = wallet["purses"]["allowances"]
+                .as_array()
+                .expect("allowances")
+                .iter()
+                .filter(|allowance| allowance["program_id"] == json!(program_id))
+                .collect();
+            assert_eq!(of_this_run.len(), 1, "{} after attempt {attempt}: {wallet}", citizen.login);
+            assert_eq!(of_this_run[0]["amount"], "1000");
+        }
+    }
+    // A kill right after the first of 24 commits stops a run part-way on any machine this
+    // suite runs on; if none did, the test proved nothing about a kill mid-run.
+    assert!(interrupted > 0, "no run was killed part-way");
+    app.assert_books_balance();
+}
+
+/// Citizens whose grants expire at one instant while two servers sweep.
+const SWEPT_CITIZENS: usize = 30;
+
+fn several_servers_return_each_expired_grant_once(backend: Backend) {
+    let mut app = TestApp::start(backend);
+    let citizens: Vec<Citizen> =
+        (0..SWEPT_CITIZENS).map(|index| app.api.register_citizen(&format!("citizen-{index}"))).collect();
+    let program_id = allowance_program(&app, "재난지원금", 1);
+    top_up_program(&app, &program_id, "1000000");
+    let lines: Vec<(&str, &str)> = citizens.iter().map(|citizen| (citizen.wallet_id.as_str(), "700")).collect();
+    grant(&app, &program_id, &lines).expect(201);
+    // The grants of 2030-01-10 (KST) with 1 valid day end at 2030-01-11 24:00 KST.
+    app.set_clock("2030-01-11T15:00:01Z");
+    // Both servers start together on the moved clock, so their first sweeps find the same
+    // expired grants and race for them.
+    app.server.kill9();
+    let mut other = app.server.sibling();
+    other.spawn();
+    app.restart();
+    let total = (700 * SWEPT_CITIZENS) as i128;
+    wait_until("both servers' sweeps return every grant", || {
+        won(&program_budget(&app, &program_id)["returned"]) == total
+    });
+    std::thread::sleep(SWEEP_PERIOD_AND_MARGIN);
+    assert_eq!(program_budget(&app, &program_id), budget(1_000_000, total, 0, total), "returned once, not twice");
+    let api = &app.api;
+    for mut citizen in citizens {
+        citizen.relogin(api);
+        let expired: Vec<_> = history_rows(&api.history(&citizen.token, ""))
+            .into_iter()
+            .filter(|(kind, _, _)| kind == "allowance_expired")
+            .collect();
+        assert_eq!(expired, rows(&[("allowance_expired", "-700", "0")]), "{}", citizen.login);
+    }
+    app.assert_books_balance();
+    other.kill9();
+}
+
 scenarios!(
+    a_killed_grant_run_grants_the_rest_when_run_again,
+    several_servers_return_each_expired_grant_once,
     programs_are_created_listed_and_topped_up,
     grants_are_all_or_nothing,
     payments_spend_admitted_allowances_then_bonus_then_own,

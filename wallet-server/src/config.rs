@@ -28,6 +28,10 @@ pub struct Config {
     pub writer_queue_max: usize,
     /// `WALLET_BATCH_SIZE_MAX`: money requests committed in one transaction at most.
     pub batch_size_max: usize,
+    /// `WALLET_GRANT_LINES_PER_COMMAND`: lines of `wallet-server programs grant`'s file per grant
+    /// command (1 to 1,000, the API's limit; default 1,000). Smaller commands hold the writer for
+    /// less time each, so payments wait less behind a city-wide grant.
+    pub grant_lines_per_command: usize,
     /// `WALLET_BATCH_WAIT_US`: how long the writer waits for more requests to fill a batch,
     /// and only while the previous batch had company (under load); 0, the default, never waits.
     pub batch_wait: Duration,
@@ -123,6 +127,11 @@ impl Config {
             workers: vars.number("WALLET_WORKERS", cores, 1..=256)?,
             writer_queue_max: vars.number("WALLET_WRITER_QUEUE_MAX", 4_096, 1..=1_000_000)?,
             batch_size_max: vars.number("WALLET_BATCH_SIZE_MAX", 256, 1..=10_000)?,
+            grant_lines_per_command: vars.number(
+                "WALLET_GRANT_LINES_PER_COMMAND",
+                wallet_core::program::GRANTS_PER_COMMAND_MAX,
+                1..=wallet_core::program::GRANTS_PER_COMMAND_MAX,
+            )?,
             batch_wait: Duration::from_micros(vars.number("WALLET_BATCH_WAIT_US", 0, 0..=100_000)?),
             session_idle: Duration::from_secs(vars.number("WALLET_SESSION_IDLE_S", 15 * 60, 10..=86_400)?),
             session_lifetime: Duration::from_secs(vars.number("WALLET_SESSION_MAX_S", 12 * 3_600, 60..=30 * 86_400)?),

@@ -27,8 +27,6 @@ use crate::writer::{self, WriteOp};
 
 /// The largest file taken: a province's citizens with room to spare.
 pub const FILE_BYTES_MAX: u64 = 1 << 30;
-/// Lines per grant command (PROGRAMS.md: at most 1,000 per request).
-const LINES_PER_COMMAND: usize = wallet_core::program::GRANTS_PER_COMMAND_MAX;
 /// Wallet and grant ids looked up per query.
 const IDS_PER_QUERY: usize = 1_000;
 /// Bad lines named in one error at most; the count says how many more.
@@ -74,7 +72,7 @@ pub fn grant(pool: DbPool, clock: Arc<Clock>, config: &Config, program: &str, pa
     );
     let progress = Progress::rows("granting", to_grant.len() as u64);
     let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|error| error.to_string())?;
-    for chunk in to_grant.chunks(LINES_PER_COMMAND) {
+    for chunk in to_grant.chunks(config.grant_lines_per_command) {
         let lines = chunk
             .iter()
             .map(|line| GrantLine { grant: line.grant.clone(), wallet: line.wallet.clone(), amount: line.amount })
