@@ -118,4 +118,38 @@ fuzz_target!(|data: &[u8]| {
         Ok(new) => assert!(new.reset_code.len() <= 64 && (8..=128).contains(&new.password.chars().count())),
         Err(error) => refused_well("new password", &error),
     }
+    // Programs (docs/API.md, Part 2), checked on a fixed instant: the core refuses an
+    // `expires_on` before it.
+    let now = chrono::DateTime::from_timestamp(1_900_000_000, 0).expect("a valid instant");
+    match requests::parse_program(body.clone(), now) {
+        Ok(program) => {
+            assert_eq!(program.name, text(&body, "name").trim());
+            assert!(!program.name.is_empty() && program.name.chars().count() <= 200);
+        }
+        Err(error) => refused_well("program", &error),
+    }
+    match requests::parse_program_top_up(body.clone()) {
+        Ok(amount) => assert_eq!(amount.to_string(), text(&body, "amount")),
+        Err(error) => refused_well("program top-up", &error),
+    }
+    match requests::parse_grants(body.clone()) {
+        Ok(lines) => {
+            let given = body["grants"].as_array().expect("accepted grants are a list");
+            assert_eq!(lines.len(), given.len());
+            assert!((1..=1000).contains(&lines.len()));
+            for (line, given) in lines.iter().zip(given) {
+                assert_eq!(line.wallet.as_str(), text(given, "wallet_id"));
+                assert_eq!(line.amount.to_string(), text(given, "amount"));
+            }
+        }
+        Err(error) => refused_well("grants", &error),
+    }
+    match requests::parse_merchant_patch(body.clone()) {
+        Ok(patch) => {
+            for field in patch.name.iter().chain(patch.bank_account.iter()).chain(patch.category.iter().flatten()) {
+                assert!(!field.is_empty() && field.chars().count() <= 200 && field.trim() == field);
+            }
+        }
+        Err(error) => refused_well("merchant patch", &error),
+    }
 });
