@@ -57,12 +57,20 @@ pub struct GrantLine {
     pub amount: Amount,
 }
 
-/// The accounts a handover carries balances into.
+/// The accounts (or, in a wallet, the purses) a handover carries balances into.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CarryOverAccount {
+    /// The wallet's own purse.
     Wallet(WalletId),
+    /// The wallet's bonus purse (HANDOVER.md version 2: `bonus`).
+    Bonus(WalletId),
     Merchant(MerchantId),
     CashbackBudget,
+    /// A program's budget: carried money counts as funded, like the cashback budget's.
+    Program(ProgramId),
+    /// A grant's allowance purse; a grant new to the book enters it first through
+    /// [`crate::Book::open_grant`].
+    Allowance(GrantId),
 }
 
 /// What an applied command did.

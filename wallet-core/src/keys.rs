@@ -79,11 +79,18 @@ impl Keys {
                 self.close_dates.insert(*date);
             }
             Command::CarryOver { account, .. } => match account {
-                CarryOverAccount::Wallet(wallet) => {
+                CarryOverAccount::Wallet(wallet) | CarryOverAccount::Bonus(wallet) => {
                     self.wallets.insert(wallet.clone());
                 }
                 CarryOverAccount::Merchant(merchant) => {
                     self.merchants.insert(merchant.clone());
+                }
+                CarryOverAccount::Program(program) => {
+                    self.programs.insert(program.clone());
+                }
+                // The grant's wallet (whose history records the carry) follows from the grant.
+                CarryOverAccount::Allowance(grant) => {
+                    self.grants.insert(grant.clone());
                 }
                 CarryOverAccount::CashbackBudget => {}
             },
@@ -216,6 +223,20 @@ mod tests {
             Keys { merchants: [merchant("grocer")].into(), ..Keys::default() }
         );
         assert!(Keys::of([&carried(CarryOverAccount::CashbackBudget)]).is_empty());
+        assert_eq!(
+            Keys::of([&carried(CarryOverAccount::Bonus(wallet("carol")))]),
+            Keys { wallets: [wallet("carol")].into(), ..Keys::default() }
+        );
+        let relief = ProgramId::parse("relief").unwrap();
+        assert_eq!(
+            Keys::of([&carried(CarryOverAccount::Program(relief.clone()))]),
+            Keys { programs: [relief].into(), ..Keys::default() }
+        );
+        let carried_grant = GrantId::parse("g-carried").unwrap();
+        assert_eq!(
+            Keys::of([&carried(CarryOverAccount::Allowance(carried_grant.clone()))]),
+            Keys { grants: [carried_grant].into(), ..Keys::default() }
+        );
 
         let issue = Command::IssueCode { code: PaymentCode::parse("code-2").unwrap(), wallet: wallet("dave") };
         assert_eq!(Keys::of([&issue]), Keys { wallets: [wallet("dave")].into(), ..Keys::default() });

@@ -515,3 +515,66 @@ fn carried_over_balances_are_balanced_against_the_handover_account() {
     let zero = ledger.apply(Command::CarryOver { id, account: CarryOverAccount::CashbackBudget, amount: won(0) });
     assert!(matches!(zero.unwrap_err(), Rejection::InvalidAmount(AmountError::Zero)));
 }
+
+/// HANDOVER.md version 2: a wallet's bonus purse, a program's budget and a grant's allowance
+/// purse are carried each against the handover account, and each stays at zero or more.
+#[test]
+fn purses_budgets_and_allowances_are_carried_against_the_handover_account() {
+    let mut ledger = Ledger::new();
+    let carry = |ledger: &mut Ledger, account: CarryOverAccount, value: i64| {
+        let id = ledger.fresh_id("open");
+        ledger.apply(Command::CarryOver { id, account, amount: won(value) })
+    };
+    let carol = || wallet_id("carol");
+    carry(&mut ledger, CarryOverAccount::Wallet(carol()), 42_000).unwrap();
+    let outcome = carry(&mut ledger, CarryOverAccount::Bonus(carol()), 3_000).unwrap();
+    assert_eq!((ledger.balance("carol"), ledger.bonus("carol")), (won(45_000), won(3_000)));
+    assert_eq!(outcome.history[0].kind, HistoryKind::MigratedOpeningBalance);
+    assert_eq!(outcome.history[0].balance_after, won(45_000));
+    // Own and bonus go below zero neither: own holds 42,000, bonus 3,000.
+    for (account, value) in [(CarryOverAccount::Wallet(carol()), -42_001), (CarryOverAccount::Bonus(carol()), -3_001)] {
+        let refusal = carry(&mut ledger, account, value).unwrap_err();
+        assert!(matches!(refusal, Rejection::InsufficientFunds { .. }), "{refusal:?}");
+    }
+
+    // A program's remaining budget counts as funded; its purse-less figures stay.
+    let program = ledger.open_program("youth", 90, &[]);
+    carry(&mut ledger, CarryOverAccount::Program(program.clone()), 50_000).unwrap();
+    let budget = ledger.book.program(&program).unwrap().budget;
+    assert_eq!((budget.funded, budget.remaining(), budget.outstanding()), (won(50_000), won(50_000), won(0)));
+    let refusal = carry(&mut ledger, CarryOverAccount::Program(program.clone()), -50_001).unwrap_err();
+    assert!(matches!(refusal, Rejection::InsufficientFunds { .. }), "{refusal:?}");
+
+    // A grant enters empty, then its purse is carried; the citizen sees it and can spend it.
+    let grant = GrantId::parse("carried-grant").unwrap();
+    let state = GrantState {
+        program: program.clone(),
+        wallet: carol(),
+        amount: won(7_000),
+        outstanding: Won::ZERO,
+        granted_at: utc("2026-12-01T00:00:00Z"),
+        expires_at: utc("2027-03-01T15:00:00Z"),
+    };
+    ledger.book.open_grant(grant.clone(), state);
+    let outcome = carry(&mut ledger, CarryOverAccount::Allowance(grant.clone()), 7_000).unwrap();
+    assert_eq!(outcome.history[0].wallet, carol());
+    assert_eq!(outcome.history[0].balance_after, won(52_000), "the shown balance counts the allowance");
+    assert_eq!(ledger.shown("carol"), won(52_000));
+    let refusal = carry(&mut ledger, CarryOverAccount::Allowance(grant.clone()), -7_001).unwrap_err();
+    assert!(matches!(refusal, Rejection::InsufficientFunds { .. }), "{refusal:?}");
+    let unknown = GrantId::parse("no-such-grant").unwrap();
+    let refusal = carry(&mut ledger, CarryOverAccount::Allowance(unknown), 1).unwrap_err();
+    assert!(matches!(refusal, Rejection::UnknownGrant(_)), "{refusal:?}");
+    let unknown = ProgramId::parse("no-such-program").unwrap();
+    let refusal = carry(&mut ledger, CarryOverAccount::Program(unknown), 1).unwrap_err();
+    assert!(matches!(refusal, Rejection::UnknownProgram(_)), "{refusal:?}");
+    assert_eq!(ledger.book.system().handover_opening, won(-42_000 - 3_000 - 50_000 - 7_000));
+
+    let payment = ledger.pay("bakery", "carol", 8_000).unwrap();
+    assert!(matches!(payment.receipt, Receipt::Paid { paid_from, .. }
+        if paid_from == PaidFrom { allowances: won(7_000), bonus: won(1_000), own: Won::ZERO }));
+    // 2,000 of bonus left and 100 of cashback on what bonus paid. A delta carries a purse down
+    // again: the bonus goes back to the handover account.
+    carry(&mut ledger, CarryOverAccount::Bonus(carol()), -2_100).unwrap();
+    assert_eq!((ledger.balance("carol"), ledger.bonus("carol")), (won(42_000), Won::ZERO));
+}

@@ -9,6 +9,7 @@
 //! then writes, so a rejected command leaves the book exactly as it was and its batch-mates
 //! unaffected.
 
+mod carry_over;
 mod payments;
 mod programs;
 
@@ -18,7 +19,7 @@ use chrono::{DateTime, Utc};
 
 use crate::calendar::{BusinessDate, Month};
 use crate::cashback::BudgetState;
-use crate::command::{CarryOverAccount, Command, Limit, Outcome, Receipt, Rejection};
+use crate::command::{Command, Limit, Outcome, Receipt, Rejection};
 use crate::history::{Counterparty, HistoryItem, HistoryKind};
 use crate::id::{GrantId, MerchantId, PaymentCode, ProgramId, TxId, WalletId};
 use crate::ledger::{Account, AccountKind, Transaction, Transfer, TxKind};
@@ -179,6 +180,16 @@ impl Book {
         assert!(!self.programs.contains_key(&id), "program {id} opened twice");
         self.programs.insert(id.clone(), ProgramState { rules, budget: ProgramBudget::default() });
         self.dirty.programs.insert(id);
+    }
+
+    /// A grant carried over by a handover enters the book with an empty purse (a
+    /// [`Command::CarryOver`] into [`crate::CarryOverAccount::Allowance`] then fills it).
+    /// Recorded as a change. Its wallet and program need not be loaded: the carry checks them.
+    pub fn open_grant(&mut self, id: GrantId, state: GrantState) {
+        assert!(!self.grants.contains_key(&id), "grant {id} opened twice");
+        assert!(state.outstanding.is_zero(), "grant {id} opened with money in its purse");
+        self.insert_grant(id.clone(), state);
+        self.dirty.grants.insert(id);
     }
 
     /// A new wallet enters the book (a registration). Recorded as a change.
@@ -560,67 +571,6 @@ impl Book {
             outcome.transaction = None;
         }
         Ok(outcome)
-    }
-
-    fn carry_over(
-        &mut self,
-        id: &TxId,
-        account: &CarryOverAccount,
-        amount: Won,
-        now: DateTime<Utc>,
-    ) -> Result<Outcome, Rejection> {
-        let magnitude = Amount::try_from(if amount.is_negative() { amount.negate() } else { amount })?;
-        let target = match account {
-            CarryOverAccount::Wallet(wallet) => Account::Wallet(wallet.clone()),
-            CarryOverAccount::Merchant(merchant) => Account::Merchant(merchant.clone()),
-            CarryOverAccount::CashbackBudget => Account::CashbackBudget,
-        };
-        // A wallet's carry moves its own purse, which may not go below zero either.
-        let (balance, floor) = match account {
-            CarryOverAccount::Wallet(wallet) => self
-                .wallets
-                .get(wallet)
-                .map(|state| (state.balance, state.bonus))
-                .ok_or_else(|| Rejection::UnknownWallet(wallet.clone()))?,
-            CarryOverAccount::Merchant(merchant) => self
-                .merchants
-                .get(merchant)
-                .map(|state| (state.receivable, Won::ZERO))
-                .ok_or_else(|| Rejection::UnknownMerchant(merchant.clone()))?,
-            CarryOverAccount::CashbackBudget => (self.budget.remaining(), Won::ZERO),
-        };
-        let balance_after = balance.checked_add(amount)?;
-        if balance_after < floor && target.kind().must_not_go_negative() {
-            return Err(Rejection::InsufficientFunds { account: target, available: balance, needed: magnitude.won() });
-        }
-        let handover_after = self.system.handover_opening.checked_sub(amount)?;
-
-        let mut history = Vec::new();
-        match account {
-            CarryOverAccount::Wallet(wallet) => {
-                self.wallet_mut(wallet).balance = balance_after;
-                let shown = self.shown_balance(wallet, balance_after, now)?;
-                let kind = HistoryKind::MigratedOpeningBalance;
-                history.push(self.history_item(id, wallet, kind, amount, shown, now, None));
-            }
-            CarryOverAccount::Merchant(merchant) => self.merchant_mut(merchant).receivable = balance_after,
-            CarryOverAccount::CashbackBudget => {
-                self.budget.funded = self.budget.funded.checked_add(amount)?;
-                self.dirty.budget = true;
-            }
-        }
-        self.system.handover_opening = handover_after;
-        self.dirty.system = true;
-        let transfer = if amount.is_negative() {
-            Transfer { from: target.clone(), to: Account::HandoverOpening, amount: magnitude }
-        } else {
-            Transfer { from: Account::HandoverOpening, to: target.clone(), amount: magnitude }
-        };
-        Ok(self.outcome(
-            Receipt::CarriedOver { account: target, balance: balance_after },
-            Transaction::from_transfers(id.clone(), TxKind::OpeningBalance, now, [transfer]),
-            history,
-        ))
     }
 
     // Helpers: they compute or fetch, and never decide.
