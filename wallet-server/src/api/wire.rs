@@ -1063,12 +1063,16 @@ pub struct GrantRowProblem {
 
 /// A refused grants request: nothing was granted.
 #[derive(Serialize, ToSchema, ToResponse)]
-#[response(
-    description = "Nothing was granted: `validation_failed` (an unknown or repeated wallet) or `budget_exhausted`, with every line at fault."
-)]
+#[response(description = "Nothing was granted. `validation_failed`: a line names an unknown or repeated wallet \
+    (`rows` names each), or the body does not fit (an unknown or missing field, not 1 to 1000 lines; no `rows`); \
+    `invalid_amount`: a line's amount is not whole won from 1 to 1000000000000; `budget_exhausted`: the lines \
+    total more than the budget has left (`rows` names the lines from the first that passes it).")]
 pub struct GrantsRefused {
     pub error: ErrorDetail,
-    pub rows: Vec<GrantRowProblem>,
+    /// The lines at fault, where the refusal is about lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub rows: Option<Vec<GrantRowProblem>>,
 }
 
 /// A merchant's details as the city keeps them.
