@@ -13,6 +13,7 @@
 pub mod book;
 pub mod calendar;
 pub mod cashback;
+pub mod charge_bonus;
 pub mod command;
 pub mod history;
 pub mod id;

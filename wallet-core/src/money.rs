@@ -145,6 +145,19 @@ impl Won {
         i64::try_from(quotient).map(Won::from_i64).map_err(|_| Overflow)
     }
 
+    /// `ceil(self / rate)` in exact integer arithmetic: the smallest amount whose share at
+    /// `rate` is at least `self` (what of a charge bonus quota a cut bonus used). `rate` > 0.
+    pub fn ceil_over(self, rate: Rate) -> Result<Won, Overflow> {
+        assert!(!self.is_negative(), "ceil_over of a negative amount {self}");
+        assert!(rate.0 > Decimal::ZERO, "ceil_over a zero rate");
+        // rate = mantissa / 10^scale, so self / rate = self × 10^scale / mantissa.
+        let scale = 10i128.checked_pow(rate.0.scale()).ok_or(Overflow)?;
+        let numerator = self.mantissa().checked_mul(scale).ok_or(Overflow)?;
+        let denominator = rate.0.mantissa();
+        let quotient = (numerator + denominator - 1) / denominator;
+        i64::try_from(quotient).map(Won::from_i64).map_err(|_| Overflow)
+    }
+
     pub fn min(self, other: Won) -> Won {
         if self <= other {
             self
