@@ -4,8 +4,9 @@
 //! Reading: an archive is unpacked into a private temporary directory (mode 0700, under
 //! `TMPDIR`), which the directory code paths then read unchanged; it is removed when the
 //! [`BundleDir`] is dropped, on success and on error alike. Gzip is recognised by its magic
-//! bytes, not by the file name. Unpacking is strict and bounded: only the four bundle files, as
-//! regular files, at the top level or all under one directory; no links, devices, absolute
+//! bytes, not by the file name. Unpacking is strict and bounded: only the bundle files (the four
+//! every version has, and the three version 2 adds), as regular files, at the top level or all
+//! under one directory; no links, devices, absolute
 //! paths, `..`, other names or duplicates; at most [`ENTRIES_MAX`] entries and
 //! [`UNPACKED_BYTES_MAX`] bytes. Entries are never unpacked by their own names: each accepted
 //! file is written by this module under its bundle name, so no archive can write elsewhere.
@@ -23,16 +24,26 @@ use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::bundle::{CITIZENS_FILE, MANIFEST_FILE, MERCHANTS_FILE, TRANSACTIONS_FILE};
+use crate::bundle::{
+    ALLOWANCES_FILE, CITIZENS_FILE, MANIFEST_FILE, MERCHANTS_FILE, POLICY_FILE, PROGRAMS_FILE, TRANSACTIONS_FILE,
+};
 
-/// The files of a bundle, in the order they are packed (the manifest first, so a reader of the
-/// stream meets it first).
+/// The files every bundle has, in the order they are packed (the manifest first, so a reader of
+/// the stream meets it first).
 pub const BUNDLE_FILES: [&str; 4] = [MANIFEST_FILE, CITIZENS_FILE, MERCHANTS_FILE, TRANSACTIONS_FILE];
+/// The files version 2 adds, packed after [`BUNDLE_FILES`] when they are there. Unpacking
+/// accepts them and does not require them: the manifest's version says whether they belong.
+pub const BUNDLE_FILES_V2: [&str; 3] = [POLICY_FILE, PROGRAMS_FILE, ALLOWANCES_FILE];
+
+/// Whether `name` is a file of a bundle of some version.
+fn is_bundle_file(name: &str) -> bool {
+    BUNDLE_FILES.contains(&name) || BUNDLE_FILES_V2.contains(&name)
+}
 /// Largest unpacked archive: the sum of all entries' declared sizes. Generous (a city-sized
 /// history is a few GiB); past it, hand the bundle over as a directory.
 pub const UNPACKED_BYTES_MAX: u64 = 64 << 30;
 /// Entries read at most, extension headers and directories included: a bundle archive has four
-/// files, perhaps their directory and a few extension headers.
+/// or seven files, perhaps their directory and a few extension headers.
 pub const ENTRIES_MAX: usize = 32;
 /// Largest pax extended header or GNU long name read (they are held in memory).
 pub const EXTENSION_BYTES_MAX: u64 = 64 << 10;
@@ -144,10 +155,11 @@ fn packing_of(path: &Path) -> Result<Packing, String> {
 /// "unpack it yourself": an archive refused here may hold links or `..` paths.)
 fn refuse_entry(archive: &Path, name: &str, reason: &str) -> String {
     format!(
-        "archive {}: entry {name:?} {reason}; a bundle archive holds only the regular files {} (at the top level \
-         or all under one directory): ask the sender to repack it so",
+        "archive {}: entry {name:?} {reason}; a bundle archive holds only the regular files {} (and in version 2 \
+         {}, at the top level or all under one directory): ask the sender to repack it so",
         archive.display(),
         BUNDLE_FILES.join(", "),
+        BUNDLE_FILES_V2.join(", "),
     )
 }
 
@@ -330,7 +342,7 @@ fn unpack(archive: &Path, gzip: bool, into: &Path) -> Result<u64, String> {
             other => return Err(refuse_entry(archive, &name, &entry_type_named(other))),
         };
         let place = place_of(&name, is_directory).map_err(|reason| refuse_entry(archive, &name, reason))?;
-        if place.name.is_some_and(|file_name| !BUNDLE_FILES.contains(&file_name)) {
+        if place.name.is_some_and(|file_name| !is_bundle_file(file_name)) {
             return Err(refuse_entry(archive, &name, "is not a bundle file"));
         }
         let directory = place.directory.map(str::to_owned);
@@ -533,10 +545,12 @@ fn pack(dir: &Path, file: &File, gzip: bool) -> std::io::Result<()> {
 }
 
 /// Writes the bundle files of `dir` as a tar stream to `writer`, with plain headers (GNU, so a
-/// file over 8 GiB fits): regular file, mode 0644, owner 0, the file's modification time.
+/// file over 8 GiB fits): regular file, mode 0644, owner 0, the file's modification time. The
+/// files of version 2 are packed when the export wrote them.
 fn append_bundle<W: Write>(dir: &Path, writer: W) -> std::io::Result<W> {
     let mut builder = tar::Builder::new(writer);
-    for name in BUNDLE_FILES {
+    let added = BUNDLE_FILES_V2.into_iter().filter(|name| dir.join(name).exists());
+    for name in BUNDLE_FILES.into_iter().chain(added) {
         let file = File::open(dir.join(name))?;
         let metadata = file.metadata()?;
         let modified = metadata.modified()?.duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs());
@@ -581,7 +595,8 @@ mod tests {
             File::create(&archive).expect("create"),
             flate2::Compression::new(GZIP_LEVEL),
         ));
-        for name in BUNDLE_FILES {
+        // A version 2 bundle: the four files and the three it adds.
+        for name in BUNDLE_FILES.into_iter().chain(BUNDLE_FILES_V2) {
             let mut header = tar::Header::new_gnu();
             header.set_size(3);
             header.set_mode(0o666);
@@ -591,7 +606,7 @@ mod tests {
         let unpacked = open(&archive).expect("a good archive unpacks");
         let dir = unpacked.path().to_owned();
         assert_eq!(std::fs::metadata(&dir).expect("dir").permissions().mode() & 0o777, PRIVATE_DIRECTORY_MODE);
-        for name in BUNDLE_FILES {
+        for name in BUNDLE_FILES.into_iter().chain(BUNDLE_FILES_V2) {
             let file = dir.join(name);
             assert_eq!(std::fs::read(&file).expect("an unpacked file"), b"abc");
             assert_eq!(std::fs::metadata(&file).expect("file").permissions().mode() & 0o777, PRIVATE_FILE_MODE);

@@ -213,8 +213,12 @@ fn an_unknown_kind_is_refused_with_its_line() {
 #[test]
 fn an_unknown_format_version_or_a_misnumbered_bundle_is_refused() {
     let mut files = BundleFiles::good();
+    files.manifest["format"] = json!("regional-wallet-handover/3");
+    refused(&files, "manifest.json: unknown format version \"regional-wallet-handover/3\"");
+    // Version 1's files under version 2's name: version 2 has more files, columns and totals.
+    let mut files = BundleFiles::good();
     files.manifest["format"] = json!("regional-wallet-handover/2");
-    refused(&files, "manifest.json: unknown format version \"regional-wallet-handover/2\"");
+    refused(&files, "manifest.json: files has no entry for policy.json");
     let mut files = BundleFiles::good();
     files.manifest["sequence"] = json!(1);
     refused(&files, "manifest.json: a snapshot has sequence 0, not 1");

@@ -1,47 +1,54 @@
-//! Reading and verifying an operator handover bundle (`docs/HANDOVER.md`, version 1).
+//! Reading and verifying an operator handover bundle (`docs/HANDOVER.md`, versions 1 and 2).
 //!
-//! Verification reads every file once, streaming: it checks the manifest (format, version,
-//! kind and sequence), each file's header, row count and SHA-256, every row's syntax, duplicate
-//! ids, and for a snapshot the control totals and (with `history_complete`) each wallet's history
-//! against its balance. Every refusal names the file, the line and the reason. Nothing here
-//! touches the database: the importer applies a bundle only after this has passed.
+//! Verification reads every file once: it checks the manifest (format and version, kind and
+//! sequence), each file's header, row count and SHA-256, every row's syntax, duplicate ids, and
+//! for a snapshot the control totals and (with `history_complete`) each wallet's history
+//! against what it holds. Version 2 adds the policy, programs and allowances, with their cross
+//! references (an allowance's program and wallet are in the bundle, and it has not expired at
+//! `as_of`). Every refusal names the file, the line and the reason. Nothing here touches the
+//! database: the importer applies a bundle only after this has passed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod manifest;
+mod rows;
+
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, FixedOffset};
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use wallet_core::{HistoryKind, MerchantId, Month, TxId, WalletId, Won};
+use wallet_core::{Policy, ProgramId, WalletId, Won};
 
-/// The only format this importer reads.
-pub const FORMAT: &str = "regional-wallet-handover/1";
+pub use manifest::{
+    parse_manifest, BundleKind, FileEntry, Manifest, ManifestV2, Totals, TotalsV2, Version, FORMAT, FORMAT_V2,
+};
+use rows::add_storable;
+pub use rows::{
+    parse_allowance, parse_citizen, parse_citizen_in, parse_merchant, parse_merchant_in, parse_policy, parse_program,
+    parse_transaction, parse_transaction_in, AllowanceRow, CitizenRow, CitizenV2, MerchantRow, MerchantV2, ProgramRow,
+    TransactionRow, ALLOWANCES_HEADER, CITIZENS_HEADER, CITIZENS_HEADER_V2, MERCHANTS_HEADER, MERCHANTS_HEADER_V2,
+    PROGRAMS_HEADER, PROGRAM_NAME_CHARS_MAX, TRANSACTIONS_HEADER, TRANSACTIONS_HEADER_V2,
+};
+
 /// Largest manifest read, in bytes.
 const MANIFEST_BYTES_MAX: u64 = 1 << 20;
+/// Largest `policy.json` read, in bytes (a policy is five figures).
+const POLICY_BYTES_MAX: u64 = 64 << 10;
 /// Longest field accepted in any row, in bytes.
 const FIELD_BYTES_MAX: usize = 1_024;
+/// Longest field of `programs.csv`, in bytes: a definition holds two lists of up to 64
+/// categories of up to 64 characters.
+const PROGRAM_FIELD_BYTES_MAX: usize = 64 << 10;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const CITIZENS_FILE: &str = "citizens.csv";
 pub const MERCHANTS_FILE: &str = "merchants.csv";
 pub const TRANSACTIONS_FILE: &str = "transactions.csv";
-
-pub const CITIZENS_HEADER: &[&str] = &[
-    "citizen_id",
-    "login",
-    "password_hash",
-    "wallet_id",
-    "balance",
-    "month",
-    "charged_this_month",
-    "cashback_eligible_spent_this_month",
-    "created_at",
-];
-pub const MERCHANTS_HEADER: &[&str] =
-    &["merchant_id", "login", "password_hash", "name", "business_number", "bank_account", "category", "receivable"];
-pub const TRANSACTIONS_HEADER: &[&str] =
-    &["tx_id", "at", "kind", "wallet_id", "merchant_id", "amount", "cashback", "related_tx_id"];
+/// Version 2: the policy in force.
+pub const POLICY_FILE: &str = "policy.json";
+/// Version 2: the programs, each with its definition and budget.
+pub const PROGRAMS_FILE: &str = "programs.csv";
+/// Version 2: the unexpired grants with money left.
+pub const ALLOWANCES_FILE: &str = "allowances.csv";
 
 /// Why a bundle is refused: the file and line (1 is the header) where known, and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,119 +83,6 @@ pub enum Encoding {
     Cp949,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BundleKind {
-    Snapshot,
-    Delta,
-}
-
-impl BundleKind {
-    /// The manifest's `kind`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BundleKind::Snapshot => "snapshot",
-            BundleKind::Delta => "delta",
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawManifest {
-    format: String,
-    operator: String,
-    currency: String,
-    kind: BundleKind,
-    sequence: u64,
-    as_of: String,
-    history_complete: bool,
-    files: BTreeMap<String, RawFile>,
-    totals: RawTotals,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    rows: u64,
-    sha256: String,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTotals {
-    citizen_balance_sum: String,
-    merchant_receivable_sum: String,
-    cashback_budget_remaining: String,
-}
-
-/// A file's promised row count and checksum.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileEntry {
-    pub rows: u64,
-    pub sha256: String,
-}
-
-/// The control totals a bundle promises (after applying it, for a delta).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Totals {
-    pub citizen_balance_sum: Won,
-    pub merchant_receivable_sum: Won,
-    pub cashback_budget_remaining: Won,
-}
-
-/// A verified manifest.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Manifest {
-    pub operator: String,
-    pub kind: BundleKind,
-    pub sequence: u64,
-    pub as_of: DateTime<FixedOffset>,
-    pub history_complete: bool,
-    pub files: BTreeMap<String, FileEntry>,
-    pub totals: Totals,
-}
-
-/// One citizen row.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CitizenRow {
-    pub citizen_id: String,
-    pub login: String,
-    pub password_hash: String,
-    pub wallet_id: WalletId,
-    pub balance: Won,
-    pub month: Month,
-    pub charged_this_month: Won,
-    pub cashback_eligible_spent_this_month: Won,
-    pub created_at: DateTime<FixedOffset>,
-}
-
-/// One merchant row.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MerchantRow {
-    pub merchant_id: MerchantId,
-    pub login: String,
-    pub password_hash: String,
-    pub name: String,
-    pub business_number: String,
-    pub bank_account: String,
-    pub category: Option<String>,
-    pub receivable: Won,
-}
-
-/// One history row.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TransactionRow {
-    pub tx_id: TxId,
-    pub at: DateTime<FixedOffset>,
-    pub kind: HistoryKind,
-    pub wallet_id: Option<WalletId>,
-    pub merchant_id: Option<MerchantId>,
-    pub amount: Won,
-    pub cashback: Won,
-    pub related_tx_id: Option<TxId>,
-}
-
 /// What verification found: the manifest and the figures it checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
@@ -198,12 +92,60 @@ pub struct Verified {
     pub transactions: u64,
     pub citizen_balance_sum: Won,
     pub merchant_receivable_sum: Won,
+    /// Version 2 (zero, or `None`, for version 1).
+    pub programs: u64,
+    pub allowances: u64,
+    pub citizen_bonus_sum: Won,
+    pub allowance_outstanding_sum: Won,
+    pub program_budget_remaining_sum: Won,
+    pub policy: Option<Policy>,
+}
+
+/// A row of version 1's files met during verification, as [`Bundle::verify`] hands it to its
+/// visitor (the importer stages them).
+pub enum Row {
+    Citizen(CitizenRow),
+    Merchant(MerchantRow),
+    Transaction(TransactionRow),
+}
+
+/// A row of any file of versions 1 and 2, as [`Bundle::verify_records`] hands it over.
+pub enum Record {
+    Row(Row),
+    Program(ProgramRow),
+    Allowance(AllowanceRow),
 }
 
 /// A bundle directory and how to read its files.
 pub struct Bundle {
     dir: PathBuf,
     encoding: Encoding,
+}
+
+/// What verification has seen so far, for the checks across rows and files.
+#[derive(Default)]
+struct Seen {
+    logins: HashSet<String>,
+    citizen_ids: HashSet<String>,
+    /// Each wallet's balance and its line in citizens.csv.
+    wallets: HashMap<WalletId, (Won, u64)>,
+    merchant_ids: HashSet<wallet_core::MerchantId>,
+    programs: HashSet<ProgramId>,
+    tx_ids: HashSet<wallet_core::TxId>,
+    grant_ids: HashSet<wallet_core::GrantId>,
+    history_sums: HashMap<WalletId, Won>,
+    allowance_sums: HashMap<WalletId, Won>,
+    citizen_balance_sum: Won,
+    citizen_bonus_sum: Won,
+    merchant_receivable_sum: Won,
+    allowance_outstanding_sum: Won,
+    program_budget_remaining_sum: Won,
+}
+
+/// `sum + won` into `sum`, or the refusal `beyond` when the result would not be storable.
+fn add_into(sum: &mut Won, won: Won, beyond: impl FnOnce() -> Refusal) -> Result<(), Refusal> {
+    *sum = add_storable(*sum, won).ok_or_else(beyond)?;
+    Ok(())
 }
 
 impl Bundle {
@@ -213,133 +155,224 @@ impl Bundle {
 
     /// Reads and checks `manifest.json`.
     pub fn manifest(&self) -> Result<Manifest, Refusal> {
-        let file = MANIFEST_FILE;
+        let text = self.read_small(MANIFEST_FILE, MANIFEST_BYTES_MAX)?;
+        let text = String::from_utf8(text).map_err(|_| Refusal::new(MANIFEST_FILE, None, "it is not UTF-8"))?;
+        parse_manifest(&text)
+    }
+
+    /// A small file read whole, at most `bytes_max` bytes.
+    fn read_small(&self, file: &str, bytes_max: u64) -> Result<Vec<u8>, Refusal> {
         let path = self.dir.join(file);
         let size = std::fs::metadata(&path)
             .map_err(|error| Refusal::new(file, None, format!("cannot read it: {error}")))?
             .len();
-        if size > MANIFEST_BYTES_MAX {
-            return Err(Refusal::new(file, None, format!("it is {size} bytes; at most {MANIFEST_BYTES_MAX} are read")));
+        if size > bytes_max {
+            return Err(Refusal::new(file, None, format!("it is {size} bytes; at most {bytes_max} are read")));
         }
-        let text =
-            std::fs::read(&path).map_err(|error| Refusal::new(file, None, format!("cannot read it: {error}")))?;
-        let text = String::from_utf8(text).map_err(|_| Refusal::new(file, None, "it is not UTF-8"))?;
-        parse_manifest(&text)
+        std::fs::read(&path).map_err(|error| Refusal::new(file, None, format!("cannot read it: {error}")))
     }
 
-    /// Verifies the whole bundle; `visit` sees every row (in file order: citizens, merchants,
-    /// transactions) so an importer can stage them in the same pass.
+    /// Verifies the whole bundle; `visit` sees every row of citizens, merchants and
+    /// transactions (in that order) so an importer can stage them in the same pass. A version 2
+    /// bundle's programs and allowances are verified too, but not shown: see
+    /// [`Bundle::verify_records`].
     pub fn verify(&self, mut visit: impl FnMut(Row) -> Result<(), Refusal>) -> Result<Verified, Refusal> {
+        self.verify_records(|record| match record {
+            Record::Row(row) => visit(row),
+            Record::Program(_) | Record::Allowance(_) => Ok(()),
+        })
+    }
+
+    /// Verifies the whole bundle; `visit` sees every row of every file, in the order read:
+    /// programs, citizens, merchants, transactions, allowances (the policy is in [`Verified`]).
+    pub fn verify_records(&self, mut visit: impl FnMut(Record) -> Result<(), Refusal>) -> Result<Verified, Refusal> {
         let manifest = self.manifest()?;
-        let mut logins = HashSet::new();
-        let mut wallets = HashMap::new();
-        let mut wallet_lines: HashMap<WalletId, u64> = HashMap::new();
-        let mut citizen_balance_sum = Won::ZERO;
-        let mut merchant_receivable_sum = Won::ZERO;
-        let mut citizen_ids = HashSet::new();
-        let citizens = self.read_file(&manifest, CITIZENS_FILE, CITIZENS_HEADER, |line, fields| {
-            let row = parse_citizen(fields).map_err(|reason| Refusal::new(CITIZENS_FILE, Some(line), reason))?;
+        let version = manifest.version;
+        let mut seen = Seen::default();
+        let (policy, programs) = match version {
+            Version::V1 => (None, 0),
+            Version::V2 => (Some(self.read_policy(&manifest)?), self.read_programs(&manifest, &mut seen, &mut visit)?),
+        };
+        let citizens = self.read_citizens(&manifest, &mut seen, &mut visit)?;
+        let merchants = self.read_merchants(&manifest, &mut seen, &mut visit)?;
+        let transactions = self.read_transactions(&manifest, &mut seen, &mut visit)?;
+        let allowances = match version {
+            Version::V1 => 0,
+            Version::V2 => self.read_allowances(&manifest, &mut seen, &mut visit)?,
+        };
+        if manifest.kind == BundleKind::Snapshot {
+            check_totals(&manifest, &seen)?;
+            if manifest.history_complete {
+                check_history(&seen)?;
+            }
+        }
+        Ok(Verified {
+            citizens,
+            merchants,
+            transactions,
+            citizen_balance_sum: seen.citizen_balance_sum,
+            merchant_receivable_sum: seen.merchant_receivable_sum,
+            programs,
+            allowances,
+            citizen_bonus_sum: seen.citizen_bonus_sum,
+            allowance_outstanding_sum: seen.allowance_outstanding_sum,
+            program_budget_remaining_sum: seen.program_budget_remaining_sum,
+            policy,
+            manifest,
+        })
+    }
+
+    /// `policy.json`: its checksum, then the policy.
+    fn read_policy(&self, manifest: &Manifest) -> Result<Policy, Refusal> {
+        let bytes = self.read_small(POLICY_FILE, POLICY_BYTES_MAX)?;
+        check_sha256(manifest, POLICY_FILE, &bytes)?;
+        let text = String::from_utf8(bytes).map_err(|_| Refusal::new(POLICY_FILE, None, "it is not UTF-8"))?;
+        parse_policy(&text).map_err(|reason| Refusal::new(POLICY_FILE, None, reason))
+    }
+
+    fn read_programs(
+        &self,
+        manifest: &Manifest,
+        seen: &mut Seen,
+        visit: &mut impl FnMut(Record) -> Result<(), Refusal>,
+    ) -> Result<u64, Refusal> {
+        self.read_file(manifest, PROGRAMS_FILE, PROGRAMS_HEADER, PROGRAM_FIELD_BYTES_MAX, |line, fields| {
+            let refuse = |reason: String| Refusal::new(PROGRAMS_FILE, Some(line), reason);
+            let row = parse_program(fields).map_err(refuse)?;
+            if !seen.programs.insert(row.program_id.clone()) {
+                return Err(refuse(format!("program_id {:?} appears twice", row.program_id.as_str())));
+            }
+            add_into(&mut seen.program_budget_remaining_sum, row.budget.remaining(), || {
+                refuse("the remaining budgets sum beyond the largest amount this system stores".into())
+            })?;
+            visit(Record::Program(row))
+        })
+    }
+
+    fn read_citizens(
+        &self,
+        manifest: &Manifest,
+        seen: &mut Seen,
+        visit: &mut impl FnMut(Record) -> Result<(), Refusal>,
+    ) -> Result<u64, Refusal> {
+        let (version, header) = (manifest.version, manifest.version.citizens_header());
+        self.read_file(manifest, CITIZENS_FILE, header, FIELD_BYTES_MAX, |line, fields| {
             let refuse = |reason: String| Refusal::new(CITIZENS_FILE, Some(line), reason);
-            if !citizen_ids.insert(row.citizen_id.clone()) {
+            let row = parse_citizen_in(version, fields).map_err(refuse)?;
+            if !seen.citizen_ids.insert(row.citizen_id.clone()) {
                 return Err(refuse(format!("citizen_id {:?} appears twice", row.citizen_id)));
             }
-            wallet_lines.insert(row.wallet_id.clone(), line);
-            if wallets.insert(row.wallet_id.clone(), row.balance).is_some() {
+            if seen.wallets.insert(row.wallet_id.clone(), (row.balance, line)).is_some() {
                 return Err(refuse(format!("wallet_id {:?} appears twice", row.wallet_id.as_str())));
             }
-            if !logins.insert(row.login.clone()) {
+            if !seen.logins.insert(row.login.clone()) {
                 return Err(refuse(format!("login {:?} appears twice", row.login)));
             }
-            citizen_balance_sum = add_storable(citizen_balance_sum, row.balance)
-                .ok_or_else(|| refuse("the balances sum beyond the largest amount this system stores".into()))?;
-            visit(Row::Citizen(row))
-        })?;
-        let mut merchant_ids = HashSet::new();
-        let merchants = self.read_file(&manifest, MERCHANTS_FILE, MERCHANTS_HEADER, |line, fields| {
-            let row = parse_merchant(fields).map_err(|reason| Refusal::new(MERCHANTS_FILE, Some(line), reason))?;
+            add_into(&mut seen.citizen_balance_sum, row.balance, || {
+                refuse("the balances sum beyond the largest amount this system stores".into())
+            })?;
+            add_into(&mut seen.citizen_bonus_sum, row.bonus(), || {
+                refuse("the bonuses sum beyond the largest amount this system stores".into())
+            })?;
+            visit(Record::Row(Row::Citizen(row)))
+        })
+    }
+
+    fn read_merchants(
+        &self,
+        manifest: &Manifest,
+        seen: &mut Seen,
+        visit: &mut impl FnMut(Record) -> Result<(), Refusal>,
+    ) -> Result<u64, Refusal> {
+        let (version, header) = (manifest.version, manifest.version.merchants_header());
+        self.read_file(manifest, MERCHANTS_FILE, header, FIELD_BYTES_MAX, |line, fields| {
             let refuse = |reason: String| Refusal::new(MERCHANTS_FILE, Some(line), reason);
-            if !merchant_ids.insert(row.merchant_id.clone()) {
+            let row = parse_merchant_in(version, fields).map_err(refuse)?;
+            if !seen.merchant_ids.insert(row.merchant_id.clone()) {
                 return Err(refuse(format!("merchant_id {:?} appears twice", row.merchant_id.as_str())));
             }
-            if !logins.insert(row.login.clone()) {
+            if !seen.logins.insert(row.login.clone()) {
                 return Err(refuse(format!(
                     "login {:?} appears twice (logins are unique across citizens and merchants)",
                     row.login
                 )));
             }
-            merchant_receivable_sum = add_storable(merchant_receivable_sum, row.receivable)
-                .ok_or_else(|| refuse("the receivables sum beyond the largest amount this system stores".into()))?;
-            visit(Row::Merchant(row))
-        })?;
-        let mut tx_ids = HashSet::new();
-        let mut history_sums: HashMap<WalletId, Won> = HashMap::new();
+            add_into(&mut seen.merchant_receivable_sum, row.receivable, || {
+                refuse("the receivables sum beyond the largest amount this system stores".into())
+            })?;
+            visit(Record::Row(Row::Merchant(row)))
+        })
+    }
+
+    fn read_transactions(
+        &self,
+        manifest: &Manifest,
+        seen: &mut Seen,
+        visit: &mut impl FnMut(Record) -> Result<(), Refusal>,
+    ) -> Result<u64, Refusal> {
+        let (version, header) = (manifest.version, manifest.version.transactions_header());
         let snapshot = manifest.kind == BundleKind::Snapshot;
-        let transactions = self.read_file(&manifest, TRANSACTIONS_FILE, TRANSACTIONS_HEADER, |line, fields| {
-            let row =
-                parse_transaction(fields).map_err(|reason| Refusal::new(TRANSACTIONS_FILE, Some(line), reason))?;
+        self.read_file(manifest, TRANSACTIONS_FILE, header, FIELD_BYTES_MAX, |line, fields| {
             let refuse = |reason: String| Refusal::new(TRANSACTIONS_FILE, Some(line), reason);
-            if !tx_ids.insert(row.tx_id.clone()) {
+            let row = parse_transaction_in(version, fields).map_err(refuse)?;
+            if !seen.tx_ids.insert(row.tx_id.clone()) {
                 return Err(refuse(format!("tx_id {:?} appears twice", row.tx_id.as_str())));
             }
             if snapshot {
                 if let Some(wallet) = &row.wallet_id {
-                    if !wallets.contains_key(wallet) {
+                    if !seen.wallets.contains_key(wallet) {
                         return Err(refuse(format!("wallet_id {:?} is not in citizens.csv", wallet.as_str())));
                     }
-                    let sum = history_sums.entry(wallet.clone()).or_insert(Won::ZERO);
-                    *sum = add_storable(*sum, row.amount)
-                        .ok_or_else(|| refuse("the wallet's history sums beyond the largest amount stored".into()))?;
+                    let sum = seen.history_sums.entry(wallet.clone()).or_insert(Won::ZERO);
+                    add_into(sum, row.amount, || {
+                        refuse("the wallet's history sums beyond the largest amount stored".into())
+                    })?;
                 }
                 if let Some(merchant) = &row.merchant_id {
-                    if !merchant_ids.contains(merchant) {
+                    if !seen.merchant_ids.contains(merchant) {
                         return Err(refuse(format!("merchant_id {:?} is not in merchants.csv", merchant.as_str())));
                     }
                 }
             }
-            visit(Row::Transaction(row))
-        })?;
-        if snapshot {
-            let totals = &manifest.totals;
-            if citizen_balance_sum != totals.citizen_balance_sum {
-                return Err(Refusal::new(
-                    CITIZENS_FILE,
-                    None,
-                    format!(
-                        "the balances sum to {citizen_balance_sum}, but the manifest's citizen_balance_sum is {}",
-                        totals.citizen_balance_sum
-                    ),
-                ));
+            visit(Record::Row(Row::Transaction(row)))
+        })
+    }
+
+    /// `allowances.csv`: each grant of a program of the bundle, in a wallet of its citizens.csv
+    /// (a delta lists every live grant of each citizen it carries), unexpired at `as_of`.
+    fn read_allowances(
+        &self,
+        manifest: &Manifest,
+        seen: &mut Seen,
+        visit: &mut impl FnMut(Record) -> Result<(), Refusal>,
+    ) -> Result<u64, Refusal> {
+        let as_of = manifest.as_of;
+        self.read_file(manifest, ALLOWANCES_FILE, ALLOWANCES_HEADER, FIELD_BYTES_MAX, |line, fields| {
+            let refuse = |reason: String| Refusal::new(ALLOWANCES_FILE, Some(line), reason);
+            let row = parse_allowance(fields).map_err(refuse)?;
+            if !seen.grant_ids.insert(row.grant_id.clone()) {
+                return Err(refuse(format!("grant_id {:?} appears twice", row.grant_id.as_str())));
             }
-            if merchant_receivable_sum != totals.merchant_receivable_sum {
-                return Err(Refusal::new(
-                    MERCHANTS_FILE,
-                    None,
-                    format!(
-                        "the receivables sum to {merchant_receivable_sum}, but the manifest's merchant_receivable_sum is {}",
-                        totals.merchant_receivable_sum
-                    ),
-                ));
+            if !seen.programs.contains(&row.program_id) {
+                return Err(refuse(format!("program_id {:?} is not in programs.csv", row.program_id.as_str())));
             }
-            if manifest.history_complete {
-                // In citizens.csv's order, so the refusal names the first wallet that is off.
-                let mut in_file_order: Vec<(&WalletId, &Won)> = wallets.iter().collect();
-                in_file_order.sort_by_key(|(wallet, _)| wallet_lines[*wallet]);
-                for (wallet, balance) in in_file_order {
-                    let history = history_sums.get(wallet).copied().unwrap_or(Won::ZERO);
-                    if history != *balance {
-                        return Err(Refusal::new(
-                            TRANSACTIONS_FILE,
-                            None,
-                            format!(
-                                "history_complete is true, but wallet {:?}'s history sums to {history}, not its balance {balance}",
-                                wallet.as_str()
-                            ),
-                        ));
-                    }
-                }
+            if !seen.wallets.contains_key(&row.wallet_id) {
+                return Err(refuse(format!("wallet_id {:?} is not in citizens.csv", row.wallet_id.as_str())));
             }
-        }
-        Ok(Verified { manifest, citizens, merchants, transactions, citizen_balance_sum, merchant_receivable_sum })
+            if row.expires_at <= as_of {
+                return Err(refuse(format!(
+                    "grant {:?} expired at {}, not after as_of {}; allowances.csv holds unexpired grants only",
+                    row.grant_id.as_str(),
+                    row.expires_at.to_rfc3339(),
+                    as_of.to_rfc3339()
+                )));
+            }
+            let beyond = || refuse("the allowances sum beyond the largest amount this system stores".into());
+            add_into(&mut seen.allowance_outstanding_sum, row.amount.won(), beyond)?;
+            let sum = seen.allowance_sums.entry(row.wallet_id.clone()).or_insert(Won::ZERO);
+            add_into(sum, row.amount.won(), beyond)?;
+            visit(Record::Allowance(row))
+        })
     }
 
     /// Reads one CSV file: checks its encoding, header, every row (through `row`), its row count
@@ -349,6 +382,7 @@ impl Bundle {
         manifest: &Manifest,
         name: &str,
         header: &[&str],
+        field_bytes_max: usize,
         mut row: impl FnMut(u64, &[&str]) -> Result<(), Refusal>,
     ) -> Result<u64, Refusal> {
         let entry = manifest
@@ -357,14 +391,7 @@ impl Bundle {
             .ok_or_else(|| Refusal::new(MANIFEST_FILE, None, format!("files has no entry for {name}")))?;
         let bytes = std::fs::read(self.dir.join(name))
             .map_err(|error| Refusal::new(name, None, format!("cannot read it: {error}")))?;
-        let digest = hex::encode(Sha256::digest(&bytes));
-        if !digest.eq_ignore_ascii_case(&entry.sha256) {
-            return Err(Refusal::new(
-                name,
-                None,
-                format!("its SHA-256 is {digest}, but the manifest says {}", entry.sha256),
-            ));
-        }
+        check_sha256(manifest, name, &bytes)?;
         let text = decode(name, &bytes, self.encoding)?;
         let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
         let mut record = csv::StringRecord::new();
@@ -376,7 +403,12 @@ impl Bundle {
             return Err(Refusal::new(name, None, "the file is empty; it must at least have its header line"));
         }
         if record.iter().collect::<Vec<_>>() != header {
-            return Err(Refusal::new(name, Some(1), format!("the header must be exactly {}", header.join(","))));
+            let number = if manifest.version == Version::V1 { 1 } else { 2 };
+            return Err(Refusal::new(
+                name,
+                Some(1),
+                format!("the header must be exactly {} (format version {number})", header.join(",")),
+            ));
         }
         let mut rows = 0u64;
         let mut line = 1u64;
@@ -390,11 +422,11 @@ impl Bundle {
                     format!("it has {} fields; {} are expected", fields.len(), header.len()),
                 ));
             }
-            if let Some(field) = fields.iter().find(|field| field.len() > FIELD_BYTES_MAX) {
+            if let Some(field) = fields.iter().find(|field| field.len() > field_bytes_max) {
                 return Err(Refusal::new(
                     name,
                     Some(line),
-                    format!("a field is {} bytes; at most {FIELD_BYTES_MAX}", field.len()),
+                    format!("a field is {} bytes; at most {field_bytes_max}", field.len()),
                 ));
             }
             rows += 1;
@@ -411,12 +443,90 @@ impl Bundle {
     }
 }
 
-/// A row met during verification, as [`Bundle::verify`] hands it to its visitor (the importer
-/// stages them).
-pub enum Row {
-    Citizen(CitizenRow),
-    Merchant(MerchantRow),
-    Transaction(TransactionRow),
+/// The file's SHA-256 is the manifest's.
+fn check_sha256(manifest: &Manifest, name: &str, bytes: &[u8]) -> Result<(), Refusal> {
+    let entry = manifest
+        .files
+        .get(name)
+        .ok_or_else(|| Refusal::new(MANIFEST_FILE, None, format!("files has no entry for {name}")))?;
+    let digest = hex::encode(Sha256::digest(bytes));
+    if digest.eq_ignore_ascii_case(&entry.sha256) {
+        Ok(())
+    } else {
+        Err(Refusal::new(name, None, format!("its SHA-256 is {digest}, but the manifest says {}", entry.sha256)))
+    }
+}
+
+/// A snapshot's control totals are the sums of its rows.
+fn check_totals(manifest: &Manifest, seen: &Seen) -> Result<(), Refusal> {
+    let totals = &manifest.totals;
+    let mut checks = vec![
+        (CITIZENS_FILE, "balances", seen.citizen_balance_sum, "citizen_balance_sum", totals.citizen_balance_sum),
+        (
+            MERCHANTS_FILE,
+            "receivables",
+            seen.merchant_receivable_sum,
+            "merchant_receivable_sum",
+            totals.merchant_receivable_sum,
+        ),
+    ];
+    if let Some(v2) = &manifest.v2 {
+        let totals = &v2.totals;
+        checks.extend([
+            (CITIZENS_FILE, "bonuses", seen.citizen_bonus_sum, "citizen_bonus_sum", totals.citizen_bonus_sum),
+            (
+                ALLOWANCES_FILE,
+                "allowances",
+                seen.allowance_outstanding_sum,
+                "allowance_outstanding_sum",
+                totals.allowance_outstanding_sum,
+            ),
+            (
+                PROGRAMS_FILE,
+                "remaining budgets",
+                seen.program_budget_remaining_sum,
+                "program_budget_remaining_sum",
+                totals.program_budget_remaining_sum,
+            ),
+        ]);
+    }
+    for (file, what, sum, total_name, total) in checks {
+        if sum != total {
+            return Err(Refusal::new(
+                file,
+                None,
+                format!("the {what} sum to {sum}, but the manifest's {total_name} is {total}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// With `history_complete`, each wallet's history sums to what it holds: its balance (own and
+/// bonus) and, from version 2, its allowances.
+fn check_history(seen: &Seen) -> Result<(), Refusal> {
+    // In citizens.csv's order, so the refusal names the first wallet that is off.
+    let mut in_file_order: Vec<(&WalletId, &(Won, u64))> = seen.wallets.iter().collect();
+    in_file_order.sort_by_key(|(_, (_, line))| *line);
+    for (wallet, (balance, _)) in in_file_order {
+        let history = seen.history_sums.get(wallet).copied().unwrap_or(Won::ZERO);
+        let allowances = seen.allowance_sums.get(wallet).copied().unwrap_or(Won::ZERO);
+        let holds = balance.checked_add(allowances).ok();
+        if holds != Some(history) {
+            let allowances_part =
+                if allowances.is_zero() { String::new() } else { format!(" and allowances {allowances}") };
+            return Err(Refusal::new(
+                TRANSACTIONS_FILE,
+                None,
+                format!(
+                    "history_complete is true, but wallet {:?}'s history sums to {history}, not its balance \
+                     {balance}{allowances_part}",
+                    wallet.as_str()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn decode<'a>(name: &str, bytes: &'a [u8], encoding: Encoding) -> Result<std::borrow::Cow<'a, str>, Refusal> {
@@ -446,214 +556,6 @@ fn decode<'a>(name: &str, bytes: &'a [u8], encoding: Encoding) -> Result<std::bo
             Ok(text)
         }
     }
-}
-
-/// Parses and checks the text of `manifest.json` (public for the fuzz targets).
-pub fn parse_manifest(text: &str) -> Result<Manifest, Refusal> {
-    let file = MANIFEST_FILE;
-    let raw: RawManifest = serde_json::from_str(text)
-        .map_err(|error| Refusal::new(file, Some(error.line() as u64), format!("not a valid manifest: {error}")))?;
-    if raw.format != FORMAT {
-        return Err(Refusal::new(
-            file,
-            None,
-            format!("unknown format version {:?}; this importer reads {FORMAT:?}", raw.format),
-        ));
-    }
-    if raw.currency != "KRW" {
-        return Err(Refusal::new(file, None, format!("currency is {:?}; only KRW is handed over", raw.currency)));
-    }
-    if raw.operator.trim().is_empty() {
-        return Err(Refusal::new(file, None, "operator is empty"));
-    }
-    match (raw.kind, raw.sequence) {
-        (BundleKind::Snapshot, 0) | (BundleKind::Delta, 1..) => {}
-        (BundleKind::Snapshot, sequence) => {
-            return Err(Refusal::new(file, None, format!("a snapshot has sequence 0, not {sequence}")))
-        }
-        (BundleKind::Delta, _) => return Err(Refusal::new(file, None, "a delta has sequence 1 or more")),
-    }
-    let as_of = DateTime::parse_from_rfc3339(&raw.as_of).map_err(|error| {
-        Refusal::new(file, None, format!("as_of {:?} is not RFC 3339 with an offset: {error}", raw.as_of))
-    })?;
-    let mut files = BTreeMap::new();
-    for name in [CITIZENS_FILE, MERCHANTS_FILE, TRANSACTIONS_FILE] {
-        let entry =
-            raw.files.get(name).ok_or_else(|| Refusal::new(file, None, format!("files has no entry for {name}")))?;
-        let is_hex = entry.sha256.len() == 64 && entry.sha256.bytes().all(|byte| byte.is_ascii_hexdigit());
-        if !is_hex {
-            return Err(Refusal::new(file, None, format!("the sha256 of {name} is not 64 hex digits")));
-        }
-        files.insert(name.to_owned(), FileEntry { rows: entry.rows, sha256: entry.sha256.clone() });
-    }
-    if let Some(extra) = raw.files.keys().find(|name| !files.contains_key(*name)) {
-        return Err(Refusal::new(file, None, format!("files names {extra:?}, which is not part of format version 1")));
-    }
-    let total = |name: &str, text: &str| {
-        let name = format!("totals.{name}");
-        amount_field(&name, text).map_err(|reason| Refusal::new(file, None, reason))
-    };
-    let totals = Totals {
-        citizen_balance_sum: total("citizen_balance_sum", &raw.totals.citizen_balance_sum)?,
-        merchant_receivable_sum: total("merchant_receivable_sum", &raw.totals.merchant_receivable_sum)?,
-        cashback_budget_remaining: total("cashback_budget_remaining", &raw.totals.cashback_budget_remaining)?,
-    };
-    if totals.cashback_budget_remaining.is_negative() {
-        return Err(Refusal::new(file, None, "totals.cashback_budget_remaining is negative"));
-    }
-    Ok(Manifest {
-        operator: raw.operator,
-        kind: raw.kind,
-        sequence: raw.sequence,
-        as_of,
-        history_complete: raw.history_complete,
-        files,
-        totals,
-    })
-}
-
-fn text_field(name: &str, value: &str) -> Result<String, String> {
-    if value.is_empty() {
-        return Err(format!("{name} is empty"));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(format!("{name} contains a control character"));
-    }
-    Ok(value.to_owned())
-}
-
-fn amount_field(name: &str, value: &str) -> Result<Won, String> {
-    storable(name, Won::parse_signed(value).map_err(|error| format!("{name}: {error}"))?)
-}
-
-/// The database keeps money in 64-bit integers: a figure beyond them is refused here, naming
-/// it, rather than at import as a failed write. (`Won::parse_signed` reads up to 20 characters,
-/// which reach 10^20.)
-fn storable(name: &str, won: Won) -> Result<Won, String> {
-    if won.to_i64().is_some() {
-        Ok(won)
-    } else {
-        Err(format!("{name} {won} is beyond the largest amount this system stores ({} won)", i64::MAX))
-    }
-}
-
-/// `sum + won`, if the result is storable.
-fn add_storable(sum: Won, won: Won) -> Option<Won> {
-    sum.checked_add(won).ok().filter(|total| total.to_i64().is_some())
-}
-
-fn non_negative(name: &str, value: &str) -> Result<Won, String> {
-    let won = amount_field(name, value)?;
-    if won.is_negative() {
-        return Err(format!("{name} is {won}; it cannot be negative"));
-    }
-    Ok(won)
-}
-
-fn time_field(name: &str, value: &str) -> Result<DateTime<FixedOffset>, String> {
-    DateTime::parse_from_rfc3339(value)
-        .map_err(|error| format!("{name} {value:?} is not RFC 3339 with an offset: {error}"))
-}
-
-/// A PHC string of a scheme the login path verifies, or empty (the citizen sets a new password).
-fn password_hash_field(value: &str) -> Result<String, String> {
-    const SCHEMES: [&str; 8] =
-        ["$argon2id$", "$argon2i$", "$argon2d$", "$2a$", "$2b$", "$2y$", "$scrypt$", "$pbkdf2-sha256$"];
-    if value.is_empty() || SCHEMES.iter().any(|scheme| value.starts_with(scheme)) {
-        Ok(value.to_owned())
-    } else {
-        Err("password_hash is not a PHC string of argon2, bcrypt, scrypt or pbkdf2-sha256 (or empty)".to_owned())
-    }
-}
-
-/// Checks a row has one field per column of `header` (`verify` has checked it before, and a
-/// caller streaming a file of its own may not have).
-fn field_count(fields: &[&str], header: &[&str]) -> Result<(), String> {
-    if fields.len() == header.len() {
-        Ok(())
-    } else {
-        Err(format!("it has {} fields; {} are expected", fields.len(), header.len()))
-    }
-}
-
-/// Parses one row of `citizens.csv`, its fields in [`CITIZENS_HEADER`]'s order: every field's
-/// syntax, nothing across rows. Public for readers that stream a bundle (loadgen's delta).
-pub fn parse_citizen(fields: &[&str]) -> Result<CitizenRow, String> {
-    field_count(fields, CITIZENS_HEADER)?;
-    Ok(CitizenRow {
-        citizen_id: WalletId::parse(fields[0])
-            .map(|_| fields[0].to_owned())
-            .map_err(|error| format!("citizen_id: {error}"))?,
-        login: text_field("login", fields[1])?,
-        password_hash: password_hash_field(fields[2])?,
-        wallet_id: WalletId::parse(fields[3]).map_err(|error| format!("wallet_id: {error}"))?,
-        balance: non_negative("balance", fields[4])?,
-        month: Month::parse(fields[5]).map_err(|error| format!("month: {error}"))?,
-        charged_this_month: non_negative("charged_this_month", fields[6])?,
-        cashback_eligible_spent_this_month: non_negative("cashback_eligible_spent_this_month", fields[7])?,
-        created_at: time_field("created_at", fields[8])?,
-    })
-}
-
-/// Parses one row of `merchants.csv`, as [`parse_citizen`].
-pub fn parse_merchant(fields: &[&str]) -> Result<MerchantRow, String> {
-    field_count(fields, MERCHANTS_HEADER)?;
-    Ok(MerchantRow {
-        merchant_id: MerchantId::parse(fields[0]).map_err(|error| format!("merchant_id: {error}"))?,
-        login: text_field("login", fields[1])?,
-        password_hash: password_hash_field(fields[2])?,
-        name: text_field("name", fields[3])?,
-        business_number: text_field("business_number", fields[4])?,
-        bank_account: text_field("bank_account", fields[5])?,
-        category: (!fields[6].is_empty()).then(|| text_field("category", fields[6])).transpose()?,
-        receivable: amount_field("receivable", fields[7])?,
-    })
-}
-
-fn history_kind(value: &str) -> Result<HistoryKind, String> {
-    let kinds = [
-        HistoryKind::Charge,
-        HistoryKind::Payment,
-        HistoryKind::Cashback,
-        HistoryKind::Refund,
-        HistoryKind::CashbackReversal,
-        HistoryKind::GiftIn,
-        HistoryKind::GiftOut,
-        HistoryKind::MigratedOpeningBalance,
-    ];
-    kinds.into_iter().find(|kind| kind.as_str() == value).ok_or_else(|| {
-        let names: Vec<&str> = kinds.iter().map(|kind| kind.as_str()).collect();
-        format!("kind {value:?} is unknown; it is one of {}", names.join(", "))
-    })
-}
-
-/// Parses one row of `transactions.csv`, as [`parse_citizen`].
-pub fn parse_transaction(fields: &[&str]) -> Result<TransactionRow, String> {
-    field_count(fields, TRANSACTIONS_HEADER)?;
-    let optional_wallet = |value: &str| (!value.is_empty()).then(|| WalletId::parse(value)).transpose();
-    let row = TransactionRow {
-        tx_id: TxId::parse(fields[0]).map_err(|error| format!("tx_id: {error}"))?,
-        at: time_field("at", fields[1])?,
-        kind: history_kind(fields[2])?,
-        wallet_id: optional_wallet(fields[3]).map_err(|error| format!("wallet_id: {error}"))?,
-        merchant_id: (!fields[4].is_empty())
-            .then(|| MerchantId::parse(fields[4]))
-            .transpose()
-            .map_err(|error| format!("merchant_id: {error}"))?,
-        amount: amount_field("amount", fields[5])?,
-        cashback: if fields[6].is_empty() { Won::ZERO } else { non_negative("cashback", fields[6])? },
-        related_tx_id: (!fields[7].is_empty())
-            .then(|| TxId::parse(fields[7]))
-            .transpose()
-            .map_err(|error| format!("related_tx_id: {error}"))?,
-    };
-    if row.wallet_id.is_none() && row.merchant_id.is_none() {
-        return Err("a transaction names neither a wallet_id nor a merchant_id".to_owned());
-    }
-    if row.kind == HistoryKind::Refund && row.related_tx_id.is_none() {
-        return Err("a refund must name its payment in related_tx_id".to_owned());
-    }
-    Ok(row)
 }
 
 #[cfg(test)]
@@ -725,5 +627,36 @@ mod tests {
         let refusal = Bundle::open(dir.path(), Encoding::Utf8).verify(|_| Ok(())).expect_err("the sum is too big");
         assert_eq!((refusal.file.as_str(), refusal.line), (CITIZENS_FILE, Some(3)), "{refusal}");
         assert!(refusal.reason.contains("the balances sum beyond"), "{refusal}");
+    }
+
+    /// Each version has its own fields: version 2's in a version 1 manifest are refused, and a
+    /// version 2 manifest has them all (the last closed date may be null).
+    #[test]
+    fn manifests_have_their_versions_fields() {
+        let mut v1: serde_json::Value = serde_json::from_str(&manifest(["0", "0", "0"], &[])).unwrap();
+        v1["totals"]["citizen_bonus_sum"] = serde_json::json!("0");
+        let refusal = parse_manifest(&v1.to_string()).expect_err("a version 2 total in version 1");
+        assert!(refusal.reason.contains("totals.citizen_bonus_sum is part of format version 2"), "{refusal}");
+
+        let mut v2: serde_json::Value = serde_json::from_str(&manifest(["0", "0", "0"], &[])).unwrap();
+        v2["format"] = serde_json::json!(FORMAT_V2);
+        for (name, rows) in [(POLICY_FILE, 1), (PROGRAMS_FILE, 0), (ALLOWANCES_FILE, 0)] {
+            v2["files"][name] = serde_json::json!({"rows": rows, "sha256": "0".repeat(64)});
+        }
+        for name in ["citizen_bonus_sum", "allowance_outstanding_sum", "program_budget_remaining_sum"] {
+            v2["totals"][name] = serde_json::json!("0");
+        }
+        let refusal = parse_manifest(&v2.to_string()).expect_err("no last_closed_business_date");
+        assert!(refusal.reason.contains("last_closed_business_date is missing"), "{refusal}");
+        v2["last_closed_business_date"] = serde_json::Value::Null;
+        let parsed = parse_manifest(&v2.to_string()).expect("a version 2 manifest");
+        assert_eq!((parsed.version, parsed.v2.map(|v2| v2.last_closed_business_date)), (Version::V2, Some(None)));
+        v2["last_closed_business_date"] = serde_json::json!("2026-12-01");
+        let refusal = parse_manifest(&v2.to_string()).expect_err("a date not yet over at as_of");
+        assert!(refusal.reason.contains("is not before the business date of as_of (2026-12-01)"), "{refusal}");
+        v2["totals"]["program_budget_remaining_sum"] = serde_json::json!("-1");
+        v2["last_closed_business_date"] = serde_json::json!("2026-11-30");
+        let refusal = parse_manifest(&v2.to_string()).expect_err("a negative remaining budget");
+        assert!(refusal.reason.contains("program_budget_remaining_sum is -1"), "{refusal}");
     }
 }
