@@ -554,7 +554,9 @@ fn delta_city(
                 cashback_earned: Won::ZERO,
                 cashback_reversed: Won::ZERO,
             };
-            (row.wallet_id.clone(), WalletState { balance: row.balance, counters }, last_payment)
+            // A bundle of version 1 carries no purses: the importer carries each balance into
+            // `own`, so a snapshot's wallets have an empty bonus purse there, and here.
+            (row.wallet_id.clone(), WalletState { balance: row.balance, bonus: Won::ZERO, counters }, last_payment)
         })
         .collect();
     let merchants = merchants

@@ -5,7 +5,9 @@
 //! payment latency and the server's memory; `idle` measures what held sessions cost.
 //! Loopback only: see `loopback.rs`. Every loop is bounded in count and in time.
 //! `payments` runs POS payments in closed loops as fast as the server answers, then balance
-//! reads (the group-commit benchmark, scripts/bench-payments).
+//! reads (the group-commit benchmark, scripts/bench-payments); with `--allowance-won` the
+//! citizens hold allowance purses that pay. `pay-during` runs payments at a steady rate before,
+//! during and after a command, and compares their latency (scripts/bench-grants).
 //! `guess` makes a password-guessing run against one login and reports what got checked.
 //! `handover-bundle` and `handover-delta` write generated handover bundles to disk (no network),
 //! their history applied to a `wallet_core::Book` (`history.rs`).
@@ -13,6 +15,7 @@
 mod bundle;
 mod client;
 mod cutover;
+mod during;
 mod guess;
 mod history;
 mod idle;
@@ -54,6 +57,8 @@ enum Command {
     Cutover(cutover::CutoverArgs),
     /// Durable POS payments as fast as the server takes them, then balance reads.
     Payments(payments::PaymentsArgs),
+    /// Payments at a steady rate before, during and after a command (a city-wide grant).
+    PayDuring(during::DuringArgs),
     /// Hold many idle sessions and measure the server's memory per session.
     Idle(idle::IdleArgs),
     /// Guess one citizen's password from one address: what the login throttle lets through.
@@ -130,6 +135,7 @@ fn main() -> ExitCode {
         Command::Cutover(args) => run_async(cutover::run(args)),
         Command::Idle(args) => run_async(idle::run(args)),
         Command::Payments(args) => run_async(payments::run(args)),
+        Command::PayDuring(args) => run_async(during::run(args)),
         Command::Guess(args) => run_async(guess::run(args)),
         // Bundles are written to disk: no runtime, no network.
         Command::HandoverBundle(args) => bundle::run_snapshot(args),

@@ -9,6 +9,11 @@
 //!
 //! `--baseline` skips the setup and pays made-up codes with a made-up token: for
 //! `minimal-server`, which answers fixed JSON, so the same load measures the HTTP ceiling.
+//!
+//! `--allowance-won` puts allowances in play: setup also creates an allowance program that
+//! admits every merchant, funds it, and grants every citizen `--allowance-grants` allowances of
+//! that many won (up to 1,000 wallets a request), so payments are paid from allowance purses
+//! first (PROGRAMS.md); the report counts the payments whose `paid_from.allowances` was not 0.
 
 use crate::in_range;
 use std::fmt::Write as _;
@@ -17,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -38,6 +43,11 @@ const CHARGE_WON: u64 = 1_900_000;
 const SETUP_TIME_MAX: Duration = Duration::from_secs(600);
 /// The token `--baseline` sends (minimal-server only checks that one is there).
 const BASELINE_TOKEN: &str = "baseline-token";
+/// One allowance at most (the program's budget is their sum over every citizen and grant).
+const ALLOWANCE_WON_MAX: u64 = 100_000_000;
+const ALLOWANCE_GRANTS_MAX: usize = 100;
+/// Wallets in one grants request at most (PROGRAMS.md: 1 to 1,000).
+const GRANTS_PER_REQUEST_MAX: usize = 1_000;
 
 #[derive(clap::Args, Debug)]
 pub struct PaymentsArgs {
@@ -82,6 +92,12 @@ pub struct PaymentsArgs {
     /// Setup requests in flight at once.
     #[arg(long, default_value_t = 16)]
     pub setup_concurrency: usize,
+    /// Won of each allowance granted to every citizen in setup (0: no program, no allowance).
+    #[arg(long, default_value_t = 0)]
+    pub allowance_won: u64,
+    /// Allowances (grants of one program) each citizen gets; spent one after the other.
+    #[arg(long, default_value_t = 1)]
+    pub allowance_grants: usize,
 }
 
 impl PaymentsArgs {
@@ -96,6 +112,11 @@ impl PaymentsArgs {
         in_range("codes-max", self.codes_max as f64, 1.0, CODES_MAX as f64)?;
         in_range("amount-won", self.amount_won as f64, 1.0, CHARGE_WON as f64)?;
         in_range("setup-concurrency", self.setup_concurrency as f64, 1.0, 1_024.0)?;
+        in_range("allowance-won", self.allowance_won as f64, 0.0, ALLOWANCE_WON_MAX as f64)?;
+        in_range("allowance-grants", self.allowance_grants as f64, 1.0, ALLOWANCE_GRANTS_MAX as f64)?;
+        if self.baseline && self.allowance_won > 0 {
+            return Err("--allowance-won needs a wallet server: it does not go with --baseline".to_owned());
+        }
         Ok(())
     }
 }
@@ -128,8 +149,19 @@ pub struct PaymentsReport {
     pub codes_issue_s: f64,
     pub payments: PhaseReport,
     pub reads: Option<PhaseReport>,
+    /// With `--allowance-won`: each citizen's allowances, and the payments answered 201 whose
+    /// `paid_from.allowances` was more than 0.
+    pub allowances: Option<AllowancesReport>,
     /// Answers by request kind, setup included.
     pub requests: std::collections::BTreeMap<String, KindTally>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AllowancesReport {
+    pub program_id: String,
+    pub grants_per_citizen: usize,
+    pub won_each: u64,
+    pub payments_paid_from_allowances: u64,
 }
 
 /// Runs the payments load and prints its report.
@@ -144,16 +176,17 @@ pub async fn run(args: PaymentsArgs) -> Result<(), String> {
 
     let setup_started = Instant::now();
     let setup_deadline = setup_started + SETUP_TIME_MAX;
-    let (citizen_tokens, merchant_tokens) = if args.baseline {
-        (vec![BASELINE_TOKEN.to_owned()], vec![BASELINE_TOKEN.to_owned()])
+    let (citizen_tokens, merchant_tokens, program_id) = if args.baseline {
+        (vec![BASELINE_TOKEN.to_owned()], vec![BASELINE_TOKEN.to_owned()], None)
     } else {
         eprintln!("run {run_id}: setup against {}", base.base);
         prepare(&setup_api, &args, &run_id, setup_deadline).await?
     };
     let setup_s = setup_started.elapsed().as_secs_f64();
 
-    // Every citizen can pay this many times from its charge (cashback only adds to it).
-    let payments_per_citizen = usize::try_from(CHARGE_WON / args.amount_won).unwrap_or(usize::MAX);
+    // Every citizen can pay this many times from its charge and allowances (cashback only adds).
+    let allowances_won = if program_id.is_some() { args.allowance_won * args.allowance_grants as u64 } else { 0 };
+    let payments_per_citizen = usize::try_from((CHARGE_WON + allowances_won) / args.amount_won).unwrap_or(usize::MAX);
     let codes_wanted = if args.baseline {
         args.codes_max
     } else {
@@ -184,6 +217,8 @@ pub async fn run(args: PaymentsArgs) -> Result<(), String> {
     let next_code = Arc::new(AtomicUsize::new(0));
     let amount = args.amount_won.to_string();
     let run_key = run_id.clone();
+    let paid_from_allowances = Arc::new(AtomicU64::new(0));
+    let paid_from_allowances_counter = Arc::clone(&paid_from_allowances);
     let payments = closed_loop(
         args.concurrency,
         args.duration_s,
@@ -194,10 +229,20 @@ pub async fn run(args: PaymentsArgs) -> Result<(), String> {
             let merchant = merchant_tokens[client % merchant_tokens.len()].clone();
             let body = json!({"payment_code": code, "amount": amount});
             let key = format!("lg-{run_key}-pay-{index}");
+            let paid_from_allowances = Arc::clone(&paid_from_allowances_counter);
             Some((merchant, move |api: Api, token: String| async move {
                 let deadline = Instant::now() + request_time_max * 2;
                 let call = Call::post("payment", "/v1/payments", Some(&token), body).idempotency_key(key);
-                api.send(call, deadline).await
+                let outcome = api.send(call, deadline).await;
+                let from_allowances = outcome
+                    .answer_with(201)
+                    .and_then(|answer| answer.body.pointer("/paid_from/allowances"))
+                    .and_then(Value::as_str)
+                    .is_some_and(|won| won != "0");
+                if from_allowances {
+                    paid_from_allowances.fetch_add(1, Ordering::Relaxed);
+                }
+                outcome
             }))
         },
         &api,
@@ -239,6 +284,12 @@ pub async fn run(args: PaymentsArgs) -> Result<(), String> {
         codes_issue_s,
         payments,
         reads,
+        allowances: program_id.map(|program_id| AllowancesReport {
+            program_id,
+            grants_per_citizen: args.allowance_grants,
+            won_each: args.allowance_won,
+            payments_paid_from_allowances: paid_from_allowances.load(Ordering::Relaxed),
+        }),
         requests: tally.snapshot(),
     };
     print!("{}", render(&report));
@@ -248,14 +299,15 @@ pub async fn run(args: PaymentsArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Registers, logs in and charges the citizens, creates the merchants, tops up the budget.
-/// Returns the citizens' and the merchants' tokens.
+/// Registers, logs in and charges the citizens, creates the merchants, tops up the budget;
+/// with `--allowance-won`, grants every citizen its allowances. Returns the citizens' and the
+/// merchants' tokens, and the allowance program's id.
 async fn prepare(
     api: &Api,
     args: &PaymentsArgs,
     run_id: &str,
     deadline: Instant,
-) -> Result<(Vec<String>, Vec<String>), String> {
+) -> Result<(Vec<String>, Vec<String>, Option<String>), String> {
     let admin_login = args.admin_login.as_deref().ok_or("--admin-login is required without --baseline")?;
     let admin_password = args.admin_password.as_deref().ok_or("--admin-password is required without --baseline")?;
     let admin = setup::login_direct(api, "admin_login", admin_login, admin_password, deadline)
@@ -286,7 +338,88 @@ async fn prepare(
     if ready.is_empty() {
         return Err("no citizen is ready to pay; see the warnings above".to_owned());
     }
-    Ok((ready, merchants))
+    let program_id = if args.allowance_won > 0 {
+        Some(grant_allowances(api, &admin, args, run_id, &ready, deadline).await?)
+    } else {
+        None
+    };
+    Ok((ready, merchants, program_id))
+}
+
+/// Creates an allowance program that admits every merchant, funds it with exactly what the
+/// grants need, and grants each citizen `--allowance-grants` allowances of `--allowance-won`.
+/// Returns the program's id.
+async fn grant_allowances(
+    api: &Api,
+    admin: &str,
+    args: &PaymentsArgs,
+    run_id: &str,
+    citizen_tokens: &[String],
+    deadline: Instant,
+) -> Result<String, String> {
+    let wallets = setup::for_each_bounded(citizen_tokens.len(), args.setup_concurrency, None, |index| {
+        let (api, token) = (api.clone(), citizen_tokens[index].clone());
+        async move {
+            let read = api.send(Call::get("wallet_read", "/v1/wallet", Some(&token)), deadline).await;
+            read.answer_with(200)
+                .and_then(|answer| answer.body.get("wallet_id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("reading a citizen's wallet id failed: {}", read.describe()))
+        }
+    })
+    .await
+    .into_iter()
+    .collect::<Result<Vec<String>, String>>()?;
+
+    let body = json!({"kind": "allowance", "name": format!("loadgen allowance {run_id}"), "valid_days": 90});
+    let created = api.send(Call::post("program_create", "/v1/admin/programs", Some(admin), body), deadline).await;
+    let program_id = created
+        .answer_with(201)
+        .and_then(|answer| answer.body.get("program_id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| format!("creating the allowance program failed: {}", created.describe()))?;
+    let total = args
+        .allowance_won
+        .checked_mul(args.allowance_grants as u64)
+        .and_then(|won| won.checked_mul(wallets.len() as u64))
+        .ok_or("the allowances' total overflows")?;
+    let call = Call::post(
+        "program_top_up",
+        format!("/v1/admin/programs/{program_id}/budget-top-ups"),
+        Some(admin),
+        json!({"amount": total.to_string()}),
+    )
+    .idempotency_key(format!("lg-{run_id}-program-budget"));
+    let topped_up = api.send(call, deadline).await;
+    if topped_up.answer_with(201).is_none() {
+        return Err(format!("funding the allowance program failed: {}", topped_up.describe()));
+    }
+    let amount = args.allowance_won.to_string();
+    for round in 0..args.allowance_grants {
+        for (chunk_index, chunk) in wallets.chunks(GRANTS_PER_REQUEST_MAX).enumerate() {
+            let lines: Vec<Value> = chunk.iter().map(|wallet| json!({"wallet_id": wallet, "amount": amount})).collect();
+            let call = Call::post(
+                "program_grant",
+                format!("/v1/admin/programs/{program_id}/grants"),
+                Some(admin),
+                json!({"grants": lines}),
+            )
+            .idempotency_key(format!("lg-{run_id}-grant-{round}-{chunk_index}"));
+            let granted = api.send(call, deadline).await;
+            if granted.answer_with(201).is_none() {
+                return Err(format!("granting allowances failed: {}", granted.describe()));
+            }
+        }
+    }
+    eprintln!(
+        "allowances: program {program_id}, {} citizens x {} grants of {} won",
+        wallets.len(),
+        args.allowance_grants,
+        args.allowance_won
+    );
+    Ok(program_id)
 }
 
 /// Issues up to `count` codes, spread over the citizens in turn, with `concurrency` requests in
@@ -418,6 +551,17 @@ pub fn render(report: &PaymentsReport) -> String {
     out.push_str(&phase_line("payments", &report.payments));
     if let Some(reads) = &report.reads {
         out.push_str(&phase_line("reads", reads));
+    }
+    if let Some(allowances) = &report.allowances {
+        let _ = writeln!(
+            out,
+            "allowances: program {}, {} grants of {} won a citizen; payments paid from allowances: {} of {}",
+            allowances.program_id,
+            allowances.grants_per_citizen,
+            allowances.won_each,
+            allowances.payments_paid_from_allowances,
+            report.payments.ok
+        );
     }
     out.push_str(&crate::render_requests(&report.requests));
     out
