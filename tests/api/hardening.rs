@@ -271,7 +271,59 @@ fn tokens_and_passwords_never_reach_the_log(backend: Backend) {
     }
 }
 
+/// Inputs at their edges are refused with a clear 4xx before any work: a history cursor or
+/// limit not written as the server writes numbers, a login or password longer than any this
+/// server keeps, an `Authorization` or other header value over its cap.
+fn inputs_past_their_edges_are_refused_before_any_work(backend: Backend) {
+    let app = TestApp::start(backend);
+    let api = &app.api;
+    let alice = api.register_citizen("alice");
+    for _ in 0..3 {
+        api.charge(&alice.token, "1000").expect(201);
+    }
+    // The cursor the server gives is a plain decimal; `+5`, `05` and ` 5` parse as 5 in Rust's
+    // `i64::from_str` and were taken as it.
+    let page = api.history(&alice.token, "limit=1");
+    let cursor = string(&page["next_cursor"]);
+    api.get(&format!("/v1/wallet/transactions?limit=1&cursor={cursor}"), &alice.token).expect(200);
+    for bad in [format!("%2B{cursor}"), format!("0{cursor}"), format!("%20{cursor}"), "-1".to_owned(), "".to_owned()] {
+        api.get(&format!("/v1/wallet/transactions?cursor={bad}"), &alice.token).expect_error(422, "validation_failed");
+    }
+    for bad in ["%2B5", "05", "1e1", "201"] {
+        api.get(&format!("/v1/wallet/transactions?limit={bad}"), &alice.token).expect_error(422, "validation_failed");
+    }
+
+    // A login or password longer than any kept here: 422, and not a failure the throttle counts
+    // (the throttle allows 5 failures a login, then 1 a minute; 8 of these are all answered 422).
+    let long_login = "a".repeat(65);
+    for _ in 0..8 {
+        let reply = api.post("/v1/sessions", "", &json!({"login": long_login, "password": PASSWORD}), &[]);
+        reply.expect_error(422, "validation_failed");
+    }
+    let long_password = "p".repeat(129);
+    for _ in 0..8 {
+        let reply = api.post("/v1/sessions", "", &json!({"login": alice.login, "password": long_password}), &[]);
+        reply.expect_error(422, "validation_failed");
+    }
+    // Alice still logs in at once: none of those counted against her login or this address.
+    api.login(&alice.login, PASSWORD);
+
+    // Header values: a 2 KiB Authorization is refused 431 before authentication; one within the
+    // cap that is not a token is the usual 401; a 9 KiB value of any other header is 431 too.
+    let long_token = "t".repeat(2_048);
+    let reply = api.send("GET", "/v1/wallet", &long_token, Body::Empty, &[]);
+    reply.expect_error(431, "invalid_request");
+    assert!(!reply.header("x-request-id").is_empty(), "a refused request keeps its request id");
+    api.send("GET", "/v1/wallet", &"t".repeat(900), Body::Empty, &[]).expect_error(401, "unauthorized");
+    let long_value = "v".repeat(9 * 1_024);
+    let reply = api.send("GET", "/v1/wallet", &alice.token, Body::Empty, &[("X-Client-Note", &long_value)]);
+    reply.expect_error(431, "invalid_request");
+    assert!(reply.text.contains("x-client-note"), "the refusal names the header: {}", reply.text);
+    api.get("/v1/wallet", &alice.token).expect(200);
+}
+
 scenarios!(
+    inputs_past_their_edges_are_refused_before_any_work,
     every_answer_carries_the_security_headers,
     bodies_and_heads_over_their_limits_are_refused,
     slow_clients_are_cut_off_while_others_are_served,

@@ -331,6 +331,7 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
         HttpServer::new(move || {
             App::new()
                 .wrap(admission::gate::Admission(gate.clone(), http::admission_of))
+                .wrap(actix_web::middleware::from_fn(http::header_limits::cap_headers))
                 .wrap(tracing_actix_web::TracingLogger::<http::request_id::RequestSpan>::new())
                 // Outside the span, so the span and every answer inside it carry the same id.
                 .wrap(actix_web::middleware::from_fn(http::request_id::tag_request))

@@ -237,17 +237,13 @@ pub(super) async fn transactions(
 ) -> Result<HttpResponse, ApiError> {
     let limit = match &query.limit {
         None => Ok(HISTORY_PAGE_DEFAULT),
-        Some(text) => {
-            text.parse::<i64>().ok().filter(|limit| (1..=HISTORY_PAGE_MAX).contains(limit)).ok_or_else(|| {
-                ApiError::validation(format!("limit must be a whole number from 1 to {HISTORY_PAGE_MAX}"))
-            })
-        }
+        Some(text) => canonical_number(text)
+            .filter(|limit| (1..=HISTORY_PAGE_MAX).contains(limit))
+            .ok_or_else(|| ApiError::validation(format!("limit must be a whole number from 1 to {HISTORY_PAGE_MAX}"))),
     };
     let before = match &query.cursor {
         None => Ok(None),
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
+        Some(text) => canonical_number(text)
             .filter(|cursor| *cursor > 0)
             .map(Some)
             .ok_or_else(|| ApiError::validation("cursor is not one this server gave; start again without it")),
@@ -286,4 +282,14 @@ pub(super) async fn transactions(
         .collect();
     let next_cursor = if more { page.last().map(|row| row.seq.to_string()) } else { None };
     Ok(HttpResponse::Ok().json(HistoryPage { items, next_cursor }))
+}
+
+/// A whole number written as this server writes one: digits only, no sign, no leading zero
+/// (`+5`, `05` and ` 5` are not the cursor `5` it gave, and would be taken as it by `parse`).
+fn canonical_number(text: &str) -> Option<i64> {
+    let canonical = !text.is_empty()
+        && text.len() <= 19
+        && text.bytes().all(|byte| byte.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    canonical.then(|| text.parse().ok()).flatten()
 }

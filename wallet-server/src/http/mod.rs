@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 pub mod body_deadline;
 mod citizen;
+pub mod header_limits;
 mod merchant;
 mod metrics;
 mod openapi;

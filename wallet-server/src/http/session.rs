@@ -50,11 +50,32 @@ pub struct LoginBody {
     pub ticket: Option<String>,
 }
 
-/// The body of `POST /v1/sessions`. Its login and password are not checked for form: a wrong
-/// one is `invalid_credentials`, whatever its shape.
+/// The body of `POST /v1/sessions`. Its login and password are not checked for form (a wrong
+/// one is `invalid_credentials`, whatever its shape), only for length: no login or password
+/// this server keeps is longer, and a longer one would be looked up, kept in the throttle's
+/// maps and hashed for nothing.
 pub fn parse_login_body(body: Value) -> Result<LoginBody, ApiError> {
-    parse_body(body)
+    let body: LoginBody = parse_body(body)?;
+    if body.login.len() > LOGIN_BYTES_MAX {
+        return Err(ApiError::validation(format!("login is longer than any login ({LOGIN_BYTES_MAX} characters)")));
+    }
+    if body.password.chars().count() > PASSWORD_CHARS_MAX {
+        return Err(ApiError::validation(format!(
+            "password is longer than any password ({PASSWORD_CHARS_MAX} characters)"
+        )));
+    }
+    if body.ticket.as_ref().is_some_and(|ticket| ticket.len() > TICKET_BYTES_MAX) {
+        return Err(ApiError::validation("ticket is not one this server gave"));
+    }
+    Ok(body)
 }
+
+/// The longest login (`parse_login`: 3 to 64 characters of `[a-z0-9._-]`, one byte each).
+const LOGIN_BYTES_MAX: usize = 64;
+/// The longest password (`parse_password`: 8 to 128 characters).
+const PASSWORD_CHARS_MAX: usize = 128;
+/// Far above a waiting-room ticket's length.
+const TICKET_BYTES_MAX: usize = 128;
 
 /// A login: 3 to 64 characters of `[a-z0-9._-]`.
 pub fn parse_login(login: &str) -> Result<&str, ApiError> {
