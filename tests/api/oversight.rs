@@ -337,7 +337,13 @@ fn audit_log_holds_each_admin_action_once(backend: Backend) {
     assert_eq!(api.get("/v1/admin/cashback-budget", &admin).expect(200)["funded"], "8000");
     let mut policy = Value::Object(standard.clone());
     policy["merchant_fee_rate"] = json!("0.01");
-    api.put("/v1/admin/policy", &admin, &policy).expect(200);
+    // A policy change sent with a key: recorded with it, and its retry answered from its record
+    // (no second change, no second row).
+    let policy_key = new_key();
+    let put_policy =
+        || api.send("PUT", "/v1/admin/policy", &admin, Body::Json(&policy), &[("Idempotency-Key", &policy_key)]);
+    let changed = put_policy().expect(200);
+    assert_eq!(put_policy().expect(200), changed);
     let alice = api.register_citizen("alice");
     let reset = api.send("POST", "/v1/admin/citizens/alice/password-reset", &admin, Body::Empty, &[]).expect(201);
     let reset_code = string(&reset["reset_code"]);
@@ -345,7 +351,9 @@ fn audit_log_holds_each_admin_action_once(backend: Backend) {
     let admin = app.admin();
     let close = json!({"business_date": "2030-01-10"});
     api.post("/v1/admin/settlements", &admin, &close, &[]).expect(201);
-    api.post("/v1/admin/settlements", &admin, &close, &[]).expect(200);
+    // Closing it again moves nothing, but the admin asked and was answered: a row says so.
+    let reclose_key = new_key();
+    api.post("/v1/admin/settlements", &admin, &close, &[("Idempotency-Key", &reclose_key)]).expect(200);
     app.server.create_admin("deputy", PASSWORD);
     let dir = tempfile::tempdir().expect("temporary directory");
     let bundle = dir.path().join("bundle");
@@ -358,6 +366,7 @@ fn audit_log_holds_each_admin_action_once(backend: Backend) {
         [
             "handover_exported",
             "admin_created",
+            "settlement_closed",
             "settlement_closed",
             "test_clock_moved",
             "password_reset_issued",
@@ -373,9 +382,13 @@ fn audit_log_holds_each_admin_action_once(backend: Backend) {
     for secret in [PASSWORD, reset_code.as_str(), alice.token.as_str(), admin.as_str()] {
         assert!(!text.contains(secret), "the audit log holds a secret ({secret}):\n{text}");
     }
-    let (exported, deputy, closed, clock, reset_row, policy_row, raced_row, topped, merchant) =
-        (&rows[0], &rows[1], &rows[2], &rows[3], &rows[4], &rows[5], &rows[6], &rows[7], &rows[8]);
-    for row in [closed, clock, reset_row, policy_row, raced_row, topped, merchant] {
+    let (exported, deputy, reclosed, closed, clock, reset_row, policy_row, raced_row, topped, merchant) =
+        (&rows[0], &rows[1], &rows[2], &rows[3], &rows[4], &rows[5], &rows[6], &rows[7], &rows[8], &rows[9]);
+    assert_eq!(reclosed["detail"]["already_closed"], true, "{reclosed}");
+    assert_eq!(reclosed["idempotency_key"], reclose_key.as_str(), "{reclosed}");
+    assert_eq!(policy_row["idempotency_key"], policy_key.as_str(), "{policy_row}");
+    assert!(closed["idempotency_key"].is_null() && closed["detail"].get("already_closed").is_none(), "{closed}");
+    for row in [reclosed, closed, clock, reset_row, policy_row, raced_row, topped, merchant] {
         assert_eq!((row["via"].as_str(), row["login"].as_str()), (Some("api"), Some(ADMIN_LOGIN)), "{row}");
         assert_eq!(row["principal_id"], admin_id.as_str(), "{row}");
         time(&row["at"]);

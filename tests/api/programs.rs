@@ -14,8 +14,8 @@ use chrono::{DateTime, Days, FixedOffset, NaiveDate, TimeDelta};
 use serde_json::{json, Value};
 
 use crate::support::{
-    amount_body, history_rows, new_key, rows, string, time, unknown_id_like, won, Backend, Citizen, Client, Merchant,
-    Reply, TestApp, CLOCK_START, PASSWORD,
+    amount_body, history_rows, new_key, rows, string, time, unknown_id_like, won, Backend, Body, Citizen, Client,
+    Merchant, Reply, TestApp, CLOCK_START, PASSWORD,
 };
 
 /// The business date (KST) of [`CLOCK_START`]: grants made before a test moves the clock are of
@@ -1032,7 +1032,61 @@ fn several_servers_return_each_expired_grant_once(backend: Backend) {
     other.kill9();
 }
 
+/// Every admin action of Part 2 is in the audit log once, with the Idempotency-Key it was sent
+/// with: the money ones require one, the others take one.
+fn program_actions_are_audited_with_their_keys(backend: Backend) {
+    let app = TestApp::start(backend);
+    let api = &app.api;
+    let admin = app.admin();
+    let alice = api.register_citizen("alice");
+    let shop = create_shop(&app, "shop", Some("restaurant"), None);
+    let keys: Vec<String> = (0..4).map(|_| new_key()).collect();
+    let definition = json!({"kind": "allowance", "name": "청년", "valid_days": 30});
+    let created = api.post(PROGRAMS, &admin, &definition, &[("Idempotency-Key", &keys[0])]).expect(201);
+    let program_id = string(&created["program_id"]);
+    api.post(&top_ups_path(&program_id), &admin, &amount_body("5000"), &[("Idempotency-Key", &keys[1])]).expect(201);
+    let lines = grants_body(&[(&alice.wallet_id, "2000")]);
+    api.post(&grants_path(&program_id), &admin, &lines, &[("Idempotency-Key", &keys[2])]).expect(201);
+    let patch = json!({"annual_revenue": "90000000"});
+    let path = format!("/v1/admin/merchants/{}", shop.id);
+    api.send("PATCH", &path, &admin, Body::Json(&patch), &[("Idempotency-Key", &keys[3])]).expect(200);
+    // Refused ones leave no row.
+    api.post(
+        &grants_path(&program_id),
+        &admin,
+        &grants_body(&[(&alice.wallet_id, "9000")]),
+        &[("Idempotency-Key", &new_key())],
+    )
+    .expect_error(422, "budget_exhausted");
+
+    let page = api.get("/v1/admin/audit-log?limit=4", &admin).expect(200);
+    let rows: Vec<(String, String)> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|row| (string(&row["action"]), string(&row["idempotency_key"])))
+        .collect();
+    let expected: Vec<(String, String)> =
+        ["merchant_changed", "allowances_granted", "program_budget_topped_up", "program_created"]
+            .into_iter()
+            .zip(keys.iter().rev())
+            .map(|(action, key)| (action.to_owned(), key.clone()))
+            .collect();
+    assert_eq!(rows, expected, "{page}");
+    let granted = &page["items"][1]["detail"];
+    assert_eq!(
+        (&granted["program_id"], &granted["granted"], &granted["amount_total"]),
+        (&json!(program_id), &json!(1), &json!("2000"))
+    );
+    let changed = &page["items"][0]["detail"];
+    assert_eq!(
+        (&changed["before"]["annual_revenue"], &changed["after"]["annual_revenue"]),
+        (&json!(null), &json!("90000000"))
+    );
+}
+
 scenarios!(
+    program_actions_are_audited_with_their_keys,
     a_killed_grant_run_grants_the_rest_when_run_again,
     several_servers_return_each_expired_grant_once,
     programs_are_created_listed_and_topped_up,

@@ -577,8 +577,10 @@ fn texts<Key: ToString>(keys: &BTreeSet<Key>) -> Vec<String> {
     keys.iter().map(ToString::to_string).collect()
 }
 
-/// The audit entry of an admin command that took effect; `None` for the rest (a close of a date
-/// already closed moved nothing and is not an action).
+/// The audit entry of an admin command that was answered with success; `None` for the rest. A
+/// close of a date already closed moved nothing, but an admin asked for it and was answered: it
+/// is recorded too (`already_closed`), so the log shows every request an admin made that did
+/// something or was told it had been done.
 fn audited(command: &Command, receipt: &Receipt, policy_before: Option<&Policy>) -> Option<(audit::Action, Value)> {
     match (command, receipt) {
         (Command::TopUpBudget { id, amount }, Receipt::BudgetToppedUp { budget }) => Some((
@@ -597,6 +599,10 @@ fn audited(command: &Command, receipt: &Receipt, policy_before: Option<&Policy>)
             audit::Action::AllowancesGranted,
             json!({"program_id": program, "grant_tx_id": id, "granted": granted, "amount_total": amount_total,
                    "budget": api::wire::to_json(&api::wire::ProgramBudget::from(budget))}),
+        )),
+        (Command::CloseDay { .. }, Receipt::DayClosed { settlement, newly_closed: false }) => Some((
+            audit::Action::SettlementClosed,
+            json!({"business_date": settlement.business_date, "settlement_id": settlement.tx_id, "already_closed": true}),
         )),
         (Command::CloseDay { .. }, Receipt::DayClosed { settlement, newly_closed: true }) => Some((
             audit::Action::SettlementClosed,

@@ -81,6 +81,18 @@ pub struct IdempotencyKey {
     idempotency_key: String,
 }
 
+/// The optional `Idempotency-Key` of an admin action: with one, a retry with the same key and
+/// body gets the first answer back (where the action goes through the writer) and the audit
+/// log records the key.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // a parameter of the document only: `http::idempotency_if_sent` reads the header
+pub struct IdempotencyKeyOptional {
+    /// 1 to 255 visible ASCII characters.
+    #[param(rename = "Idempotency-Key", min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$")]
+    idempotency_key: Option<String>,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Errors
 

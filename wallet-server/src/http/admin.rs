@@ -11,9 +11,9 @@ use super::session::{parse_login, parse_password};
 use super::{authenticate, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role, State};
 use crate::api::wire::{
     AccountBalance, Admission, Budget, ClockNow, DayClosed, ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey,
-    InternalError, InvalidJson, InvalidJsonOrKey, LimiterClass, Merchant as MerchantView, MerchantCreated, Overloaded,
-    PayloadTooLarge, Policy as PolicyView, RequestLimiter, RequestTimeout, SettlementClosed, SettlementReport,
-    SettlementsClosed, TrialBalance, Unauthorized,
+    IdempotencyKeyOptional, InternalError, InvalidJson, InvalidJsonOrKey, LimiterClass, Merchant as MerchantView,
+    MerchantCreated, Overloaded, PayloadTooLarge, Policy as PolicyView, RequestLimiter, RequestTimeout,
+    SettlementClosed, SettlementReport, SettlementsClosed, TrialBalance, Unauthorized,
 };
 use crate::api::{ApiError, ErrorCode};
 use crate::store::{self, audit};
@@ -125,6 +125,7 @@ pub fn parse_merchant(body: Value) -> Result<NewMerchant, ApiError> {
 /// Registers a merchant with its login.
 #[utoipa::path(post, path = "/v1/admin/merchants", operation_id = "create_merchant", tag = "admin",
     security(("bearer" = [])),
+    params(IdempotencyKeyOptional),
     request_body = MerchantBody,
     responses(
         (status = 201, description = "The merchant was created.", body = MerchantCreated),
@@ -148,6 +149,7 @@ pub(super) async fn create_merchant(
     body: web::Json<StrictJson>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
+    let key = super::idempotency_if_sent(&request, &body)?.map(|key| key.key);
     let NewMerchant { login, password, name, business_number, bank_account, category, annual_revenue } =
         parse_merchant(body.into_inner().0)?;
     let annual_revenue = annual_revenue.map(store::money::won_to_db).transpose()?;
@@ -183,7 +185,7 @@ pub(super) async fn create_merchant(
                 detail: json!({"merchant_id": id, "login": login, "name": name, "business_number": business_number,
                                "bank_account": bank_account, "category": category,
                                "annual_revenue": annual_revenue.map(|won| won.to_string())}),
-                idempotency_key: None,
+                idempotency_key: key.as_deref(),
             };
             audit::record(connection, entry)?;
             Ok(true)
@@ -263,7 +265,7 @@ fn merchant_view(record: store::merchants::MerchantRecord) -> MerchantView {
 /// answer decide programs' eligibility by the new category and revenue; settlement is unchanged.
 #[utoipa::path(patch, path = "/v1/admin/merchants/{merchant_id}", operation_id = "patch_merchant", tag = "admin",
     security(("bearer" = [])),
-    params(("merchant_id" = String, Path, description = "The merchant's id.")),
+    params(IdempotencyKeyOptional, ("merchant_id" = String, Path, description = "The merchant's id.")),
     request_body = MerchantPatchBody,
     responses(
         (status = 200, description = "The merchant after the change.", body = MerchantView),
@@ -286,6 +288,7 @@ pub(super) async fn patch_merchant(
     body: web::Json<StrictJson>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
+    let key = super::idempotency_if_sent(&request, &body)?.map(|key| key.key);
     let patch = parse_merchant_patch(body.into_inner().0)?;
     let merchant_id = path.into_inner();
     let changed = with_connection(&state, move |connection, state| {
@@ -301,7 +304,7 @@ pub(super) async fn patch_merchant(
                 detail: json!({"merchant_id": merchant_id,
                                "before": crate::api::wire::to_json(&merchant_view(before)),
                                "after": crate::api::wire::to_json(&merchant_view(after.clone()))}),
-                idempotency_key: None,
+                idempotency_key: key.as_deref(),
             };
             audit::record(connection, entry)?;
             Ok(Some(after))
@@ -384,6 +387,7 @@ pub fn parse_policy(body: Value) -> Result<Policy, ApiError> {
 /// Replaces the policy; it applies from the next operation on.
 #[utoipa::path(put, path = "/v1/admin/policy", operation_id = "set_policy", tag = "admin",
     security(("bearer" = [])),
+    params(IdempotencyKeyOptional),
     request_body = PolicyBody,
     responses(
         (status = 200, description = "The policy now in force.", body = PolicyView),
@@ -405,8 +409,9 @@ pub(super) async fn put_policy(
     body: web::Json<StrictJson>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
+    let key = super::idempotency_if_sent(&request, &body)?;
     let policy = parse_policy(body.into_inner().0)?;
-    let answer = state.writer.submit(principal.id, None, WriteOp::Ledger(Command::SetPolicy { policy })).await;
+    let answer = state.writer.submit(principal.id, key, WriteOp::Ledger(Command::SetPolicy { policy })).await;
     Ok(super::respond(answer))
 }
 
@@ -495,6 +500,7 @@ pub fn parse_close_day(body: Value) -> Result<BusinessDate, ApiError> {
 /// Closing is idempotent: a date already closed is answered 200 with the same settlement.
 #[utoipa::path(post, path = "/v1/admin/settlements", operation_id = "close_business_day", tag = "admin",
     security(("bearer" = [])),
+    params(IdempotencyKeyOptional),
     request_body = CloseBody,
     responses(
         (status = 201, description = "The date was closed now.", body = DayClosed),
@@ -518,9 +524,10 @@ pub(super) async fn close_day(
     body: web::Json<StrictJson>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
+    let key = super::idempotency_if_sent(&request, &body)?;
     let date = parse_close_day(body.into_inner().0)?;
     let command = Command::CloseDay { id: new_tx_id(), date };
-    let answer = state.writer.submit(principal.id, None, WriteOp::Ledger(command)).await;
+    let answer = state.writer.submit(principal.id, key, WriteOp::Ledger(command)).await;
     Ok(super::respond(answer))
 }
 

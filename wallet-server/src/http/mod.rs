@@ -188,6 +188,15 @@ pub fn idempotency(request: &HttpRequest, body: &Value) -> Result<Idempotency, A
     Ok(Idempotency { key: key.to_owned(), request_hash })
 }
 
+/// The Idempotency-Key of an admin action that may carry one: `None` without the header.
+pub fn idempotency_if_sent(request: &HttpRequest, body: &Value) -> Result<Option<Idempotency>, ApiError> {
+    if request.headers().contains_key("Idempotency-Key") {
+        idempotency(request, body).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Sends a money request to the writer and answers with what it committed.
 pub async fn submit(state: &State, principal: &str, idempotency: Idempotency, op: WriteOp) -> HttpResponse {
     let answer = state.writer.submit(principal.to_owned(), Some(idempotency), op).await;

@@ -17,8 +17,8 @@ use utoipa::ToSchema;
 use super::session::{parse_login, parse_password};
 use super::{authenticate, parse_body, rfc3339, with_connection, Role, State};
 use crate::api::wire::{
-    ErrorBody, Forbidden, InternalError, InvalidJson, Overloaded, PasswordResetIssued, PayloadTooLarge, RequestTimeout,
-    Unauthorized,
+    ErrorBody, Forbidden, IdempotencyKeyOptional, InternalError, InvalidJson, Overloaded, PasswordResetIssued,
+    PayloadTooLarge, RequestTimeout, Unauthorized,
 };
 use crate::api::{ApiError, ErrorCode};
 use crate::store::{self, audit};
@@ -42,7 +42,7 @@ pub struct NewPassword {
 /// Issues a one-time code with which the citizen sets a password (replacing any earlier code).
 #[utoipa::path(post, path = "/v1/admin/citizens/{login}/password-reset", operation_id = "issue_password_reset_code", tag = "admin",
     security(("bearer" = [])),
-    params(("login" = String, Path, description = "The citizen's login.")),
+    params(IdempotencyKeyOptional, ("login" = String, Path, description = "The citizen's login.")),
     responses(
         (status = 201, description = "The code, to hand to the citizen once their identity is checked.",
             body = PasswordResetIssued),
@@ -59,6 +59,7 @@ pub(super) async fn issue(
     login: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let admin = authenticate(&state, &request, Some(Role::Admin)).await?;
+    let key = super::idempotency_if_sent(&request, &serde_json::Value::Null)?.map(|key| key.key);
     let login = login.into_inner();
     let code = crate::auth::new_payment_code();
     let code_hash = crate::auth::token_hash(&code);
@@ -78,7 +79,7 @@ pub(super) async fn issue(
                 actor: audit::Actor::Admin(&admin.id),
                 action: audit::Action::PasswordResetIssued,
                 detail: json!({"citizen_id": principal.principal_id, "login": login, "expires_at": rfc3339(expires_at)}),
-                idempotency_key: None,
+                idempotency_key: key.as_deref(),
             };
             audit::record(connection, entry)?;
             Ok(Some(expires_at))

@@ -12,8 +12,8 @@ use super::strict_json::StrictJson;
 use super::{authenticate, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role, State};
 use crate::api::wire::{
     ErrorBody, Forbidden, GrantRowCode, GrantRowProblem, Granted, GrantsRefused, IdempotencyConflict, IdempotencyKey,
-    InternalError, InvalidJson, InvalidJsonOrKey, Overloaded, PayloadTooLarge, Program, ProgramList, ProgramToppedUp,
-    RequestTimeout, Unauthorized,
+    IdempotencyKeyOptional, InternalError, InvalidJson, InvalidJsonOrKey, Overloaded, PayloadTooLarge, Program,
+    ProgramList, ProgramToppedUp, RequestTimeout, Unauthorized,
 };
 use crate::api::ApiError;
 use crate::store::{self, audit};
@@ -99,6 +99,7 @@ pub fn parse_program(body: Value, now: chrono::DateTime<chrono::Utc>) -> Result<
 /// Creates an allowance program with an empty budget.
 #[utoipa::path(post, path = "/v1/admin/programs", operation_id = "create_program", tag = "programs",
     security(("bearer" = [])),
+    params(IdempotencyKeyOptional),
     request_body = ProgramBody,
     responses(
         (status = 201, description = "The program, its budget empty.", body = Program),
@@ -121,6 +122,7 @@ pub(super) async fn create_program(
     body: web::Json<StrictJson>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&state, &request, Some(Role::Admin)).await?;
+    let key = super::idempotency_if_sent(&request, &body)?.map(|key| key.key);
     let body = body.into_inner().0;
     let program = with_connection(&state, move |connection, state| {
         let now = state.clock.now();
@@ -137,7 +139,7 @@ pub(super) async fn create_program(
                 actor: audit::Actor::Admin(&principal.id),
                 action: audit::Action::ProgramCreated,
                 detail: json!({"program": crate::api::wire::to_json(&shown)}),
-                idempotency_key: None,
+                idempotency_key: key.as_deref(),
             };
             audit::record(connection, entry)?;
             Ok(Ok(shown))
