@@ -322,7 +322,35 @@ fn inputs_past_their_edges_are_refused_before_any_work(backend: Backend) {
     api.get("/v1/wallet", &alice.token).expect(200);
 }
 
+/// Malformed request heads cannot flood the log: actix-http logs an ERROR line for each, so a
+/// client sending garbage could fill the disk and drown real errors. They are all counted in
+/// `/metrics`, a few a second reach the log, and the sweep says how many it left out.
+fn malformed_requests_are_counted_not_logged_one_by_one(backend: Backend) {
+    let app = TestApp::start(backend);
+    const SENT: usize = 200;
+    let started = Instant::now();
+    for _ in 0..SENT {
+        raw_exchange(&app.server.address(), b"GARBAGE\r\n\r\n");
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    // The sweep runs every 5 s; wait for the one that reports what it left out.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !app.server.log().contains("log lines suppressed") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = app.server.log();
+    let lines = log.lines().filter(|line| line.contains("request parse error")).count();
+    // 5 a second at most (the sending took `seconds`), and a second's slack at each edge.
+    assert!(lines as u64 <= 5 * (seconds + 2), "{lines} parse-error lines for {SENT} requests in {seconds} s");
+    assert!(log.contains("log lines suppressed"), "no summary of the suppressed lines:\n{log}");
+    let counted = app.api.metric("wallet_malformed_requests_total").expect("the counter is in /metrics");
+    assert!(counted >= SENT as f64, "counted {counted} of {SENT}");
+    // The server still serves.
+    app.api.get("/healthz", "").expect(200);
+}
+
 scenarios!(
+    malformed_requests_are_counted_not_logged_one_by_one,
     inputs_past_their_edges_are_refused_before_any_work,
     every_answer_carries_the_security_headers,
     bodies_and_heads_over_their_limits_are_refused,

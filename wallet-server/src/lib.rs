@@ -13,6 +13,7 @@ pub mod grant_file;
 pub mod handover;
 pub mod http;
 pub mod jobs;
+pub mod log_limits;
 pub mod metrics;
 pub mod state;
 pub mod store;

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 
 use wallet_server::config::Config;
 use wallet_server::state::{AppState, BooksCheck};
-use wallet_server::{admission, auth, clock, demo, handover, http, jobs, store, writer};
+use wallet_server::{admission, auth, clock, demo, handover, http, jobs, log_limits, store, writer};
 
 #[derive(Parser)]
 #[command(name = "wallet-server", version, about = "The regional-currency wallet backend")]
@@ -114,15 +114,23 @@ fn main() -> ExitCode {
         libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS_MAX);
         libc::mallopt(libc::M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD_BYTES);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,actix_server=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        // One line per request when its span closes: method, route, status, request id, time.
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .init();
+    {
+        use tracing_subscriber::filter::{dynamic_filter_fn, FilterExt, Targets};
+        use tracing_subscriber::prelude::*;
+        let levels =
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,actix_server=warn".into());
+        let log = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            // One line per request when its span closes: method, route, status, request id, time.
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            // A client's malformed requests reach the log a few a second at most (log_limits).
+            // (Dynamic: asked for every event, where a plain filter function is asked once a callsite.)
+            .with_filter(levels.and(dynamic_filter_fn(|metadata, _| log_limits::log_line_allowed(metadata))));
+        let count = log_limits::CountMalformed
+            .with_filter(Targets::new().with_target(log_limits::DISPATCHER_TARGET, tracing::Level::ERROR));
+        tracing_subscriber::registry().with(log).with(count).init();
+    }
     let cli = Cli::parse();
     let config = match Config::from_env() {
         Ok(config) => config,

@@ -247,6 +247,13 @@ pub async fn scrape(state: State, requests: web::Data<RequestMetrics>) -> Result
         );
     }
     out.single(
+        "wallet_malformed_requests_total",
+        "counter",
+        "Request heads actix-http could not parse, and broken streams: each answered 400 or closed; their log \
+         lines are limited to a few a second.",
+        crate::log_limits::malformed_seen(),
+    );
+    out.single(
         "wallet_cashback_budget_remaining_won",
         "gauge",
         "Unspent cashback budget.",

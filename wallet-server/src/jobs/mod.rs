@@ -50,6 +50,15 @@ pub async fn keep_line_and_sweeps(state: Arc<AppState>) {
             expiry::sweep(&state).await;
             throttle::purge(&state);
             allowances::sweep(&state).await;
+            let suppressed = crate::log_limits::take_suppressed();
+            if suppressed > 0 {
+                tracing::warn!(
+                    suppressed,
+                    "malformed requests: log lines suppressed since the last sweep (at most {} a second are \
+                     logged; wallet_malformed_requests_total counts them all)",
+                    crate::log_limits::LINES_PER_SECOND_MAX
+                );
+            }
         }
         line::sync(&state).await;
     }
