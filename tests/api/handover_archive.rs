@@ -361,7 +361,8 @@ mod import {
 
             let bytes = std::fs::read(&archive).expect("the archive is written");
             assert_eq!(bytes.starts_with(&[0x1f, 0x8b]), gzip, "{name}: gzip magic");
-            // The four files at the top level, regular, in the packing order.
+            // Version 2's seven files at the top level, regular, in the packing order: version 1's
+            // four, then the three version 2 adds.
             let tar: Box<dyn std::io::Read> = if gzip {
                 Box::new(flate2::read::GzDecoder::new(bytes.as_slice()))
             } else {
@@ -376,8 +377,11 @@ mod import {
                     (entry.path().expect("a path").to_string_lossy().into_owned(), entry.header().entry_type())
                 })
                 .collect();
-            let expected: Vec<(String, tar::EntryType)> =
-                BUNDLE_FILES.iter().map(|name| (name.to_string(), tar::EntryType::Regular)).collect();
+            let expected: Vec<(String, tar::EntryType)> = BUNDLE_FILES
+                .iter()
+                .chain(&["policy.json", "programs.csv", "allowances.csv"])
+                .map(|name| (name.to_string(), tar::EntryType::Regular))
+                .collect();
             assert_eq!(entries, expected, "{name}");
 
             let verified = app.server.run(&["handover", "verify", archive_text]);

@@ -20,6 +20,7 @@ mod fuzz;
 mod gifts;
 mod handover;
 mod handover_archive;
+mod handover_v2;
 mod hardening;
 mod health;
 mod history;

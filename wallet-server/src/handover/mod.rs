@@ -44,6 +44,18 @@ pub fn verify(bundle: &Path, encoding: Encoding) -> Result<(), String> {
         verified.merchant_receivable_sum,
         manifest.totals.cashback_budget_remaining,
     );
+    if let Some(v2) = &manifest.v2 {
+        let last_closed = v2.last_closed_business_date.map_or_else(|| "none".to_owned(), |date| date.to_string());
+        println!(
+            "  format version 2: programs {}, allowances {}, policy carried\n  bonus purses {} won, allowances {} won, \
+             programs' remaining budgets {} won, last closed business date {last_closed}",
+            verified.programs,
+            verified.allowances,
+            verified.citizen_bonus_sum,
+            verified.allowance_outstanding_sum,
+            verified.program_budget_remaining_sum,
+        );
+    }
     if manifest.kind == BundleKind::Delta {
         println!("  (a delta's totals are those after applying it: they are checked when it is imported)");
     }

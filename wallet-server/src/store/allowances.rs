@@ -135,3 +135,20 @@ pub fn outstanding_sum(connection: &mut DbConn) -> StoreResult<i64> {
             .get_result(connection)?;
     Ok(total.total)
 }
+
+/// What the grants unexpired at `at` hold (the total `allowances.csv` of a handover carries),
+/// in whole won.
+pub fn live_outstanding_sum(connection: &mut DbConn, at: DateTime<Utc>) -> StoreResult<i64> {
+    let sql = |parameter: &str| {
+        format!(
+            "SELECT CAST(COALESCE(SUM(outstanding), 0) AS BIGINT) AS total FROM allowances \
+             WHERE outstanding > 0 AND expires_at_ms > {parameter}"
+        )
+    };
+    let query = |parameter| diesel::sql_query(sql(parameter)).bind::<diesel::sql_types::BigInt, _>(millis(at));
+    let total: Total = match connection {
+        DbConn::Sqlite(sqlite) => query("?1").get_result(sqlite)?,
+        DbConn::Pg(pg) => query("$1").get_result(pg)?,
+    };
+    Ok(total.total)
+}

@@ -67,6 +67,18 @@ pub fn put_merchants(
     Ok(())
 }
 
+/// Sets the annual revenue of merchants carried over by a handover bundle of version 2, which
+/// says it (`None`: unknown); [`put_merchants`] keeps what is here, as a version 1 bundle has none.
+pub fn set_annual_revenues(connection: &mut DbConn, revenues: &[(&str, Option<i64>)]) -> StoreResult<()> {
+    for (merchant_id, revenue) in revenues {
+        let updated = diesel::update(merchants::table.filter(merchants::merchant_id.eq(*merchant_id)))
+            .set(merchants::annual_revenue.eq(*revenue))
+            .execute(connection)?;
+        expect_rows("merchant annual revenue", updated, 1)?;
+    }
+    Ok(())
+}
+
 pub fn load_merchants(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<(MerchantId, MerchantState)>> {
     if ids.is_empty() {
         return Ok(Vec::new());

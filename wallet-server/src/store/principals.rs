@@ -170,6 +170,12 @@ pub struct CitizenExport {
     #[diesel(select_expression = wallets::eligible_spent)]
     pub eligible_spent: i64,
     pub created_at_ms: i64,
+    /// The bonus part of `balance`.
+    #[diesel(select_expression = wallets::bonus)]
+    pub bonus: i64,
+    /// The charge bonus quota used in `month`.
+    #[diesel(select_expression = wallets::bonus_quota_used)]
+    pub bonus_quota_used: i64,
 }
 
 /// A page of citizens after `after` (by citizen id); with `since`, only those whose wallet moved
@@ -213,6 +219,11 @@ pub struct MerchantExport {
     pub category: Option<String>,
     #[diesel(select_expression = merchants::receivable)]
     pub receivable: i64,
+    #[diesel(select_expression = merchants::annual_revenue)]
+    pub annual_revenue: Option<i64>,
+    /// The negative net carried into the next close (0 when none).
+    #[diesel(select_expression = merchants::carried_negative)]
+    pub carried_negative: i64,
 }
 
 /// A page of merchants after `after` (by merchant id); with `since`, only those paid or refunded

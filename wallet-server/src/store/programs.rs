@@ -161,6 +161,26 @@ pub fn get(connection: &mut DbConn, id: &str) -> StoreResult<Option<ProgramRecor
     rows.into_iter().next().map(record_of).transpose()
 }
 
+/// Which of the programs `ids` exist.
+pub fn existing(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<String>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(programs::table.filter(programs::program_id.eq_any(ids)).select(programs::program_id).load(connection)?)
+}
+
+/// Up to `limit` programs after `after` (by id): pages of a handover export, which carries every
+/// program however many there are.
+pub fn page(connection: &mut DbConn, after: &str, limit: i64) -> StoreResult<Vec<ProgramRecord>> {
+    let rows: Vec<ProgramRow> = programs::table
+        .filter(programs::program_id.gt(after))
+        .order(programs::program_id)
+        .limit(limit)
+        .select(ProgramRow::as_select())
+        .load(connection)?;
+    rows.into_iter().map(record_of).collect()
+}
+
 /// The programs `ids` for the ledger, locked on PostgreSQL.
 pub fn load_programs(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<(ProgramId, ProgramState)>> {
     if ids.is_empty() {

@@ -32,6 +32,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    citizen_references (citizen_id) {
+        citizen_id -> Text,
+        identity_verified_at_ms -> Nullable<BigInt>,
+        identity_ref -> Nullable<Text>,
+        bank_link_ref -> Nullable<Text>,
+        bank_account_masked -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     daily_sales (business_date, merchant_id) {
         business_date -> Text,
         merchant_id -> Text,
@@ -279,11 +289,13 @@ diesel::table! {
         history_head -> Nullable<BigInt>,
         cashback_reversed -> BigInt,
         bonus -> BigInt,
+        bonus_quota_used -> BigInt,
     }
 }
 
 diesel::joinable!(allowances -> programs (program_id));
 diesel::joinable!(allowances -> wallets (wallet_id));
+diesel::joinable!(citizen_references -> principals (citizen_id));
 diesel::joinable!(daily_sales -> merchants (merchant_id));
 diesel::joinable!(history -> wallets (wallet_id));
 diesel::joinable!(merchants -> principals (merchant_id));
@@ -301,6 +313,7 @@ diesel::joinable!(wallets -> principals (citizen_id));
 diesel::allow_tables_to_appear_in_same_query!(
     allowances,
     audit_log,
+    citizen_references,
     daily_sales,
     handover_bundles,
     handover_exports,

@@ -118,6 +118,31 @@ pub struct ClosedDateRow {
     pub closed_at_ms: i64,
 }
 
+/// Records `date` as closed by the outgoing operator of a handover (its settlement and lines
+/// are that operator's): a settlement of no lines, so that this system counts the date as closed
+/// (closing it again moves nothing, and an export says it is the last closed) without paying
+/// anybody for it. Nothing changes when the date is closed here already.
+pub fn record_closed_before_handover(
+    connection: &mut DbConn,
+    date: BusinessDate,
+    tx_id: &TxId,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let date = date.to_string();
+    let row = (
+        settlements::business_date.eq(&date),
+        settlements::tx_id.eq(tx_id.as_str()),
+        settlements::total_net_payable.eq(0i64),
+        settlements::total_fee.eq(0i64),
+        settlements::closed_at_ms.eq(millis(now)),
+    );
+    upsert!(
+        connection,
+        diesel::insert_into(settlements::table).values(row).on_conflict(settlements::business_date).do_nothing()
+    )?;
+    Ok(())
+}
+
 /// The last business date closed.
 pub fn last_settlement(connection: &mut DbConn) -> StoreResult<Option<ClosedDateRow>> {
     Ok(settlements::table

@@ -159,7 +159,9 @@ impl Head {
     }
 }
 
-/// Writes the batch's changed wallets, each with its history head if it moved (`heads`). On
+/// Writes the batch's changed wallets, each with its history head if it moved (`heads`); a wallet
+/// moving into a later month starts its charge bonus quota (`bonus_quota_used`, a counter of
+/// `month` that the ledger does not carry yet) again at 0. On
 /// SQLite one kept-prepared statement a wallet (no round trip there, and a multi-row statement
 /// would be prepared anew for each size); on PostgreSQL one statement over arrays (`unnest`),
 /// the rows locked in key order when the batch loaded them.
@@ -185,7 +187,8 @@ pub fn save(connection: &mut DbConn, changed: &[(WalletId, WalletState)], heads:
             "UPDATE wallets AS w SET balance = v.balance, month = v.month, charged = v.charged, \
              eligible_spent = v.eligible_spent, cashback_earned = v.cashback_earned, \
              cashback_reversed = v.cashback_reversed, history_head = COALESCE(v.history_head, w.history_head), \
-             bonus = v.bonus \
+             bonus = v.bonus, \
+             bonus_quota_used = CASE WHEN w.month = v.month THEN w.bonus_quota_used ELSE 0 END \
              FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], \
                          $7::bigint[], $8::bigint[], $9::bigint[]) \
              AS v (wallet_id, balance, month, charged, eligible_spent, cashback_earned, cashback_reversed, history_head, \
@@ -209,12 +212,14 @@ pub fn save(connection: &mut DbConn, changed: &[(WalletId, WalletState)], heads:
         fixed::execute(
             connection,
             fixed!(
-                "UPDATE wallets SET balance = ?, bonus = ?, month = ?, charged = ?, eligible_spent = ?, \
-                 cashback_earned = ?, cashback_reversed = ?, history_head = COALESCE(?, history_head) \
-                 WHERE wallet_id = ?",
+                "UPDATE wallets SET balance = ?, bonus = ?, \
+                 bonus_quota_used = CASE WHEN month = ? THEN bonus_quota_used ELSE 0 END, month = ?, charged = ?, \
+                 eligible_spent = ?, cashback_earned = ?, cashback_reversed = ?, \
+                 history_head = COALESCE(?, history_head) WHERE wallet_id = ?",
                 vec![
                     Bind::BigInt(won_to_db(wallet.balance)?),
                     Bind::BigInt(won_to_db(wallet.bonus)?),
+                    Bind::Text(&month),
                     Bind::Text(&month),
                     Bind::BigInt(won_to_db(wallet.counters.charged)?),
                     Bind::BigInt(won_to_db(wallet.counters.eligible_spent)?),
@@ -342,15 +347,25 @@ pub fn wallet_of(connection: &mut DbConn, citizen_id: &str) -> StoreResult<Optio
         .next())
 }
 
+/// A wallet carried over by a handover, with its whole state.
+pub struct CarriedWallet<'a> {
+    pub wallet_id: &'a str,
+    pub citizen_id: &'a str,
+    pub state: &'a WalletState,
+    /// The charge bonus quota used in `state.counters.month`, in whole won.
+    pub bonus_quota_used: i64,
+}
+
 /// Writes wallets carried over with their whole state, a few hundred a statement: added, or
 /// replaced when here already (a delta).
-pub fn put_wallets(connection: &mut DbConn, wallets_in: &[(&str, &str, &WalletState)]) -> StoreResult<()> {
+pub fn put_wallets(connection: &mut DbConn, wallets_in: &[CarriedWallet<'_>]) -> StoreResult<()> {
     for chunk in wallets_in.chunks(ROWS_PER_INSERT) {
         let mut rows = Vec::with_capacity(chunk.len());
-        for (wallet_id, citizen_id, state) in chunk {
+        for CarriedWallet { wallet_id, citizen_id, state, bonus_quota_used } in chunk {
             rows.push((
                 wallets::wallet_id.eq(*wallet_id),
                 wallets::citizen_id.eq(*citizen_id),
+                wallets::bonus_quota_used.eq(*bonus_quota_used),
                 wallets::balance.eq(won_to_db(state.balance)?),
                 wallets::bonus.eq(won_to_db(state.bonus)?),
                 wallets::month.eq(state.counters.month.to_string()),
@@ -370,6 +385,7 @@ pub fn put_wallets(connection: &mut DbConn, wallets_in: &[(&str, &str, &WalletSt
                 wallets::eligible_spent.eq(excluded(wallets::eligible_spent)),
                 wallets::cashback_earned.eq(excluded(wallets::cashback_earned)),
                 wallets::cashback_reversed.eq(excluded(wallets::cashback_reversed)),
+                wallets::bonus_quota_used.eq(excluded(wallets::bonus_quota_used)),
             ))
         )?;
     }
@@ -386,6 +402,13 @@ struct Total {
 pub fn balance_sum(connection: &mut DbConn) -> StoreResult<i64> {
     // PostgreSQL's SUM(BIGINT) is NUMERIC; the cast makes one query serve both backends.
     let wallets: Total = diesel::sql_query("SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) AS total FROM wallets")
+        .get_result(connection)?;
+    Ok(wallets.total)
+}
+
+/// The sum of all wallets' bonus purses, in whole won.
+pub fn bonus_sum(connection: &mut DbConn) -> StoreResult<i64> {
+    let wallets: Total = diesel::sql_query("SELECT CAST(COALESCE(SUM(bonus), 0) AS BIGINT) AS total FROM wallets")
         .get_result(connection)?;
     Ok(wallets.total)
 }

@@ -1,0 +1,2 @@
+DROP TABLE citizen_references;
+ALTER TABLE wallets DROP COLUMN bonus_quota_used;
