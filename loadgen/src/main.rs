@@ -7,7 +7,8 @@
 //! `payments` runs POS payments in closed loops as fast as the server answers, then balance
 //! reads (the group-commit benchmark, scripts/bench-payments); with `--allowance-won` the
 //! citizens hold allowance purses that pay. `pay-during` runs payments at a steady rate before,
-//! during and after a command, and compares their latency (scripts/bench-grants).
+//! during and after a command, and compares their latency (scripts/bench-grants); `grant-file`
+//! sends a grant file through the server's grants endpoint instead of its file command.
 //! `guess` makes a password-guessing run against one login and reports what got checked.
 //! `handover-bundle` and `handover-delta` write generated handover bundles to disk (no network),
 //! their history applied to a `wallet_core::Book` (`history.rs`).
@@ -16,6 +17,7 @@ mod bundle;
 mod client;
 mod cutover;
 mod during;
+mod grant_file;
 mod guess;
 mod history;
 mod idle;
@@ -59,6 +61,8 @@ enum Command {
     Payments(payments::PaymentsArgs),
     /// Payments at a steady rate before, during and after a command (a city-wide grant).
     PayDuring(during::DuringArgs),
+    /// Send a grant file (`wallet_id,amount`) through the server's grants endpoint, 1,000 lines a request.
+    GrantFile(grant_file::GrantFileArgs),
     /// Hold many idle sessions and measure the server's memory per session.
     Idle(idle::IdleArgs),
     /// Guess one citizen's password from one address: what the login throttle lets through.
@@ -136,6 +140,7 @@ fn main() -> ExitCode {
         Command::Idle(args) => run_async(idle::run(args)),
         Command::Payments(args) => run_async(payments::run(args)),
         Command::PayDuring(args) => run_async(during::run(args)),
+        Command::GrantFile(args) => run_async(grant_file::run(args)),
         Command::Guess(args) => run_async(guess::run(args)),
         // Bundles are written to disk: no runtime, no network.
         Command::HandoverBundle(args) => bundle::run_snapshot(args),
