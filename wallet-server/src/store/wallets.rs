@@ -431,3 +431,42 @@ pub fn wallets_with_incomplete_history(connection: &mut DbConn) -> StoreResult<i
     .get_result(connection)?;
     Ok(count.total)
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    use diesel_migrations::MigrationHarness;
+
+    use super::*;
+
+    fn quota(connection: &mut DbConn) -> i64 {
+        wallets::table.select(wallets::bonus_quota_used).first(connection).unwrap()
+    }
+
+    /// The charge bonus quota is a counter of the wallet's month: a write within the month keeps
+    /// it, one that moves the wallet into a later month starts it again at 0 (on SQLite here; the
+    /// PostgreSQL statement says the same, and the handover tests carry it on both).
+    #[test]
+    fn the_bonus_quota_is_a_counter_of_the_wallets_month() {
+        let mut sqlite = diesel::SqliteConnection::establish(":memory:").unwrap();
+        sqlite.run_pending_migrations(super::super::SQLITE_MIGRATIONS).unwrap();
+        sqlite
+            .batch_execute(
+                "INSERT INTO principals (principal_id, login, role, password_hash, created_at_ms) \
+                 VALUES ('c', 'c', 'citizen', '', 0); \
+                 INSERT INTO wallets (wallet_id, citizen_id, balance, month, charged, eligible_spent, cashback_earned, \
+                 bonus_quota_used) VALUES ('w', 'c', 0, '2030-01', 0, 0, 0, 400000);",
+            )
+            .unwrap();
+        let mut connection = DbConn::Sqlite(sqlite);
+        let id = WalletId::parse("w").unwrap();
+        let mut state = WalletState::new(Month::parse("2030-01").unwrap());
+        state.balance = wallet_core::Won::from_i64(100);
+        save(&mut connection, &[(id.clone(), state.clone())], &mut HistoryHeads::default()).unwrap();
+        assert_eq!(quota(&mut connection), 400_000, "the same month keeps the quota used");
+        let later = WalletState::new(Month::parse("2030-02").unwrap());
+        save(&mut connection, &[(id, later)], &mut HistoryHeads::default()).unwrap();
+        assert_eq!(quota(&mut connection), 0, "a later month starts it again");
+    }
+}
