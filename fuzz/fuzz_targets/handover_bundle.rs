@@ -18,10 +18,10 @@
 
 use std::path::Path;
 
+use handover_format::bundle::{Bundle, Encoding, Row};
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 use wallet_core::Won;
-use handover_format::bundle::{Bundle, Encoding, Row};
 
 /// Data rows as a lenient CSV reader counts them, and the sum of column `sum_column` where it
 /// parses: the harness's guess at what the manifest must say.

@@ -7,16 +7,21 @@
 
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use handover_format::bundle::{parse_manifest, BundleKind};
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     match parse_manifest(text) {
         Ok(manifest) => {
             let raw: serde_json::Value = serde_json::from_str(text).expect("an accepted manifest is JSON");
-            let names: Vec<&str> = manifest.files.keys().map(String::as_str).collect();
-            assert_eq!(names, ["citizens.csv", "merchants.csv", "transactions.csv"]);
+            // Exactly the files of its version (version 2 adds policy, programs and allowances).
+            let mut names: Vec<&str> = manifest.files.keys().map(String::as_str).collect();
+            let mut expected: Vec<&str> = manifest.version.files().to_vec();
+            names.sort_unstable();
+            expected.sort_unstable();
+            assert_eq!(names, expected);
+            assert_eq!(manifest.v2.is_some(), manifest.version.files().len() == 6, "version 2 has its own totals");
             for entry in manifest.files.values() {
                 assert!(entry.sha256.len() == 64 && entry.sha256.bytes().all(|byte| byte.is_ascii_hexdigit()));
             }
