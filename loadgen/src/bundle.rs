@@ -553,6 +553,7 @@ fn delta_city(
                 eligible_spent: row.cashback_eligible_spent_this_month,
                 cashback_earned: Won::ZERO,
                 cashback_reversed: Won::ZERO,
+                bonus_quota_used: Won::ZERO,
             };
             // A bundle of version 1 carries no purses: the importer carries each balance into
             // `own`, so a snapshot's wallets have an empty bonus purse there, and here.

@@ -265,6 +265,8 @@ impl City {
         for amount_won in CHARGE_AMOUNTS_WON.iter().rev().filter(|amount| **amount <= wanted_won) {
             let command = Command::Charge {
                 id: ids.tx(row),
+                // No charge bonus program runs in a generated history: no bonus item is written.
+                bonus_id: ids.tx(row),
                 wallet: self.wallet_ids[wallet].clone(),
                 amount: amount(*amount_won),
             };

@@ -18,6 +18,7 @@ fn wallet_shows_charges_within_limits(backend: Backend) {
             "cashback_earned_this_month": "0", "cashback_net_this_month": "0",
             "cashback_eligible_spend_remaining": "500000",
             "purses": {"own": "0", "bonus": "0", "allowances": []},
+            "charge_bonus": null,
         })
     );
 

@@ -10,6 +10,7 @@ mod admin;
 mod admission;
 mod authz;
 mod batching;
+mod charge_bonus;
 mod charges;
 mod clock;
 mod contract;

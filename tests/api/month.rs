@@ -39,6 +39,7 @@ fn monthly_limits_reset_at_kst_midnight(backend: Backend) {
             "cashback_eligible_spend_remaining": "20000",
             // December's cashback is in the bonus purse, the rest of the won charged in own.
             "purses": {"own": "1980000", "bonus": "2000", "allowances": []},
+            "charge_bonus": null,
         })
     );
     assert_eq!(api.charge(&alice.token, "1000").expect(201)["balance"], "1983000");

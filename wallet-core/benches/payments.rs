@@ -34,6 +34,7 @@ fn setup() -> (Book, Vec<Command>) {
         let wallet_id = id(WalletId::parse, format!("wallet-{wallet}"));
         book.open_wallet(wallet_id.clone(), now);
         let charge = Command::Charge {
+            bonus_id: id(TxId::parse, format!("charge-bonus-{wallet}")),
             id: id(TxId::parse, format!("charge-{wallet}")),
             wallet: wallet_id,
             amount: Amount::from_i64(1_000_000).unwrap(),

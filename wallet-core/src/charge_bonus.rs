@@ -101,9 +101,48 @@ impl ChargeBonusRules {
         self.cohort_opens_at(self.cohort_of(wallet)) <= now && now < self.closes_at
     }
 
+    /// What a wallet shows of the program: its cohort's window and its quota left this month
+    /// (`bonus_quota_used`: the wallet's counter of the KST month of `now`).
+    pub fn view_for(&self, wallet: &WalletId, bonus_quota_used: Won) -> Result<ChargeBonusView, Overflow> {
+        Ok(ChargeBonusView {
+            opens_at: self.cohort_opens_at(self.cohort_of(wallet)),
+            closes_at: self.closes_at,
+            quota_remaining: self.monthly_charge_cap.remaining_after(bonus_quota_used)?,
+        })
+    }
+
     /// Whether two programs' windows overlap (at most one may be open at any instant).
     pub fn overlaps(&self, other: &ChargeBonusRules) -> bool {
         self.opens_at < other.closes_at && other.opens_at < self.closes_at
+    }
+}
+
+/// A charge bonus program as a wallet sees it (`GET /v1/wallet`'s `charge_bonus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChargeBonusView {
+    /// When this wallet's cohort opens.
+    pub opens_at: DateTime<Utc>,
+    pub closes_at: DateTime<Utc>,
+    pub quota_remaining: Won,
+}
+
+/// A charge bonus program as the ledger keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChargeBonusState {
+    pub rules: ChargeBonusRules,
+    pub budget: ChargeBonusBudget,
+}
+
+impl ChargeBonusState {
+    /// A new program, its budget empty.
+    pub fn new(rules: ChargeBonusRules) -> ChargeBonusState {
+        let budget = ChargeBonusBudget::new(rules.cohorts);
+        ChargeBonusState { rules, budget }
+    }
+
+    /// Whether the program's window (from its first cohort's opening) holds `now`.
+    pub fn is_running(&self, now: DateTime<Utc>) -> bool {
+        self.rules.opens_at <= now && now < self.rules.closes_at
     }
 }
 

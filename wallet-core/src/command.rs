@@ -16,8 +16,9 @@ use crate::settlement::Settlement;
 /// One command to the ledger. Every id the command creates is passed in by the caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    /// A citizen tops up the wallet from a linked bank account.
-    Charge { id: TxId, wallet: WalletId, amount: Amount },
+    /// A citizen tops up the wallet from a linked bank account. `bonus_id` names the charge
+    /// bonus history item, if the charge earns one.
+    Charge { id: TxId, bonus_id: TxId, wallet: WalletId, amount: Amount },
     /// Wallet to wallet. `gift_in_id` names the receiver's history item (`id` the sender's), so
     /// every history item has its own id.
     Gift { id: TxId, gift_in_id: TxId, from: WalletId, to: WalletId, amount: Amount },
@@ -88,10 +89,12 @@ pub struct Outcome {
 /// The answer to each command, with the figures API.md returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Receipt {
+    /// `bonus` is the charge bonus the charge earned (0 without an open program).
     Charged {
         charge_id: TxId,
         amount: Amount,
         balance: Won,
+        bonus: Won,
     },
     Gifted {
         gift_id: TxId,
@@ -134,6 +137,11 @@ pub enum Receipt {
     ProgramToppedUp {
         program: ProgramId,
         budget: ProgramBudget,
+    },
+    ChargeBonusToppedUp {
+        program: ProgramId,
+        rules: crate::charge_bonus::ChargeBonusRules,
+        budget: crate::charge_bonus::ChargeBonusBudget,
     },
     Granted {
         program: ProgramId,

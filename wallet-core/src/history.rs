@@ -20,6 +20,7 @@ pub enum HistoryKind {
     MigratedOpeningBalance,
     AllowanceGranted,
     AllowanceExpired,
+    ChargeBonus,
 }
 
 impl HistoryKind {
@@ -35,6 +36,7 @@ impl HistoryKind {
             HistoryKind::MigratedOpeningBalance => "migrated_opening_balance",
             HistoryKind::AllowanceGranted => "allowance_granted",
             HistoryKind::AllowanceExpired => "allowance_expired",
+            HistoryKind::ChargeBonus => "charge_bonus",
         }
     }
 }

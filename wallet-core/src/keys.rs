@@ -43,6 +43,9 @@ pub struct Keys {
     pub programs: BTreeSet<ProgramId>,
     /// Grants an expiry names. The grants of loaded wallets are loaded by wallet.
     pub grants: BTreeSet<GrantId>,
+    /// A charge may earn a bonus: the charge bonus program running at the batch's instant (at
+    /// most one runs at any instant) is needed.
+    pub running_charge_bonus: bool,
 }
 
 impl Keys {
@@ -60,6 +63,7 @@ impl Keys {
         match command {
             Command::Charge { wallet, .. } => {
                 self.wallets.insert(wallet.clone());
+                self.running_charge_bonus = true;
             }
             Command::Gift { from, to, .. } => {
                 self.wallets.insert(from.clone());
@@ -173,8 +177,11 @@ mod tests {
 
     #[test]
     fn each_command_names_the_rows_its_rule_reads() {
-        let charge = Command::Charge { id: tx("c"), wallet: wallet("alice"), amount: amount() };
-        assert_eq!(Keys::of([&charge]), Keys { wallets: [wallet("alice")].into(), ..Keys::default() });
+        let charge = Command::Charge { id: tx("c"), bonus_id: tx("cb"), wallet: wallet("alice"), amount: amount() };
+        assert_eq!(
+            Keys::of([&charge]),
+            Keys { wallets: [wallet("alice")].into(), running_charge_bonus: true, ..Keys::default() }
+        );
 
         let gift = Command::Gift {
             id: tx("g"),
@@ -265,8 +272,8 @@ mod tests {
     #[test]
     fn a_batch_names_each_row_once_in_key_order() {
         let commands = [
-            Command::Charge { id: tx("1"), wallet: wallet("zoe"), amount: amount() },
-            Command::Charge { id: tx("2"), wallet: wallet("alice"), amount: amount() },
+            Command::Charge { id: tx("1"), bonus_id: tx("1b"), wallet: wallet("zoe"), amount: amount() },
+            Command::Charge { id: tx("2"), bonus_id: tx("2b"), wallet: wallet("alice"), amount: amount() },
             Command::Gift {
                 id: tx("3"),
                 gift_in_id: tx("4"),

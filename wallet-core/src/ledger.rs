@@ -155,6 +155,7 @@ pub enum TxKind {
     ProgramTopUp,
     AllowanceGrant,
     AllowanceExpiry,
+    ChargeBonus,
 }
 
 /// One amount moved from one account to another: the atom of a balanced transaction.

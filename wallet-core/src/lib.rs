@@ -30,6 +30,7 @@ pub mod wallet;
 pub use book::{Book, Changes, SystemBalances};
 pub use calendar::{BusinessDate, Month};
 pub use cashback::BudgetState;
+pub use charge_bonus::{ChargeBonusBudget, ChargeBonusRules, ChargeBonusState, CohortShare};
 pub use command::{CarryOverAccount, Command, GrantLine, GrantProblem, Limit, Outcome, PaidFrom, Receipt, Rejection};
 pub use history::{Counterparty, HistoryItem, HistoryKind};
 pub use id::{GrantId, MerchantId, PaymentCode, ProgramId, TxId, WalletId};

@@ -40,6 +40,9 @@ pub struct MonthCounters {
     /// Of `cashback_earned`, what refunds of this month's payments have taken back since.
     /// Refunds of an earlier month's payment reverse that month's cashback, not this one's.
     pub cashback_reversed: Won,
+    /// Charged won that used the charge bonus quota this month (against a charge bonus
+    /// program's `monthly_charge_cap`).
+    pub bonus_quota_used: Won,
 }
 
 impl MonthCounters {
@@ -50,6 +53,7 @@ impl MonthCounters {
             eligible_spent: Won::ZERO,
             cashback_earned: Won::ZERO,
             cashback_reversed: Won::ZERO,
+            bonus_quota_used: Won::ZERO,
         }
     }
 }

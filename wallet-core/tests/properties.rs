@@ -67,7 +67,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             ).prop_map(|(rate, cap, charge_limit, holding_limit, fee)| Op::SetPolicy { rate, cap, charge_limit, holding_limit, fee }),
         3 => prop_oneof![Just(60i64), Just(3_600), Just(86_400), 0i64..(4 * 86_400)].prop_map(|seconds| Op::Advance { seconds }),
         1 => (1i64..6).prop_map(|days_back| Op::Close { days_back }),
-        1 => (0..PROGRAMS.len(), 1i64..500_000).prop_map(|(program, amount)| Op::TopUpProgram { program, amount }),
+        // Index PROGRAMS.len() is the charge bonus program.
+        2 => (0..PROGRAMS.len() + 1, 1i64..500_000).prop_map(|(program, amount)| Op::TopUpProgram { program, amount }),
         2 => (0..PROGRAMS.len(), prop::collection::vec((0..CITIZENS + 1, amount_strategy()), 1..6))
             .prop_map(|(program, wallets)| Op::Grant { program, wallets }),
         2 => any::<usize>().prop_map(|grant| Op::Expire { grant }),
@@ -79,6 +80,8 @@ struct Run {
     ledger: Ledger,
     payments: Vec<(TxId, usize)>,
     grants: Vec<GrantId>,
+    /// Charge bonuses earned, by citizen and KST month.
+    bonuses: BTreeMap<(usize, Month), Won>,
     /// Highest spend cap in force at any moment of each month: the month's eligible spend may
     /// not pass it (a lowered cap cannot take back spend already counted).
     cap_ceiling_by_month: BTreeMap<Month, Won>,
@@ -106,10 +109,24 @@ impl Run {
         for (name, days, categories) in PROGRAMS {
             ledger.open_program(name, days, categories);
         }
+        let rules = ChargeBonusRules {
+            rate: rate("0.1"),
+            monthly_charge_cap: won(BONUS_CAP),
+            // Three cohorts a day apart from an hour in; closed on day sixty.
+            opens_at: ledger.now + Duration::hours(1),
+            closes_at: ledger.now + Duration::days(60),
+            cohorts: 3,
+            cohort_interval_s: 86_400,
+        };
+        ledger.book.open_charge_bonus(program_id(PROGRAMS.len()), rules);
+        // Funded from the start, so that charges in the window earn (top-ups add more).
+        ledger.top_up_program(&program_id(PROGRAMS.len()), 300_000).expect("a top-up of an open program");
+        ledger.book.take_changes();
         let mut run = Run {
             ledger,
             payments: Vec::new(),
             grants: Vec::new(),
+            bonuses: BTreeMap::new(),
             cap_ceiling_by_month: BTreeMap::new(),
             outcomes: Vec::new(),
         };
@@ -127,7 +144,13 @@ impl Run {
     fn step(&mut self, op: &Op) {
         let before = self.ledger.book.clone();
         let result = match *op {
-            Op::Charge { wallet, amount: value } => self.ledger.charge(&citizen(wallet), value),
+            Op::Charge { wallet, amount: value } => {
+                let result = self.ledger.charge(&citizen(wallet), value);
+                if let Ok(Outcome { receipt: Receipt::Charged { bonus, .. }, .. }) = &result {
+                    self.check_charge_bonus(wallet, *bonus);
+                }
+                result
+            }
             Op::Gift { from, to, amount: value } => self.ledger.gift(&citizen(from), &citizen(to), value),
             Op::Pay { merchant: index, wallet, amount: value, late } => {
                 let code = self.ledger.issue_code(&citizen(wallet));
@@ -248,6 +271,21 @@ impl Run {
         self.check_invariants();
     }
 
+    /// A charge's bonus: only in the wallet's cohort's window, and never more in a month than
+    /// `rate × monthly_charge_cap`.
+    fn check_charge_bonus(&mut self, wallet: usize, bonus: Won) {
+        if bonus.is_zero() {
+            return;
+        }
+        let program = self.ledger.book.charge_bonus(&program_id(PROGRAMS.len())).unwrap();
+        let now = self.ledger.now;
+        assert!(program.rules.is_open_for(&wallet_id(&citizen(wallet)), now), "a bonus outside the cohort's window");
+        let month = self.bonuses.entry((wallet, Month::of(now))).or_insert(Won::ZERO);
+        *month = month.checked_add(bonus).unwrap();
+        let ceiling = won(BONUS_CAP).floor_times(rate("0.1")).unwrap();
+        assert!(*month <= ceiling, "citizen {wallet} earned {month} in a month, above {ceiling}");
+    }
+
     /// A payment spent only live allowances of programs admitting the merchant, and its purses
     /// paid exactly its amount.
     fn check_paid_from(&self, outcome: &Outcome, merchant_index: usize) {
@@ -309,6 +347,13 @@ impl Run {
                 .unwrap();
         }
         assert_eq!(cashback_outstanding, net_paid, "the budget's totals disagree with the payments");
+        for (_, program) in book.charge_bonuses() {
+            let budget = &program.budget;
+            for cohort in &budget.cohorts {
+                assert!(cohort.paid_out <= cohort.share, "a cohort paid beyond its share: {budget:?}");
+            }
+            assert!(budget.paid_out() <= budget.funded(), "bonuses beyond the funded budget: {budget:?}");
+        }
         for (id, program) in book.programs() {
             let budget = program.budget;
             let mut outstanding = Won::ZERO;
@@ -324,8 +369,11 @@ impl Run {
 }
 
 fn program_id(index: usize) -> ProgramId {
-    ProgramId::parse(PROGRAMS[index].0).unwrap()
+    ProgramId::parse(PROGRAMS.get(index).map_or("bonus", |program| program.0)).unwrap()
 }
+
+/// The charge bonus program's monthly charge cap per citizen.
+const BONUS_CAP: i64 = 200_000;
 
 fn run(ops: &[Op]) -> Run {
     let mut run = Run::new();
@@ -350,6 +398,8 @@ proptest! {
         let expired = first.outcomes.iter().filter(|outcome| matches!(outcome, Ok(Outcome { receipt: Receipt::GrantExpired { returned, .. }, .. }) if !returned.is_zero())).count();
         // The runs reach the purses' rules: allowances spent and expired (hundreds of each in a run).
         prop_assert!(from_allowances > 0 && expired > 0, "{from_allowances} allowance payments, {expired} expiries");
+        let bonuses = first.bonuses.values().filter(|bonus| !bonus.is_zero()).count();
+        prop_assert!(bonuses > 0, "no charge earned a bonus");
         prop_assert!(approved > 0);
         prop_assert!(first.ledger.now >= start());
     }

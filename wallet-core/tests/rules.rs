@@ -578,3 +578,48 @@ fn purses_budgets_and_allowances_are_carried_against_the_handover_account() {
     carry(&mut ledger, CarryOverAccount::Bonus(carol()), -2_100).unwrap();
     assert_eq!((ledger.balance("carol"), ledger.bonus("carol")), (won(42_000), Won::ZERO));
 }
+
+/// The charge bonus of PROGRAMS.md: nothing before the cohort's window, the bonus within the
+/// quota and the cohort's share, the charge succeeding with an empty share, the quota used only
+/// by what the share paid.
+#[test]
+fn charges_earn_the_bonus_of_their_cohort_within_its_share_and_quota() {
+    let mut ledger = Ledger::new();
+    let program = ProgramId::parse("march").unwrap();
+    let rules = ChargeBonusRules {
+        rate: rate("0.1"),
+        monthly_charge_cap: won(50_000),
+        opens_at: ledger.now + chrono::Duration::hours(1),
+        closes_at: ledger.now + chrono::Duration::days(20),
+        cohorts: 1,
+        cohort_interval_s: 0,
+    };
+    ledger.book.open_charge_bonus(program.clone(), rules);
+    ledger.top_up_program(&program, 1_500).unwrap();
+    let bonus = |outcome: &Outcome| match outcome.receipt {
+        Receipt::Charged { bonus, .. } => bonus,
+        ref other => panic!("not a charge: {other:?}"),
+    };
+    // Before the window: nothing earned, no quota used.
+    assert_eq!(bonus(&ledger.charge("alice", 10_000).unwrap()), won(0));
+    ledger.advance(3_600);
+    // In it: 10% of 10,000, into the bonus purse, as its own history item.
+    let outcome = ledger.charge("alice", 10_000).unwrap();
+    assert_eq!(bonus(&outcome), won(1_000));
+    let kinds: Vec<_> = outcome.history.iter().map(|item| (item.kind, item.amount)).collect();
+    assert_eq!(kinds, [(HistoryKind::Charge, won(10_000)), (HistoryKind::ChargeBonus, won(1_000))]);
+    assert_eq!((ledger.balance("alice"), ledger.bonus("alice")), (won(21_000), won(1_000)));
+    // The share has 500 left: the bonus is cut, and only ceil(500 / 0.1) = 5,000 of the quota used.
+    assert_eq!(bonus(&ledger.charge("alice", 10_000).unwrap()), won(500));
+    // The share is empty: the charge succeeds and earns nothing, using no quota.
+    assert_eq!(bonus(&ledger.charge("alice", 10_000).unwrap()), won(0));
+    let month = Month::of(ledger.now);
+    assert_eq!(ledger.book.wallet(&wallet_id("alice")).unwrap().counters_in(month).bonus_quota_used, won(15_000));
+    // A top-up later finds the quota left (50,000 − 15,000 = 35,000): a 40,000 charge earns 3,500.
+    ledger.top_up_program(&program, 1_000_000).unwrap();
+    assert_eq!(bonus(&ledger.charge("alice", 40_000).unwrap()), won(3_500));
+    assert_eq!(bonus(&ledger.charge("alice", 10_000).unwrap()), won(0), "the month's quota is used up");
+    let budget = &ledger.book.charge_bonus(&program).unwrap().budget;
+    assert_eq!((budget.funded(), budget.paid_out()), (won(1_001_500), won(5_000)));
+    assert_trial_balance_zero(&ledger.book);
+}

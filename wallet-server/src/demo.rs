@@ -270,7 +270,8 @@ async fn make_history(
     match *step {
         Step::Charge { citizen: who, won } => {
             let (principal, wallet) = citizen(who);
-            let command = Command::Charge { id: new_tx_id(), wallet: wallet.clone(), amount: amount(won) };
+            let command =
+                Command::Charge { id: new_tx_id(), bonus_id: new_tx_id(), wallet: wallet.clone(), amount: amount(won) };
             submit(writer, principal, WriteOp::Ledger(command)).await?;
             Ok(None)
         }

@@ -566,8 +566,17 @@ fn load_book(
     for (date, merchant, sales) in close_sales {
         book.load_sales(date, merchant, sales);
     }
-    for (id, program) in store::programs::load_programs(connection, &texts(&keys.programs))? {
+    let program_ids = texts(&keys.programs);
+    for (id, program) in store::programs::load_programs(connection, &program_ids)? {
         book.load_program(id, program);
+    }
+    for (id, program) in store::charge_bonuses::load(connection, &program_ids)? {
+        book.load_charge_bonus(id, program);
+    }
+    if keys.running_charge_bonus {
+        if let Some((id, program)) = store::charge_bonuses::load_running(connection, now)? {
+            book.load_charge_bonus(id, program);
+        }
     }
     Ok(book)
 }
@@ -594,6 +603,11 @@ fn audited(command: &Command, receipt: &Receipt, policy_before: Option<&Policy>)
             audit::Action::ProgramBudgetToppedUp,
             json!({"program_id": program, "top_up_id": id, "amount": amount,
                    "budget": api::wire::to_json(&api::wire::ProgramBudget::from(budget))}),
+        )),
+        (Command::TopUpProgram { id, amount, .. }, Receipt::ChargeBonusToppedUp { program, rules, budget }) => Some((
+            audit::Action::ProgramBudgetToppedUp,
+            json!({"program_id": program, "top_up_id": id, "amount": amount,
+                   "budget": api::wire::to_json(&api::wire::ProgramBudget::charge_bonus(rules, budget))}),
         )),
         (Command::Grant { id, .. }, Receipt::Granted { program, granted, amount_total, budget }) => Some((
             audit::Action::AllowancesGranted,

@@ -10,6 +10,7 @@
 //! unaffected.
 
 mod carry_over;
+mod charges;
 mod payments;
 mod programs;
 
@@ -19,6 +20,7 @@ use chrono::{DateTime, Utc};
 
 use crate::calendar::{BusinessDate, Month};
 use crate::cashback::BudgetState;
+use crate::charge_bonus::{ChargeBonusRules, ChargeBonusState};
 use crate::command::{Command, Limit, Outcome, Receipt, Rejection};
 use crate::history::{Counterparty, HistoryItem, HistoryKind};
 use crate::id::{GrantId, MerchantId, PaymentCode, ProgramId, TxId, WalletId};
@@ -60,6 +62,7 @@ pub struct Book {
     sales: Map<(BusinessDate, MerchantId), DaySales>,
     settlements: BTreeMap<BusinessDate, Settlement>,
     programs: Map<ProgramId, ProgramState>,
+    charge_bonuses: Map<ProgramId, ChargeBonusState>,
     grants: Map<GrantId, GrantState>,
     /// The grants of each wallet, an index over `grants`.
     wallet_grants: Map<WalletId, Vec<GrantId>>,
@@ -78,6 +81,7 @@ struct Dirty {
     sales: Set<(BusinessDate, MerchantId)>,
     settlements: Set<BusinessDate>,
     programs: Set<ProgramId>,
+    charge_bonuses: Set<ProgramId>,
     grants: Set<GrantId>,
 }
 
@@ -97,6 +101,8 @@ pub struct Changes {
     pub settlements: Vec<Settlement>,
     /// Programs new or with a changed budget (a program's rules never change).
     pub programs: Vec<(ProgramId, ProgramState)>,
+    /// Charge bonus programs whose budget changed.
+    pub charge_bonuses: Vec<(ProgramId, ChargeBonusState)>,
     /// Grants new or with a changed purse.
     pub grants: Vec<(GrantId, GrantState)>,
 }
@@ -121,6 +127,7 @@ impl Book {
             sales: Map::default(),
             settlements: BTreeMap::new(),
             programs: Map::default(),
+            charge_bonuses: Map::default(),
             grants: Map::default(),
             wallet_grants: Map::default(),
             dirty: Dirty::default(),
@@ -168,6 +175,21 @@ impl Book {
 
     pub fn load_program(&mut self, id: ProgramId, state: ProgramState) {
         self.programs.insert(id, state);
+    }
+
+    pub fn load_charge_bonus(&mut self, id: ProgramId, state: ChargeBonusState) {
+        assert_eq!(state.budget.cohorts.len(), state.rules.cohorts as usize, "program {id}'s cohorts");
+        self.charge_bonuses.insert(id, state);
+    }
+
+    /// A new charge bonus program enters the book, its budget empty. Recorded as a change.
+    pub fn open_charge_bonus(&mut self, id: ProgramId, rules: ChargeBonusRules) {
+        assert!(
+            !self.programs.contains_key(&id) && !self.charge_bonuses.contains_key(&id),
+            "program {id} opened twice"
+        );
+        self.charge_bonuses.insert(id.clone(), ChargeBonusState::new(rules));
+        self.dirty.charge_bonuses.insert(id);
     }
 
     pub fn load_grant(&mut self, id: GrantId, state: GrantState) {
@@ -264,6 +286,14 @@ impl Book {
         self.programs.iter()
     }
 
+    pub fn charge_bonus(&self, id: &ProgramId) -> Option<&ChargeBonusState> {
+        self.charge_bonuses.get(id)
+    }
+
+    pub fn charge_bonuses(&self) -> impl Iterator<Item = (&ProgramId, &ChargeBonusState)> {
+        self.charge_bonuses.iter()
+    }
+
     pub fn grant_state(&self, id: &GrantId) -> Option<&GrantState> {
         self.grants.get(id)
     }
@@ -288,7 +318,10 @@ impl Book {
             Account::FeeIncome => Some(self.system.fee_income),
             Account::HandoverOpening => Some(self.system.handover_opening),
             Account::Allowance(id) => self.grants.get(id).map(|grant| grant.outstanding),
-            Account::Program(id) => self.programs.get(id).map(|program| program.budget.remaining()),
+            Account::Program(id) => match self.programs.get(id) {
+                Some(program) => Some(program.budget.remaining()),
+                None => self.charge_bonuses.get(id).map(|program| program.budget.remaining()),
+            },
         }
     }
 
@@ -306,6 +339,9 @@ impl Book {
         ];
         let allowances = self.grants.values().map(|grant| (AccountKind::CitizenAllowance, grant.outstanding));
         let programs = self.programs.values().map(|program| (AccountKind::ProgramBudget, program.budget.remaining()));
+        let bonuses =
+            self.charge_bonuses.values().map(|program| (AccountKind::ProgramBudget, program.budget.remaining()));
+        let programs = programs.chain(bonuses);
         TrialBalance::sum(wallets.chain(merchants).chain(city).chain(allowances).chain(programs))
             .expect("ledger totals stay inside the decimal range")
     }
@@ -328,6 +364,7 @@ impl Book {
                 dates.into_iter().map(|date| self.settlements[&date].clone()).collect()
             },
             programs: sorted_states(dirty.programs, &self.programs),
+            charge_bonuses: sorted_states(dirty.charge_bonuses, &self.charge_bonuses),
             grants: sorted_states(dirty.grants, &self.grants),
         }
     }
@@ -343,7 +380,7 @@ impl Book {
     /// Applies one command at the instant `now`.
     pub fn apply(&mut self, command: &Command, now: DateTime<Utc>) -> Result<Outcome, Rejection> {
         let outcome = match command {
-            Command::Charge { id, wallet, amount } => self.charge(id, wallet, *amount, now),
+            Command::Charge { id, bonus_id, wallet, amount } => self.charge(id, bonus_id, wallet, *amount, now),
             Command::Gift { id, gift_in_id, from, to, amount } => self.gift(id, gift_in_id, from, to, *amount, now),
             Command::Pay { id, cashback_id, merchant, code, amount } => {
                 self.pay(id, cashback_id, merchant, code, *amount, now)
@@ -364,44 +401,6 @@ impl Book {
             assert!(transaction.sum().is_zero(), "unbalanced transaction {transaction:?}");
         }
         Ok(outcome)
-    }
-
-    fn charge(
-        &mut self,
-        id: &TxId,
-        wallet_id: &WalletId,
-        amount: Amount,
-        now: DateTime<Utc>,
-    ) -> Result<Outcome, Rejection> {
-        let wallet = self.wallets.get(wallet_id).ok_or_else(|| Rejection::UnknownWallet(wallet_id.clone()))?;
-        let mut counters = wallet.counters_in(Month::of(now));
-        let limit = self.policy.monthly_charge_limit;
-        let charged_after = counters.charged.checked_add(amount.won())?;
-        if charged_after > limit {
-            return Err(Rejection::LimitExceeded(Limit::MonthlyCharge {
-                limit,
-                remaining: limit.remaining_after(counters.charged)?,
-            }));
-        }
-        let balance_after = wallet.balance.checked_add(amount.won())?;
-        self.check_holding_limit(wallet.balance, balance_after)?;
-        counters.charged = charged_after;
-
-        let wallet = self.wallet_mut(wallet_id);
-        wallet.balance = balance_after;
-        wallet.counters = counters;
-        self.system.bank_clearing = self.system.bank_clearing.checked_sub(amount.won())?;
-        self.dirty.system = true;
-
-        let account = Account::Wallet(wallet_id.clone());
-        let transfer = Transfer { from: Account::BankClearing, to: account, amount };
-        let shown = self.shown_balance(wallet_id, balance_after, now)?;
-        let history = vec![self.history_item(id, wallet_id, HistoryKind::Charge, amount.won(), shown, now, None)];
-        Ok(self.outcome(
-            Receipt::Charged { charge_id: id.clone(), amount, balance: shown },
-            Transaction::from_transfers(id.clone(), TxKind::Charge, now, [transfer]),
-            history,
-        ))
     }
 
     fn gift(

@@ -19,6 +19,9 @@ impl Book {
         amount: Amount,
         now: DateTime<Utc>,
     ) -> Result<Outcome, Rejection> {
+        if self.charge_bonuses.contains_key(program_id) {
+            return self.top_up_charge_bonus(id, program_id, amount, now);
+        }
         let program = self.programs.get(program_id).ok_or_else(|| Rejection::UnknownProgram(program_id.clone()))?;
         let mut budget = program.budget;
         budget.funded = budget.funded.checked_add(amount.won())?;

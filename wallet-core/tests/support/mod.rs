@@ -92,7 +92,8 @@ impl Ledger {
 
     pub fn charge(&mut self, wallet: &str, value: i64) -> Result<Outcome, Rejection> {
         let id = self.fresh_id("charge");
-        self.apply(Command::Charge { id, wallet: wallet_id(wallet), amount: amount(value) })
+        let bonus_id = self.fresh_id("charge-bonus");
+        self.apply(Command::Charge { id, bonus_id, wallet: wallet_id(wallet), amount: amount(value) })
     }
 
     pub fn gift(&mut self, from: &str, to: &str, value: i64) -> Result<Outcome, Rejection> {
@@ -245,6 +246,14 @@ pub fn keyed_book(full: &Book, command: &Command, now: DateTime<Utc>) -> Book {
         if let Some(program) = full.program(id) {
             book.load_program(id.clone(), program.clone());
         }
+        if let Some(program) = full.charge_bonus(id) {
+            book.load_charge_bonus(id.clone(), program.clone());
+        }
+    }
+    if keys.running_charge_bonus {
+        for (id, program) in full.charge_bonuses().filter(|(_, program)| program.is_running(now)) {
+            book.load_charge_bonus(id.clone(), program.clone());
+        }
     }
     for &date in &keys.close_dates.clone() {
         match full.settlement(date) {
@@ -296,6 +305,9 @@ fn assert_changes_agree(changes: &Changes, full: &Book) {
     }
     for (id, program) in &changes.programs {
         assert_eq!(Some(program), full.program(id), "program {id}");
+    }
+    for (id, program) in &changes.charge_bonuses {
+        assert_eq!(Some(program), full.charge_bonus(id), "charge bonus {id}");
     }
     for (id, grant) in &changes.grants {
         assert_eq!(Some(grant), full.grant_state(id), "grant {id}");

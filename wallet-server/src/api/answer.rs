@@ -29,12 +29,13 @@ pub fn budget_body(budget: &BudgetState) -> Value {
 /// The API answer for each receipt (API.md's success bodies).
 pub fn render(receipt: &Receipt) -> Answer {
     let (status, body) = match receipt {
-        Receipt::Charged { charge_id, amount, balance } => (
+        Receipt::Charged { charge_id, amount, balance, bonus } => (
             201,
             to_json(&wire::ChargeReceipt {
                 charge_id: charge_id.to_string(),
                 amount: amount.to_string(),
                 balance: balance.to_string(),
+                bonus: bonus.to_string(),
             }),
         ),
         Receipt::Gifted { gift_id, amount, balance } => (
@@ -82,6 +83,9 @@ pub fn render(receipt: &Receipt) -> Answer {
         Receipt::CarriedOver { account, balance } => (201, json!({"account": account.to_string(), "balance": balance})),
         Receipt::ProgramToppedUp { budget, .. } => {
             (201, to_json(&wire::ProgramToppedUp { budget: wire::ProgramBudget::from(budget) }))
+        }
+        Receipt::ChargeBonusToppedUp { rules, budget, .. } => {
+            (201, to_json(&wire::ProgramToppedUp { budget: wire::ProgramBudget::charge_bonus(rules, budget) }))
         }
         Receipt::Granted { granted, amount_total, budget, .. } => (
             201,

@@ -62,7 +62,23 @@ impl WalletView {
             cashback_earned_this_month: view.cashback_earned_this_month.to_string(),
             cashback_net_this_month: view.cashback_net_this_month.to_string(),
             cashback_eligible_spend_remaining: view.cashback_eligible_spend_remaining.to_string(),
+            charge_bonus: None,
         }
+    }
+
+    /// The wallet with the charge bonus program it shows.
+    pub fn with_charge_bonus(
+        mut self,
+        program: &wallet_core::ProgramId,
+        view: &wallet_core::charge_bonus::ChargeBonusView,
+    ) -> WalletView {
+        self.charge_bonus = Some(WalletChargeBonus {
+            program_id: program.to_string(),
+            opens_at: super::rfc3339(view.opens_at),
+            closes_at: super::rfc3339(view.closes_at),
+            quota_remaining: view.quota_remaining.to_string(),
+        });
+        self
     }
 }
 
@@ -137,6 +153,11 @@ pub struct WaitingRoomTicket {
     pub position: u64,
     /// Estimated seconds until a slot is free.
     pub estimated_wait_s: u64,
+    /// When this citizen's cohort of the charge bonus program opens (docs/API.md Part 2), while
+    /// one is shown: there is nothing to gain by racing it. Left out otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub charge_bonus_opens_at: Option<String>,
 }
 
 /// A 503 of `POST /v1/sessions`: a place in the waiting room, or `overloaded`.
@@ -304,6 +325,25 @@ pub struct WalletView {
     #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "300000")]
     pub cashback_eligible_spend_remaining: String,
     pub purses: Purses,
+    /// The charge bonus program from its creation until it closes (docs/API.md Part 2); null
+    /// otherwise.
+    #[schema(required = true)]
+    pub charge_bonus: Option<WalletChargeBonus>,
+}
+
+/// A charge bonus program as this wallet sees it.
+#[derive(Serialize, ToSchema)]
+pub struct WalletChargeBonus {
+    #[schema(min_length = 1, max_length = 64)]
+    pub program_id: String,
+    /// When this wallet's cohort may start to earn the bonus.
+    #[schema(format = DateTime)]
+    pub opens_at: String,
+    #[schema(format = DateTime)]
+    pub closes_at: String,
+    /// Charged won that may still earn the bonus this month.
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "500000")]
+    pub quota_remaining: String,
 }
 
 /// Where the wallet's money is (docs/API.md, Part 2): `balance` is their sum.
@@ -341,9 +381,13 @@ pub struct ChargeReceipt {
     pub charge_id: String,
     #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "15000")]
     pub amount: String,
-    /// The wallet's balance after the charge.
+    /// The wallet's balance after the charge (and its bonus).
     #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "15000")]
     pub balance: String,
+    /// The charge bonus it earned, credited to the bonus purse ("0" without a running charge
+    /// bonus program, before the wallet's cohort opens, or with its share used up).
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "1500")]
+    pub bonus: String,
 }
 
 /// A gift sent to another wallet.
@@ -938,17 +982,18 @@ pub struct AuditRow {
 // ---------------------------------------------------------------------------------------------
 // Programs and merchants' details (docs/API.md, Part 2)
 
-/// What kind of program: only allowance programs are built (charge bonus programs are planned).
+/// What kind of program.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProgramKind {
     Allowance,
+    ChargeBonus,
 }
 
 /// An allowance program's budget: `remaining = funded - granted + returned`,
 /// `granted = spent + returned + outstanding`.
 #[derive(Serialize, ToSchema)]
-pub struct ProgramBudget {
+pub struct AllowanceBudget {
     #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "100000000")]
     pub funded: String,
     #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "60000000")]
@@ -967,16 +1012,77 @@ pub struct ProgramBudget {
     pub remaining: String,
 }
 
+/// A charge bonus program's budget: `remaining = funded - paid_out`, split into its cohorts'
+/// shares (each top-up: `floor(X / cohorts)` to each, the remainder to cohort 0).
+#[derive(Serialize, ToSchema)]
+pub struct ChargeBonusBudget {
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "100000000")]
+    pub funded: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "20000000")]
+    pub paid_out: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "80000000")]
+    pub remaining: String,
+    pub cohorts: Vec<CohortBudget>,
+}
+
+/// One cohort's share of a charge bonus budget, and when it opens.
+#[derive(Serialize, ToSchema)]
+pub struct CohortBudget {
+    pub cohort: u32,
+    #[schema(format = DateTime)]
+    pub opens_at: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "20000000")]
+    pub share: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "4000000")]
+    pub paid_out: String,
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "16000000")]
+    pub remaining: String,
+}
+
+/// A program's budget, of its kind.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ProgramBudget {
+    Allowance(AllowanceBudget),
+    ChargeBonus(ChargeBonusBudget),
+}
+
 impl From<&wallet_core::ProgramBudget> for ProgramBudget {
     fn from(budget: &wallet_core::ProgramBudget) -> ProgramBudget {
-        ProgramBudget {
+        ProgramBudget::Allowance(AllowanceBudget {
             funded: budget.funded.to_string(),
             granted: budget.granted.to_string(),
             spent: budget.spent.to_string(),
             returned: budget.returned.to_string(),
             outstanding: budget.outstanding().to_string(),
             remaining: budget.remaining().to_string(),
-        }
+        })
+    }
+}
+
+impl ProgramBudget {
+    pub fn charge_bonus(
+        rules: &wallet_core::ChargeBonusRules,
+        budget: &wallet_core::ChargeBonusBudget,
+    ) -> ProgramBudget {
+        let cohorts = budget
+            .cohorts
+            .iter()
+            .enumerate()
+            .map(|(cohort, share)| CohortBudget {
+                cohort: cohort as u32,
+                opens_at: super::rfc3339(rules.cohort_opens_at(cohort as u32)),
+                share: share.share.to_string(),
+                paid_out: share.paid_out.to_string(),
+                remaining: share.remaining().to_string(),
+            })
+            .collect();
+        ProgramBudget::ChargeBonus(ChargeBonusBudget {
+            funded: budget.funded().to_string(),
+            paid_out: budget.paid_out().to_string(),
+            remaining: budget.remaining().to_string(),
+            cohorts,
+        })
     }
 }
 
@@ -1003,10 +1109,60 @@ pub struct Program {
     pub merchant_annual_revenue_max: Option<String>,
     #[schema(format = DateTime)]
     pub created_at: String,
+    /// Charge bonus programs only (the allowance fields above are then empty and null): the
+    /// bonus rate, a decimal from above 0 to 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, example = "0.1")]
+    pub rate: Option<String>,
+    /// Charged won per citizen and KST month that earn the bonus.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, pattern = "^(0|-?[1-9][0-9]*)$", example = "500000")]
+    pub monthly_charge_cap: Option<String>,
+    /// When cohort 0 opens; cohort c opens `c × cohort_interval_s` later.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub opens_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub closes_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 1, maximum = 31)]
+    pub cohorts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 0, maximum = 604800)]
+    pub cohort_interval_s: Option<u32>,
     pub budget: ProgramBudget,
 }
 
 impl Program {
+    /// A charge bonus program as shown.
+    pub fn charge_bonus(
+        id: &wallet_core::ProgramId,
+        name: &str,
+        state: &wallet_core::ChargeBonusState,
+        created_at: chrono::DateTime<chrono::Utc>,
+    ) -> Program {
+        let rules = &state.rules;
+        Program {
+            program_id: id.to_string(),
+            kind: ProgramKind::ChargeBonus,
+            name: name.to_owned(),
+            valid_days: None,
+            expires_on: None,
+            merchant_categories: Vec::new(),
+            excluded_merchant_categories: Vec::new(),
+            merchant_annual_revenue_max: None,
+            created_at: super::rfc3339(created_at),
+            rate: Some(rules.rate.to_string()),
+            monthly_charge_cap: Some(rules.monthly_charge_cap.to_string()),
+            opens_at: Some(super::rfc3339(rules.opens_at)),
+            closes_at: Some(super::rfc3339(rules.closes_at)),
+            cohorts: Some(rules.cohorts),
+            cohort_interval_s: Some(rules.cohort_interval_s),
+            budget: ProgramBudget::charge_bonus(rules, &state.budget),
+        }
+    }
+
     pub fn new(
         id: &wallet_core::ProgramId,
         name: &str,
@@ -1028,6 +1184,12 @@ impl Program {
             excluded_merchant_categories: rules.excluded_merchant_categories.clone(),
             merchant_annual_revenue_max: rules.merchant_annual_revenue_max.map(|max| max.to_string()),
             created_at: super::rfc3339(created_at),
+            rate: None,
+            monthly_charge_cap: None,
+            opens_at: None,
+            closes_at: None,
+            cohorts: None,
+            cohort_interval_s: None,
             budget: ProgramBudget::from(budget),
         }
     }

@@ -402,6 +402,7 @@ fn load_wallets(connection: &mut DbConn, book: &mut Book, rows: &Rows) -> Result
             eligible_spent: row.cashback_eligible_spent_this_month,
             cashback_earned: known.map_or(Won::ZERO, |wallet| wallet.counters.cashback_earned),
             cashback_reversed: known.map_or(Won::ZERO, |wallet| wallet.counters.cashback_reversed),
+            bonus_quota_used: row.v2.as_ref().map_or(Won::ZERO, |v2| v2.bonus_quota_used_this_month),
         };
         let balance = known.map_or(Won::ZERO, |wallet| wallet.balance);
         let bonus = known.map_or(Won::ZERO, |wallet| wallet.bonus);

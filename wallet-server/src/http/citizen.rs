@@ -55,16 +55,22 @@ pub(super) async fn wallet(state: State, request: HttpRequest) -> Result<HttpRes
     // One statement: the citizen's wallet joined with the city row, read on this worker when the
     // session is cached (else in one trip to the blocking pool with the session check).
     // The allowance purses are a second statement: a wallet the city never granted reads none.
-    let (_, (wallet, view, names)) =
+    let (_, (wallet, view, names, bonus)) =
         authenticate_point_read(&state, &request, Some(Role::Citizen), |connection, state, principal| {
             let Some((wallet, wallet_state, policy)) = store::wallets::citizen_wallet_view(connection, &principal.id)?
             else {
-                return Ok((None, None, Vec::new()));
+                return Ok((None, None, Vec::new(), None));
             };
+            let now = state.clock.now();
             let grants = store::allowances::of_wallet_with_names(connection, &wallet)?;
-            let view = wallet_state.view(state.clock.now(), &policy, grants.iter().map(|(id, grant, _)| (id, grant)));
+            let view = wallet_state.view(now, &policy, grants.iter().map(|(id, grant, _)| (id, grant)));
             let names = grants.into_iter().map(|(_, grant, name)| (grant.program, name)).collect::<Vec<_>>();
-            Ok((Some(wallet), Some(view), names))
+            let quota_used = wallet_state.counters_in(wallet_core::Month::of(now)).bonus_quota_used;
+            let bonus = match (store::charge_bonuses::shown_at(connection, now)?, WalletId::parse(&wallet)) {
+                (Some(program), Ok(id)) => Some((program.id, program.state.rules.view_for(&id, quota_used))),
+                _ => None,
+            };
+            Ok((Some(wallet), Some(view), names, bonus))
         })
         .await?;
     let wallet_id = wallet_id(wallet)?;
@@ -72,7 +78,11 @@ pub(super) async fn wallet(state: State, request: HttpRequest) -> Result<HttpRes
     let program_name = |program: &wallet_core::ProgramId| {
         names.iter().find(|(id, _)| id == program).map(|(_, name)| name.clone()).unwrap_or_default()
     };
-    Ok(HttpResponse::Ok().json(WalletView::new(wallet_id.to_string(), &view, program_name)))
+    let mut shown = WalletView::new(wallet_id.to_string(), &view, program_name);
+    if let Some((program, bonus)) = bonus {
+        shown = shown.with_charge_bonus(&program, &bonus.map_err(|_| ApiError::internal())?);
+    }
+    Ok(HttpResponse::Ok().json(shown))
 }
 
 /// A charge from the citizen's linked bank account.
@@ -122,7 +132,7 @@ pub(super) async fn charge(
     let (principal, wallet) = citizen_wallet(&state, &request).await?;
     let key = idempotency(&request, &body)?;
     let amount = parse_charge(body.into_inner().0)?;
-    let command = Command::Charge { id: new_tx_id(), wallet, amount };
+    let command = Command::Charge { id: new_tx_id(), bonus_id: new_tx_id(), wallet, amount };
     Ok(submit(&state, &principal, key, WriteOp::Ledger(command)).await)
 }
 

@@ -25,11 +25,14 @@ const PROGRAM_NAME_LEN_MAX: usize = 200;
 /// characters do not fit the usual 64 KiB.
 pub const GRANTS_BODY_BYTES_MAX: usize = 256 * 1024;
 
-/// A program to create (docs/API.md, Part 2). Exactly one of `valid_days` and `expires_on`.
+/// A program to create (docs/API.md, Part 2). An allowance program takes exactly one of
+/// `valid_days` and `expires_on` and the merchant fields; a charge bonus program takes `rate`,
+/// `monthly_charge_cap`, `opens_at`, `closes_at` and optionally `cohorts` and
+/// `cohort_interval_s`. A field of the other kind is refused.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgramBody {
-    /// `allowance`; `charge_bonus` is planned and refused for now.
+    /// `allowance` or `charge_bonus`.
     #[schema(example = "allowance")]
     kind: String,
     #[schema(min_length = 1, max_length = 200, example = "청년 지역화폐 2027")]
@@ -39,38 +42,70 @@ pub struct ProgramBody {
     #[schema(format = Date, example = "2027-12-31")]
     expires_on: Option<String>,
     /// Only these categories; absent or empty: every category.
-    #[serde(default)]
-    merchant_categories: Vec<String>,
-    #[serde(default)]
-    excluded_merchant_categories: Vec<String>,
+    merchant_categories: Option<Vec<String>>,
+    excluded_merchant_categories: Option<Vec<String>>,
     /// Whole won as a string: merchants above it, or of unknown revenue, are not admitted.
     #[schema(value_type = Option<String>, example = "3000000000")]
     merchant_annual_revenue_max: Option<Value>,
+    /// Charge bonus: a decimal string above 0, at most 1.
+    #[schema(example = "0.10")]
+    rate: Option<String>,
+    /// Charge bonus: charged won per citizen and KST month that earn the bonus.
+    #[schema(value_type = Option<String>, example = "500000")]
+    monthly_charge_cap: Option<Value>,
+    /// Charge bonus: when cohort 0 may start to earn.
+    #[schema(format = DateTime, example = "2027-03-01T00:00:00Z")]
+    opens_at: Option<String>,
+    #[schema(format = DateTime, example = "2027-04-01T00:00:00Z")]
+    closes_at: Option<String>,
+    /// Charge bonus: 1 to 31 cohorts (default 1).
+    #[schema(minimum = 1, maximum = 31, example = 5)]
+    cohorts: Option<u32>,
+    /// Charge bonus: seconds between cohorts' openings (default 0).
+    #[schema(minimum = 0, maximum = 604800, example = 86400)]
+    cohort_interval_s: Option<u32>,
 }
 
 /// A program's name and rules, parsed and checked at `now`.
 pub struct NewProgram {
     pub name: String,
-    pub rules: AllowanceRules,
+    pub rules: NewRules,
 }
 
-/// The body of `POST /v1/admin/programs`, checked as of `now` (an `expires_on` already over is
-/// refused).
+/// The rules of a program of either kind.
+pub enum NewRules {
+    Allowance(AllowanceRules),
+    ChargeBonus(wallet_core::ChargeBonusRules),
+}
+
+/// The body of `POST /v1/admin/programs`, checked as of `now` (an `expires_on` already over, or
+/// a charge bonus already closed, is refused).
 pub fn parse_program(body: Value, now: chrono::DateTime<chrono::Utc>) -> Result<NewProgram, ApiError> {
     let body: ProgramBody = parse_body(body)?;
-    match body.kind.as_str() {
-        "allowance" => {}
-        "charge_bonus" => {
-            return Err(ApiError::validation("kind: charge bonus programs are not available yet; use \"allowance\""))
-        }
-        _ => return Err(ApiError::validation("kind must be \"allowance\"")),
-    }
-    let name = body.name.trim();
+    let name = body.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > PROGRAM_NAME_LEN_MAX || name.chars().any(char::is_control) {
         return Err(ApiError::validation(format!(
             "name must be 1 to {PROGRAM_NAME_LEN_MAX} characters without control characters"
         )));
     }
+    let rules = match body.kind.as_str() {
+        "allowance" => NewRules::Allowance(allowance_rules(body, now)?),
+        "charge_bonus" => NewRules::ChargeBonus(charge_bonus_rules(body, now)?),
+        _ => return Err(ApiError::validation("kind must be \"allowance\" or \"charge_bonus\"")),
+    };
+    Ok(NewProgram { name, rules })
+}
+
+fn allowance_rules(body: ProgramBody, now: chrono::DateTime<chrono::Utc>) -> Result<AllowanceRules, ApiError> {
+    let foreign = [
+        ("rate", body.rate.is_some()),
+        ("monthly_charge_cap", body.monthly_charge_cap.is_some()),
+        ("opens_at", body.opens_at.is_some()),
+        ("closes_at", body.closes_at.is_some()),
+        ("cohorts", body.cohorts.is_some()),
+        ("cohort_interval_s", body.cohort_interval_s.is_some()),
+    ];
+    refuse_foreign("an allowance", &foreign)?;
     let validity = match (body.valid_days, body.expires_on) {
         (Some(days), None) => Validity::Days(days),
         (None, Some(date)) => Validity::Until(
@@ -88,15 +123,58 @@ pub fn parse_program(body: Value, now: chrono::DateTime<chrono::Utc>) -> Result<
         .transpose()?;
     let rules = AllowanceRules {
         validity,
-        merchant_categories: body.merchant_categories,
-        excluded_merchant_categories: body.excluded_merchant_categories,
+        merchant_categories: body.merchant_categories.unwrap_or_default(),
+        excluded_merchant_categories: body.excluded_merchant_categories.unwrap_or_default(),
         merchant_annual_revenue_max: revenue_max,
     };
-    let rules = rules.validate(now).map_err(|error| ApiError::validation(format!("{}: {error}", error.field())))?;
-    Ok(NewProgram { name: name.to_owned(), rules })
+    rules.validate(now).map_err(|error| ApiError::validation(format!("{}: {error}", error.field())))
 }
 
-/// Creates an allowance program with an empty budget.
+fn charge_bonus_rules(
+    body: ProgramBody,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<wallet_core::ChargeBonusRules, ApiError> {
+    let foreign = [
+        ("valid_days", body.valid_days.is_some()),
+        ("expires_on", body.expires_on.is_some()),
+        ("merchant_categories", body.merchant_categories.is_some()),
+        ("excluded_merchant_categories", body.excluded_merchant_categories.is_some()),
+        ("merchant_annual_revenue_max", body.merchant_annual_revenue_max.is_some()),
+    ];
+    refuse_foreign("a charge bonus", &foreign)?;
+    let missing = |field: &str| ApiError::validation(format!("{field}: required for a charge bonus program"));
+    let rate = body.rate.ok_or_else(|| missing("rate"))?;
+    let rate = wallet_core::Rate::parse(&rate).map_err(|error| ApiError::validation(format!("rate: {error}")))?;
+    let cap = body.monthly_charge_cap.ok_or_else(|| missing("monthly_charge_cap"))?;
+    let cap = parse_amount(&cap)
+        .map_err(|error| ApiError::validation(format!("monthly_charge_cap: {}", error.message)))?
+        .won();
+    let instant = |field: &str, text: Option<String>| -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+        let text = text.ok_or_else(|| missing(field))?;
+        chrono::DateTime::parse_from_rfc3339(&text).map(|at| at.with_timezone(&chrono::Utc)).map_err(|_| {
+            ApiError::validation(format!("{field}: not an RFC 3339 instant, e.g. \"2027-03-01T00:00:00Z\""))
+        })
+    };
+    let rules = wallet_core::ChargeBonusRules {
+        rate,
+        monthly_charge_cap: cap,
+        opens_at: instant("opens_at", body.opens_at)?,
+        closes_at: instant("closes_at", body.closes_at)?,
+        cohorts: body.cohorts.unwrap_or(1),
+        cohort_interval_s: body.cohort_interval_s.unwrap_or(0),
+    };
+    rules.validate(now).map_err(|error| ApiError::validation(format!("{}: {error}", error.field())))
+}
+
+/// A field of the other kind of program: refused, naming it.
+fn refuse_foreign(kind: &str, fields: &[(&str, bool)]) -> Result<(), ApiError> {
+    match fields.iter().find(|(_, given)| *given) {
+        Some((field, _)) => Err(ApiError::validation(format!("{field}: not a field of {kind} program"))),
+        None => Ok(()),
+    }
+}
+
+/// Creates a program (an allowance or a charge bonus program) with an empty budget.
 #[utoipa::path(post, path = "/v1/admin/programs", operation_id = "create_program", tag = "programs",
     security(("bearer" = [])),
     params(IdempotencyKeyOptional),
@@ -132,8 +210,25 @@ pub(super) async fn create_program(
         };
         let id = ProgramId::parse(&uuid::Uuid::now_v7().to_string()).expect("a UUID is a valid id");
         store::write_transaction(connection, |connection| {
-            store::programs::insert(connection, &id, &name, &rules, now)?;
-            let shown = Program::new(&id, &name, &rules, now, &Default::default());
+            let shown = match &rules {
+                NewRules::Allowance(rules) => {
+                    store::programs::insert(connection, &id, &name, rules, now)?;
+                    Program::new(&id, &name, rules, now, &Default::default())
+                }
+                NewRules::ChargeBonus(rules) => {
+                    // The city row's lock makes the overlap check and the insert one step for
+                    // every server on the database: two overlapping programs cannot both pass.
+                    store::ledger_state::load_state(connection, true)?;
+                    if let Some(other) = store::charge_bonuses::overlapping(connection, rules)? {
+                        return Ok(Err(ApiError::validation(format!(
+                            "opens_at: the window overlaps charge bonus program {other}; at most one may be open at \
+                             any instant"
+                        ))));
+                    }
+                    store::charge_bonuses::insert(connection, &id, &name, rules, now)?;
+                    Program::charge_bonus(&id, &name, &wallet_core::ChargeBonusState::new(rules.clone()), now)
+                }
+            };
             let entry = audit::Entry {
                 at: now,
                 actor: audit::Actor::Admin(&principal.id),
@@ -162,13 +257,25 @@ pub(super) async fn create_program(
 )]
 pub(super) async fn list_programs(state: State, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
-    let records = with_connection(&state, |connection, _| store::programs::list(connection)).await?;
-    let items = records.iter().map(shown).collect();
-    Ok(HttpResponse::Ok().json(ProgramList { items }))
+    let (allowances, bonuses) = with_connection(&state, |connection, _| {
+        Ok((store::programs::list(connection)?, store::charge_bonuses::list(connection)?))
+    })
+    .await?;
+    let mut items: Vec<(chrono::DateTime<chrono::Utc>, String, Program)> = allowances
+        .iter()
+        .map(|record| (record.created_at, record.id.to_string(), shown(record)))
+        .chain(bonuses.iter().map(|record| (record.created_at, record.id.to_string(), shown_bonus(record))))
+        .collect();
+    items.sort_by(|left, right| (left.0, &left.1).cmp(&(right.0, &right.1)));
+    Ok(HttpResponse::Ok().json(ProgramList { items: items.into_iter().map(|(_, _, program)| program).collect() }))
 }
 
 fn shown(record: &store::programs::ProgramRecord) -> Program {
     Program::new(&record.id, &record.name, &record.rules, record.created_at, &record.budget)
+}
+
+fn shown_bonus(record: &store::charge_bonuses::ChargeBonusRecord) -> Program {
+    Program::charge_bonus(&record.id, &record.name, &record.state, record.created_at)
 }
 
 /// One program with its budget.
@@ -191,9 +298,14 @@ pub(super) async fn get_program(
 ) -> Result<HttpResponse, ApiError> {
     authenticate(&state, &request, Some(Role::Admin)).await?;
     let id = path.into_inner();
-    let record = with_connection(&state, move |connection, _| store::programs::get(connection, &id)).await?;
-    let record = record.ok_or_else(|| ApiError::not_found("no such program"))?;
-    Ok(HttpResponse::Ok().json(shown(&record)))
+    let program = with_connection(&state, move |connection, _| {
+        if let Some(record) = store::programs::get(connection, &id)? {
+            return Ok(Some(shown(&record)));
+        }
+        Ok(store::charge_bonuses::get(connection, &id)?.as_ref().map(shown_bonus))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(program.ok_or_else(|| ApiError::not_found("no such program"))?))
 }
 
 fn program_id(path: String) -> Result<ProgramId, ApiError> {

@@ -25,6 +25,8 @@ use crate::store;
 /// The longest Retry-After a waiting citizen is given, so apps re-poll (and keep their ticket,
 /// which is dropped after 60 s without a poll) even when the estimate is long.
 const RETRY_AFTER_MAX_S: u64 = 30;
+/// Retry-After is the estimate plus up to a quarter of it (at least a second) at random.
+const RETRY_AFTER_JITTER_DIVISOR: u64 = 4;
 
 /// A new citizen's login and password.
 #[derive(Deserialize, ToSchema)]
@@ -181,8 +183,18 @@ pub(super) async fn login(
     // Throttled attempts are refused before anything else: no database read, no password work.
     let throttled = ThrottledAttempt::begin(&state, &request, &body.login)?;
     let login = body.login.clone();
-    let principal =
-        with_connection(&state, move |connection, _| store::principals::find_principal(connection, &login)).await?;
+    // A citizen's cohort opening of the charge bonus program shown now, for a waiting answer.
+    let (principal, bonus_opens_at) = with_connection(&state, move |connection, state| {
+        let principal = store::principals::find_principal(connection, &login)?;
+        let opens_at = match &principal {
+            Some(principal) if principal.role == "citizen" => {
+                cohort_opening(connection, &principal.principal_id, state.clock.now())?
+            }
+            _ => None,
+        };
+        Ok((principal, opens_at))
+    })
+    .await?;
     let is_citizen = principal.as_ref().is_some_and(|principal| principal.role == "citizen");
     let mut admitted_ticket = None;
     // The session slot of a citizen let in: given back on every way out but a session made.
@@ -204,8 +216,8 @@ pub(super) async fn login(
                     admitted_ticket = Some(ticket);
                 }
             }
-            Verdict::Wait(place) => return Err(waiting(&place)),
-            Verdict::Join => return Err(waiting(&join_line(&state, &body.login).await?)),
+            Verdict::Wait(place) => return Err(waiting(&place, bonus_opens_at)),
+            Verdict::Join => return Err(waiting(&join_line(&state, &body.login).await?, bonus_opens_at)),
             Verdict::Full => return Err(ApiError::overloaded("the waiting room is full; try again in a minute")),
         }
     }
@@ -227,7 +239,7 @@ pub(super) async fn login(
             // The queue for the password threads filled up since the check above (only a login
             // without a ticket can be refused): into the line, the slot given back first.
             drop(slot);
-            return Err(waiting(&rejoin_line(&state, &body.login, admitted_ticket).await?));
+            return Err(waiting(&rejoin_line(&state, &body.login, admitted_ticket).await?, bonus_opens_at));
         }
         Err(PoolError::Failed(error)) => return Err(error),
     };
@@ -281,7 +293,7 @@ pub(super) async fn login(
     let Some(expires_at) = created else {
         // Another server took the last slot meanwhile: back in line, keeping any place held.
         drop(slot);
-        return Err(waiting(&rejoin_line(&state, &body.login, admitted_ticket).await?));
+        return Err(waiting(&rejoin_line(&state, &body.login, admitted_ticket).await?, bonus_opens_at));
     };
     if let Some(slot) = slot {
         slot.keep();
@@ -457,15 +469,22 @@ fn lock_room(state: &State) -> Result<std::sync::MutexGuard<'_, WaitingRoom>, Ap
     state.waiting_room.lock().map_err(|_| ApiError::internal())
 }
 
-fn waiting(place: &Place) -> ApiError {
+/// The waiting room's answer: the place in line, the citizen's cohort opening of a charge bonus
+/// program (so nobody need race its opening), and a Retry-After spread by jitter, so that a
+/// crowd told the same estimate does not come back at the same instant.
+fn waiting(place: &Place, bonus_opens_at: Option<chrono::DateTime<chrono::Utc>>) -> ApiError {
+    let base = place.estimated_wait_s.clamp(1, RETRY_AFTER_MAX_S);
+    let spread = (base / RETRY_AFTER_JITTER_DIVISOR).max(1);
+    let retry_after = base + rand::Rng::random_range(&mut rand::rng(), 0..=spread);
     ApiError {
-        retry_after_s: Some(place.estimated_wait_s.clamp(1, RETRY_AFTER_MAX_S)),
+        retry_after_s: Some(retry_after),
         extra: Some((
             "waiting_room",
             crate::api::wire::to_json(&crate::api::wire::WaitingRoomTicket {
                 ticket: place.ticket.clone(),
                 position: place.position as u64,
                 estimated_wait_s: place.estimated_wait_s,
+                charge_bonus_opens_at: bonus_opens_at.map(crate::api::rfc3339),
             }),
         )),
         ..ApiError::new(
@@ -474,4 +493,23 @@ fn waiting(place: &Place) -> ApiError {
             "all citizen sessions are taken; you are in line: retry with the same credentials and this ticket",
         )
     }
+}
+
+/// When the citizen's cohort of the charge bonus program shown at `now` opens, if one is shown.
+fn cohort_opening(
+    connection: &mut store::DbConn,
+    citizen_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, store::StoreError> {
+    let Some(program) = store::charge_bonuses::shown_at(connection, now)? else {
+        return Ok(None);
+    };
+    let Some(wallet) = store::wallets::wallet_of(connection, citizen_id)? else {
+        return Ok(None);
+    };
+    let Ok(wallet) = wallet_core::WalletId::parse(&wallet) else {
+        return Ok(None);
+    };
+    let rules = &program.state.rules;
+    Ok(Some(rules.cohort_opens_at(rules.cohort_of(&wallet))))
 }

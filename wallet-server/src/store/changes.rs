@@ -6,8 +6,8 @@ use wallet_core::Changes;
 
 use super::wallets::HistoryHeads;
 use super::{
-    allowances, daily_sales, ledger_state, merchants, payment_codes, payments, programs, settlements, wallets, DbConn,
-    StoreResult,
+    allowances, charge_bonuses, daily_sales, ledger_state, merchants, payment_codes, payments, programs, settlements,
+    wallets, DbConn, StoreResult,
 };
 
 /// Writes everything a batch changed, each entity once; a changed wallet's row gets its moved
@@ -22,6 +22,7 @@ pub fn save(
 ) -> StoreResult<()> {
     ledger_state::save(connection, changes)?;
     programs::save(connection, &changes.programs)?;
+    charge_bonuses::save(connection, &changes.charge_bonuses)?;
     wallets::save(connection, &changes.wallets, heads)?;
     allowances::save(connection, &changes.grants)?;
     merchants::save(connection, &changes.merchants)?;

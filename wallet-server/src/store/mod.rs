@@ -87,6 +87,7 @@ pub mod allowances;
 pub mod audit;
 pub mod balances;
 pub mod changes;
+pub mod charge_bonuses;
 pub mod citizen_references;
 pub mod daily_sales;
 pub mod expiry;

@@ -145,9 +145,13 @@ pub fn insert(
     Ok(())
 }
 
-/// Every program, oldest first (at most [`PROGRAMS_LISTED_MAX`]).
+/// The kind of the rows this module reads: charge bonus programs are `charge_bonuses.rs`'s.
+const ALLOWANCE: &str = "allowance";
+
+/// Every allowance program, oldest first (at most [`PROGRAMS_LISTED_MAX`]).
 pub fn list(connection: &mut DbConn) -> StoreResult<Vec<ProgramRecord>> {
     let rows: Vec<ProgramRow> = programs::table
+        .filter(programs::kind.eq(ALLOWANCE))
         .order((programs::created_at_ms, programs::program_id))
         .limit(PROGRAMS_LISTED_MAX)
         .select(ProgramRow::as_select())
@@ -156,8 +160,11 @@ pub fn list(connection: &mut DbConn) -> StoreResult<Vec<ProgramRecord>> {
 }
 
 pub fn get(connection: &mut DbConn, id: &str) -> StoreResult<Option<ProgramRecord>> {
-    let rows: Vec<ProgramRow> =
-        programs::table.filter(programs::program_id.eq(id)).select(ProgramRow::as_select()).load(connection)?;
+    let rows: Vec<ProgramRow> = programs::table
+        .filter(programs::program_id.eq(id))
+        .filter(programs::kind.eq(ALLOWANCE))
+        .select(ProgramRow::as_select())
+        .load(connection)?;
     rows.into_iter().next().map(record_of).transpose()
 }
 
@@ -173,6 +180,7 @@ pub fn existing(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<Stri
 /// program however many there are.
 pub fn page(connection: &mut DbConn, after: &str, limit: i64) -> StoreResult<Vec<ProgramRecord>> {
     let rows: Vec<ProgramRow> = programs::table
+        .filter(programs::kind.eq(ALLOWANCE))
         .filter(programs::program_id.gt(after))
         .order(programs::program_id)
         .limit(limit)
@@ -186,8 +194,12 @@ pub fn load_programs(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<LoadedProgramRow> =
-        load_keyed!(connection, programs::table.select(LoadedProgramRow::as_select()), programs::program_id, ids)?;
+    let rows: Vec<LoadedProgramRow> = load_keyed!(
+        connection,
+        programs::table.filter(programs::kind.eq(ALLOWANCE)).select(LoadedProgramRow::as_select()),
+        programs::program_id,
+        ids
+    )?;
     rows.into_iter()
         .map(|row| {
             let id = ProgramId::parse(&row.program_id).map_err(|error| corrupt("program id", error))?;
@@ -219,10 +231,13 @@ struct Total {
     total: i64,
 }
 
-/// The sum of every program's remaining budget (the `program_budget` accounts), in whole won.
+/// The sum of every program's remaining budget (the `program_budget` accounts), in whole won:
+/// an allowance program's `funded - granted + returned`, a charge bonus program's cohorts'
+/// shares less what they paid out.
 pub fn remaining_sum(connection: &mut DbConn) -> StoreResult<i64> {
     let total: Total = diesel::sql_query(
-        "SELECT CAST(COALESCE(SUM(funded - granted + returned), 0) AS BIGINT) AS total FROM programs",
+        "SELECT CAST(COALESCE((SELECT SUM(funded - granted + returned) FROM programs), 0) \
+         + COALESCE((SELECT SUM(share - paid_out) FROM program_cohorts), 0) AS BIGINT) AS total",
     )
     .get_result(connection)?;
     Ok(total.total)

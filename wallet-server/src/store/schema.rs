@@ -206,6 +206,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    program_cohorts (program_id, cohort) {
+        program_id -> Text,
+        cohort -> Integer,
+        share -> BigInt,
+        paid_out -> BigInt,
+    }
+}
+
+diesel::table! {
     programs (program_id) {
         program_id -> Text,
         kind -> Text,
@@ -216,6 +225,8 @@ diesel::table! {
         granted -> BigInt,
         spent -> BigInt,
         returned -> BigInt,
+        opens_at_ms -> Nullable<BigInt>,
+        closes_at_ms -> Nullable<BigInt>,
     }
 }
 
@@ -305,6 +316,7 @@ diesel::joinable!(payment_allowances -> payments (payment_id));
 diesel::joinable!(payment_codes -> wallets (wallet_id));
 diesel::joinable!(payments -> merchants (merchant_id));
 diesel::joinable!(payments -> wallets (wallet_id));
+diesel::joinable!(program_cohorts -> programs (program_id));
 diesel::joinable!(sessions -> principals (principal_id));
 diesel::joinable!(settlement_lines -> merchants (merchant_id));
 diesel::joinable!(settlement_lines -> settlements (business_date));
@@ -327,6 +339,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     payments,
     postings,
     principals,
+    program_cohorts,
     programs,
     session_slots,
     sessions,

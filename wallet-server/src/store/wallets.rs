@@ -52,6 +52,7 @@ struct WalletStateRow {
     eligible_spent: i64,
     cashback_earned: i64,
     cashback_reversed: i64,
+    bonus_quota_used: i64,
 }
 
 /// A wallet from its row.
@@ -65,6 +66,7 @@ fn wallet_state(row: WalletStateRow) -> StoreResult<WalletState> {
             eligible_spent: db_won(row.eligible_spent),
             cashback_earned: db_won(row.cashback_earned),
             cashback_reversed: db_won(row.cashback_reversed),
+            bonus_quota_used: db_won(row.bonus_quota_used),
         },
     })
 }
@@ -159,9 +161,9 @@ impl Head {
     }
 }
 
-/// Writes the batch's changed wallets, each with its history head if it moved (`heads`); a wallet
-/// moving into a later month starts its charge bonus quota (`bonus_quota_used`, a counter of
-/// `month` that the ledger does not carry yet) again at 0. On
+/// Writes the batch's changed wallets, each with its history head if it moved (`heads`), and
+/// their month counters as the ledger left them (the charge bonus quota among them: a wallet the
+/// ledger moved into a later month starts it again at 0). On
 /// SQLite one kept-prepared statement a wallet (no round trip there, and a multi-row statement
 /// would be prepared anew for each size); on PostgreSQL one statement over arrays (`unnest`),
 /// the rows locked in key order when the batch loaded them.
@@ -172,8 +174,10 @@ pub fn save(connection: &mut DbConn, changed: &[(WalletId, WalletState)], heads:
         }
         let mut columns = WalletColumns::default();
         let mut bonuses = Vec::with_capacity(changed.len());
+        let mut quotas = Vec::with_capacity(changed.len());
         for (id, wallet) in changed {
             bonuses.push(won_to_db(wallet.bonus)?);
+            quotas.push(won_to_db(wallet.counters.bonus_quota_used)?);
             columns.0.push(id.as_str());
             columns.1.push(won_to_db(wallet.balance)?);
             columns.2.push(wallet.counters.month.to_string());
@@ -188,11 +192,11 @@ pub fn save(connection: &mut DbConn, changed: &[(WalletId, WalletState)], heads:
              eligible_spent = v.eligible_spent, cashback_earned = v.cashback_earned, \
              cashback_reversed = v.cashback_reversed, history_head = COALESCE(v.history_head, w.history_head), \
              bonus = v.bonus, \
-             bonus_quota_used = CASE WHEN w.month = v.month THEN w.bonus_quota_used ELSE 0 END \
+             bonus_quota_used = v.bonus_quota_used \
              FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], \
-                         $7::bigint[], $8::bigint[], $9::bigint[]) \
+                         $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[]) \
              AS v (wallet_id, balance, month, charged, eligible_spent, cashback_earned, cashback_reversed, history_head, \
-                   bonus) \
+                   bonus, bonus_quota_used) \
              WHERE w.wallet_id = v.wallet_id",
         )
         .bind::<Array<Text>, _>(&columns.0)
@@ -204,6 +208,7 @@ pub fn save(connection: &mut DbConn, changed: &[(WalletId, WalletState)], heads:
         .bind::<Array<BigInt>, _>(&columns.6)
         .bind::<Array<diesel::sql_types::Nullable<BigInt>>, _>(&columns.7)
         .bind::<Array<BigInt>, _>(&bonuses)
+        .bind::<Array<BigInt>, _>(&quotas)
         .execute(pg)?;
         return expect_rows("wallets", updated, columns.0.len());
     }
@@ -213,13 +218,13 @@ pub fn save(connection: &mut DbConn, changed: &[(WalletId, WalletState)], heads:
             connection,
             fixed!(
                 "UPDATE wallets SET balance = ?, bonus = ?, \
-                 bonus_quota_used = CASE WHEN month = ? THEN bonus_quota_used ELSE 0 END, month = ?, charged = ?, \
+                 bonus_quota_used = ?, month = ?, charged = ?, \
                  eligible_spent = ?, cashback_earned = ?, cashback_reversed = ?, \
                  history_head = COALESCE(?, history_head) WHERE wallet_id = ?",
                 vec![
                     Bind::BigInt(won_to_db(wallet.balance)?),
                     Bind::BigInt(won_to_db(wallet.bonus)?),
-                    Bind::Text(&month),
+                    Bind::BigInt(won_to_db(wallet.counters.bonus_quota_used)?),
                     Bind::Text(&month),
                     Bind::BigInt(won_to_db(wallet.counters.charged)?),
                     Bind::BigInt(won_to_db(wallet.counters.eligible_spent)?),
@@ -444,11 +449,12 @@ mod tests {
         wallets::table.select(wallets::bonus_quota_used).first(connection).unwrap()
     }
 
-    /// The charge bonus quota is a counter of the wallet's month: a write within the month keeps
-    /// it, one that moves the wallet into a later month starts it again at 0 (on SQLite here; the
-    /// PostgreSQL statement says the same, and the handover tests carry it on both).
+    /// The charge bonus quota is a month counter the ledger keeps (`MonthCounters`): a wallet
+    /// read has it, and a write stores what the ledger computed, a later month's 0 included
+    /// (on SQLite here; the PostgreSQL statement binds the same value, and the black-box charge
+    /// bonus and handover tests read it back on both).
     #[test]
-    fn the_bonus_quota_is_a_counter_of_the_wallets_month() {
+    fn the_bonus_quota_is_read_and_written_with_the_month_counters() {
         let mut sqlite = diesel::SqliteConnection::establish(":memory:").unwrap();
         sqlite.run_pending_migrations(super::super::SQLITE_MIGRATIONS).unwrap();
         sqlite
@@ -461,12 +467,14 @@ mod tests {
             .unwrap();
         let mut connection = DbConn::Sqlite(sqlite);
         let id = WalletId::parse("w").unwrap();
-        let mut state = WalletState::new(Month::parse("2030-01").unwrap());
-        state.balance = wallet_core::Won::from_i64(100);
-        save(&mut connection, &[(id.clone(), state.clone())], &mut HistoryHeads::default()).unwrap();
-        assert_eq!(quota(&mut connection), 400_000, "the same month keeps the quota used");
+        let loaded = load_wallets(&mut connection, &["w".to_owned()], &mut HistoryHeads::default()).unwrap();
+        let mut state = loaded[0].1.clone();
+        assert_eq!(state.counters.bonus_quota_used, wallet_core::Won::from_i64(400_000), "read with the counters");
+        state.counters.bonus_quota_used = wallet_core::Won::from_i64(450_000);
+        save(&mut connection, &[(id.clone(), state)], &mut HistoryHeads::default()).unwrap();
+        assert_eq!(quota(&mut connection), 450_000, "written as the ledger left it");
         let later = WalletState::new(Month::parse("2030-02").unwrap());
         save(&mut connection, &[(id, later)], &mut HistoryHeads::default()).unwrap();
-        assert_eq!(quota(&mut connection), 0, "a later month starts it again");
+        assert_eq!(quota(&mut connection), 0, "a later month's counters start at 0");
     }
 }
