@@ -41,6 +41,15 @@ pub fn export(
     since: Option<i64>,
 ) -> Result<String, String> {
     let failed = |error: store::StoreError| error.to_string();
+    // The bundle format cannot carry a charge bonus program's cohorts yet: leaving one out
+    // would take its budget out of the books the next operator balances, so none is exported.
+    if let Some(program) = store::charge_bonuses::list(connection).map_err(failed)?.first() {
+        return Err(format!(
+            "charge bonus program {} cannot be carried in a handover bundle yet (docs/HANDOVER.md): nothing was \
+             exported",
+            program.id
+        ));
+    }
     let (sequence, mark) = match since {
         None => (0, None),
         Some(earlier) => {
