@@ -427,7 +427,7 @@ pub async fn run(args: CutoverArgs) -> Result<(), String> {
 
 /// What a payer is charged: [`PAYER_CHARGE_WON_MAX`], lowered to 95 % of the policy's monthly
 /// charge limit or holding limit when either is lower.
-fn payer_charge_won(policy: Option<&Value>) -> u64 {
+pub(crate) fn payer_charge_won(policy: Option<&Value>) -> u64 {
     let limit = |name: &str| {
         policy.and_then(|policy| policy.get(name)).and_then(Value::as_str).and_then(|text| text.parse::<u64>().ok())
     };
@@ -440,7 +440,7 @@ fn payer_charge_won(policy: Option<&Value>) -> u64 {
 
 /// The largest payment amount (at most [`PAYMENT_AMOUNT_WON_MAX`]) that lets every payer pay its
 /// share of `rate * seconds` payments from its charge alone.
-fn payment_amount_won(charge_won: u64, rate_per_s: f64, seconds: f64, payers: usize) -> Result<u64, String> {
+pub(crate) fn payment_amount_won(charge_won: u64, rate_per_s: f64, seconds: f64, payers: usize) -> Result<u64, String> {
     let payments_total = (rate_per_s * seconds).ceil().max(1.0) as u64;
     let payments_per_payer = payments_total.div_ceil(payers.max(1) as u64);
     let amount = (charge_won / payments_per_payer).min(PAYMENT_AMOUNT_WON_MAX);
@@ -604,14 +604,14 @@ async fn citizen(
 
 /// What the admin saw of admission during the storm.
 #[derive(Debug, Default)]
-struct AdmissionSeen {
-    samples: u64,
-    active_sessions_max: Option<u64>,
-    session_capacity: Option<u64>,
-    waiting_max: Option<u64>,
+pub(crate) struct AdmissionSeen {
+    pub(crate) samples: u64,
+    pub(crate) active_sessions_max: Option<u64>,
+    pub(crate) session_capacity: Option<u64>,
+    pub(crate) waiting_max: Option<u64>,
 }
 
-async fn sample_admission(
+pub(crate) async fn sample_admission(
     api: Api,
     admin: String,
     mut stopped: watch::Receiver<bool>,
@@ -637,23 +637,23 @@ async fn sample_admission(
     seen
 }
 
-struct PaymentPlan {
-    api: Api,
-    payer_tokens: Arc<Vec<String>>,
-    merchant_tokens: Arc<Vec<String>>,
-    amount_won: u64,
-    rate_per_s: f64,
-    in_flight_max: usize,
-    run_id: String,
-    request_timeout: Duration,
+pub(crate) struct PaymentPlan {
+    pub(crate) api: Api,
+    pub(crate) payer_tokens: Arc<Vec<String>>,
+    pub(crate) merchant_tokens: Arc<Vec<String>>,
+    pub(crate) amount_won: u64,
+    pub(crate) rate_per_s: f64,
+    pub(crate) in_flight_max: usize,
+    pub(crate) run_id: String,
+    pub(crate) request_timeout: Duration,
     /// The generator stops by itself after this long, whatever happens to the storm.
-    run_time_max: Duration,
+    pub(crate) run_time_max: Duration,
 }
 
 #[derive(Default)]
-struct PaymentRecorder {
+pub(crate) struct PaymentRecorder {
     /// Set when the storm starts; a payment belongs to the phase it started in.
-    storm: AtomicBool,
+    pub(crate) storm: AtomicBool,
     latencies_quiet_us: Mutex<Vec<u64>>,
     latencies_storm_us: Mutex<Vec<u64>>,
     ok: [AtomicU64; 2],
@@ -670,7 +670,7 @@ impl PaymentRecorder {
         }
     }
 
-    fn report(&self, amount_won: u64) -> PaymentsReport {
+    pub(crate) fn report(&self, amount_won: u64) -> PaymentsReport {
         let latencies = |samples: &Mutex<Vec<u64>>| {
             stats::summarise_latency(samples.lock().map(|samples| samples.clone()).unwrap_or_default())
         };
@@ -691,7 +691,11 @@ impl PaymentRecorder {
 
 /// Starts payments at a fixed rate (open loop: a slow answer does not delay the next payment)
 /// until stopped, the run's time bound passes, or the payment count bound is reached.
-async fn generate_payments(plan: PaymentPlan, recorder: Arc<PaymentRecorder>, mut stopped: watch::Receiver<bool>) {
+pub(crate) async fn generate_payments(
+    plan: PaymentPlan,
+    recorder: Arc<PaymentRecorder>,
+    mut stopped: watch::Receiver<bool>,
+) {
     if plan.rate_per_s <= 0.0 || plan.payer_tokens.is_empty() || plan.merchant_tokens.is_empty() {
         return;
     }

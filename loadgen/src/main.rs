@@ -2,7 +2,9 @@
 //!
 //! `cutover` replays the opening-day storm (every citizen logs in at once through the waiting
 //! room while merchants keep taking payments) and reports admission order, wait estimates,
-//! payment latency and the server's memory; `idle` measures what held sessions cost.
+//! payment latency and the server's memory; `opening-day` replays a charge bonus program's
+//! opening (cohorts of citizens log in at their openings and charge) and checks the bonuses paid
+//! against the program's budget; `idle` measures what held sessions cost.
 //! Loopback only: see `loopback.rs`. Every loop is bounded in count and in time.
 //! `payments` runs POS payments in closed loops as fast as the server answers, then balance
 //! reads (the group-commit benchmark, scripts/bench-payments); with `--allowance-won` the
@@ -23,6 +25,7 @@ mod history;
 mod idle;
 mod loopback;
 mod memory;
+mod opening_day;
 mod payments;
 mod setup;
 mod stats;
@@ -57,6 +60,8 @@ struct Cli {
 enum Command {
     /// The opening-day storm: all citizens log in at once while payments go on.
     Cutover(cutover::CutoverArgs),
+    /// A charge bonus program's opening: each cohort's citizens log in at its opening and charge.
+    OpeningDay(opening_day::OpeningDayArgs),
     /// Durable POS payments as fast as the server takes them, then balance reads.
     Payments(payments::PaymentsArgs),
     /// Payments at a steady rate before, during and after a command (a city-wide grant).
@@ -137,6 +142,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Cutover(args) => run_async(cutover::run(args)),
+        Command::OpeningDay(args) => run_async(opening_day::run(args)),
         Command::Idle(args) => run_async(idle::run(args)),
         Command::Payments(args) => run_async(payments::run(args)),
         Command::PayDuring(args) => run_async(during::run(args)),

@@ -67,6 +67,9 @@ pub struct LoginJourney {
     /// Sleeps that the cap made shorter than `Retry-After`.
     pub sleeps_capped: u32,
     pub retry_after_s_max: u64,
+    /// `charge_bonus_opens_at` of the last `waiting_room` answer that carried one (the opening
+    /// of this citizen's cohort of a charge bonus program shown).
+    pub charge_bonus_opens_at: Option<String>,
 }
 
 /// Logs in through the waiting room until admitted, refused, out of requests or past `deadline`.
@@ -86,6 +89,7 @@ pub async fn login_through_waiting_room(
         polls: 0,
         sleeps_capped: 0,
         retry_after_s_max: 0,
+        charge_bonus_opens_at: None,
     };
     let mut ticket: Option<String> = None;
     while journey.login_attempts + journey.polls < policy.requests_max {
@@ -112,6 +116,9 @@ pub async fn login_through_waiting_room(
                 if ticket.as_deref() != Some(issued) {
                     journey.tickets_distinct += 1;
                     ticket = Some(issued.to_owned());
+                }
+                if let Some(opens_at) = room.get("charge_bonus_opens_at").and_then(Value::as_str) {
+                    journey.charge_bonus_opens_at = Some(opens_at.to_owned());
                 }
                 if journey.first_ticket.is_none() {
                     journey.first_ticket = Some(FirstTicket {
