@@ -129,7 +129,7 @@ pub fn parse_merchant(body: Value) -> Result<NewMerchant, ApiError> {
     request_body = MerchantBody,
     responses(
         (status = 201, description = "The merchant was created.", body = MerchantCreated),
-        (status = 400, response = inline(InvalidJson)),
+        (status = 400, response = inline(InvalidJsonOrKey)),
         (status = 401, response = inline(Unauthorized)),
         (status = 403, response = inline(Forbidden)),
         (status = 409, description = "`login_taken`: another account has this login.", body = ErrorBody),
@@ -269,7 +269,7 @@ fn merchant_view(record: store::merchants::MerchantRecord) -> MerchantView {
     request_body = MerchantPatchBody,
     responses(
         (status = 200, description = "The merchant after the change.", body = MerchantView),
-        (status = 400, response = inline(InvalidJson)),
+        (status = 400, response = inline(InvalidJsonOrKey)),
         (status = 401, response = inline(Unauthorized)),
         (status = 403, response = inline(Forbidden)),
         (status = 404, description = "`not_found`: no such merchant.", body = ErrorBody),
@@ -391,7 +391,8 @@ pub fn parse_policy(body: Value) -> Result<Policy, ApiError> {
     request_body = PolicyBody,
     responses(
         (status = 200, description = "The policy now in force.", body = PolicyView),
-        (status = 400, response = inline(InvalidJson)),
+        (status = 400, response = inline(InvalidJsonOrKey)),
+        (status = 409, response = inline(IdempotencyConflict)),
         (status = 401, response = inline(Unauthorized)),
         (status = 403, response = inline(Forbidden)),
         (status = 408, response = inline(RequestTimeout)),
@@ -505,7 +506,8 @@ pub fn parse_close_day(body: Value) -> Result<BusinessDate, ApiError> {
     responses(
         (status = 201, description = "The date was closed now.", body = DayClosed),
         (status = 200, description = "The date was already closed; the settlement as closed then.", body = DayClosed),
-        (status = 400, response = inline(InvalidJson)),
+        (status = 400, response = inline(InvalidJsonOrKey)),
+        (status = 409, response = inline(IdempotencyConflict)),
         (status = 401, response = inline(Unauthorized)),
         (status = 403, response = inline(Forbidden)),
         (status = 404, description = "`not_found`: a merchant with activity that day no longer exists (not \

@@ -46,6 +46,8 @@ pub struct NewPassword {
     responses(
         (status = 201, description = "The code, to hand to the citizen once their identity is checked.",
             body = PasswordResetIssued),
+        (status = 400, description = "`invalid_request`: an Idempotency-Key that is not 1 to 255 visible ASCII \
+            characters.", body = ErrorBody),
         (status = 401, response = inline(Unauthorized)),
         (status = 403, response = inline(Forbidden)),
         (status = 404, description = "`not_found`: no citizen has this login.", body = ErrorBody),

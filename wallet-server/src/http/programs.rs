@@ -12,8 +12,8 @@ use super::strict_json::StrictJson;
 use super::{authenticate, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role, State};
 use crate::api::wire::{
     ErrorBody, Forbidden, GrantRowCode, GrantRowProblem, Granted, GrantsRefused, IdempotencyConflict, IdempotencyKey,
-    IdempotencyKeyOptional, InternalError, InvalidJson, InvalidJsonOrKey, Overloaded, PayloadTooLarge, Program,
-    ProgramList, ProgramToppedUp, RequestTimeout, Unauthorized,
+    IdempotencyKeyOptional, InternalError, InvalidJsonOrKey, Overloaded, PayloadTooLarge, Program, ProgramList,
+    ProgramToppedUp, RequestTimeout, Unauthorized,
 };
 use crate::api::ApiError;
 use crate::store::{self, audit};
@@ -181,7 +181,7 @@ fn refuse_foreign(kind: &str, fields: &[(&str, bool)]) -> Result<(), ApiError> {
     request_body = ProgramBody,
     responses(
         (status = 201, description = "The program, its budget empty.", body = Program),
-        (status = 400, response = inline(InvalidJson)),
+        (status = 400, response = inline(InvalidJsonOrKey)),
         (status = 401, response = inline(Unauthorized)),
         (status = 403, response = inline(Forbidden)),
         (status = 408, response = inline(RequestTimeout)),
