@@ -16,6 +16,14 @@ use super::{corrupt, DbConn, StoreResult};
 
 const CHARGE_BONUS: &str = "charge_bonus";
 
+/// `kind = 'charge_bonus'` as literal SQL, not a bound parameter: the index of programs' windows
+/// is partial on that condition, and SQLite prepares a statement again at every bind of a
+/// parameter a partial index's `WHERE` names (the writer reads the running program with every
+/// batch that charges, `GET /v1/wallet` the shown one with every read).
+fn is_charge_bonus() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>("programs.kind = 'charge_bonus'")
+}
+
 /// A charge bonus program as the city sees it.
 #[derive(Clone, Debug)]
 pub struct ChargeBonusRecord {
@@ -103,7 +111,7 @@ pub fn insert(
 /// instant). Read in the creating transaction, after the city row is locked.
 pub fn overlapping(connection: &mut DbConn, rules: &ChargeBonusRules) -> StoreResult<Option<String>> {
     Ok(programs::table
-        .filter(programs::kind.eq(CHARGE_BONUS))
+        .filter(is_charge_bonus())
         .filter(programs::opens_at_ms.lt(millis(rules.closes_at)))
         .filter(programs::closes_at_ms.gt(millis(rules.opens_at)))
         .select(programs::program_id)
@@ -165,7 +173,7 @@ fn records(connection: &mut DbConn, rows: Vec<Row>) -> StoreResult<Vec<ChargeBon
 /// Every charge bonus program, oldest first.
 pub fn list(connection: &mut DbConn) -> StoreResult<Vec<ChargeBonusRecord>> {
     let rows: Vec<Row> = programs::table
-        .filter(programs::kind.eq(CHARGE_BONUS))
+        .filter(is_charge_bonus())
         .order((programs::created_at_ms, programs::program_id))
         .limit(super::programs::PROGRAMS_LISTED_MAX)
         .select(Row::as_select())
@@ -175,7 +183,7 @@ pub fn list(connection: &mut DbConn) -> StoreResult<Vec<ChargeBonusRecord>> {
 
 pub fn get(connection: &mut DbConn, id: &str) -> StoreResult<Option<ChargeBonusRecord>> {
     let rows: Vec<Row> = programs::table
-        .filter(programs::kind.eq(CHARGE_BONUS))
+        .filter(is_charge_bonus())
         .filter(programs::program_id.eq(id))
         .select(Row::as_select())
         .load(connection)?;
@@ -186,7 +194,7 @@ pub fn get(connection: &mut DbConn, id: &str) -> StoreResult<Option<ChargeBonusR
 /// closes first (the running one, else the next).
 pub fn shown_at(connection: &mut DbConn, now: DateTime<Utc>) -> StoreResult<Option<ChargeBonusRecord>> {
     let rows: Vec<Row> = programs::table
-        .filter(programs::kind.eq(CHARGE_BONUS))
+        .filter(is_charge_bonus())
         .filter(programs::created_at_ms.le(millis(now)))
         .filter(programs::closes_at_ms.gt(millis(now)))
         .order(programs::closes_at_ms)
@@ -204,7 +212,7 @@ pub fn load(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<(Program
     }
     let rows: Vec<Row> = load_keyed!(
         connection,
-        programs::table.filter(programs::kind.eq(CHARGE_BONUS)).select(Row::as_select()),
+        programs::table.filter(is_charge_bonus()).select(Row::as_select()),
         programs::program_id,
         ids
     )?;
@@ -214,7 +222,7 @@ pub fn load(connection: &mut DbConn, ids: &[String]) -> StoreResult<Vec<(Program
 /// The charge bonus program running at `now`, if any, locked on PostgreSQL.
 pub fn load_running(connection: &mut DbConn, now: DateTime<Utc>) -> StoreResult<Option<(ProgramId, ChargeBonusState)>> {
     let running: Option<String> = programs::table
-        .filter(programs::kind.eq(CHARGE_BONUS))
+        .filter(is_charge_bonus())
         .filter(programs::opens_at_ms.le(millis(now)))
         .filter(programs::closes_at_ms.gt(millis(now)))
         .select(programs::program_id)
