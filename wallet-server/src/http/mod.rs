@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 pub mod body_deadline;
 mod citizen;
+mod console;
 pub mod header_limits;
 mod merchant;
 mod metrics;
@@ -63,6 +64,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(|error, _| ApiError::not_found(error.to_string()).into()))
         .app_data(web::QueryConfig::default().error_handler(|error, _| ApiError::validation(error.to_string()).into()))
         .configure(routes::register)
+        .configure(console::register)
         .default_service(web::to(no_route));
     openapi::build_document();
 }

@@ -20,7 +20,7 @@ use actix_web::http::Method;
 use actix_web::web;
 
 use super::metrics::RequestMetrics;
-use super::{admin, audit, citizen, merchant, metrics, openapi, password, programs, session, status};
+use super::{admin, audit, citizen, console, merchant, metrics, openapi, password, programs, session, status};
 use crate::admission::gate::Admit;
 use crate::admission::limiter::Class;
 
@@ -133,9 +133,11 @@ pub fn register(config: &mut web::ServiceConfig) {
     }
 }
 
-/// The request counters: one series per row, labelled with its method and path pattern.
+/// The request counters: one series per row, labelled with its method and path pattern, and
+/// one for the console's files.
 pub fn request_metrics() -> RequestMetrics {
-    RequestMetrics::of_operations(ROUTES.iter().map(|route| (&route.method, route.path)))
+    let console = [(&Method::GET, console::FILE_PATTERN)];
+    RequestMetrics::of_operations(ROUTES.iter().map(|route| (&route.method, route.path)).chain(console))
 }
 
 /// Whether a request path matches a path pattern: the same number of segments, each literal equal
@@ -163,8 +165,14 @@ pub fn route_of(method: &Method, path: &str) -> Option<&'static Route> {
     ROUTES.iter().find(|route| route.method == method && matches(route.path, path))
 }
 
-/// How the admission gate treats a request: its row's class, or [`UNMATCHED`]'s.
+/// How the admission gate treats a request: its row's class, or [`UNMATCHED`]'s. The console's
+/// files (`/console/`, outside the API and its document) are exempt: served from memory, they
+/// cost less than the gate's own bookkeeping, and the city's page must load while reads are shed
+/// (its API calls then take their turn like any client's).
 pub fn admission_of(method: &Method, path: &str) -> Admit {
+    if console::is_console_path(path) {
+        return Exempt;
+    }
     route_of(method, path).map_or(UNMATCHED, |route| route.admit)
 }
 
@@ -307,6 +315,10 @@ mod tests {
         assert_eq!(admission_of(&Method::POST, "/v1/sessions"), Exempt);
         assert_eq!(admission_of(&Method::GET, "/v1/admin/settlements/2030-01-01"), In(Admin));
         assert_eq!(admission_of(&Method::GET, "/healthz"), Exempt);
+        assert_eq!(admission_of(&Method::GET, "/console/"), Exempt);
+        assert_eq!(admission_of(&Method::GET, "/console/pages/overview.js"), Exempt);
+        assert_eq!(admission_of(&Method::POST, "/console"), Exempt, "answered 405 from memory");
+        assert_eq!(admission_of(&Method::GET, "/consoles"), UNMATCHED);
     }
 
     #[test]
