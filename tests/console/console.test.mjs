@@ -48,6 +48,17 @@ function loadModule(name) {
 let server;
 let browser;
 const data = {};
+/**
+ * Whether the server has the operations API the merchants, citizens and merchant portal pages
+ * use (issue 19's, built beside the console): their tests are skipped, saying so, on a server
+ * whose API document lacks it, and run as soon as it is there.
+ */
+let opsApi = false;
+
+function needsOpsApi(test) {
+  if (!opsApi) test.skip('the operations API (GET /v1/admin/merchants, …) is not in this server\'s /openapi.json yet');
+  return !opsApi;
+}
 
 /**
  * Everything the console needs to be shown with: two shops, citizens, payments and a refund on
@@ -155,6 +166,9 @@ before(async () => {
   server = await Server.start();
   browser = await chromium.launch({executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS});
   await makeCity();
+  const document = await server.ok(200, 'GET', '/openapi.json');
+  opsApi = ['/v1/admin/merchants', '/v1/admin/citizens/{login}/lock', '/v1/merchant/payments', '/v1/merchant/settlements']
+    .every((path) => path in document.paths);
 });
 
 after(async () => {
@@ -369,7 +383,8 @@ describe('an admin', () => {
     await screenshot(page, 'account');
   });
 
-  it('suspends a merchant, whose payments are then refused', async () => {
+  it('suspends a merchant, whose payments are then refused', async (test) => {
+    if (needsOpsApi(test)) return;
     await visit(page, 'merchants', '가맹점');
     await page.fill('input[name="q"]', 'kim');
     await page.locator('form.search button[type="submit"]').click();
@@ -388,7 +403,8 @@ describe('an admin', () => {
     await screenshot(page, 'merchants');
   });
 
-  it('locks a citizen\'s wallet: the citizen\'s session ends and the login is refused', async () => {
+  it('locks a citizen\'s wallet: the citizen\'s session ends and the login is refused', async (test) => {
+    if (needsOpsApi(test)) return;
     await visit(page, 'citizens', '시민');
     await page.fill('input[name="q"]', 'junho');
     await page.locator('form.search button[type="submit"]').click();
@@ -416,7 +432,7 @@ describe('an admin', () => {
     await page.locator('#lang-switch').click();
     await page.locator('nav a', {hasText: 'Overview'}).waitFor({timeout: WAIT_MS});
     assert.equal(await page.getAttribute('html', 'lang'), 'en');
-    await checkAccessibility(page, 'citizens in English');
+    await checkAccessibility(page, 'a page in English');
     await page.locator('#lang-switch').click();
     await page.locator('nav a', {hasText: '개요'}).waitFor({timeout: WAIT_MS});
   });
@@ -449,7 +465,8 @@ describe('a merchant', () => {
     await page?.context().close();
   });
 
-  it('sees only its own sales and payments, and refunds one', async () => {
+  it('sees only its own sales and payments, and refunds one', async (test) => {
+    if (needsOpsApi(test)) return;
     await logInWith(page, 'bakery');
     await page.locator('[data-testid="sales-payments"]').waitFor({timeout: WAIT_MS});
     assert.equal(await page.locator('nav a[href="#/policy"]').count(), 0, 'no admin page in the menu');
@@ -474,7 +491,8 @@ describe('a merchant', () => {
     assert.match(await row.textContent(), /2,000원/, 'the payment shows what was refunded');
   });
 
-  it('sees its settlement with fee and net payable, and downloads it as the API gives it', async () => {
+  it('sees its settlement with fee and net payable, and downloads it as the API gives it', async (test) => {
+    if (needsOpsApi(test)) return;
     await visit(page, 'payouts', '정산 내역');
     const link = page.locator('[data-testid="settlement-csv"]');
     await link.waitFor({timeout: WAIT_MS});

@@ -1,6 +1,6 @@
-// Building the page: every node is made with createElement and text nodes, never from HTML
-// strings, so nothing the server or a user typed can become markup (a test in the server checks
-// that no console file uses innerHTML and friends).
+// Building the page: every node is made with createElement and text nodes, never by parsing a
+// string as HTML, so nothing the server or a user typed can become markup (a test in the server
+// checks that no console file uses the DOM's HTML-parsing properties and methods).
 
 const SVG = 'http://www.w3.org/2000/svg';
 

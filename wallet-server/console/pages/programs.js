@@ -10,16 +10,21 @@ import * as grantFile from '../grant-file.js';
 
 export async function render(container, context) {
   const listArea = h('div');
-  const forms = h('div');
+  // The forms are made once and told the programs after each reload, so what they show (a
+  // message, the progress of a grant) stays while the list changes.
+  const programs = [];
+  const listeners = [];
   async function reload() {
-    const programs = (await api.request('GET', '/v1/admin/programs')).items;
+    const items = (await api.request('GET', '/v1/admin/programs')).items;
     if (!context.alive()) return;
+    programs.splice(0, programs.length, ...items);
     replace(listArea, programs.length ? programTables(programs) : h('p', null, t('programs.none')));
-    replace(forms, topUpForm(programs, reload), grantForm(programs, reload, context));
+    for (const listener of listeners) listener(programs);
   }
   replace(container,
     h('section', {'aria-labelledby': 'programs-list'}, h('h2', {id: 'programs-list'}, t('programs.list')), listArea),
-    forms,
+    topUpForm(programs, listeners, reload),
+    grantForm(programs, listeners, reload, context),
     createForm(reload));
   await reload();
 }
@@ -48,17 +53,24 @@ function programTables(programs) {
   ];
 }
 
-function programSelect(programs, name, only) {
-  const options = programs.filter((program) => !only || program.kind === only)
-    .map((program) => [program.program_id, `${program.name} (${t('programs.kind_' + program.kind)})`]);
-  return field({name, label: t('programs.program'), type: 'select', props: {options}});
+/** A select of the programs (of one kind), kept to the list as it reloads; its choice is kept. */
+function programSelect(listeners, name, only, submit) {
+  const select = field({name, label: t('programs.program'), type: 'select'});
+  listeners.push((programs) => {
+    const chosen = select.input.value;
+    const shown = programs.filter((program) => !only || program.kind === only);
+    replace(select.input, shown.map((program) => h('option', {value: program.program_id, selected: program.program_id === chosen},
+      `${program.name} (${t('programs.kind_' + program.kind)})`)));
+    submit.disabled = shown.length === 0;
+  });
+  return select;
 }
 
-function topUpForm(programs, reload) {
-  const program = programSelect(programs, 'program_id');
+function topUpForm(programs, listeners, reload) {
+  const submit = h('button', {type: 'submit', disabled: true}, t('programs.top_up'));
+  const program = programSelect(listeners, 'program_id', null, submit);
   const amount = field({name: 'amount', label: t('programs.amount'), hint: t('policy.won_hint'), props: {inputmode: 'numeric', autocomplete: 'off'}});
   const message = messageArea();
-  const submit = h('button', {type: 'submit', disabled: programs.length === 0}, t('programs.top_up'));
   const form = h('form', {novalidate: true}, program.row, amount.row, submit, message);
   form.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -77,13 +89,13 @@ function topUpForm(programs, reload) {
   return h('section', {'aria-labelledby': 'program-top-up'}, h('h2', {id: 'program-top-up'}, t('programs.top_up_title')), form);
 }
 
-function grantForm(programs, reload, context) {
-  const program = programSelect(programs, 'grant_program_id', 'allowance');
+function grantForm(programs, listeners, reload, context) {
+  const submit = h('button', {type: 'submit', disabled: true}, t('programs.grant'));
+  const program = programSelect(listeners, 'grant_program_id', 'allowance', submit);
   const file = field({name: 'grant_file', label: t('programs.file'), type: 'file', hint: t('programs.file_hint'), props: {accept: '.csv,text/csv'}});
   const progress = h('progress', {max: '1', value: '0', 'aria-label': t('programs.progress'), hidden: true});
   const progressText = h('p', {class: 'hint', 'aria-live': 'polite', 'data-testid': 'grant-progress'});
   const message = messageArea();
-  const submit = h('button', {type: 'submit', disabled: !programs.some((one) => one.kind === 'allowance')}, t('programs.grant'));
   const form = h('form', {novalidate: true}, program.row, file.row, submit, progress, progressText, message);
   form.addEventListener('submit', (event) => {
     event.preventDefault();
