@@ -3,7 +3,9 @@
 //!
 //! Reading: an archive is unpacked into a private temporary directory (mode 0700, under
 //! `TMPDIR`), which the directory code paths then read unchanged; it is removed when the
-//! [`BundleDir`] is dropped, on success and on error alike. Gzip is recognised by its magic
+//! [`BundleDir`] is dropped, on success and on error alike, or by [`remove_unpacked`] when the
+//! command is interrupted by a signal; one left behind by a process killed outright (SIGKILL)
+//! is removed by the next run that unpacks ([`remove_left_behind`]). Gzip is recognised by its magic
 //! bytes, not by the file name. Unpacking is strict and bounded: only the bundle files (the four
 //! every version has, and the three version 2 adds), as regular files, at the top level or all
 //! under one directory; no links, devices, absolute
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 use crate::bundle::{
     ALLOWANCES_FILE, CITIZENS_FILE, MANIFEST_FILE, MERCHANTS_FILE, POLICY_FILE, PROGRAMS_FILE, TRANSACTIONS_FILE,
 };
+use crate::output::note;
 
 /// The files every bundle has, in the order they are packed (the manifest first, so a reader of
 /// the stream meets it first).
@@ -76,7 +79,7 @@ enum Packing {
 /// directory that is removed when this is dropped.
 pub enum BundleDir {
     Given(PathBuf),
-    Unpacked(tempfile::TempDir),
+    Unpacked(Unpacked),
 }
 
 impl BundleDir {
@@ -84,9 +87,91 @@ impl BundleDir {
     pub fn path(&self) -> &Path {
         match self {
             BundleDir::Given(dir) => dir,
-            BundleDir::Unpacked(temporary) => temporary.path(),
+            BundleDir::Unpacked(unpacked) => unpacked.temporary.path(),
         }
     }
+}
+
+/// An unpacked bundle's directory, listed in [`UNPACKED`] while it exists so that a signal can
+/// remove it ([`remove_unpacked`]); removed when dropped.
+pub struct Unpacked {
+    temporary: tempfile::TempDir,
+}
+
+impl Unpacked {
+    fn new(temporary: tempfile::TempDir) -> Unpacked {
+        unpacked_list().push(temporary.path().to_owned());
+        Unpacked { temporary }
+    }
+}
+
+impl Drop for Unpacked {
+    fn drop(&mut self) {
+        unpacked_list().retain(|dir| dir != self.temporary.path());
+        // The TempDir removes the directory after this.
+    }
+}
+
+/// The directories unpacked by this process and not yet removed.
+static UNPACKED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn unpacked_list() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    // A panic while the list was held leaves a list still worth cleaning up.
+    UNPACKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes every directory this process has unpacked a bundle into and not yet removed: for a
+/// command that is being interrupted (SIGINT, SIGTERM, SIGHUP) and is about to exit without
+/// running its destructors. Returns the directories removed.
+pub fn remove_unpacked() -> Vec<PathBuf> {
+    let mut list = unpacked_list();
+    let removed: Vec<PathBuf> = list.drain(..).filter(|dir| std::fs::remove_dir_all(dir).is_ok()).collect();
+    removed
+}
+
+/// Where unpacking directories are made: `<TMPDIR>/wallet-handover-<pid>-<random>`. The process
+/// id in the name lets the next run tell one whose process is gone (killed with SIGKILL, or the
+/// machine stopped: nothing could remove it then) and remove it ([`remove_left_behind`]).
+const UNPACK_PREFIX: &str = "wallet-handover-";
+
+/// Removes the unpacking directories in `tmp` that this user's earlier runs left behind: those
+/// whose process no longer runs. Returns what it removed. Only on Linux (where `/proc` tells
+/// whether a process runs); elsewhere nothing is removed and the runbook's advice stands.
+pub fn remove_left_behind(tmp: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    if !Path::new("/proc/self").exists() {
+        return removed;
+    }
+    let Ok(entries) = std::fs::read_dir(tmp) else { return removed };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = left_behind_pid(&name) else { continue };
+        let path = entry.path();
+        // Only a directory (never a link to one) of this user's, whose process is gone.
+        let ours = std::fs::symlink_metadata(&path).is_ok_and(|metadata| {
+            use std::os::unix::fs::MetadataExt;
+            metadata.is_dir() && metadata.uid() == own_uid()
+        });
+        if ours && !Path::new("/proc").join(pid.to_string()).exists() && std::fs::remove_dir_all(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
+/// The process id in an unpacking directory's name (`wallet-handover-<pid>-<random>`).
+fn left_behind_pid(name: &str) -> Option<u32> {
+    let (pid, random) = name.strip_prefix(UNPACK_PREFIX)?.split_once('-')?;
+    if random.is_empty() {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// This process's user id, as the owner of the files it creates (read from a file it creates).
+fn own_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    tempfile::tempfile().and_then(|file| file.metadata()).map_or(u32::MAX, |metadata| metadata.uid())
 }
 
 /// Opens the bundle at `path`: a directory as it is, or a `.tar`, `.tar.gz` or `.tgz` (told by
@@ -100,16 +185,21 @@ pub fn open(path: &Path) -> Result<BundleDir, String> {
                 let path = path.display();
                 format!("cannot create a directory to unpack {path} into: {error}; set TMPDIR to a writable directory")
             };
+            for left in remove_left_behind(&std::env::temp_dir()) {
+                note(format_args!("removed {}, left behind by an earlier run that was killed", left.display()));
+            }
+            let prefix = format!("{UNPACK_PREFIX}{}-", std::process::id());
             let temporary = tempfile::Builder::new()
-                .prefix("wallet-handover-")
+                .prefix(&prefix)
                 .permissions(owner_only(PRIVATE_DIRECTORY_MODE))
                 .tempdir()
                 .map_err(cannot_create)?;
-            eprintln!("unpacking {} into {} ...", path.display(), temporary.path().display());
-            // On an error `temporary` is dropped here, and with it whatever was unpacked.
-            let unpacked_bytes = unpack(path, packing == Packing::TarGz, temporary.path())?;
-            eprintln!("unpacked {unpacked_bytes} bytes in {:.1} s", started.elapsed().as_secs_f64());
-            Ok(BundleDir::Unpacked(temporary))
+            note(format_args!("unpacking {} into {} ...", path.display(), temporary.path().display()));
+            let unpacked = Unpacked::new(temporary);
+            // On an error `unpacked` is dropped here, and with it whatever was unpacked.
+            let unpacked_bytes = unpack(path, packing == Packing::TarGz, unpacked.temporary.path())?;
+            note(format_args!("unpacked {unpacked_bytes} bytes in {:.1} s", started.elapsed().as_secs_f64()));
+            Ok(BundleDir::Unpacked(unpacked))
         }
     }
 }
@@ -613,6 +703,27 @@ mod tests {
         }
         drop(unpacked);
         assert!(!dir.exists(), "the unpacked directory outlived its BundleDir");
+    }
+
+    #[test]
+    fn directories_left_by_a_process_that_is_gone_are_removed_and_no_other() {
+        let tmp = tempfile::tempdir().expect("temporary directory");
+        // A process that has ended: its id is free (unless reused in the instant since).
+        let mut ended = std::process::Command::new("true").spawn().expect("run true");
+        ended.wait().expect("wait for true");
+        let gone = tmp.path().join(format!("{UNPACK_PREFIX}{}-Ab12", ended.id()));
+        let running = tmp.path().join(format!("{UNPACK_PREFIX}{}-Cd34", std::process::id()));
+        let other = tmp.path().join(format!("{UNPACK_PREFIX}notapid-Ef56"));
+        for dir in [&gone, &running, &other] {
+            std::fs::create_dir(dir).expect("create");
+            std::fs::write(dir.join("citizens.csv"), b"x").expect("write");
+        }
+        let file_named_so = tmp.path().join(format!("{UNPACK_PREFIX}{}-Gh78", ended.id()));
+        std::fs::write(&file_named_so, b"x").expect("write");
+        assert_eq!(remove_left_behind(tmp.path()), vec![gone.clone()]);
+        assert!(!gone.exists() && running.exists() && other.exists() && file_named_so.exists());
+        assert_eq!(left_behind_pid("wallet-handover-123-"), None);
+        assert_eq!(left_behind_pid("wallet-handover-export-1"), None);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! - [`archive`]: bundles packed as `.tar` / `.tar.gz` / `.tgz`, unpacked strictly and bounded,
 //!   and exports packed atomically;
 //! - [`write`]: the CSV files hashed and counted as they are written, the policy and the
-//!   manifest.
+//!   manifest;
+//! - [`output`]: the commands' messages, which a closed pipe does not turn into a crash.
 //!
 //! `wallet-server` applies and exports bundles with its database through these; `wallet-loadgen`
 //! writes generated bundles with them, and the fuzz targets read bundles through them. This
@@ -17,4 +18,5 @@
 
 pub mod archive;
 pub mod bundle;
+pub mod output;
 pub mod write;

@@ -189,6 +189,151 @@ fn a_tar_gz_and_a_tar_verify_as_their_directory_does() {
     work.assert_clean();
 }
 
+/// `handover verify` whose stdout and stderr readers have gone (`... | head -0`): it did its work
+/// and then panicked writing its summary (exit code 101). Now the summary is dropped and the exit
+/// code is the verification's: 0 for a good bundle, 1 for a refused one.
+#[test]
+fn a_closed_pipe_does_not_crash_a_handover_command() {
+    let work = Workspace::new();
+    let good = BundleFiles::good();
+    let archive = work.path("bundle.tar.gz");
+    pack(&archive, &bundle_entries(&good, ""), true);
+    let mut changed = bundle_entries(&good, "");
+    if let Entry::File(_, bytes) = &mut changed[2] {
+        bytes.push(b'x');
+    }
+    let refused = work.path("refused.tar.gz");
+    pack(&refused, &changed, true);
+    for (bundle, expected) in [(&archive, Some(0)), (&refused, Some(1))] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wallet-server"))
+            .args(["handover", "verify"])
+            .arg(bundle)
+            .env("WALLET_DATABASE_URL", work.path("unused.sqlite3"))
+            .env("TMPDIR", work.tmp())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run wallet-server handover verify");
+        // Both readers close before the command has written anything.
+        drop(child.stdout.take());
+        drop(child.stderr.take());
+        let status = child.wait().expect("wait for wallet-server");
+        assert_eq!(status.code(), expected, "{}: {status}", bundle.display());
+        work.assert_clean();
+    }
+}
+
+/// An archive large enough that unpacking it takes a while: a manifest and a 512 MiB
+/// `citizens.csv` of one repeated line (a few hundred KiB gzipped). It is not a valid bundle;
+/// the signals reach the command while it unpacks or reads it.
+fn slow_archive(work: &Workspace) -> PathBuf {
+    let archive = work.path("slow.tar.gz");
+    let file = std::fs::File::create(&archive).expect("create the archive");
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()));
+    let manifest = b"{}";
+    builder
+        .append_data(&mut header("manifest.json", tar::EntryType::Regular, 2), "manifest.json", &manifest[..])
+        .expect("append");
+    let size = 512u64 << 20;
+    let line = b"C-1,citizen,,W-1,0,2026-11,0,0,2025-03-02T09:00:00+09:00\n";
+    let body = std::io::Read::take(RepeatLine { line, at: 0 }, size);
+    builder
+        .append_data(&mut header("citizens.csv", tar::EntryType::Regular, size), "citizens.csv", body)
+        .expect("append");
+    builder.into_inner().expect("tar").finish().expect("gzip");
+    archive
+}
+
+/// One line, repeated without end (`std::io::repeat` repeats a byte).
+struct RepeatLine {
+    line: &'static [u8],
+    at: usize,
+}
+
+impl std::io::Read for RepeatLine {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        for byte in buffer.iter_mut() {
+            *byte = self.line[self.at];
+            self.at = (self.at + 1) % self.line.len();
+        }
+        Ok(buffer.len())
+    }
+}
+
+/// Starts `handover verify <archive>` with TMPDIR here and waits until its unpacking directory
+/// exists; returns the running command and that directory.
+fn verify_until_unpacking(work: &Workspace, archive: &Path) -> (std::process::Child, PathBuf) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wallet-server"))
+        .args(["handover", "verify"])
+        .arg(archive)
+        .env("WALLET_DATABASE_URL", work.path("unused.sqlite3"))
+        .env("TMPDIR", work.tmp())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run wallet-server handover verify");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(name) = listing(&work.tmp()).into_iter().find(|name| name.starts_with("wallet-handover-")) {
+            return (child, work.tmp().join(name));
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no unpacking directory appeared");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+fn send_signal(child: &std::process::Child, signal: &str) {
+    let sent = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("run kill");
+    assert!(sent.success(), "kill {signal} failed");
+}
+
+/// Ctrl-C or SIGTERM while an archive is unpacked: the unpacked copy (password hashes and all)
+/// was left in TMPDIR. Now the command removes it and ends as the signal asks (128 + signal).
+#[test]
+fn an_interrupted_unpacking_leaves_nothing_behind() {
+    let work = Workspace::new();
+    let archive = slow_archive(&work);
+    for (signal, code) in [("-TERM", 143), ("-INT", 130)] {
+        let (mut child, _) = verify_until_unpacking(&work, &archive);
+        send_signal(&child, signal);
+        let status = child.wait().expect("wait for wallet-server");
+        assert_eq!(status.code(), Some(code), "{signal}: {status}");
+        work.assert_clean();
+    }
+}
+
+/// SIGKILL cannot be caught: what a killed command unpacked stays, and the next command that
+/// unpacks (the re-run) removes it. A directory of a command still running is left alone.
+#[test]
+fn what_a_killed_unpacking_left_is_removed_by_the_next_run() {
+    let work = Workspace::new();
+    let archive = slow_archive(&work);
+    let (mut killed, left) = verify_until_unpacking(&work, &archive);
+    send_signal(&killed, "-KILL");
+    killed.wait().expect("wait for wallet-server");
+    assert!(left.is_dir(), "SIGKILL left nothing: this test no longer shows what it is for");
+    let running = work.tmp().join(format!("wallet-handover-{}-Xy12", std::process::id()));
+    std::fs::create_dir(&running).expect("create");
+
+    let good = work.path("good.tar.gz");
+    pack(&good, &bundle_entries(&BundleFiles::good(), ""), true);
+    let (ok, _, stderr) = work.verify(&good);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("removed {}, left behind by an earlier run that was killed", left.display())),
+        "{stderr}"
+    );
+    assert!(!left.exists(), "the killed run's directory is still there");
+    std::fs::remove_dir(&running).expect("a running command's directory was removed");
+    work.assert_clean();
+}
+
 fn with_dot_prefix(entries: Vec<Entry>) -> Vec<Entry> {
     let mut dotted = vec![Entry::Directory("./".to_owned())];
     for entry in entries {

@@ -80,6 +80,10 @@ pub struct Config {
     /// `WALLET_PAYMENT_CODE_RETENTION_S`: how long a payment code is kept after it expired
     /// (used or not), so a late attempt is told "used" or "expired" rather than "unknown".
     pub payment_code_retention: Duration,
+    /// `WALLET_HANDOVER_MEMORY_MIB`: memory `handover verify` and `import` use for the checks
+    /// across a bundle's rows (duplicate ids, references, histories), in bytes; past it they
+    /// work on disk. It bounds the commands' memory, whatever the bundle's size.
+    pub handover_memory_bytes: u64,
 }
 
 /// The variables as the configuration reads them: one set to the empty string counts as unset.
@@ -178,6 +182,7 @@ impl Config {
                 24 * 3_600,
                 0..=365 * 86_400,
             )?),
+            handover_memory_bytes: vars.number("WALLET_HANDOVER_MEMORY_MIB", 128u64, 8..=65_536)? << 20,
         })
     }
 }

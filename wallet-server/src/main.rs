@@ -139,17 +139,27 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(
+        &cli.command,
+        Commands::Handover { command: HandoverCommand::Verify { .. } | HandoverCommand::Import { .. } }
+    ) {
+        // Before any thread starts: so that an interrupted command removes what it unpacked.
+        if let Err(message) = handover::interrupt::clean_up_on_signal() {
+            handover_format::output::note(format_args!("wallet-server: {message}"));
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match cli.command {
         Commands::Serve { demo } => serve(config, demo),
         Commands::Admin { command: AdminCommand::Create { login } } => create_admin(config, &login),
         Commands::Handover { command: HandoverCommand::Verify { bundle, encoding } } => {
-            handover::verify(&bundle, encoding_named(&encoding))
+            handover::verify(&bundle, encoding_named(&encoding), config.handover_memory_bytes)
         }
         Commands::Handover { command: HandoverCommand::Import { bundle, encoding } } => open_database(&config)
             .and_then(|pool| Ok((server_clock(&config, &pool)?.now(), pool)))
             .and_then(|(now, pool)| Ok((now, pool.get().map_err(|error| error.to_string())?)))
             .and_then(|(now, mut connection)| {
-                handover::import(&mut connection, &bundle, encoding_named(&encoding), now)
+                handover::import(&mut connection, &bundle, encoding_named(&encoding), config.handover_memory_bytes, now)
             }),
         Commands::Handover { command: HandoverCommand::Export { dir, since, operator } } => open_database(&config)
             .and_then(|pool| Ok((server_clock(&config, &pool)?.now(), pool)))
@@ -167,7 +177,7 @@ fn main() -> ExitCode {
                     now,
                     since.map(|since| since.min(i64::MAX as u64 - 1) as i64),
                 )?;
-                println!("{}", target.finish(summary)?);
+                handover_format::output::say(format_args!("{}", target.finish(summary)?));
                 Ok(())
             }),
         Commands::Programs { command: ProgramsCommand::Grant { program_id, file } } => open_database(&config)
@@ -181,7 +191,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("wallet-server: {message}");
+            // Not eprintln!: a closed stderr would turn the refusal into a panic (exit 101).
+            handover_format::output::note(format_args!("wallet-server: {message}"));
             ExitCode::FAILURE
         }
     }

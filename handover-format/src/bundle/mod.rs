@@ -1,22 +1,29 @@
 //! Reading and verifying an operator handover bundle (`docs/HANDOVER.md`, versions 1 and 2).
 //!
-//! Verification reads every file once: it checks the manifest (format and version, kind and
-//! sequence), each file's header, row count and SHA-256, every row's syntax, duplicate ids, and
-//! for a snapshot the control totals and (with `history_complete`) each wallet's history
-//! against what it holds. Version 2 adds the policy, programs and allowances, with their cross
+//! Verification reads every file once, as a stream: it checks the manifest (format and version,
+//! kind and sequence), each file's header, row count and SHA-256 (hashed as it is read), every
+//! row's syntax, and then, from a log of every id met kept on disk ([`checks`]), duplicate ids,
+//! references and (for a snapshot with `history_complete`) each wallet's history against what
+//! it holds; for a snapshot, the control totals. Memory is bounded by [`Bundle::with_memory`],
+//! not by the bundle: no file is read whole and no set of ids is held. Version 2 adds the policy, programs and allowances, with their cross
 //! references (an allowance's program and wallet are in the bundle, and it has not expired at
 //! `as_of`). Every refusal names the file, the line and the reason. Nothing here touches the
 //! database: the importer applies a bundle only after this has passed.
 
+mod checks;
 mod manifest;
 mod rows;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use wallet_core::{Policy, ProgramId, WalletId, Won};
+use wallet_core::{Policy, ProgramId, Won};
+
+use checks::{Failure, FileRank, Log, Role};
+pub use checks::{MEMORY_BYTES_DEFAULT, MEMORY_BYTES_MIN};
 
 pub use manifest::{
     parse_manifest, BundleKind, FileEntry, Manifest, ManifestV2, Totals, TotalsV2, Version, FORMAT, FORMAT_V2,
@@ -38,6 +45,10 @@ const FIELD_BYTES_MAX: usize = 1_024;
 /// Longest field of `programs.csv`, in bytes: a definition holds two lists of up to 64
 /// categories of up to 64 characters.
 const PROGRAM_FIELD_BYTES_MAX: usize = 64 << 10;
+/// Programs read at most (they are held in memory to check the allowances' references).
+const PROGRAMS_MAX: u64 = 100_000;
+/// The read buffer of a CSV file (its bytes are hashed a buffer at a time).
+const READ_BUFFER_BYTES: usize = 1 << 20;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const CITIZENS_FILE: &str = "citizens.csv";
@@ -120,21 +131,15 @@ pub enum Record {
 pub struct Bundle {
     dir: PathBuf,
     encoding: Encoding,
+    /// Memory for the checks across rows ([`checks`]).
+    memory_bytes: u64,
 }
 
-/// What verification has seen so far, for the checks across rows and files.
-#[derive(Default)]
+/// What verification has seen so far, for the checks across rows and files: sums, the
+/// programs (a few), and the log of every id, on disk.
 struct Seen {
-    logins: HashSet<String>,
-    citizen_ids: HashSet<String>,
-    /// Each wallet's balance and its line in citizens.csv.
-    wallets: HashMap<WalletId, (Won, u64)>,
-    merchant_ids: HashSet<wallet_core::MerchantId>,
     programs: HashSet<ProgramId>,
-    tx_ids: HashSet<wallet_core::TxId>,
-    grant_ids: HashSet<wallet_core::GrantId>,
-    history_sums: HashMap<WalletId, Won>,
-    allowance_sums: HashMap<WalletId, Won>,
+    log: Log,
     citizen_balance_sum: Won,
     citizen_bonus_sum: Won,
     merchant_receivable_sum: Won,
@@ -148,9 +153,27 @@ fn add_into(sum: &mut Won, won: Won, beyond: impl FnOnce() -> Refusal) -> Result
     Ok(())
 }
 
+/// Why reading the files stopped: the refusal, and where it is in reading order, so that a
+/// failure the checks across rows find earlier in the bundle comes first.
+struct Stopped {
+    refusal: Refusal,
+    order: (FileRank, u64, u8),
+}
+
+/// Where a refusal about a whole file goes in reading order: before its rows (a checksum, the
+/// encoding, the header), or after them (the row count).
+const BEFORE_ROWS: u64 = 0;
+const AFTER_ROWS: u64 = u64::MAX - 1;
+
 impl Bundle {
     pub fn open(dir: &Path, encoding: Encoding) -> Bundle {
-        Bundle { dir: dir.to_owned(), encoding }
+        Bundle { dir: dir.to_owned(), encoding, memory_bytes: MEMORY_BYTES_DEFAULT }
+    }
+
+    /// The memory the checks across rows may use, in bytes (at least [`MEMORY_BYTES_MIN`]).
+    pub fn with_memory(mut self, memory_bytes: u64) -> Bundle {
+        self.memory_bytes = memory_bytes.max(MEMORY_BYTES_MIN);
+        self
     }
 
     /// Reads and checks `manifest.json`.
@@ -185,41 +208,186 @@ impl Bundle {
 
     /// Verifies the whole bundle; `visit` sees every row of every file, in the order read:
     /// programs, citizens, merchants, transactions, allowances (the policy is in [`Verified`]).
+    /// The refusal is the earliest in reading order, as if every check ran as each row was read.
     pub fn verify_records(&self, mut visit: impl FnMut(Record) -> Result<(), Refusal>) -> Result<Verified, Refusal> {
         let manifest = self.manifest()?;
         let version = manifest.version;
-        let mut seen = Seen::default();
-        let (policy, programs) = match version {
-            Version::V1 => (None, 0),
-            Version::V2 => (Some(self.read_policy(&manifest)?), self.read_programs(&manifest, &mut seen, &mut visit)?),
+        let snapshot = manifest.kind == BundleKind::Snapshot;
+        let rows_of = |name: &str| manifest.files.get(name).map_or(0, |file| file.rows);
+        let entries_expected = 3 * rows_of(CITIZENS_FILE)
+            + 2 * rows_of(MERCHANTS_FILE)
+            + if snapshot { 3 } else { 1 } * rows_of(TRANSACTIONS_FILE)
+            + 2 * rows_of(ALLOWANCES_FILE);
+        let log = Log::new(entries_expected, self.memory_bytes)?;
+        let mut seen = Seen {
+            programs: HashSet::new(),
+            log,
+            citizen_balance_sum: Won::ZERO,
+            citizen_bonus_sum: Won::ZERO,
+            merchant_receivable_sum: Won::ZERO,
+            allowance_outstanding_sum: Won::ZERO,
+            program_budget_remaining_sum: Won::ZERO,
         };
-        let citizens = self.read_citizens(&manifest, &mut seen, &mut visit)?;
-        let merchants = self.read_merchants(&manifest, &mut seen, &mut visit)?;
-        let transactions = self.read_transactions(&manifest, &mut seen, &mut visit)?;
-        let allowances = match version {
-            Version::V1 => 0,
-            Version::V2 => self.read_allowances(&manifest, &mut seen, &mut visit)?,
+        let policy = match version {
+            Version::V1 => None,
+            Version::V2 => Some(self.read_policy(&manifest)?),
         };
-        if manifest.kind == BundleKind::Snapshot {
-            check_totals(&manifest, &seen)?;
-            if manifest.history_complete {
-                check_history(&seen)?;
+        let read = self.read_rows(&manifest, &mut seen, &mut visit);
+        let Seen { log, .. } = seen;
+        // Each wallet's history against what it holds only when every row has been read.
+        let history_complete = snapshot && manifest.history_complete && read.is_ok();
+        let failure = log.check(history_complete)?;
+        let counts = match read {
+            Err(stopped) => {
+                return Err(match failure.filter(|failure| failure.order() < stopped.order) {
+                    Some(failure) => self.refusal_of(&failure),
+                    None => stopped.refusal,
+                });
             }
+            Ok(counts) => counts,
+        };
+        let (history_off, failure) = match failure {
+            Some(failure @ Failure::HistoryOff { .. }) => (Some(failure), None),
+            other => (None, other),
+        };
+        if let Some(failure) = failure {
+            return Err(self.refusal_of(&failure));
         }
+        if snapshot {
+            check_totals(&manifest, &counts.sums)?;
+        }
+        if let Some(failure) = history_off {
+            return Err(self.refusal_of(&failure));
+        }
+        let [programs, citizens, merchants, transactions, allowances] = counts.rows;
+        let sums = counts.sums;
         Ok(Verified {
             citizens,
             merchants,
             transactions,
-            citizen_balance_sum: seen.citizen_balance_sum,
-            merchant_receivable_sum: seen.merchant_receivable_sum,
+            citizen_balance_sum: sums.citizen_balance_sum,
+            merchant_receivable_sum: sums.merchant_receivable_sum,
             programs,
             allowances,
-            citizen_bonus_sum: seen.citizen_bonus_sum,
-            allowance_outstanding_sum: seen.allowance_outstanding_sum,
-            program_budget_remaining_sum: seen.program_budget_remaining_sum,
+            citizen_bonus_sum: sums.citizen_bonus_sum,
+            allowance_outstanding_sum: sums.allowance_outstanding_sum,
+            program_budget_remaining_sum: sums.program_budget_remaining_sum,
             policy,
             manifest,
         })
+    }
+
+    /// Reads every CSV file in order, each row checked and logged; stops at the first refusal.
+    fn read_rows(
+        &self,
+        manifest: &Manifest,
+        seen: &mut Seen,
+        visit: &mut impl FnMut(Record) -> Result<(), Refusal>,
+    ) -> Result<Counts, Stopped> {
+        let programs = match manifest.version {
+            Version::V1 => 0,
+            Version::V2 => self.read_programs(manifest, seen, visit)?,
+        };
+        let citizens = self.read_citizens(manifest, seen, visit)?;
+        let merchants = self.read_merchants(manifest, seen, visit)?;
+        let transactions = self.read_transactions(manifest, seen, visit)?;
+        let allowances = match manifest.version {
+            Version::V1 => 0,
+            Version::V2 => self.read_allowances(manifest, seen, visit)?,
+        };
+        let sums = Sums {
+            citizen_balance_sum: seen.citizen_balance_sum,
+            citizen_bonus_sum: seen.citizen_bonus_sum,
+            merchant_receivable_sum: seen.merchant_receivable_sum,
+            allowance_outstanding_sum: seen.allowance_outstanding_sum,
+            program_budget_remaining_sum: seen.program_budget_remaining_sum,
+        };
+        Ok(Counts { rows: [programs, citizens, merchants, transactions, allowances], sums })
+    }
+
+    /// The refusal for a failure of the checks across rows, its id read back from its row.
+    fn refusal_of(&self, failure: &Failure) -> Refusal {
+        let place = |role: Role| match role {
+            Role::CitizenRow => (CITIZENS_FILE, 0),
+            Role::WalletRow => (CITIZENS_FILE, 3),
+            Role::CitizenLogin => (CITIZENS_FILE, 1),
+            Role::MerchantRow => (MERCHANTS_FILE, 0),
+            Role::MerchantLogin => (MERCHANTS_FILE, 1),
+            Role::TransactionRow => (TRANSACTIONS_FILE, 0),
+            Role::WalletInHistory => (TRANSACTIONS_FILE, 3),
+            Role::MerchantInHistory => (TRANSACTIONS_FILE, 4),
+            Role::GrantRow => (ALLOWANCES_FILE, 0),
+            Role::WalletInAllowance => (ALLOWANCES_FILE, 2),
+        };
+        let id_at = |role: Role, line: u64| {
+            let (file, column) = place(role);
+            self.field_at(file, line, column).unwrap_or_else(|| "?".to_owned())
+        };
+        match *failure {
+            Failure::Twice { role, line, .. } => {
+                let (file, _) = place(role);
+                let id = id_at(role, line);
+                let reason = match role {
+                    Role::CitizenRow => format!("citizen_id {id:?} appears twice"),
+                    Role::WalletRow => format!("wallet_id {id:?} appears twice"),
+                    Role::CitizenLogin => format!("login {id:?} appears twice"),
+                    Role::MerchantLogin => {
+                        format!("login {id:?} appears twice (logins are unique across citizens and merchants)")
+                    }
+                    Role::MerchantRow => format!("merchant_id {id:?} appears twice"),
+                    Role::TransactionRow => format!("tx_id {id:?} appears twice"),
+                    Role::GrantRow => format!("grant_id {id:?} appears twice"),
+                    Role::WalletInHistory | Role::MerchantInHistory | Role::WalletInAllowance => {
+                        format!("{id:?} appears twice")
+                    }
+                };
+                Refusal::new(file, Some(line), reason)
+            }
+            Failure::Missing { role, line } => {
+                let (file, _) = place(role);
+                let id = id_at(role, line);
+                let reason = match role {
+                    Role::MerchantInHistory => format!("merchant_id {id:?} is not in merchants.csv"),
+                    _ => format!("wallet_id {id:?} is not in citizens.csv"),
+                };
+                Refusal::new(file, Some(line), reason)
+            }
+            Failure::HistoryBeyond { line } => Refusal::new(
+                TRANSACTIONS_FILE,
+                Some(line),
+                "the wallet's history sums beyond the largest amount stored",
+            ),
+            Failure::HistoryOff { line, balance, allowances, history } => {
+                let wallet = id_at(Role::WalletRow, line);
+                let allowances_part =
+                    if allowances == 0 { String::new() } else { format!(" and allowances {allowances}") };
+                Refusal::new(
+                    TRANSACTIONS_FILE,
+                    None,
+                    format!(
+                        "history_complete is true, but wallet {wallet:?}'s history sums to {history}, not its \
+                         balance {balance}{allowances_part}"
+                    ),
+                )
+            }
+        }
+    }
+
+    /// The field at `column` of the row at `line` of `file` (read again, for a refusal).
+    fn field_at(&self, file: &str, line: u64, column: usize) -> Option<String> {
+        let path = self.dir.join(file);
+        let reader: Box<dyn Read> = match self.encoding {
+            Encoding::Utf8 => Box::new(std::fs::File::open(path).ok()?),
+            Encoding::Cp949 => Box::new(Cp949Reader::new(std::fs::File::open(path).ok()?)),
+        };
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(reader);
+        let mut record = csv::StringRecord::new();
+        while reader.read_record(&mut record).ok()? {
+            if record.position().map(csv::Position::line) == Some(line) {
+                return record.get(column).map(str::to_owned);
+            }
+        }
+        None
     }
 
     /// `policy.json`: its checksum, then the policy.
@@ -235,10 +403,14 @@ impl Bundle {
         manifest: &Manifest,
         seen: &mut Seen,
         visit: &mut impl FnMut(Record) -> Result<(), Refusal>,
-    ) -> Result<u64, Refusal> {
-        self.read_file(manifest, PROGRAMS_FILE, PROGRAMS_HEADER, PROGRAM_FIELD_BYTES_MAX, |line, fields| {
+    ) -> Result<u64, Stopped> {
+        let file = CsvFile::new(PROGRAMS_FILE, FileRank::Programs, PROGRAMS_HEADER, PROGRAM_FIELD_BYTES_MAX);
+        self.read_file(manifest, file, |line, fields| {
             let refuse = |reason: String| Refusal::new(PROGRAMS_FILE, Some(line), reason);
             let row = parse_program(fields).map_err(refuse)?;
+            if seen.programs.len() as u64 >= PROGRAMS_MAX {
+                return Err(refuse(format!("more than {PROGRAMS_MAX} programs; a bundle carries at most that many")));
+            }
             if !seen.programs.insert(row.program_id.clone()) {
                 return Err(refuse(format!("program_id {:?} appears twice", row.program_id.as_str())));
             }
@@ -254,20 +426,16 @@ impl Bundle {
         manifest: &Manifest,
         seen: &mut Seen,
         visit: &mut impl FnMut(Record) -> Result<(), Refusal>,
-    ) -> Result<u64, Refusal> {
-        let (version, header) = (manifest.version, manifest.version.citizens_header());
-        self.read_file(manifest, CITIZENS_FILE, header, FIELD_BYTES_MAX, |line, fields| {
+    ) -> Result<u64, Stopped> {
+        let version = manifest.version;
+        let file = CsvFile::new(CITIZENS_FILE, FileRank::Citizens, version.citizens_header(), FIELD_BYTES_MAX);
+        self.read_file(manifest, file, |line, fields| {
             let refuse = |reason: String| Refusal::new(CITIZENS_FILE, Some(line), reason);
             let row = parse_citizen_in(version, fields).map_err(refuse)?;
-            if !seen.citizen_ids.insert(row.citizen_id.clone()) {
-                return Err(refuse(format!("citizen_id {:?} appears twice", row.citizen_id)));
-            }
-            if seen.wallets.insert(row.wallet_id.clone(), (row.balance, line)).is_some() {
-                return Err(refuse(format!("wallet_id {:?} appears twice", row.wallet_id.as_str())));
-            }
-            if !seen.logins.insert(row.login.clone()) {
-                return Err(refuse(format!("login {:?} appears twice", row.login)));
-            }
+            let balance = row.balance.to_i64().ok_or_else(|| refuse("the balance is beyond what is stored".into()))?;
+            seen.log.add(Role::CitizenRow, &row.citizen_id, line, 0)?;
+            seen.log.add(Role::WalletRow, row.wallet_id.as_str(), line, balance)?;
+            seen.log.add(Role::CitizenLogin, &row.login, line, 0)?;
             add_into(&mut seen.citizen_balance_sum, row.balance, || {
                 refuse("the balances sum beyond the largest amount this system stores".into())
             })?;
@@ -283,20 +451,14 @@ impl Bundle {
         manifest: &Manifest,
         seen: &mut Seen,
         visit: &mut impl FnMut(Record) -> Result<(), Refusal>,
-    ) -> Result<u64, Refusal> {
-        let (version, header) = (manifest.version, manifest.version.merchants_header());
-        self.read_file(manifest, MERCHANTS_FILE, header, FIELD_BYTES_MAX, |line, fields| {
+    ) -> Result<u64, Stopped> {
+        let version = manifest.version;
+        let file = CsvFile::new(MERCHANTS_FILE, FileRank::Merchants, version.merchants_header(), FIELD_BYTES_MAX);
+        self.read_file(manifest, file, |line, fields| {
             let refuse = |reason: String| Refusal::new(MERCHANTS_FILE, Some(line), reason);
             let row = parse_merchant_in(version, fields).map_err(refuse)?;
-            if !seen.merchant_ids.insert(row.merchant_id.clone()) {
-                return Err(refuse(format!("merchant_id {:?} appears twice", row.merchant_id.as_str())));
-            }
-            if !seen.logins.insert(row.login.clone()) {
-                return Err(refuse(format!(
-                    "login {:?} appears twice (logins are unique across citizens and merchants)",
-                    row.login
-                )));
-            }
+            seen.log.add(Role::MerchantRow, row.merchant_id.as_str(), line, 0)?;
+            seen.log.add(Role::MerchantLogin, &row.login, line, 0)?;
             add_into(&mut seen.merchant_receivable_sum, row.receivable, || {
                 refuse("the receivables sum beyond the largest amount this system stores".into())
             })?;
@@ -309,29 +471,24 @@ impl Bundle {
         manifest: &Manifest,
         seen: &mut Seen,
         visit: &mut impl FnMut(Record) -> Result<(), Refusal>,
-    ) -> Result<u64, Refusal> {
-        let (version, header) = (manifest.version, manifest.version.transactions_header());
+    ) -> Result<u64, Stopped> {
+        let version = manifest.version;
         let snapshot = manifest.kind == BundleKind::Snapshot;
-        self.read_file(manifest, TRANSACTIONS_FILE, header, FIELD_BYTES_MAX, |line, fields| {
+        let header = version.transactions_header();
+        let file = CsvFile::new(TRANSACTIONS_FILE, FileRank::Transactions, header, FIELD_BYTES_MAX);
+        self.read_file(manifest, file, |line, fields| {
             let refuse = |reason: String| Refusal::new(TRANSACTIONS_FILE, Some(line), reason);
             let row = parse_transaction_in(version, fields).map_err(refuse)?;
-            if !seen.tx_ids.insert(row.tx_id.clone()) {
-                return Err(refuse(format!("tx_id {:?} appears twice", row.tx_id.as_str())));
-            }
+            seen.log.add(Role::TransactionRow, row.tx_id.as_str(), line, 0)?;
+            // A delta's rows may name wallets and merchants carried before: checked when applied.
             if snapshot {
                 if let Some(wallet) = &row.wallet_id {
-                    if !seen.wallets.contains_key(wallet) {
-                        return Err(refuse(format!("wallet_id {:?} is not in citizens.csv", wallet.as_str())));
-                    }
-                    let sum = seen.history_sums.entry(wallet.clone()).or_insert(Won::ZERO);
-                    add_into(sum, row.amount, || {
-                        refuse("the wallet's history sums beyond the largest amount stored".into())
-                    })?;
+                    let amount =
+                        row.amount.to_i64().ok_or_else(|| refuse("the amount is beyond what is stored".into()))?;
+                    seen.log.add(Role::WalletInHistory, wallet.as_str(), line, amount)?;
                 }
                 if let Some(merchant) = &row.merchant_id {
-                    if !seen.merchant_ids.contains(merchant) {
-                        return Err(refuse(format!("merchant_id {:?} is not in merchants.csv", merchant.as_str())));
-                    }
+                    seen.log.add(Role::MerchantInHistory, merchant.as_str(), line, 0)?;
                 }
             }
             visit(Record::Row(Row::Transaction(row)))
@@ -345,20 +502,19 @@ impl Bundle {
         manifest: &Manifest,
         seen: &mut Seen,
         visit: &mut impl FnMut(Record) -> Result<(), Refusal>,
-    ) -> Result<u64, Refusal> {
+    ) -> Result<u64, Stopped> {
         let as_of = manifest.as_of;
-        self.read_file(manifest, ALLOWANCES_FILE, ALLOWANCES_HEADER, FIELD_BYTES_MAX, |line, fields| {
+        let file = CsvFile::new(ALLOWANCES_FILE, FileRank::Allowances, ALLOWANCES_HEADER, FIELD_BYTES_MAX);
+        self.read_file(manifest, file, |line, fields| {
             let refuse = |reason: String| Refusal::new(ALLOWANCES_FILE, Some(line), reason);
             let row = parse_allowance(fields).map_err(refuse)?;
-            if !seen.grant_ids.insert(row.grant_id.clone()) {
-                return Err(refuse(format!("grant_id {:?} appears twice", row.grant_id.as_str())));
-            }
+            seen.log.add(Role::GrantRow, row.grant_id.as_str(), line, 0)?;
             if !seen.programs.contains(&row.program_id) {
                 return Err(refuse(format!("program_id {:?} is not in programs.csv", row.program_id.as_str())));
             }
-            if !seen.wallets.contains_key(&row.wallet_id) {
-                return Err(refuse(format!("wallet_id {:?} is not in citizens.csv", row.wallet_id.as_str())));
-            }
+            let amount = row.amount.won();
+            let stored = amount.to_i64().ok_or_else(|| refuse("the amount is beyond what is stored".into()))?;
+            seen.log.add(Role::WalletInAllowance, row.wallet_id.as_str(), line, stored)?;
             if row.expires_at <= as_of {
                 return Err(refuse(format!(
                     "grant {:?} expired at {}, not after as_of {}; allowances.csv holds unexpired grants only",
@@ -368,78 +524,253 @@ impl Bundle {
                 )));
             }
             let beyond = || refuse("the allowances sum beyond the largest amount this system stores".into());
-            add_into(&mut seen.allowance_outstanding_sum, row.amount.won(), beyond)?;
-            let sum = seen.allowance_sums.entry(row.wallet_id.clone()).or_insert(Won::ZERO);
-            add_into(sum, row.amount.won(), beyond)?;
+            add_into(&mut seen.allowance_outstanding_sum, amount, beyond)?;
             visit(Record::Allowance(row))
         })
     }
 
-    /// Reads one CSV file: checks its encoding, header, every row (through `row`), its row count
-    /// and its SHA-256 against the manifest. Returns the number of data rows.
+    /// Reads one CSV file as a stream: its bytes hashed as they are read, its encoding, header,
+    /// every row (through `row`) and its row count, and at the end its SHA-256 against the
+    /// manifest. A refusal stops the reading of rows, but the rest of the file is still hashed:
+    /// a file that is not the one the manifest names is refused for that, as before anything
+    /// in it. Returns the number of data rows.
     fn read_file(
         &self,
         manifest: &Manifest,
-        name: &str,
-        header: &[&str],
-        field_bytes_max: usize,
+        file: CsvFile,
         mut row: impl FnMut(u64, &[&str]) -> Result<(), Refusal>,
-    ) -> Result<u64, Refusal> {
+    ) -> Result<u64, Stopped> {
+        let name = file.name;
+        let stop = |refusal: Refusal, line: u64| Stopped { refusal, order: (file.rank, line, 0) };
         let entry = manifest
             .files
             .get(name)
-            .ok_or_else(|| Refusal::new(MANIFEST_FILE, None, format!("files has no entry for {name}")))?;
-        let bytes = std::fs::read(self.dir.join(name))
-            .map_err(|error| Refusal::new(name, None, format!("cannot read it: {error}")))?;
-        check_sha256(manifest, name, &bytes)?;
-        let text = decode(name, &bytes, self.encoding)?;
-        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+            .ok_or_else(|| stop(Refusal::new(MANIFEST_FILE, None, format!("files has no entry for {name}")), 0))?;
+        let opened = std::fs::File::open(self.dir.join(name))
+            .map_err(|error| stop(Refusal::new(name, None, format!("cannot read it: {error}")), BEFORE_ROWS))?;
+        let mut hashing = Hashing::new(opened);
+        let read = self.read_rows_of(&mut hashing, manifest, &file, entry.rows, &mut row);
+        // The rest of the file, hashed (all of it when the rows were read through).
+        let digest = hashing
+            .finish()
+            .map_err(|error| stop(Refusal::new(name, None, format!("cannot read it: {error}")), BEFORE_ROWS))?;
+        if !digest.eq_ignore_ascii_case(&entry.sha256) {
+            let reason = format!("its SHA-256 is {digest}, but the manifest says {}", entry.sha256);
+            return Err(stop(Refusal::new(name, None, reason), BEFORE_ROWS));
+        }
+        let rows = read?;
+        if rows != entry.rows {
+            let reason = format!("it has {rows} data rows, but the manifest says {}", entry.rows);
+            return Err(stop(Refusal::new(name, None, reason), AFTER_ROWS));
+        }
+        Ok(rows)
+    }
+
+    /// The rows of one file, read from `hashing`; past the manifest's count they are only
+    /// counted (nothing of them is kept or logged), so memory stays bounded by the manifest.
+    fn read_rows_of(
+        &self,
+        hashing: &mut Hashing,
+        manifest: &Manifest,
+        file: &CsvFile,
+        rows_declared: u64,
+        row: &mut impl FnMut(u64, &[&str]) -> Result<(), Refusal>,
+    ) -> Result<u64, Stopped> {
+        let name = file.name;
+        let stop = |refusal: Refusal, line: u64| Stopped { refusal, order: (file.rank, line, 0) };
+        let start = hashing
+            .peek()
+            .map_err(|error| stop(Refusal::new(name, None, format!("cannot read it: {error}")), BEFORE_ROWS))?;
+        if self.encoding == Encoding::Utf8 && start.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            let reason = "it starts with a byte-order mark; files are UTF-8 without BOM";
+            return Err(stop(Refusal::new(name, Some(1), reason), BEFORE_ROWS));
+        }
+        let source: Box<dyn Read + '_> = match self.encoding {
+            Encoding::Utf8 => Box::new(&mut *hashing),
+            Encoding::Cp949 => Box::new(Cp949Reader::new(&mut *hashing)),
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(READ_BUFFER_BYTES)
+            .from_reader(source);
         let mut record = csv::StringRecord::new();
         let not_csv = |error: csv::Error, fallback: u64| {
             let line = error.position().map_or(fallback, |position| position.line());
-            Refusal::new(name, Some(line), format!("not valid CSV: {error}"))
+            match error.kind() {
+                csv::ErrorKind::Utf8 { .. } => stop(
+                    Refusal::new(
+                        name,
+                        Some(line),
+                        "it is not UTF-8; legacy files in CP949 (EUC-KR) are read with --encoding cp949",
+                    ),
+                    BEFORE_ROWS,
+                ),
+                csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                    stop(Refusal::new(name, None, "it is not valid CP949 either"), BEFORE_ROWS)
+                }
+                csv::ErrorKind::Io(io) => stop(Refusal::new(name, None, format!("cannot read it: {io}")), BEFORE_ROWS),
+                _ => stop(Refusal::new(name, Some(line), format!("not valid CSV: {error}")), line),
+            }
         };
         if !reader.read_record(&mut record).map_err(|error| not_csv(error, 1))? {
-            return Err(Refusal::new(name, None, "the file is empty; it must at least have its header line"));
+            let reason = "the file is empty; it must at least have its header line";
+            return Err(stop(Refusal::new(name, None, reason), BEFORE_ROWS));
         }
-        if record.iter().collect::<Vec<_>>() != header {
+        if !record.iter().eq(file.header.iter().copied()) {
             let number = if manifest.version == Version::V1 { 1 } else { 2 };
-            return Err(Refusal::new(
-                name,
-                Some(1),
-                format!("the header must be exactly {} (format version {number})", header.join(",")),
-            ));
+            let reason = format!("the header must be exactly {} (format version {number})", file.header.join(","));
+            return Err(stop(Refusal::new(name, Some(1), reason), 1));
         }
         let mut rows = 0u64;
         let mut line = 1u64;
         while reader.read_record(&mut record).map_err(|error| not_csv(error, line + 1))? {
             line = record.position().map_or(line + 1, |position| position.line());
-            let fields: Vec<&str> = record.iter().collect();
-            if fields.len() != header.len() {
-                return Err(Refusal::new(
-                    name,
-                    Some(line),
-                    format!("it has {} fields; {} are expected", fields.len(), header.len()),
-                ));
-            }
-            if let Some(field) = fields.iter().find(|field| field.len() > field_bytes_max) {
-                return Err(Refusal::new(
-                    name,
-                    Some(line),
-                    format!("a field is {} bytes; at most {field_bytes_max}", field.len()),
-                ));
-            }
             rows += 1;
-            row(line, &fields)?;
-        }
-        if rows != entry.rows {
-            return Err(Refusal::new(
-                name,
-                None,
-                format!("it has {rows} data rows, but the manifest says {}", entry.rows),
-            ));
+            if rows > rows_declared {
+                continue;
+            }
+            let refuse = |reason: String| stop(Refusal::new(name, Some(line), reason), line);
+            if record.len() != file.header.len() {
+                return Err(refuse(format!("it has {} fields; {} are expected", record.len(), file.header.len())));
+            }
+            if let Some(field) = record.iter().find(|field| field.len() > file.field_bytes_max) {
+                return Err(refuse(format!("a field is {} bytes; at most {}", field.len(), file.field_bytes_max)));
+            }
+            let fields: Vec<&str> = record.iter().collect();
+            row(line, &fields).map_err(|refusal| stop(refusal, line))?;
         }
         Ok(rows)
+    }
+}
+
+/// A CSV file of a bundle, as its reader needs it.
+struct CsvFile {
+    name: &'static str,
+    rank: FileRank,
+    header: &'static [&'static str],
+    field_bytes_max: usize,
+}
+
+impl CsvFile {
+    fn new(name: &'static str, rank: FileRank, header: &'static [&'static str], field_bytes_max: usize) -> CsvFile {
+        CsvFile { name, rank, header, field_bytes_max }
+    }
+}
+
+/// The rows counted and the sums of a read.
+struct Counts {
+    /// programs, citizens, merchants, transactions, allowances.
+    rows: [u64; 5],
+    sums: Sums,
+}
+
+struct Sums {
+    citizen_balance_sum: Won,
+    citizen_bonus_sum: Won,
+    merchant_receivable_sum: Won,
+    allowance_outstanding_sum: Won,
+    program_budget_remaining_sum: Won,
+}
+
+/// A file read through a buffer, every byte read hashed (SHA-256) on the way.
+struct Hashing {
+    file: std::io::BufReader<std::fs::File>,
+    sha256: Sha256,
+}
+
+impl Hashing {
+    fn new(file: std::fs::File) -> Hashing {
+        Hashing { file: std::io::BufReader::with_capacity(READ_BUFFER_BYTES, file), sha256: Sha256::new() }
+    }
+
+    /// The next bytes, not yet read (the start of the file, before any read).
+    fn peek(&mut self) -> std::io::Result<&[u8]> {
+        self.file.fill_buf()
+    }
+
+    /// Hashes the rest of the file; the file's SHA-256, in hex.
+    fn finish(mut self) -> std::io::Result<String> {
+        loop {
+            let chunk = self.file.fill_buf()?;
+            if chunk.is_empty() {
+                break;
+            }
+            self.sha256.update(chunk);
+            let length = chunk.len();
+            self.file.consume(length);
+        }
+        Ok(hex::encode(self.sha256.finalize()))
+    }
+}
+
+impl Read for Hashing {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.file.read(buffer)?;
+        self.sha256.update(&buffer[..read]);
+        Ok(read)
+    }
+}
+
+/// CP949 (EUC-KR) decoded to UTF-8 as it is read; bytes that are not CP949 are an
+/// `InvalidData` error.
+struct Cp949Reader<R> {
+    inner: R,
+    decoder: encoding_rs::Decoder,
+    input: Vec<u8>,
+    input_start: usize,
+    input_end: usize,
+    done: bool,
+}
+
+/// The input buffer of a [`Cp949Reader`].
+const CP949_INPUT_BYTES: usize = 64 << 10;
+
+impl<R: Read> Cp949Reader<R> {
+    fn new(inner: R) -> Cp949Reader<R> {
+        Cp949Reader {
+            inner,
+            decoder: encoding_rs::EUC_KR.new_decoder_without_bom_handling(),
+            input: vec![0; CP949_INPUT_BYTES],
+            input_start: 0,
+            input_end: 0,
+            done: false,
+        }
+    }
+}
+
+impl<R: Read> Read for Cp949Reader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        // A decoded character is at most 3 bytes of UTF-8: ask for room for a few.
+        if buffer.len() < 16 {
+            let mut small = [0u8; 16];
+            let read = self.read(&mut small)?;
+            let length = read.min(buffer.len());
+            buffer[..length].copy_from_slice(&small[..length]);
+            debug_assert_eq!(length, read, "a read into a buffer under 16 bytes lost bytes");
+            return Ok(length);
+        }
+        loop {
+            if self.input_start == self.input_end && !self.done {
+                let read = self.inner.read(&mut self.input)?;
+                self.input_start = 0;
+                self.input_end = read;
+                self.done = read == 0;
+            }
+            let last = self.done;
+            let (result, read, written) = self.decoder.decode_to_utf8_without_replacement(
+                &self.input[self.input_start..self.input_end],
+                buffer,
+                last,
+            );
+            self.input_start += read;
+            if let encoding_rs::DecoderResult::Malformed(_, _) = result {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not CP949"));
+            }
+            if written > 0 || last {
+                return Ok(written);
+            }
+        }
     }
 }
 
@@ -458,7 +789,7 @@ fn check_sha256(manifest: &Manifest, name: &str, bytes: &[u8]) -> Result<(), Ref
 }
 
 /// A snapshot's control totals are the sums of its rows.
-fn check_totals(manifest: &Manifest, seen: &Seen) -> Result<(), Refusal> {
+fn check_totals(manifest: &Manifest, seen: &Sums) -> Result<(), Refusal> {
     let totals = &manifest.totals;
     let mut checks = vec![
         (CITIZENS_FILE, "balances", seen.citizen_balance_sum, "citizen_balance_sum", totals.citizen_balance_sum),
@@ -500,62 +831,6 @@ fn check_totals(manifest: &Manifest, seen: &Seen) -> Result<(), Refusal> {
         }
     }
     Ok(())
-}
-
-/// With `history_complete`, each wallet's history sums to what it holds: its balance (own and
-/// bonus) and, from version 2, its allowances.
-fn check_history(seen: &Seen) -> Result<(), Refusal> {
-    // In citizens.csv's order, so the refusal names the first wallet that is off.
-    let mut in_file_order: Vec<(&WalletId, &(Won, u64))> = seen.wallets.iter().collect();
-    in_file_order.sort_by_key(|(_, (_, line))| *line);
-    for (wallet, (balance, _)) in in_file_order {
-        let history = seen.history_sums.get(wallet).copied().unwrap_or(Won::ZERO);
-        let allowances = seen.allowance_sums.get(wallet).copied().unwrap_or(Won::ZERO);
-        let holds = balance.checked_add(allowances).ok();
-        if holds != Some(history) {
-            let allowances_part =
-                if allowances.is_zero() { String::new() } else { format!(" and allowances {allowances}") };
-            return Err(Refusal::new(
-                TRANSACTIONS_FILE,
-                None,
-                format!(
-                    "history_complete is true, but wallet {:?}'s history sums to {history}, not its balance \
-                     {balance}{allowances_part}",
-                    wallet.as_str()
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn decode<'a>(name: &str, bytes: &'a [u8], encoding: Encoding) -> Result<std::borrow::Cow<'a, str>, Refusal> {
-    match encoding {
-        Encoding::Utf8 => {
-            if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
-                return Err(Refusal::new(
-                    name,
-                    Some(1),
-                    "it starts with a byte-order mark; files are UTF-8 without BOM",
-                ));
-            }
-            std::str::from_utf8(bytes).map(std::borrow::Cow::Borrowed).map_err(|error| {
-                let line = bytes[..error.valid_up_to()].iter().filter(|byte| **byte == b'\n').count() as u64 + 1;
-                Refusal::new(
-                    name,
-                    Some(line),
-                    "it is not UTF-8; legacy files in CP949 (EUC-KR) are read with --encoding cp949",
-                )
-            })
-        }
-        Encoding::Cp949 => {
-            let (text, _, had_errors) = encoding_rs::EUC_KR.decode(bytes);
-            if had_errors {
-                return Err(Refusal::new(name, None, "it is not valid CP949 either"));
-            }
-            Ok(text)
-        }
-    }
 }
 
 #[cfg(test)]

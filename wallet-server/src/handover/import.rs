@@ -82,10 +82,11 @@ pub fn import(
     connection: &mut DbConn,
     dir: &Path,
     encoding: Encoding,
+    memory_bytes: u64,
     now: DateTime<Utc>,
 ) -> Result<Imported, ImportError> {
     let mut rows = Rows::default();
-    let bundle = Bundle::open(dir, encoding);
+    let bundle = Bundle::open(dir, encoding).with_memory(memory_bytes);
     let rows_declared = bundle.manifest().map_or(0, |manifest| manifest.files.values().map(|file| file.rows).sum());
     let reading = Progress::rows("verifying", rows_declared);
     let verified = bundle
