@@ -408,7 +408,7 @@ describe('an admin', () => {
     await visit(page, 'citizens', '시민');
     await page.fill('input[name="q"]', 'junho');
     await page.locator('form.search button[type="submit"]').click();
-    await page.locator('main table td', {hasText: 'junho'}).waitFor({timeout: WAIT_MS});
+    await page.getByRole('cell', {name: 'junho', exact: true}).waitFor({timeout: WAIT_MS});
     await page.locator('main table button', {hasText: '잠금'}).click();
     await page.fill('input[name="reason"]', '휴대폰 분실 신고');
     await page.locator('form.reason button[type="submit"]').click();
