@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::support::{
     amount_body, history_rows, new_key, rows, string, time, unknown_id_like, won, Backend, Body, Citizen, Client,
-    Merchant, Reply, TestApp, CLOCK_START, PASSWORD,
+    Merchant, Reply, TestApp, ADMIN_LOGIN, CLOCK_START, PASSWORD,
 };
 
 /// The business date (KST) of [`CLOCK_START`]: grants made before a test moves the clock are of
@@ -481,6 +481,25 @@ fn grants_are_all_or_nothing(backend: Backend) {
     assert_eq!(trial_balance_of(&app, "program_budget"), 0);
     assert_eq!(trial_balance_of(&app, "citizen_allowance"), 100_000);
     assert_eq!(trial_balance_of(&app, "citizen_wallet"), 0);
+
+    // A line may name its grant id (as `wallet-server programs grant` does, so a request whose
+    // answer was lost can be sent again after any time): a request naming one granted already
+    // is refused by that line, and one naming an id twice is refused; nothing granted by either.
+    let relief = allowance_program(&app, "재난지원금", 30);
+    top_up_program(&app, &relief, "10000");
+    let line = |citizen: &Citizen, grant_id: &str| {
+        json!({"wallet_id": citizen.wallet_id, "amount": "1000", "grant_id": grant_id})
+    };
+    let grants = |lines: Vec<Value>| api.post_keyed(&grants_path(&relief), &admin, &json!({ "grants": lines }));
+    grants(vec![line(&dave, "relief-file-1")]).expect(201);
+    let again = grants(vec![line(&alice, "relief-file-2"), line(&dave, "relief-file-1")]);
+    again.expect_error(422, "validation_failed");
+    assert_eq!(bad_rows(&again), expected_rows(&[(1, "grant_exists")]), "{again}");
+    grants(vec![line(&alice, "relief-file-3"), line(&bob, "relief-file-3")]).expect_error(422, "validation_failed");
+    assert_eq!(program_budget(&app, &relief), budget(10_000, 1_000, 0, 0), "a refused request granted");
+    assert_eq!(money(api, &dave.token), holds("1000", "0", "0", &[("재난지원금", "1000")]));
+    assert_eq!(only_allowance(api, &dave.token)["grant_id"], "relief-file-1");
+    assert_eq!(money(api, &alice.token), holds("40000", "0", "0", &[("아동수당", "40000")]));
     app.assert_books_balance();
 }
 
@@ -857,7 +876,7 @@ fn grants_from_a_file_are_made_once(backend: Backend) {
     let [alice, bob, carol, dave, erin] =
         ["alice", "bob", "carol", "dave", "erin"].map(|login| api.register_citizen(login));
     let dir = tempfile::tempdir().expect("cannot create a temporary directory");
-    let run_grant = |file: &Path| app.server.run(&["programs", "grant", &program_id, path_text(file)]);
+    let run_grant = |file: &Path| run_grant_command(&app, &program_id, file);
 
     // Three wallets from a file, against the database of the running server, which sees them.
     let file = dir.path().join("grants.csv");
@@ -901,7 +920,7 @@ fn grants_from_a_file_are_made_once(backend: Backend) {
 
     // No such program: refused.
     let unknown_program = unknown_id_like(&program_id);
-    let output = app.server.run(&["programs", "grant", &unknown_program, path_text(&file)]);
+    let output = run_grant_command(&app, &unknown_program, &file);
     assert!(!output.status.success(), "a grant to no program was accepted: {}", output_text(&output));
 
     for citizen in [&dave, &erin] {
@@ -909,6 +928,31 @@ fn grants_from_a_file_are_made_once(backend: Backend) {
     }
     assert_granted_once();
     app.assert_books_balance();
+}
+
+/// `wallet-server programs grant` against the test's running server, as its admin (whose
+/// password the caller writes to standard input: [`spawn_with_password`]).
+fn grant_command(app: &TestApp, program_id: &str, file: &Path) -> std::process::Command {
+    let mut command = app.server.command();
+    let server = app.server.url("");
+    command.args(["programs", "grant", program_id, path_text(file), "--login", ADMIN_LOGIN, "--server", &server]);
+    command.stdin(std::process::Stdio::piped());
+    command
+}
+
+fn spawn_with_password(mut command: std::process::Command) -> std::process::Child {
+    let mut child = command.spawn().expect("cannot start wallet-server programs grant");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    // The command may exit before reading its password; its exit status tells.
+    let _ = std::io::Write::write_all(&mut stdin, format!("{PASSWORD}\n").as_bytes());
+    child
+}
+
+/// [`grant_command`] run to its end.
+fn run_grant_command(app: &TestApp, program_id: &str, file: &Path) -> Output {
+    let mut command = grant_command(app, program_id, file);
+    command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    spawn_with_password(command).wait_with_output().expect("cannot wait for wallet-server programs grant")
 }
 
 /// When a test kills a running command.
@@ -947,12 +991,11 @@ fn a_killed_grant_run_grants_the_rest_when_run_again(backend: Backend) {
     for (attempt, kill) in kills.into_iter().enumerate() {
         let program_id = allowance_program(&app, &format!("run {attempt}"), 30);
         top_up_program(&app, &program_id, "1000000");
-        let mut run = app.server.command();
+        let mut run = grant_command(&app, &program_id, &file);
         run.env("WALLET_GRANT_LINES_PER_COMMAND", "1")
-            .args(["programs", "grant", &program_id, path_text(&file)])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        let mut child = run.spawn().expect("cannot start wallet-server programs grant");
+        let mut child = spawn_with_password(run);
         match kill {
             Kill::After(delay) => std::thread::sleep(delay),
             Kill::AtFirstGrant => {
@@ -971,7 +1014,7 @@ fn a_killed_grant_run_grants_the_rest_when_run_again(backend: Backend) {
         if granted_by_the_killed_run > 0 && granted_by_the_killed_run < 1000 * KILLED_RUN_CITIZENS as i128 {
             interrupted += 1;
         }
-        let again = app.server.run(&["programs", "grant", &program_id, path_text(&file)]);
+        let again = run_grant_command(&app, &program_id, &file);
         assert!(again.status.success(), "the rerun failed: {}", output_text(&again));
         // Every citizen exactly once: the budget's total, and each wallet's one allowance of it.
         let total = (1000 * KILLED_RUN_CITIZENS) as i128;

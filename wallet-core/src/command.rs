@@ -172,6 +172,9 @@ pub enum GrantProblem {
     DuplicateWallet,
     /// The lines up to this one total more than the budget has left.
     BudgetExhausted,
+    /// The line names a grant id that was granted already (a client that chooses its grant
+    /// ids, as `wallet-server programs grant` does, retried a line that had landed).
+    GrantExists,
 }
 
 /// Why a command was refused. A refused command changed nothing.
@@ -224,6 +227,7 @@ fn describe_grant_problems(rows: &[(usize, GrantProblem)]) -> String {
         (GrantProblem::UnknownWallet, "an unknown wallet"),
         (GrantProblem::DuplicateWallet, "a wallet already on an earlier line"),
         (GrantProblem::BudgetExhausted, "more than the budget has left, counting the lines before"),
+        (GrantProblem::GrantExists, "a grant id granted already"),
     ] {
         let rows = count(problem);
         if rows > 0 {

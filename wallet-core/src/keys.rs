@@ -105,9 +105,12 @@ impl Keys {
             Command::TopUpProgram { program, .. } => {
                 self.programs.insert(program.clone());
             }
+            // The lines' grant ids too: one that exists already (a client choosing its ids
+            // retried a line that landed) is loaded, so the core refuses it by name.
             Command::Grant { program, lines, .. } => {
                 self.programs.insert(program.clone());
                 self.wallets.extend(lines.iter().map(|line| line.wallet.clone()));
+                self.grants.extend(lines.iter().map(|line| line.grant.clone()));
             }
             // The grant's wallet and program follow from the grant: see `follow_grant`.
             Command::ExpireGrant { grant, .. } => {
@@ -259,7 +262,12 @@ mod tests {
         let grant = Command::Grant { id: tx("gr"), program: youth.clone(), lines: vec![line("erin"), line("dave")] };
         assert_eq!(
             Keys::of([&grant]),
-            Keys { programs: [youth].into(), wallets: [wallet("dave"), wallet("erin")].into(), ..Keys::default() }
+            Keys {
+                programs: [youth].into(),
+                wallets: [wallet("dave"), wallet("erin")].into(),
+                grants: [GrantId::parse("g-dave").unwrap(), GrantId::parse("g-erin").unwrap()].into(),
+                ..Keys::default()
+            }
         );
         let expire = Command::ExpireGrant { id: tx("ex"), grant: GrantId::parse("g-erin").unwrap() };
         assert_eq!(Keys::of([&expire]), Keys { grants: [GrantId::parse("g-erin").unwrap()].into(), ..Keys::default() });

@@ -623,3 +623,34 @@ fn charges_earn_the_bonus_of_their_cohort_within_its_share_and_quota() {
     assert_eq!((budget.funded(), budget.paid_out()), (won(1_001_500), won(5_000)));
     assert_trial_balance_zero(&ledger.book);
 }
+
+/// A client that chooses its grant ids (the grant-file command) may retry a line that landed:
+/// the command is refused as a whole, naming that line, both on the full book and on the rows
+/// the writer loads for the command (the keys name the lines' grant ids).
+#[test]
+fn a_grant_id_granted_before_is_refused_by_name_and_nothing_is_granted() {
+    let mut ledger = Ledger::new();
+    let program = ledger.open_program("youth", 90, &[]);
+    ledger.top_up_program(&program, 100_000).unwrap();
+    let line = |grant: &str, wallet: &str| GrantLine {
+        grant: GrantId::parse(grant).unwrap(),
+        wallet: wallet_id(wallet),
+        amount: won(10_000).try_into().unwrap(),
+    };
+    let first = Command::Grant { id: ledger.fresh_id("grant"), program: program.clone(), lines: vec![line("gf-1", "carol")] };
+    ledger.apply(first).unwrap();
+    let before = ledger.book.program(&program).unwrap().budget;
+
+    let again = Command::Grant {
+        id: ledger.fresh_id("grant"),
+        program: program.clone(),
+        lines: vec![line("gf-2", "bob"), line("gf-1", "carol")],
+    };
+    let mut keyed = keyed_book(&ledger.book, &again, ledger.now);
+    let refusal = keyed.apply(&again, ledger.now).unwrap_err();
+    assert_eq!(refusal, Rejection::GrantsRefused { rows: vec![(1, GrantProblem::GrantExists)] });
+    let refusal = ledger.apply(again).unwrap_err();
+    assert_eq!(refusal, Rejection::GrantsRefused { rows: vec![(1, GrantProblem::GrantExists)] });
+    assert_eq!(ledger.book.program(&program).unwrap().budget, before, "nothing was granted");
+    assert_eq!(ledger.shown("bob"), ledger.balance("bob"), "bob got no allowance");
+}

@@ -7,6 +7,10 @@ use std::time::Duration;
 use crate::auth::Argon2Settings;
 use crate::store::DatabaseUrl;
 
+/// Lines a grants request of `wallet-server programs grant` by default: a hundred-line grant
+/// command adds a few milliseconds to the batch of payments it rides with.
+pub const GRANT_LINES_PER_COMMAND_DEFAULT: usize = 100;
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// `WALLET_BIND`: where the server listens.
@@ -29,8 +33,8 @@ pub struct Config {
     /// `WALLET_BATCH_SIZE_MAX`: money requests committed in one transaction at most.
     pub batch_size_max: usize,
     /// `WALLET_GRANT_LINES_PER_COMMAND`: lines of `wallet-server programs grant`'s file per grant
-    /// command (1 to 1,000, the API's limit; default 1,000). Smaller commands hold the writer for
-    /// less time each, so payments wait less behind a city-wide grant.
+    /// request (1 to 1,000, the API's limit; default [`GRANT_LINES_PER_COMMAND_DEFAULT`]). The
+    /// writer takes one grant command a batch, so smaller makes that batch's payments wait less.
     pub grant_lines_per_command: usize,
     /// `WALLET_BATCH_WAIT_US`: how long the writer waits for more requests to fill a batch,
     /// and only while the previous batch had company (under load); 0, the default, never waits.
@@ -133,7 +137,7 @@ impl Config {
             batch_size_max: vars.number("WALLET_BATCH_SIZE_MAX", 256, 1..=10_000)?,
             grant_lines_per_command: vars.number(
                 "WALLET_GRANT_LINES_PER_COMMAND",
-                wallet_core::program::GRANTS_PER_COMMAND_MAX,
+                GRANT_LINES_PER_COMMAND_DEFAULT,
                 1..=wallet_core::program::GRANTS_PER_COMMAND_MAX,
             )?,
             batch_wait: Duration::from_micros(vars.number("WALLET_BATCH_WAIT_US", 0, 0..=100_000)?),

@@ -1,29 +1,34 @@
-//! `wallet-server programs grant <PROGRAM_ID> <FILE.csv>`: a city-wide grant from a file, in
-//! commands of up to 1,000 lines through the writer (the same write path as the API, while the
-//! server serves), with progress on a terminal.
+//! `wallet-server programs grant <PROGRAM_ID> <FILE.csv> --login <ADMIN>`: a city-wide grant
+//! from a file, sent to the serving server as grants requests of up to
+//! `WALLET_GRANT_LINES_PER_COMMAND` lines (the API's write path, in the writer's bulk lane, so
+//! payments go first), with progress on a terminal.
 //!
 //! The whole file is checked before anything is granted: its shape, every amount, no wallet
 //! twice, every wallet known, the program known. Each line's grant id is derived from the file's
 //! hash, the program and the wallet, so a run killed at any point and run again skips exactly
 //! the lines an earlier run granted (their grants exist) and grants the rest: nobody twice,
-//! nobody left out. The same file granted again on purpose (next month's allowance) is therefore
-//! refused as done already; give that month's grant its own file (a changed line, a comment
-//! column) to grant it anew.
+//! nobody left out. Each request names its lines' grant ids, so a request whose answer was lost
+//! (the command killed while it was in flight) cannot land twice: sent again, the server refuses
+//! the lines that landed by name, and the command sends the others without them.
+//!
+//! The same file granted again on purpose (next month's allowance) is therefore refused as done
+//! already; give that month's grant its own file (a changed line, a comment column) to grant it
+//! anew.
 
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
-use wallet_core::{Amount, Command, GrantId, GrantLine, ProgramId, WalletId, Won};
+use wallet_core::{Amount, GrantId, GrantLine, ProgramId, WalletId, Won};
 
-use crate::api::new_tx_id;
-use crate::clock::Clock;
 use crate::config::Config;
+pub use crate::grant_client::Server;
+use crate::grant_client::GrantClient;
 use crate::handover::progress::Progress;
 use crate::store::{self, DbPool};
-use crate::writer::{self, WriteOp};
 
 /// The largest file taken: a province's citizens with room to spare.
 pub const FILE_BYTES_MAX: u64 = 1 << 30;
@@ -31,6 +36,10 @@ pub const FILE_BYTES_MAX: u64 = 1 << 30;
 const IDS_PER_QUERY: usize = 1_000;
 /// Bad lines named in one error at most; the count says how many more.
 const PROBLEMS_SHOWN_MAX: usize = 10;
+
+/// Grants requests in flight at once: within the writer's bulk lane
+/// ([`crate::writer::BULK_QUEUED_MAX`]).
+const REQUESTS_IN_FLIGHT: usize = 2;
 
 /// One line of the file.
 struct Line {
@@ -41,8 +50,10 @@ struct Line {
     grant: GrantId,
 }
 
-/// Grants `program` to every line of `path`; returns what it did, for the terminal.
-pub fn grant(pool: DbPool, clock: Arc<Clock>, config: &Config, program: &str, path: &Path) -> Result<String, String> {
+/// Grants `program` to every line of `path` through `server`; returns what it did, for the
+/// terminal. The database is only read here (the file's checks); every grant is written by the
+/// serving server's writer, in its bulk lane, so payments are served first.
+pub fn grant(pool: DbPool, config: &Config, server: &Server, program: &str, path: &Path) -> Result<String, String> {
     let program = ProgramId::parse(program).map_err(|error| format!("program id: {error}"))?;
     let lines = read_lines(path, &program)?;
     let mut connection = pool.get().map_err(|error| error.to_string())?;
@@ -63,30 +74,48 @@ pub fn grant(pool: DbPool, clock: Arc<Clock>, config: &Config, program: &str, pa
         ));
     }
     drop(connection);
-    let writer = writer::Writer::start(
-        pool,
-        clock,
-        config.writer_queue_max,
-        writer::Batching { size_max: config.batch_size_max, wait: config.batch_wait },
-        config.idempotency_retention,
-    );
+    if to_grant.is_empty() {
+        // Nothing to send: the server need not even be running.
+        return Ok(format!("granted 0 wallets 0 won of program {program}; {done} lines were granted by an earlier run of this file"));
+    }
+    let client = GrantClient::log_in(server)?;
     let progress = Progress::rows("granting", to_grant.len() as u64);
-    let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|error| error.to_string())?;
-    for chunk in to_grant.chunks(config.grant_lines_per_command) {
-        let lines = chunk
-            .iter()
-            .map(|line| GrantLine { grant: line.grant.clone(), wallet: line.wallet.clone(), amount: line.amount })
-            .collect();
-        let command = Command::Grant { id: new_tx_id(), program: program.clone(), lines };
-        let answer = runtime.block_on(writer.submit(writer::COMMAND_LINE.to_owned(), None, WriteOp::Ledger(command)));
-        if answer.status != 201 {
-            return Err(format!(
-                "the lines from line {} on were not granted ({} {}); the lines before were. Run the same \
-                 command again to grant the rest",
-                chunk[0].number, answer.status, answer.body
-            ));
+    let chunks: Vec<&[Line]> = to_grant.chunks(config.grant_lines_per_command).collect();
+    let next = AtomicUsize::new(0);
+    let failure = Mutex::new(None::<String>);
+    // A few requests in flight keep the writer's bulk lane fed while one is on the wire; no
+    // more than the lane takes, or the rest would be refused as overloaded.
+    std::thread::scope(|scope| {
+        for _ in 0..REQUESTS_IN_FLIGHT {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(chunk) = chunks.get(index) else { return };
+                if failure.lock().map_or(true, |failure| failure.is_some()) {
+                    return;
+                }
+                let lines: Vec<GrantLine> = chunk
+                    .iter()
+                    .map(|line| GrantLine { grant: line.grant.clone(), wallet: line.wallet.clone(), amount: line.amount })
+                    .collect();
+                match client.grant(&program, &lines) {
+                    Ok(()) => progress.add(chunk.len() as u64),
+                    Err(error) => {
+                        let message = format!(
+                            "the lines from line {} on were not granted ({error}); others may have been. Run the \
+                             same command again to grant the rest",
+                            chunk[0].number
+                        );
+                        if let Ok(mut failure) = failure.lock() {
+                            failure.get_or_insert(message);
+                        }
+                        return;
+                    }
+                }
+            });
         }
-        progress.add(chunk.len() as u64);
+    });
+    if let Some(message) = failure.into_inner().ok().flatten() {
+        return Err(message);
     }
     progress.finish();
     Ok(format!(

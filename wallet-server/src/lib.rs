@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod export;
+mod grant_client;
 pub mod grant_file;
 pub mod handover;
 pub mod http;

@@ -49,13 +49,21 @@ enum Commands {
 
 #[derive(Subcommand)]
 enum ProgramsCommand {
-    /// Grant an allowance program to every wallet of a CSV file (`wallet_id,amount`), in
-    /// batches through the writer while the server serves; run it again after a crash to grant
-    /// the rest (nobody is granted twice).
+    /// Grant an allowance program to every wallet of a CSV file (`wallet_id,amount`) through the
+    /// serving server (its writer's bulk lane: payments go first), as a city admin whose password
+    /// is the first line of standard input; run it again after a crash to grant the rest (nobody
+    /// is granted twice).
     Grant {
         program_id: String,
         #[arg(value_name = "FILE.csv")]
         file: std::path::PathBuf,
+        /// The city admin's login.
+        #[arg(long)]
+        login: String,
+        /// The serving server's URL; by default `http://` and `WALLET_BIND` (0.0.0.0 read as
+        /// 127.0.0.1).
+        #[arg(long)]
+        server: Option<String>,
     },
 }
 
@@ -180,10 +188,17 @@ fn main() -> ExitCode {
                 handover_format::output::say(format_args!("{}", target.finish(summary)?));
                 Ok(())
             }),
-        Commands::Programs { command: ProgramsCommand::Grant { program_id, file } } => open_database(&config)
-            .and_then(|pool| Ok((Arc::new(server_clock(&config, &pool)?), pool)))
-            .and_then(|(clock, pool)| wallet_server::grant_file::grant(pool, clock, &config, &program_id, &file))
-            .map(|summary| println!("{summary}")),
+        Commands::Programs { command: ProgramsCommand::Grant { program_id, file, login, server } } => {
+            read_password()
+                .map(|password| wallet_server::grant_file::Server {
+                    url: server.unwrap_or_else(|| local_url(&config.bind)),
+                    login,
+                    password,
+                })
+                .and_then(|server| Ok((server, open_database(&config)?)))
+                .and_then(|(server, pool)| wallet_server::grant_file::grant(pool, &config, &server, &program_id, &file))
+                .map(|summary| println!("{summary}"))
+        }
         Commands::Handover { command: HandoverCommand::Status } => open_database(&config)
             .and_then(|pool| pool.get().map_err(|error| error.to_string()))
             .and_then(|mut connection| handover::status(&mut connection)),
@@ -229,14 +244,26 @@ fn server_clock(config: &Config, pool: &store::DbPool) -> Result<clock::Clock, S
     Ok(clock::Clock::new(true, offset_us.unwrap_or(0)))
 }
 
-fn create_admin(config: Config, login: &str) -> Result<(), String> {
-    let login = http_login(login)?;
+/// The password on the first line of standard input.
+fn read_password() -> Result<String, String> {
     let mut password = String::new();
     std::io::stdin().lock().read_line(&mut password).map_err(|error| format!("cannot read the password: {error}"))?;
     let password = password.trim_end_matches(['\r', '\n']).to_owned();
     if !(8..=128).contains(&password.chars().count()) {
         return Err("the password (first line of standard input) must be 8 to 128 characters".into());
     }
+    Ok(password)
+}
+
+/// The URL of a server listening on `bind`, as a client on the same machine reaches it.
+fn local_url(bind: &str) -> String {
+    let bind = bind.strip_prefix("0.0.0.0:").map_or_else(|| bind.to_owned(), |port| format!("127.0.0.1:{port}"));
+    format!("http://{bind}")
+}
+
+fn create_admin(config: Config, login: &str) -> Result<(), String> {
+    let login = http_login(login)?;
+    let password = read_password()?;
     let pool = open_database(&config)?;
     let hash = actix_web::rt::System::new().block_on(auth::PasswordPool::new(config.argon2, 1).hash(password));
     let hash = hash.map_err(|error| wallet_server::api::ApiError::from(error).to_string())?;

@@ -7,9 +7,14 @@
 //! lone request is never delayed waiting for company: while one batch commits, the next one
 //! gathers by itself. `Batching::wait` can add a short wait for more, taken only while the
 //! previous batch had company (a machine with many cores and a slow disk may want it).
+//!
+//! Requests wait in one of two lanes ([`Lane`]). Bulk work (grant commands of up to 1,000
+//! wallets, a city-wide grant's chunks) never makes a payment wait behind a queue of it: each
+//! batch takes every interactive request queued and at most one bulk request, so a payment waits
+//! behind at most one bulk command's apply, and bulk work fills what payments leave free.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,6 +61,50 @@ pub struct WriteRequest {
     pub idempotency: Option<Idempotency>,
     pub op: WriteOp,
     reply: oneshot::Sender<Answer>,
+    /// Held while a bulk request is queued or applied; `None` in the interactive lane.
+    bulk_slot: Option<BulkSlot>,
+}
+
+/// The lane a request waits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// Payments, refunds, charges, gifts, codes, admin actions: served in arrival order.
+    Interactive,
+    /// Grants: one a batch, riding along the interactive requests.
+    Bulk,
+}
+
+impl Lane {
+    fn of(command: &Command) -> Lane {
+        match command {
+            Command::Grant { .. } => Lane::Bulk,
+            _ => Lane::Interactive,
+        }
+    }
+}
+
+/// Bulk requests queued or being applied at most; one more is refused as `overloaded`. A few,
+/// so a grant client keeps the writer fed, and the queue never holds much bulk work that
+/// payments would have to outwait on a restart.
+pub const BULK_QUEUED_MAX: usize = 4;
+
+/// A bulk request's place in the bulk lane, given back when the request is dropped (answered,
+/// or lost with a failed batch).
+struct BulkSlot(Arc<AtomicUsize>);
+
+impl BulkSlot {
+    fn take(queued: &Arc<AtomicUsize>) -> Option<BulkSlot> {
+        let taken = queued.fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+            (queued < BULK_QUEUED_MAX).then_some(queued + 1)
+        });
+        taken.ok().map(|_| BulkSlot(queued.clone()))
+    }
+}
+
+impl Drop for BulkSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// How the writer forms batches.
@@ -72,6 +121,8 @@ pub struct Batching {
 pub struct Writer {
     sender: SyncSender<WriteRequest>,
     stats: Arc<WriterStats>,
+    /// Bulk requests queued or being applied.
+    bulk_queued: Arc<AtomicUsize>,
 }
 
 /// How many of the last batches [`WriterStats::recent`] summarises.
@@ -182,18 +233,30 @@ impl Writer {
             .name("ledger-writer".into())
             .spawn(move || run(pool, clock, receiver, batching, retention_ms, &thread_stats))
             .expect("the writer thread starts");
-        Writer { sender, stats }
+        Writer { sender, stats, bulk_queued: Arc::new(AtomicUsize::new(0)) }
     }
 
     pub fn stats(&self) -> &WriterStats {
         &self.stats
     }
 
-    /// Queues a request and waits for its committed answer. A full queue is answered at once
-    /// with `overloaded`, having changed nothing.
+    /// Queues a request in its command's lane and waits for its committed answer. A full queue
+    /// (or bulk lane) is answered at once with `overloaded`, having changed nothing.
     pub async fn submit(&self, principal: String, idempotency: Option<Idempotency>, op: WriteOp) -> Answer {
+        let bulk_slot = match Lane::of(op.command()) {
+            Lane::Interactive => None,
+            Lane::Bulk => match BulkSlot::take(&self.bulk_queued) {
+                Some(slot) => Some(slot),
+                None => {
+                    return ApiError::overloaded(format!(
+                        "{BULK_QUEUED_MAX} grant commands are queued already; send the next when one is answered"
+                    ))
+                    .into()
+                }
+            },
+        };
         let (reply, answer) = oneshot::channel();
-        let request = WriteRequest { principal, idempotency, op, reply };
+        let request = WriteRequest { principal, idempotency, op, reply, bulk_slot };
         match self.sender.try_send(request) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
@@ -205,10 +268,26 @@ impl Writer {
     }
 }
 
-/// Takes the next batch: blocks for the first request, then takes what is queued; under load
-/// (`had_company`), waits up to `batching.wait` for more. `None` once every sender is gone.
-fn next_batch(receiver: &Receiver<WriteRequest>, batching: Batching, had_company: bool) -> Option<Vec<WriteRequest>> {
-    let mut batch = vec![receiver.recv().ok()?];
+/// Takes the next batch: blocks for the first request (unless bulk work waits in `deferred`),
+/// then takes what is queued; under load (`had_company`), waits up to `batching.wait` for more.
+/// Bulk requests taken from the queue wait in `deferred`, and one of them joins the batch: a
+/// payment never waits behind more than one. `None` once every sender is gone and no bulk
+/// work is left.
+fn next_batch(
+    receiver: &Receiver<WriteRequest>,
+    deferred: &mut VecDeque<WriteRequest>,
+    batching: Batching,
+    had_company: bool,
+) -> Option<Vec<WriteRequest>> {
+    let mut batch = Vec::new();
+    let first = if deferred.is_empty() { Some(receiver.recv().ok()?) } else { receiver.try_recv().ok() };
+    let mut take = |request: WriteRequest, batch: &mut Vec<WriteRequest>| match request.bulk_slot {
+        Some(_) => deferred.push_back(request),
+        None => batch.push(request),
+    };
+    if let Some(request) = first {
+        take(request, &mut batch);
+    }
     let deadline = (had_company && !batching.wait.is_zero()).then(|| Instant::now() + batching.wait);
     while batch.len() < batching.size_max {
         let next = match deadline {
@@ -216,10 +295,12 @@ fn next_batch(receiver: &Receiver<WriteRequest>, batching: Batching, had_company
             Some(deadline) => receiver.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok(),
         };
         match next {
-            Some(request) => batch.push(request),
+            Some(request) => take(request, &mut batch),
             None => break,
         }
     }
+    batch.extend(deferred.pop_front());
+    debug_assert!(!batch.is_empty(), "a batch is formed only when a request was taken or deferred");
     Some(batch)
 }
 
@@ -233,7 +314,8 @@ fn run(
 ) {
     let mut connection = None;
     let mut had_company = false;
-    while let Some(batch) = next_batch(&receiver, batching, had_company) {
+    let mut deferred = VecDeque::with_capacity(BULK_QUEUED_MAX);
+    while let Some(batch) = next_batch(&receiver, &mut deferred, batching, had_company) {
         had_company = batch.len() > 1;
         if connection.is_none() {
             connection = pool.get().map_err(|error| tracing::error!(%error, "writer has no connection")).ok();
@@ -625,5 +707,79 @@ fn audited(command: &Command, receipt: &Receipt, policy_before: Option<&Policy>)
                    "total_fee": settlement.total_fee}),
         )),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wallet_core::{Amount, GrantId, GrantLine, PaymentCode, ProgramId, TxId, WalletId};
+
+    fn request(command: Command, bulk_queued: &Arc<AtomicUsize>) -> WriteRequest {
+        let bulk_slot = match Lane::of(&command) {
+            Lane::Interactive => None,
+            Lane::Bulk => Some(BulkSlot::take(bulk_queued).expect("a free bulk slot")),
+        };
+        let (reply, _) = oneshot::channel();
+        WriteRequest { principal: "test".into(), idempotency: None, op: WriteOp::Ledger(command), reply, bulk_slot }
+    }
+
+    fn grant(name: &str) -> Command {
+        let line = GrantLine {
+            grant: GrantId::parse(name).unwrap(),
+            wallet: WalletId::parse("w-1").unwrap(),
+            amount: Amount::parse("1000").unwrap(),
+        };
+        Command::Grant { id: TxId::parse(name).unwrap(), program: ProgramId::parse("p").unwrap(), lines: vec![line] }
+    }
+
+    fn code(name: &str) -> Command {
+        Command::IssueCode { code: PaymentCode::parse(name).unwrap(), wallet: WalletId::parse("w-1").unwrap() }
+    }
+
+    fn names(batch: &[WriteRequest]) -> Vec<String> {
+        batch
+            .iter()
+            .map(|request| match request.op.command() {
+                Command::Grant { id, .. } => id.to_string(),
+                Command::IssueCode { code, .. } => code.to_string(),
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+
+    /// Interactive requests are never held behind bulk ones: each batch takes every queued
+    /// interactive request and one bulk request, oldest first, and bulk work left over is done
+    /// when nothing else waits.
+    #[test]
+    fn a_batch_takes_every_interactive_request_and_one_bulk_request() {
+        let bulk_queued = Arc::new(AtomicUsize::new(0));
+        let (sender, receiver) = mpsc::sync_channel(16);
+        for command in [grant("g1"), code("c1"), grant("g2"), code("c2"), grant("g3")] {
+            sender.send(request(command, &bulk_queued)).unwrap();
+        }
+        assert_eq!(bulk_queued.load(Ordering::Acquire), 3);
+        let batching = Batching { size_max: 256, wait: Duration::ZERO };
+        let mut deferred = VecDeque::new();
+        let first = next_batch(&receiver, &mut deferred, batching, false).unwrap();
+        assert_eq!(names(&first), ["c1", "c2", "g1"]);
+        sender.send(request(code("c3"), &bulk_queued)).unwrap();
+        assert_eq!(names(&next_batch(&receiver, &mut deferred, batching, false).unwrap()), ["c3", "g2"]);
+        assert_eq!(names(&next_batch(&receiver, &mut deferred, batching, false).unwrap()), ["g3"]);
+        drop(first);
+        assert_eq!(bulk_queued.load(Ordering::Acquire), 0, "answered bulk requests give their slots back");
+        drop(sender);
+        assert!(next_batch(&receiver, &mut deferred, batching, false).is_none());
+    }
+
+    /// The bulk lane holds at most `BULK_QUEUED_MAX`: one more is refused, and a slot given
+    /// back takes one again.
+    #[test]
+    fn the_bulk_lane_is_bounded() {
+        let bulk_queued = Arc::new(AtomicUsize::new(0));
+        let slots: Vec<_> = (0..BULK_QUEUED_MAX).map(|_| BulkSlot::take(&bulk_queued).unwrap()).collect();
+        assert!(BulkSlot::take(&bulk_queued).is_none());
+        drop(slots);
+        assert!(BulkSlot::take(&bulk_queued).is_some());
     }
 }

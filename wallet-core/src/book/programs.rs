@@ -56,7 +56,8 @@ impl Book {
         self.program_mut(program_id).budget = budget;
         let mut transfers = Vec::with_capacity(lines.len());
         for line in lines {
-            // The caller mints grant ids: one granted twice is a broken caller.
+            // `check_grant_lines` refused ids granted before (the keys load them); one granted
+            // twice here is a broken caller repeating an id within one command.
             assert!(!self.grants.contains_key(&line.grant), "grant {} made twice", line.grant);
             let state = GrantState {
                 program: program_id.clone(),
@@ -95,6 +96,8 @@ impl Book {
         for (index, line) in lines.iter().enumerate() {
             if !self.wallets.contains_key(&line.wallet) {
                 rows.push((index, GrantProblem::UnknownWallet));
+            } else if self.grants.contains_key(&line.grant) {
+                rows.push((index, GrantProblem::GrantExists));
             } else if !seen.insert(&line.wallet) {
                 rows.push((index, GrantProblem::DuplicateWallet));
             }

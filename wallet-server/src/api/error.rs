@@ -177,7 +177,7 @@ pub fn rejection(rejection: &Rejection) -> ApiError {
 }
 
 /// A refused grant command: `validation_failed` when a line names an unknown or repeated
-/// wallet, else `budget_exhausted`; `rows` names every line at fault (PROGRAMS.md).
+/// wallet or a grant id granted already, else `budget_exhausted`; `rows` names every line at fault (PROGRAMS.md).
 fn grants_refused(rows: &[(usize, wallet_core::GrantProblem)], message: String) -> ApiError {
     use wallet_core::GrantProblem;
     let code = if rows.iter().all(|(_, problem)| *problem == GrantProblem::BudgetExhausted) {
@@ -193,6 +193,7 @@ fn grants_refused(rows: &[(usize, wallet_core::GrantProblem)], message: String) 
                 GrantProblem::UnknownWallet => super::wire::GrantRowCode::UnknownWallet,
                 GrantProblem::DuplicateWallet => super::wire::GrantRowCode::DuplicateWallet,
                 GrantProblem::BudgetExhausted => super::wire::GrantRowCode::BudgetExhausted,
+                GrantProblem::GrantExists => super::wire::GrantRowCode::GrantExists,
             },
         })
         .collect();

@@ -1226,6 +1226,8 @@ pub enum GrantRowCode {
     DuplicateWallet,
     /// From this line on, the running total passes what the budget has left.
     BudgetExhausted,
+    /// The line's `grant_id` was granted already (a retried line that had landed).
+    GrantExists,
 }
 
 /// One line of a refused grants request, by its index (from 0) in `grants`.
@@ -1238,7 +1240,7 @@ pub struct GrantRowProblem {
 /// A refused grants request: nothing was granted.
 #[derive(Serialize, ToSchema, ToResponse)]
 #[response(description = "Nothing was granted. `validation_failed`: a line names an unknown or repeated wallet \
-    (`rows` names each), or the body does not fit (an unknown or missing field, not 1 to 1000 lines; no `rows`); \
+    or a `grant_id` granted already (`rows` names each), or the body does not fit (an unknown or missing field, not 1 to 1000 lines; no `rows`); \
     `invalid_amount`: a line's amount is not whole won from 1 to 1000000000000; `budget_exhausted`: the lines \
     total more than the budget has left (`rows` names the lines from the first that passes it).")]
 pub struct GrantsRefused {

@@ -378,9 +378,15 @@ struct GrantBodyLine {
     /// Whole won as a JSON string.
     #[schema(value_type = String, pattern = "^([1-9][0-9]{0,11}|1000000000000)$", example = "100000")]
     amount: Value,
+    /// The line's grant id, chosen by the client (optional; the server mints one otherwise). A
+    /// client that names its ids can retry a request whose answer it lost after any time: a
+    /// line whose id was granted already refuses the request (`rows`: `grant_exists`).
+    #[schema(min_length = 1, max_length = 64)]
+    grant_id: Option<String>,
 }
 
-/// The lines of `POST /v1/admin/programs/{id}/grants`, each given a fresh grant id. A wallet id
+/// The lines of `POST /v1/admin/programs/{id}/grants`, each with the grant id it names or a
+/// fresh one. A wallet id
 /// that cannot exist (empty, too long) is an unknown wallet, named by its line like the others.
 pub fn parse_grants(body: Value) -> Result<Vec<GrantLine>, ApiError> {
     let body: GrantsBody = parse_body(body)?;
@@ -391,11 +397,25 @@ pub fn parse_grants(body: Value) -> Result<Vec<GrantLine>, ApiError> {
     }
     let mut lines = Vec::with_capacity(body.grants.len());
     let mut unparsed = Vec::new();
+    let mut named = std::collections::HashSet::new();
     for (index, line) in body.grants.iter().enumerate() {
         let amount = parse_amount(&line.amount)
             .map_err(|error| ApiError::invalid_amount(format!("grants[{index}].amount: {}", error.message)))?;
+        let grant = match &line.grant_id {
+            None => new_grant_id(),
+            Some(text) => {
+                let grant = GrantId::parse(text)
+                    .map_err(|error| ApiError::validation(format!("grants[{index}].grant_id: {error}")))?;
+                if !named.insert(grant.clone()) {
+                    return Err(ApiError::validation(format!(
+                        "grants[{index}].grant_id: {grant} is on an earlier line; each line needs its own"
+                    )));
+                }
+                grant
+            }
+        };
         match WalletId::parse(&line.wallet_id) {
-            Ok(wallet) => lines.push(GrantLine { grant: new_grant_id(), wallet, amount }),
+            Ok(wallet) => lines.push(GrantLine { grant, wallet, amount }),
             Err(_) => unparsed.push(GrantRowProblem { index: index as u64, code: GrantRowCode::UnknownWallet }),
         }
     }
