@@ -269,7 +269,53 @@ fn an_idle_session_gives_its_slot_back(backend: Backend) {
     api.get("/v1/wallet", &idle.token).expect_error(401, "unauthorized");
 }
 
+/// The first tickets of a storm are told a wait from what the server knows before it has let
+/// anyone in from the line (its session capacity, and how long a slot is held: by default the
+/// idle timeout), not two seconds a place; a place further back is told longer; `Retry-After`
+/// never sends an app back later than the wait it was told. Password checks at the tests' argon2
+/// cost take about a millisecond, so the wait is the slots' turnover; the upper bounds leave
+/// room for checks slower by a thousandfold.
+fn the_first_waits_of_a_storm_start_from_what_the_server_knows(backend: Backend) {
+    // Two slots, each held up to the 60 s idle timeout: a place beyond them waits 30 s a place
+    // for the slots to turn over, told with a margin of 1.5: 45 s a place.
+    let app = TestApp::start_with(backend, &[("WALLET_MAX_SESSIONS", "2"), ("WALLET_SESSION_IDLE_S", "60")]);
+    let api = &app.api;
+    api.register_citizen("holder1");
+    api.register_citizen("holder2");
+    let mut told = Vec::new();
+    for index in 0..4u64 {
+        let login = register(api, &format!("storm{index}"));
+        let reply = try_login(api, &login, None);
+        let (ticket, position) = queued(&reply);
+        assert_eq!(position, index + 1);
+        let estimate = reply.json["waiting_room"]["estimated_wait_s"].as_u64().expect("an estimate");
+        assert!((45 * position..=90 * position).contains(&estimate), "place {position} told {estimate} s: {reply}");
+        let retry_after: u64 = reply.header("retry-after").parse().expect("Retry-After in seconds");
+        assert!((1..=estimate.min(30)).contains(&retry_after), "Retry-After {retry_after} past {estimate} s: {reply}");
+        let polled = api.get(&format!("/v1/waiting-room/{ticket}"), "").expect(200);
+        assert_eq!(polled["estimated_wait_s"].as_u64(), Some(estimate), "a poll tells the same wait: {polled}");
+        told.push(estimate);
+    }
+    assert!(told.windows(2).all(|pair| pair[0] < pair[1]), "further back, longer: {told:?}");
+    // The operator's own expectation of how long a slot is held replaces the idle timeout.
+    let app = TestApp::start_with(
+        backend,
+        &[("WALLET_MAX_SESSIONS", "2"), ("WALLET_SESSION_IDLE_S", "60"), ("WALLET_SESSION_HOLD_EXPECTED_S", "8")],
+    );
+    let api = &app.api;
+    api.register_citizen("holder1");
+    api.register_citizen("holder2");
+    let login = register(api, "storm0");
+    let reply = try_login(api, &login, None);
+    queued(&reply);
+    let estimate = reply.json["waiting_room"]["estimated_wait_s"].as_u64().expect("an estimate");
+    assert!((6..=12).contains(&estimate), "told {estimate} s with slots held 8 s: {reply}");
+    let retry_after: u64 = reply.header("retry-after").parse().expect("Retry-After in seconds");
+    assert!((1..=estimate).contains(&retry_after), "Retry-After {retry_after} past {estimate} s: {reply}");
+}
+
 scenarios!(
+    the_first_waits_of_a_storm_start_from_what_the_server_knows,
     an_idle_session_gives_its_slot_back,
     ticket_order_holds_across_two_servers,
     session_capacity_holds_across_two_servers,

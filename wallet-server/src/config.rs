@@ -43,6 +43,10 @@ pub struct Config {
     pub session_idle: Duration,
     /// `WALLET_SESSION_MAX_S`: a session is over this long after login, used or not.
     pub session_lifetime: Duration,
+    /// `WALLET_SESSION_HOLD_EXPECTED_S`: how long a citizen is expected to hold a session slot
+    /// (from login to logout, or to the idle timeout for one who just leaves); the waiting room's
+    /// wait estimate starts from it before the line's pace is measured. Default: the idle timeout.
+    pub session_hold_expected: Duration,
     /// `WALLET_ADMISSION=off` turns admission control off: the request limiter, the session
     /// capacity with its waiting room, and the bound on queued password work (for measuring
     /// what they prevent).
@@ -122,6 +126,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
         let vars = Vars(lookup);
         let cores = std::thread::available_parallelism().map(|cores| cores.get()).unwrap_or(2);
+        let session_idle_s = vars.number("WALLET_SESSION_IDLE_S", 15 * 60, 10..=86_400)?;
         Ok(Config {
             bind: vars.var("WALLET_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
             database: DatabaseUrl::parse(&vars.var("WALLET_DATABASE_URL").unwrap_or_else(|| "wallet.sqlite3".into())),
@@ -141,8 +146,13 @@ impl Config {
                 1..=wallet_core::program::GRANTS_PER_COMMAND_MAX,
             )?,
             batch_wait: Duration::from_micros(vars.number("WALLET_BATCH_WAIT_US", 0, 0..=100_000)?),
-            session_idle: Duration::from_secs(vars.number("WALLET_SESSION_IDLE_S", 15 * 60, 10..=86_400)?),
+            session_idle: Duration::from_secs(session_idle_s),
             session_lifetime: Duration::from_secs(vars.number("WALLET_SESSION_MAX_S", 12 * 3_600, 60..=30 * 86_400)?),
+            session_hold_expected: Duration::from_secs(vars.number(
+                "WALLET_SESSION_HOLD_EXPECTED_S",
+                session_idle_s,
+                1..=30 * 86_400,
+            )?),
             admission: match vars.var("WALLET_ADMISSION").as_deref() {
                 None | Some("on") => true,
                 Some("off") => false,
@@ -307,6 +317,20 @@ mod tests {
             format!("{with_nothing:?}"),
             "a value in wallet.env.example is not the default"
         );
+    }
+
+    #[test]
+    fn the_expected_session_hold_defaults_to_the_idle_timeout() {
+        let config = Config::from_lookup(|name| (name == "WALLET_SESSION_IDLE_S").then(|| "120".to_owned()))
+            .expect("120 s is a valid idle timeout");
+        assert_eq!(config.session_hold_expected, std::time::Duration::from_secs(120));
+        let config = Config::from_lookup(|name| match name {
+            "WALLET_SESSION_IDLE_S" => Some("120".to_owned()),
+            "WALLET_SESSION_HOLD_EXPECTED_S" => Some("20".to_owned()),
+            _ => None,
+        })
+        .expect("20 s is a valid expected hold");
+        assert_eq!(config.session_hold_expected, std::time::Duration::from_secs(20));
     }
 
     #[test]

@@ -348,7 +348,9 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
         // With admission off, password work queues without bound, as a server without admission would.
         let argon2_queue_max = if config.admission { config.argon2_queue_max } else { usize::MAX };
         let passwords = auth::PasswordPool::new(config.argon2, argon2_queue_max);
-        let waiting_room = std::sync::Mutex::new(admission::waiting_room::WaitingRoom::default());
+        // No slot counted free until the first login counts them: a wait told before is not short.
+        let prior = http::line_prior(&config, &passwords, 0);
+        let waiting_room = std::sync::Mutex::new(admission::waiting_room::WaitingRoom::new(prior));
         let sessions_active = auth::sessions::SessionCount::default();
         let requests = Arc::new(http::request_metrics());
         let config_throttle = config.throttle;

@@ -2,4 +2,5 @@
 
 pub mod gate;
 pub mod limiter;
+pub mod wait_estimate;
 pub mod waiting_room;

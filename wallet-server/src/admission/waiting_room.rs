@@ -6,8 +6,10 @@
 //!   the same ticket and place again, so retry loops neither jump the line nor lengthen it;
 //! - a ticket not polled (by a retry or `GET /v1/waiting-room/{ticket}`) for
 //!   [`TICKET_POLL_GRACE_MS`] is dropped, and everyone behind it moves up;
-//! - the estimated wait is the people ahead divided by the measured rate at which citizens were
-//!   let in over the last [`RATE_WINDOW_MS`].
+//! - the estimated wait starts from what the server knows of the line's pace (password checks a
+//!   second, free and held slots, how long a slot is held: [`Prior`]) and blends in the rate at
+//!   which citizens were let in over the last [`RATE_WINDOW_MS`] as it is measured
+//!   (`admission::wait_estimate`).
 //!
 //! The line itself lives in the database (`store::waiting`), so every server behind a load
 //! balancer keeps one order; this is each server's mirror of it, re-read about twice a second
@@ -17,12 +19,12 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
+use super::wait_estimate::{estimate_wait_s, Measured, Prior};
+
 /// A ticket not polled for this long is dropped (API.md: 60 seconds).
 pub const TICKET_POLL_GRACE_MS: i64 = 60_000;
 /// Admissions counted for the rate behind the wait estimate.
 pub const RATE_WINDOW_MS: i64 = 60_000;
-/// Seconds per place assumed before any admission has been measured.
-pub const WAIT_PER_POSITION_UNMEASURED_S: f64 = 2.0;
 /// Most tickets held at once.
 pub const TICKETS_MAX: usize = 1_000_000;
 /// Most Fenwick indexes (4 bytes each): the line's places are counted over the range of its
@@ -121,6 +123,8 @@ pub struct WaitingRoom {
     /// Fenwick indexes available: line_seqs from `base` to `base + capacity_seq - 1`.
     capacity_seq: usize,
     admissions_ms: VecDeque<i64>,
+    /// What the line's pace is known to be before measuring it, as of the last [`WaitingRoom::set_prior`].
+    prior: Prior,
     /// Polls seen here since the last sync, for the shared line.
     touched: HashMap<String, i64>,
     /// Tickets joined here since the last sync began: the line read by that sync may not have
@@ -138,14 +142,13 @@ pub struct WaitingRoom {
     pub dropped_total: u64,
 }
 
-impl Default for WaitingRoom {
-    fn default() -> WaitingRoom {
-        WaitingRoom::with_sequence_space(4_096)
-    }
-}
-
 impl WaitingRoom {
-    fn with_sequence_space(capacity_seq: usize) -> WaitingRoom {
+    /// An empty line whose waits are estimated from `prior` until admissions are measured.
+    pub fn new(prior: Prior) -> WaitingRoom {
+        WaitingRoom::with_sequence_space(4_096, prior)
+    }
+
+    fn with_sequence_space(capacity_seq: usize, prior: Prior) -> WaitingRoom {
         WaitingRoom {
             entries: HashMap::new(),
             by_login: HashMap::new(),
@@ -154,6 +157,7 @@ impl WaitingRoom {
             base: 0,
             capacity_seq,
             admissions_ms: VecDeque::new(),
+            prior,
             touched: HashMap::new(),
             recent_joins: Vec::new(),
             admitted_pending: HashSet::new(),
@@ -175,13 +179,19 @@ impl WaitingRoom {
         Some(self.admissions_ms.len() as f64 * 1_000.0 / span_ms as f64)
     }
 
-    /// The estimated wait of the person at `position`.
+    /// The server's knowledge of the line's pace now (the password threads' measured rate and
+    /// the free slots change): set before each arrival, poll or join.
+    pub fn set_prior(&mut self, prior: Prior) {
+        self.prior = prior;
+    }
+
+    /// The estimated wait of the person at `position`: the prior, blended with the admissions
+    /// measured over the rate window.
     pub fn estimated_wait_s(&self, position: usize, now_ms: i64) -> u64 {
-        let seconds = match self.admission_rate_per_s(now_ms) {
-            Some(rate) => position as f64 / rate,
-            None => position as f64 * WAIT_PER_POSITION_UNMEASURED_S,
-        };
-        seconds.ceil() as u64
+        let measured = self
+            .admission_rate_per_s(now_ms)
+            .map(|rate_per_s| Measured { admissions: self.admissions_ms.len(), rate_per_s });
+        estimate_wait_s(position, &self.prior, measured)
     }
 
     /// A citizen `login` asks for a session, with `room` to let people in now. The first
@@ -369,6 +379,16 @@ impl WaitingRoom {
 mod tests {
     use super::*;
 
+    /// 10 checks a second, 100 slots none free, each held 100 s: a place beyond the free slots
+    /// waits 1.1 s before margin.
+    fn prior() -> Prior {
+        Prior::new(10.0, 100, 0, 100.0)
+    }
+
+    fn new_room() -> WaitingRoom {
+        WaitingRoom::new(prior())
+    }
+
     fn wait(verdict: Verdict) -> Place {
         match verdict {
             Verdict::Wait(place) => place,
@@ -398,7 +418,7 @@ mod tests {
 
     #[test]
     fn a_full_house_queues_in_order_and_lets_the_head_in_first() {
-        let mut room = WaitingRoom::default();
+        let mut room = new_room();
         let first = wait(arrive(&mut room, "a", None, 0, 0));
         let second = wait(arrive(&mut room, "b", None, 0, 0));
         assert_eq!((first.position, second.position), (1, 2));
@@ -412,7 +432,7 @@ mod tests {
 
     #[test]
     fn no_more_are_let_in_than_can_be_checked_and_the_head_keeps_its_turn() {
-        let mut room = WaitingRoom::default();
+        let mut room = new_room();
         let places: Vec<Place> =
             (0..3).map(|index| wait(arrive(&mut room, &format!("p{index}"), None, 0, 0))).collect();
         // Ten slots free, but room for one password check: only the head may come in.
@@ -428,7 +448,7 @@ mod tests {
 
     #[test]
     fn a_login_keeps_its_ticket_when_it_retries_without_it() {
-        let mut room = WaitingRoom::default();
+        let mut room = new_room();
         let first = wait(arrive(&mut room, "a", None, 0, 0));
         wait(arrive(&mut room, "b", None, 0, 0));
         for _ in 0..10 {
@@ -440,7 +460,7 @@ mod tests {
 
     #[test]
     fn unpolled_tickets_are_dropped_and_the_line_moves_up() {
-        let mut room = WaitingRoom::default();
+        let mut room = new_room();
         let first = wait(arrive(&mut room, "a", None, 0, 0));
         let second = wait(arrive(&mut room, "b", None, 0, 30_000));
         assert_eq!(room.poll(&second.ticket, 59_999).unwrap().position, 2);
@@ -451,12 +471,15 @@ mod tests {
 
     #[test]
     fn the_wait_estimate_follows_the_measured_admission_rate() {
-        let mut room = WaitingRoom::default();
-        assert_eq!(room.estimated_wait_s(10, 0), 20, "unmeasured: two seconds a place");
+        let mut room = new_room();
+        assert_eq!(room.estimated_wait_s(10, 0), 17, "unmeasured: the prior's 11 s, with margin");
+        room.set_prior(prior().with_slots_free(10));
+        assert_eq!(room.estimated_wait_s(10, 0), 2, "within the free slots: password checks only");
+        room.set_prior(prior());
         for second in 0..20 {
             assert_eq!(arrive(&mut room, &format!("in{second}"), None, 1, second * 1_000), Verdict::Admit(None));
         }
-        assert_eq!(room.estimated_wait_s(10, 20_000), 20, "logins let in with nobody waiting measure nothing");
+        assert_eq!(room.estimated_wait_s(10, 20_000), 17, "logins let in with nobody waiting measure nothing");
         // Twenty from the line, one a second: the head is called as each slot frees.
         let line: Vec<Place> =
             (0..20).map(|index| wait(arrive(&mut room, &format!("w{index}"), None, 0, 20_000))).collect();
@@ -467,12 +490,13 @@ mod tests {
                 Verdict::Admit(Some(_))
             ));
         }
-        assert_eq!(room.estimated_wait_s(30, 41_000), 30);
+        // 20 measured weigh as the prior: (33 s by the prior + 30 s at 1/s) / 2, with margin.
+        assert_eq!(room.estimated_wait_s(30, 41_000), 48);
     }
 
     #[test]
     fn a_rebuild_takes_the_shared_order_and_keeps_local_polls() {
-        let mut room = WaitingRoom::default();
+        let mut room = new_room();
         let mine = room.join("t-mine", "mine", 7, 1_000);
         assert_eq!(mine.position, 1);
         // Another server's ticket came first in the shared line.
@@ -493,7 +517,7 @@ mod tests {
 
     #[test]
     fn places_follow_the_shared_order_whatever_order_tickets_join_in() {
-        let mut room = WaitingRoom::default();
+        let mut room = new_room();
         // The database numbered b before c before a's retry lookup, but they join in another order.
         room.join("t-c", "c", 12, 0);
         room.join("t-b", "b", 11, 0);
@@ -509,7 +533,7 @@ mod tests {
 
     #[test]
     fn positions_stay_right_across_compaction() {
-        let mut room = WaitingRoom::with_sequence_space(8);
+        let mut room = WaitingRoom::with_sequence_space(8, prior());
         let mut tickets = Vec::new();
         for index in 0..30 {
             let place = wait(arrive(&mut room, &format!("c{index}"), None, 0, 0));

@@ -1,6 +1,8 @@
 //! Passwords (argon2id on a bounded pool) and session tokens (256-bit random, stored hashed).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::turns::{Claim, Turn, Turns};
 use crate::api::ApiError;
@@ -71,11 +73,14 @@ impl PasswordPool {
     pub fn new(settings: Argon2Settings, queue_max: usize) -> PasswordPool {
         let cores = std::thread::available_parallelism().map(|cores| cores.get()).unwrap_or(2);
         let decoy = hex::encode(random_bytes());
+        // Timed: the first measure of a check's cost, before any login has been checked.
+        let started = Instant::now();
         let decoy_hash = hash_now(settings, &decoy).expect("settings were validated at start");
+        let job_cost = JobCost::starting_at(started.elapsed().as_secs_f64());
         PasswordPool {
             settings,
             turns: Turns::new(cores, queue_max),
-            threads: HashThreads::start(cores),
+            threads: HashThreads::start(cores, job_cost),
             queue_max,
             decoy_hash: decoy_hash.into(),
         }
@@ -91,6 +96,14 @@ impl PasswordPool {
     /// that a ticket let in is checked within moments instead of waiting behind a crowd.
     pub fn room_for_line(&self) -> usize {
         self.queue_max.saturating_sub(self.turns.waiting())
+    }
+
+    /// Password checks a second all the threads do, measured: the threads divided by the moving
+    /// average of a job's time on its thread (wall time, so a thread preempted by request
+    /// threads under load counts as slower, which it is). The waiting room's wait estimate
+    /// starts from it.
+    pub fn checks_per_s(&self) -> f64 {
+        self.threads.count as f64 / self.threads.job_cost.seconds()
     }
 
     async fn turn(&self, claim: Claim) -> Result<Turn, PoolError> {
@@ -206,10 +219,42 @@ fn lower_priority() {
 #[derive(Clone)]
 struct HashThreads {
     sender: std::sync::mpsc::Sender<Job>,
+    count: usize,
+    job_cost: Arc<JobCost>,
+}
+
+/// Weight of the newest job in [`JobCost`]'s moving average: about the last 20 jobs count.
+const JOB_COST_WEIGHT: f64 = 0.05;
+/// Shortest job time counted, so that a rate computed from it stays finite.
+const JOB_COST_S_MIN: f64 = 1e-6;
+
+/// The moving average of a password job's time on its thread, in seconds (an `f64`'s bits, so
+/// every thread updates it without a lock).
+struct JobCost {
+    seconds_bits: AtomicU64,
+}
+
+impl JobCost {
+    fn starting_at(seconds: f64) -> Arc<JobCost> {
+        Arc::new(JobCost { seconds_bits: AtomicU64::new(seconds.max(JOB_COST_S_MIN).to_bits()) })
+    }
+
+    fn seconds(&self) -> f64 {
+        f64::from_bits(self.seconds_bits.load(Ordering::Relaxed))
+    }
+
+    fn record(&self, seconds: f64) {
+        let seconds = seconds.max(JOB_COST_S_MIN);
+        // A lost race drops one sample of an average; the retry makes that rare anyway.
+        let _ = self.seconds_bits.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+            let average = f64::from_bits(bits);
+            Some((average + JOB_COST_WEIGHT * (seconds - average)).to_bits())
+        });
+    }
 }
 
 impl HashThreads {
-    fn start(count: usize) -> HashThreads {
+    fn start(count: usize, job_cost: Arc<JobCost>) -> HashThreads {
         let (sender, receiver) = std::sync::mpsc::channel::<Job>();
         let receiver = Arc::new(std::sync::Mutex::new(receiver));
         for index in 0..count {
@@ -231,13 +276,17 @@ impl HashThreads {
                 })
                 .expect("the password threads start");
         }
-        HashThreads { sender }
+        HashThreads { sender, count, job_cost }
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
+        let job_cost = Arc::clone(&self.job_cost);
         let job: Job = Box::new(move || {
-            let _ = reply.send(work());
+            let started = Instant::now();
+            let done = work();
+            job_cost.record(started.elapsed().as_secs_f64());
+            let _ = reply.send(done);
         });
         self.sender.send(job).map_err(|_| ApiError::internal())?;
         answer.await.map_err(|_| ApiError::internal())
@@ -359,6 +408,18 @@ mod tests {
         assert!(hashes[5].starts_with("$pbkdf2-sha256$"), "{}", hashes[5]);
         assert!(!verify_any(CHEAP, "correct horse", "$md5$whatever"));
         assert!(!verify_any(CHEAP, "correct horse", ""));
+    }
+
+    #[test]
+    fn the_job_cost_average_moves_toward_new_jobs_and_stays_positive() {
+        let cost = JobCost::starting_at(0.030);
+        for _ in 0..200 {
+            cost.record(0.010);
+        }
+        assert!((cost.seconds() - 0.010).abs() < 1e-4, "{}", cost.seconds());
+        cost.record(0.0);
+        assert!(cost.seconds() > 0.0);
+        assert_eq!(JobCost::starting_at(0.0).seconds(), JOB_COST_S_MIN, "a rate from it stays finite");
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod strict_json;
 
 pub use metrics::{CountRequests, RequestMetrics};
 pub use routes::{admission_of, request_metrics};
+pub use session::line_prior;
 
 /// The parsers of every request body, one per endpoint that takes one: the first thing each
 /// handler does with its body, and what `fuzz/`'s `request_bodies` target feeds. Each turns a

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use wallet_core::Month;
 
 use super::{authenticate, client_address, parse_body, rfc3339, with_connection, Role, State};
+use crate::admission::wait_estimate::Prior;
 use crate::admission::waiting_room::{Place, Room, Verdict, WaitingRoom, TICKET_POLL_GRACE_MS};
 use crate::api::wire::{
     CitizenCreated, ErrorBody, InternalError, InvalidJson, LoginUnavailable, Overloaded, PayloadTooLarge,
@@ -25,7 +26,9 @@ use crate::store;
 /// The longest Retry-After a waiting citizen is given, so apps re-poll (and keep their ticket,
 /// which is dropped after 60 s without a poll) even when the estimate is long.
 const RETRY_AFTER_MAX_S: u64 = 30;
-/// Retry-After is the estimate plus up to a quarter of it (at least a second) at random.
+/// Retry-After is the estimate less up to a quarter of it at random (never under a second): an
+/// app comes back by the time it was told, never after it, and a crowd told one estimate does
+/// not come back at one instant.
 const RETRY_AFTER_JITTER_DIVISOR: u64 = 4;
 
 /// A new citizen's login and password.
@@ -206,7 +209,7 @@ pub(super) async fn login(
     if is_citizen && state.config.admission {
         let now_ms = store::time::millis(state.clock.now());
         let room = room_now(&state, now_ms).await?;
-        let verdict = lock_room(&state)?.arrive(&body.login, body.ticket.as_deref(), room, now_ms);
+        let verdict = lock_room_at(&state, room)?.arrive(&body.login, body.ticket.as_deref(), room, now_ms);
         match verdict {
             Verdict::Admit(ticket) => {
                 slot = Some(state.sessions_active.admit());
@@ -414,7 +417,7 @@ pub(super) async fn logout(state: State, request: HttpRequest) -> Result<HttpRes
 pub(super) async fn poll(state: State, ticket: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let now_ms = store::time::millis(state.clock.now());
     let room = room_now(&state, now_ms).await?;
-    let mut place = lock_room(&state)?.poll(&ticket, now_ms);
+    let mut place = lock_room_at(&state, room)?.poll(&ticket, now_ms);
     if place.is_none() {
         // Another server may have issued it since this one last read the shared line.
         let wanted = ticket.to_string();
@@ -469,13 +472,33 @@ fn lock_room(state: &State) -> Result<std::sync::MutexGuard<'_, WaitingRoom>, Ap
     state.waiting_room.lock().map_err(|_| ApiError::internal())
 }
 
+/// The waiting room, told first what the server knows of the line's pace now (`room`'s free
+/// slots, the password threads' measured rate), so the waits it answers start from that.
+fn lock_room_at(state: &State, room: Room) -> Result<std::sync::MutexGuard<'_, WaitingRoom>, ApiError> {
+    let mut locked = lock_room(state)?;
+    locked.set_prior(line_prior(&state.config, &state.passwords, room.slots));
+    Ok(locked)
+}
+
+/// What bounds the line's pace before it is measured: password checks a second, the session
+/// slots and how many are free, and how long a citizen is expected to hold one.
+pub fn line_prior(
+    config: &crate::config::Config,
+    passwords: &crate::auth::PasswordPool,
+    slots_free: usize,
+) -> Prior {
+    let capacity = usize::try_from(config.sessions_capacity).unwrap_or(usize::MAX).max(1);
+    let hold_s = config.session_hold_expected.as_secs_f64().max(1.0);
+    Prior::new(passwords.checks_per_s(), capacity, slots_free, hold_s)
+}
+
 /// The waiting room's answer: the place in line, the citizen's cohort opening of a charge bonus
-/// program (so nobody need race its opening), and a Retry-After spread by jitter, so that a
-/// crowd told the same estimate does not come back at the same instant.
+/// program (so nobody need race its opening), and a Retry-After within the estimate, spread by
+/// jitter, so that a crowd told the same estimate does not come back at the same instant.
 fn waiting(place: &Place, bonus_opens_at: Option<chrono::DateTime<chrono::Utc>>) -> ApiError {
     let base = place.estimated_wait_s.clamp(1, RETRY_AFTER_MAX_S);
     let spread = (base / RETRY_AFTER_JITTER_DIVISOR).max(1);
-    let retry_after = base + rand::Rng::random_range(&mut rand::rng(), 0..=spread);
+    let retry_after = base.saturating_sub(rand::Rng::random_range(&mut rand::rng(), 0..=spread)).max(1);
     ApiError {
         retry_after_s: Some(retry_after),
         extra: Some((
