@@ -196,15 +196,26 @@ pub struct EstimateReport {
     pub compared: usize,
     /// `estimated_wait_s` of each one's first `waiting_room` answer.
     pub estimated_wait_s_p50: Option<u64>,
+    pub estimated_wait_s_p90: Option<u64>,
     pub estimated_wait_s_max: Option<u64>,
     /// From that first answer to the 201, whole seconds rounded down.
     pub actual_wait_s_p50: Option<u64>,
+    pub actual_wait_s_p90: Option<u64>,
     pub actual_wait_s_max: Option<u64>,
     /// `|actual - estimated|` in seconds.
     pub error_s_p50: Option<u64>,
     pub error_s_max: Option<u64>,
+    /// Each citizen's estimate divided by its actual wait (at least 1 s), in hundredths:
+    /// 100 is exact, above 100 told too long, below told too short.
+    pub told_over_waited_pct_p10: Option<u64>,
+    pub told_over_waited_pct_p50: Option<u64>,
+    pub told_over_waited_pct_p90: Option<u64>,
+    /// Share whose estimate was within 2x of the actual wait either way.
+    pub within_2x_share: f64,
     /// Share whose actual wait was longer than estimated.
     pub underestimated_share: f64,
+    /// The most any citizen waited past its estimate, in seconds (0: nobody did).
+    pub late_s_max: u64,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -781,6 +792,7 @@ fn storm_report(
     let mut admitted_at = Vec::new();
     let mut ticketed_admissions = Vec::new();
     let (mut estimated, mut actual, mut error) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut told_over_waited_pct, mut within_2x, mut late_s_max) = (Vec::new(), 0usize, 0u64);
     let mut underestimated = 0usize;
     for journey in journeys {
         match &journey.end {
@@ -795,6 +807,11 @@ fn storm_report(
                     actual.push(waited_s);
                     error.push(waited_s.abs_diff(first.estimated_wait_s));
                     underestimated += usize::from(waited_s > first.estimated_wait_s);
+                    late_s_max = late_s_max.max(waited_s.saturating_sub(first.estimated_wait_s));
+                    let waited = at.duration_since(first.at).as_secs_f64().max(1.0);
+                    let ratio = first.estimated_wait_s as f64 / waited;
+                    told_over_waited_pct.push((ratio * 100.0).round() as u64);
+                    within_2x += usize::from((0.5..=2.0).contains(&ratio));
                 }
             }
             LoginEnd::Refused(answer) => *not_admitted.entry(format!("refused {answer}")).or_default() += 1,
@@ -803,8 +820,15 @@ fn storm_report(
         }
     }
     let compared = estimated.len();
+    let p90 = |mut samples: Vec<u64>| {
+        samples.sort_unstable();
+        stats::percentile(&samples, 0.9)
+    };
+    let (estimated_wait_s_p90, actual_wait_s_p90) = (p90(estimated.clone()), p90(actual.clone()));
     let (estimated_wait_s_p50, estimated_wait_s_max) = stats::median_and_max(estimated);
     let (actual_wait_s_p50, actual_wait_s_max) = stats::median_and_max(actual);
+    told_over_waited_pct.sort_unstable();
+    let ratio_at = |quantile| stats::percentile(&told_over_waited_pct, quantile);
     let (error_s_p50, error_s_max) = stats::median_and_max(error);
     let storm_max = sessions.held_max.load(Ordering::SeqCst);
     StormReport {
@@ -825,12 +849,19 @@ fn storm_report(
         wait_estimates: EstimateReport {
             compared,
             estimated_wait_s_p50,
+            estimated_wait_s_p90,
             estimated_wait_s_max,
             actual_wait_s_p50,
+            actual_wait_s_p90,
             actual_wait_s_max,
             error_s_p50,
             error_s_max,
+            told_over_waited_pct_p10: ratio_at(0.1),
+            told_over_waited_pct_p50: ratio_at(0.5),
+            told_over_waited_pct_p90: ratio_at(0.9),
+            within_2x_share: if compared == 0 { 0.0 } else { within_2x as f64 / compared as f64 },
             underestimated_share: if compared == 0 { 0.0 } else { underestimated as f64 / compared as f64 },
+            late_s_max,
         },
         login_attempts: journeys.iter().map(|journey| u64::from(journey.login_attempts)).sum(),
         waiting_room_polls: journeys.iter().map(|journey| u64::from(journey.polls)).sum(),
@@ -922,6 +953,18 @@ pub fn render(report: &CutoverReport) -> String {
         optional(estimate.error_s_p50),
         optional(estimate.error_s_max),
         estimate.underestimated_share * 100.0
+    );
+    let _ = writeln!(
+        out,
+        "                 p90 estimated {} actual {} s; told / waited p10 {} p50 {} p90 {} %; within 2x {:.1} %; \
+         latest past the estimate {} s",
+        optional(estimate.estimated_wait_s_p90),
+        optional(estimate.actual_wait_s_p90),
+        optional(estimate.told_over_waited_pct_p10),
+        optional(estimate.told_over_waited_pct_p50),
+        optional(estimate.told_over_waited_pct_p90),
+        estimate.within_2x_share * 100.0,
+        estimate.late_s_max
     );
     let _ = writeln!(
         out,
