@@ -107,7 +107,17 @@ pub struct OpeningDayArgs {
     pub poll_waiting_room: bool,
     #[arg(long, default_value_t = 8)]
     pub setup_concurrency: usize,
+    /// Register citizens until every cohort has `citizens / cohorts` of them, and run exactly
+    /// those. A city's hashed cohorts are equal to a tenth of a percent (930,000 citizens);
+    /// at a benchmark's few thousand they differ by a few percent, and with equal shares by rule
+    /// the full-bonus rate would measure the sample's sizes, not the server's fairness.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub equal_cohorts: bool,
 }
+
+/// Registration rounds at most when filling equal cohorts (each registers what the emptiest
+/// cohort lacks, times the cohorts, and half again).
+const EQUAL_COHORT_ROUNDS_MAX: usize = 8;
 
 impl OpeningDayArgs {
     fn check(&self) -> Result<(), String> {
@@ -373,13 +383,37 @@ pub async fn run(args: OpeningDayArgs) -> Result<(), String> {
             .await?;
 
     // Citizens: registered, their wallet ids kept (the cohort is computed from them).
-    let logins: Vec<String> = (0..args.citizens).map(|index| format!("lg-{run_id}-{index}")).collect();
-    let registered =
-        setup::for_each_bounded(logins.len(), args.setup_concurrency, Some("registering citizens"), |index| {
-            let (api, login) = (api.clone(), logins[index].clone());
+    let cohorts_only = wallet_core::ChargeBonusRules {
+        rate: wallet_core::Rate::ZERO,
+        monthly_charge_cap: wallet_core::Won::ZERO,
+        opens_at: now_utc(),
+        closes_at: now_utc(),
+        cohorts: args.cohorts,
+        cohort_interval_s: 0,
+    };
+    let cohort_target = args.citizens / args.cohorts as usize;
+    let mut logins: Vec<String> = Vec::new();
+    let mut registered: Vec<Result<String, String>> = Vec::new();
+    let mut wanted = args.citizens;
+    for _ in 0..EQUAL_COHORT_ROUNDS_MAX {
+        let first = logins.len();
+        logins.extend((first..first + wanted).map(|index| format!("lg-{run_id}-{index}")));
+        let round = setup::for_each_bounded(wanted, args.setup_concurrency, Some("registering citizens"), |offset| {
+            let (api, login) = (api.clone(), logins[first + offset].clone());
             async move { register_with_wallet(&api, &login, setup_deadline).await }
         })
         .await;
+        registered.extend(round);
+        if !args.equal_cohorts {
+            break;
+        }
+        let counts = cohort_counts(&registered, &cohorts_only);
+        let lacking = counts.iter().map(|count| cohort_target.saturating_sub(*count)).max().unwrap_or(0);
+        if lacking == 0 {
+            break;
+        }
+        wanted = lacking * args.cohorts as usize * 3 / 2 + 1;
+    }
     let registration_failed = registered.iter().filter(|result| result.is_err()).count();
     for error in registered.iter().filter_map(|result| result.as_ref().err()).take(5) {
         eprintln!("warning: {error}");
@@ -389,8 +423,31 @@ pub async fn run(args: OpeningDayArgs) -> Result<(), String> {
     }
     let payers = prepare_payers(&api, &run_id, &args, payer_charge_won, setup_deadline).await?;
 
+    // Who runs: everyone registered, or with equal cohorts the first `cohort_target` of each.
+    let mut taken = vec![0usize; args.cohorts as usize];
+    let mut running = Vec::new();
+    for (index, result) in registered.iter().enumerate() {
+        let Ok(wallet_id) = result else { continue };
+        let wallet = wallet_core::WalletId::parse(wallet_id)
+            .map_err(|error| format!("the server's wallet id {wallet_id:?} does not parse: {error:?}"))?;
+        let cohort = cohorts_only.cohort_of(&wallet);
+        if args.equal_cohorts {
+            if taken[cohort as usize] == cohort_target {
+                continue;
+            }
+            taken[cohort as usize] += 1;
+        }
+        running.push((index, cohort));
+    }
+    if args.equal_cohorts && taken.iter().any(|count| *count < cohort_target) {
+        return Err(format!(
+            "{} registrations filled the cohorts only to {taken:?} of {cohort_target}; lower --citizens",
+            registered.len()
+        ));
+    }
+
     // The program, created and funded last, opening after the quiet phase.
-    let budget_citizens = (args.budget_fraction * args.citizens as f64).round() as u64;
+    let budget_citizens = (args.budget_fraction * running.len() as f64).round() as u64;
     let budget_funded = budget_citizens * full;
     let lead_s = args.quiet_s.ceil() as i64 + OPENING_LEAD_EXTRA_S;
     let opens_at = DateTime::from_timestamp(now_utc().timestamp() + lead_s + 1, 0).expect("now is in range");
@@ -445,14 +502,15 @@ pub async fn run(args: OpeningDayArgs) -> Result<(), String> {
         cohorts: args.cohorts,
         cohort_interval_s: args.cohort_interval_s,
     };
-    let mut citizens = Vec::new();
-    for (index, result) in registered.iter().enumerate() {
-        let Ok(wallet_id) = result else { continue };
-        let wallet = wallet_core::WalletId::parse(wallet_id)
-            .map_err(|error| format!("the server's wallet id {wallet_id:?} does not parse: {error:?}"))?;
-        let cohort = rules.cohort_of(&wallet);
-        citizens.push(Citizen { index, login: logins[index].clone(), cohort, opens_at: rules.cohort_opens_at(cohort) });
-    }
+    let citizens: Vec<Citizen> = running
+        .into_iter()
+        .map(|(index, cohort)| Citizen {
+            index,
+            login: logins[index].clone(),
+            cohort,
+            opens_at: rules.cohort_opens_at(cohort),
+        })
+        .collect();
     if citizens.is_empty() {
         return Err("no citizen could be registered".to_owned());
     }
@@ -600,7 +658,8 @@ pub async fn run(args: OpeningDayArgs) -> Result<(), String> {
             "merchants": args.merchants, "payers": args.payers, "pay_rate": args.pay_rate, "quiet_s": args.quiet_s,
             "hold_s": args.hold_s, "reads_per_s": args.reads_per_s, "deadline_s": args.deadline_s,
             "retry_after_cap_s": args.retry_after_cap_s, "retry_jitter_ms": args.retry_jitter_ms,
-            "poll_waiting_room": args.poll_waiting_room, "in_flight_max": args.common.in_flight_max,
+            "poll_waiting_room": args.poll_waiting_room, "equal_cohorts": args.equal_cohorts,
+            "registrations": registered.len(), "in_flight_max": args.common.in_flight_max,
             "request_timeout_s": args.common.request_timeout_s,
         }),
         setup: SetupReport {
@@ -640,6 +699,17 @@ pub async fn run(args: OpeningDayArgs) -> Result<(), String> {
 
 /// Registers a citizen and returns its wallet id (`POST /v1/citizens` answers it), retrying 503s
 /// and connection failures a few times.
+/// Registered citizens per cohort.
+fn cohort_counts(registered: &[Result<String, String>], rules: &wallet_core::ChargeBonusRules) -> Vec<usize> {
+    let mut counts = vec![0; rules.cohorts as usize];
+    for wallet in registered.iter().filter_map(|result| result.as_ref().ok()) {
+        if let Ok(wallet) = wallet_core::WalletId::parse(wallet) {
+            counts[rules.cohort_of(&wallet) as usize] += 1;
+        }
+    }
+    counts
+}
+
 async fn register_with_wallet(api: &Api, login: &str, deadline: Instant) -> Result<String, String> {
     let mut last = String::new();
     for _ in 0..REGISTER_ATTEMPTS_MAX {
