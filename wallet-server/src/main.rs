@@ -244,6 +244,16 @@ fn server_clock(config: &Config, pool: &store::DbPool) -> Result<clock::Clock, S
     Ok(clock::Clock::new(true, offset_us.unwrap_or(0)))
 }
 
+/// The login throttle's keys, with the database's salt (kept now if this is the first server to
+/// start with the throttle on), so that every server of the database keys a login alike.
+fn throttle_keys(pool: &store::DbPool) -> Result<auth::throttle::Keys, String> {
+    let mut connection = pool.get().map_err(|error| format!("cannot connect to the database: {error}"))?;
+    let new_salt = hex::encode(rand::random::<[u8; 16]>());
+    let salt = store::login_failures::salt(&mut connection, &new_salt)
+        .map_err(|error| format!("cannot read the login throttle's salt: {error}"))?;
+    Ok(auth::throttle::Keys::new(salt.as_bytes()))
+}
+
 /// The password on the first line of standard input.
 fn read_password() -> Result<String, String> {
     let mut password = String::new();
@@ -344,6 +354,10 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
         ..defaults
     };
     let gate = admission::gate::Gate::new(limits, config.admission);
+    let throttle = match config.throttle {
+        Some(settings) => Some(auth::throttle::Throttle::new(settings, throttle_keys(&pool)?)),
+        None => None,
+    };
     actix_web::rt::System::new().block_on(async move {
         // With admission off, password work queues without bound, as a server without admission would.
         let argon2_queue_max = if config.admission { config.argon2_queue_max } else { usize::MAX };
@@ -353,7 +367,6 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
         let waiting_room = std::sync::Mutex::new(admission::waiting_room::WaitingRoom::new(prior));
         let sessions_active = auth::sessions::SessionCount::default();
         let requests = Arc::new(http::request_metrics());
-        let config_throttle = config.throttle;
         let state = web::Data::new(AppState {
             config,
             pool,
@@ -366,11 +379,12 @@ fn serve(config: Config, demo: bool) -> Result<(), String> {
             session_cache: auth::sessions::SessionCache::default(),
             started: std::time::Instant::now(),
             books: BooksCheck::default(),
-            throttle: config_throttle.map(|settings| std::sync::Mutex::new(auth::throttle::Throttle::new(settings))),
+            throttle: throttle.map(std::sync::Mutex::new),
             swept: store::expiry::SweptCounts::default(),
         });
         actix_web::rt::spawn(jobs::keep_line_and_sweeps(state.clone().into_inner()));
         actix_web::rt::spawn(jobs::keep_books_checked(state.clone().into_inner()));
+        actix_web::rt::spawn(jobs::keep_throttle_shared(state.clone().into_inner()));
         // Each request gets a tracing span with its request id (kept from X-Request-Id or made,
         // and sent back on every answer), method, route and status; the Authorization header
         // (the token) is never recorded. Outermost first: the request count, security headers

@@ -8,7 +8,8 @@
 //!   [`Settings::login_per_minute`]. An attempt is charged when it starts, so concurrent guesses
 //!   count too, and is given back when no password was checked (waiting room, overload, no
 //!   password yet) or the password was right. So only failures count, and a refusal's
-//!   Retry-After is at most one interval (60 s by default). A right password does not clear the
+//!   Retry-After is at most one interval (60 s by default; more only after guesses spread over
+//!   several servers, below). A right password does not clear the
 //!   failures before it: they drain at the login's rate, or the owner's every login would hand a
 //!   guesser a fresh burst (measured: 65 guesses in two minutes instead of 7 when it did).
 //! - **per client address** (an IPv4 address, or an IPv6 /64, one subscriber's block):
@@ -24,12 +25,27 @@
 //!
 //! Both maps are bounded by [`Settings::entries_max`]: records that have nothing left to say are
 //! purged every few seconds ([`Throttle::purge`]); when a map is full of live records, an
-//! arbitrary one (the map's randomly seeded hash order) makes room. In memory, per server: with
-//! several servers, each throttles what it sees.
+//! arbitrary one (the map's randomly seeded hash order) makes room.
+//!
+//! **One throttle for all the servers of a database.** The maps are in memory, per server; each
+//! failure is also kept for sharing ([`Throttle::take_unshared`], at most [`UNSHARED_MAX`]), and
+//! `jobs::throttle` writes them to the database and charges the other servers' here
+//! ([`Throttle::charge_shared`]) every 500 ms. So a failure on one server counts on every other
+//! within two of those syncs (about a second). Attempts that land on several servers within that
+//! second are each let through if that server's bucket had room, and all are charged everywhere
+//! after: the bucket then runs over, up to [`SHARED_OVERRUN_BURSTS`] bursts, and its wait grows
+//! with it, so a guesser spreading over servers is paid back by waiting, not handed a rate. Before
+//! (each server with its own budget), 2 servers took twice the guesses forever.
+//!
+//! Logins and addresses are keyed by salted 64-bit digests ([`Keys`]), the form they are shared
+//! in: the shared table holds no login as typed (a password typed in the login box would
+//! otherwise be written down) and no client address.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
+
+use sha2::{Digest, Sha256};
 
 /// A throttled login still takes this many attempts at once from addresses that are not failing.
 pub const BYPASS_BURST: i64 = 3;
@@ -37,6 +53,15 @@ pub const BYPASS_BURST: i64 = 3;
 pub const BYPASS_INTERVAL_MS: i64 = 20_000;
 /// An address with no failed login for this long counts as not failing.
 pub const CLEAN_AFTER_MS: i64 = 15 * 60 * 1_000;
+/// Failures kept for sharing until the next sync takes them, at most: a sync takes them every
+/// 500 ms, and one server checks far fewer than this many passwords a second; more are dropped
+/// (counted), so a database that cannot be written for a while costs memory up to this only.
+pub const UNSHARED_MAX: usize = 10_000;
+/// Failures shared by other servers may run a bucket over its burst by this many bursts (so a
+/// wait of up to this many bursts' intervals more): what guesses spread over several servers
+/// within one sync took beyond the budget is paid back by waiting, within a bound (6 minutes
+/// for a login and 102 s for an address, by default).
+pub const SHARED_OVERRUN_BURSTS: i64 = 1;
 
 /// The throttle's limits (`WALLET_THROTTLE_*`).
 #[derive(Clone, Copy, Debug)]
@@ -95,6 +120,61 @@ impl Source {
     }
 }
 
+/// A login as the throttle keys it (see [`Keys`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LoginKey(pub i64);
+
+/// A client address ([`Source`]) as the throttle keys it (see [`Keys`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AddressKey(pub i64);
+
+/// Makes the throttle's keys: the first 8 bytes of SHA-256 over the database's salt, a tag for
+/// the kind, and the login or the address. Every server of a database has the same salt
+/// (`store::login_failures::salt`), so they key a login alike and can charge each other's
+/// failures. Why digests: the keys are written to the shared table, and a login field sometimes
+/// holds a password typed in the wrong box; an address is personal data. The salt keeps a
+/// table of digests made once from serving every database; it is kept in the same database, so
+/// whoever reads that table could still try every IPv4 address: the rows are kept a minute only.
+/// Why 64 bits: two of 100,000 logins share a record with a chance of about 3 in 10^10, and
+/// without the salt nobody can make two collide on purpose.
+#[derive(Clone)]
+pub struct Keys {
+    salt: Vec<u8>,
+}
+
+impl Keys {
+    pub fn new(salt: &[u8]) -> Keys {
+        Keys { salt: salt.to_vec() }
+    }
+
+    fn digest(&self, tag: u8, value: &[u8]) -> i64 {
+        let digest = Sha256::new().chain_update(&self.salt).chain_update([tag]).chain_update(value).finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        i64::from_be_bytes(first)
+    }
+
+    pub fn login(&self, login: &str) -> LoginKey {
+        LoginKey(self.digest(b'l', login.as_bytes()))
+    }
+
+    pub fn address(&self, source: Source) -> AddressKey {
+        AddressKey(match source {
+            Source::V4(v4) => self.digest(b'4', &v4.to_be_bytes()),
+            Source::V6Prefix(prefix) => self.digest(b'6', &prefix.to_be_bytes()),
+        })
+    }
+}
+
+/// A failed login as the servers share it: its keys (`None` for a login that cannot exist or an
+/// unknown address) and when it failed, on the clock of the server that saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub login: Option<LoginKey>,
+    pub address: Option<AddressKey>,
+    pub failed_ms: i64,
+}
+
 /// Why an attempt was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
@@ -121,8 +201,8 @@ enum Charge {
 /// [`Throttle::succeeded`] or [`Throttle::abandoned`].
 #[derive(Debug)]
 pub struct Attempt {
-    login: Option<String>,
-    source: Option<Source>,
+    login: Option<LoginKey>,
+    source: Option<AddressKey>,
     charge: Charge,
 }
 
@@ -138,12 +218,21 @@ struct AddressRecord {
 
 pub struct Throttle {
     settings: Settings,
-    logins: HashMap<String, LoginRecord>,
-    addresses: HashMap<Source, AddressRecord>,
+    keys: Keys,
+    logins: HashMap<LoginKey, LoginRecord>,
+    addresses: HashMap<AddressKey, AddressRecord>,
+    /// Failures seen here, not yet taken for sharing, oldest first.
+    unshared: Vec<Failure>,
     /// Attempts refused, since the start.
     pub refused_total: u64,
     /// Live records dropped to make room, since the start.
     pub evicted_total: u64,
+    /// Failures of other servers charged here, since the start.
+    pub shared_in_total: u64,
+    /// Failures seen here and written for the other servers, since the start.
+    pub shared_out_total: u64,
+    /// Failures seen here and never shared ([`UNSHARED_MAX`] were waiting), since the start.
+    pub unshared_dropped_total: u64,
 }
 
 /// Whether a bucket with arrival time `tat_ms` has room for one more at `now_ms`, and if not,
@@ -154,6 +243,13 @@ fn wait_ms(tat_ms: i64, now_ms: i64, burst: i64, interval_ms: i64) -> i64 {
 
 fn seconds_rounded_up(ms: i64) -> u64 {
     u64::try_from(ms.max(1)).unwrap_or(1).div_ceil(1_000)
+}
+
+/// A bucket's arrival time `tat_ms` (`None`: no record) after one more charge at `at_ms`, run
+/// over by at most [`SHARED_OVERRUN_BURSTS`] bursts beyond a full bucket at `now_ms`.
+fn overrun(tat_ms: Option<i64>, at_ms: i64, now_ms: i64, burst: i64, interval_ms: i64) -> i64 {
+    let full_ms = now_ms + burst * interval_ms;
+    (tat_ms.unwrap_or(at_ms).max(at_ms) + interval_ms).min(full_ms + SHARED_OVERRUN_BURSTS * burst * interval_ms)
 }
 
 /// Makes room for a new key in `map` (at most `max` entries); true when a live record was dropped.
@@ -168,14 +264,27 @@ fn make_room<K: Clone + Eq + Hash, V>(map: &mut HashMap<K, V>, max: usize) -> bo
 }
 
 impl Throttle {
-    pub fn new(settings: Settings) -> Throttle {
-        Throttle { settings, logins: HashMap::new(), addresses: HashMap::new(), refused_total: 0, evicted_total: 0 }
+    pub fn new(settings: Settings, keys: Keys) -> Throttle {
+        Throttle {
+            settings,
+            keys,
+            logins: HashMap::new(),
+            addresses: HashMap::new(),
+            unshared: Vec::new(),
+            refused_total: 0,
+            evicted_total: 0,
+            shared_in_total: 0,
+            shared_out_total: 0,
+            unshared_dropped_total: 0,
+        }
     }
 
     /// Asks whether an attempt at `login` (`None` for one that cannot exist) from `source`
     /// (`None` when unknown) may check its password now.
     pub fn begin(&mut self, login: Option<&str>, source: Option<Source>, now_ms: i64) -> Result<Attempt, Refusal> {
         let settings = self.settings;
+        let source = source.map(|source| self.keys.address(source));
+        let login = login.map(|login| self.keys.login(login));
         let address = source.and_then(|source| self.addresses.get(&source));
         if let Some(record) = address {
             let wait = wait_ms(record.tat_ms, now_ms, settings.address_burst, settings.address_interval_ms());
@@ -187,11 +296,10 @@ impl Throttle {
         // An unknown address may be a proxy's for many: it never counts as not failing.
         let clean = source.is_some() && address.is_none_or(|record| now_ms - record.failed_ms >= CLEAN_AFTER_MS);
         let Some(login) = login else { return Ok(Attempt { login: None, source, charge: Charge::None }) };
-        if !self.logins.contains_key(login) && make_room(&mut self.logins, settings.entries_max) {
+        if !self.logins.contains_key(&login) && make_room(&mut self.logins, settings.entries_max) {
             self.evicted_total += 1;
         }
-        let record =
-            self.logins.entry(login.to_owned()).or_insert(LoginRecord { tat_ms: now_ms, bypass_tat_ms: now_ms });
+        let record = self.logins.entry(login).or_insert(LoginRecord { tat_ms: now_ms, bypass_tat_ms: now_ms });
         let interval_ms = settings.login_interval_ms();
         let wait = wait_ms(record.tat_ms, now_ms, settings.login_burst, interval_ms);
         let charge = if wait <= 0 {
@@ -204,12 +312,14 @@ impl Throttle {
             self.refused_total += 1;
             return Err(Refusal { reason: Reason::Login, retry_after_s: seconds_rounded_up(wait) });
         };
-        Ok(Attempt { login: Some(login.to_owned()), source, charge })
+        Ok(Attempt { login: Some(login), source, charge })
     }
 
-    /// The password was wrong: the login keeps its charge, the address is charged.
+    /// The password was wrong: the login keeps its charge, the address is charged, and the
+    /// failure is kept for sharing.
     pub fn failed(&mut self, attempt: Attempt, now_ms: i64) {
         let settings = self.settings;
+        self.keep_unshared(Failure { login: attempt.login, address: attempt.source, failed_ms: now_ms });
         if let Some(source) = attempt.source {
             if !self.addresses.contains_key(&source) && make_room(&mut self.addresses, settings.entries_max) {
                 self.evicted_total += 1;
@@ -223,7 +333,7 @@ impl Throttle {
             record.failed_ms = now_ms;
         }
         if attempt.charge == Charge::Bypass {
-            if let Some(record) = attempt.login.as_deref().and_then(|login| self.logins.get_mut(login)) {
+            if let Some(record) = attempt.login.and_then(|login| self.logins.get_mut(&login)) {
                 let interval_ms = settings.login_interval_ms();
                 record.tat_ms =
                     (record.tat_ms.max(now_ms) + interval_ms).min(now_ms + settings.login_burst * interval_ms);
@@ -238,11 +348,80 @@ impl Throttle {
 
     /// No password was checked: the attempt's charge is given back.
     pub fn abandoned(&mut self, attempt: Attempt) {
-        let Some(record) = attempt.login.as_deref().and_then(|login| self.logins.get_mut(login)) else { return };
+        let Some(record) = attempt.login.and_then(|login| self.logins.get_mut(&login)) else { return };
         match attempt.charge {
             Charge::Login => record.tat_ms -= self.settings.login_interval_ms(),
             Charge::Bypass => record.bypass_tat_ms -= BYPASS_INTERVAL_MS,
             Charge::None => {}
+        }
+    }
+
+    /// Charges a failure another server saw as if it had failed here: one to its login and one
+    /// to its address, at the time it failed (taken as `now_ms` at the latest: another server's
+    /// clock may be ahead). Unlike a failure here, it may run a bucket over, up to
+    /// [`SHARED_OVERRUN_BURSTS`] bursts: it was let through elsewhere while this server's
+    /// bucket had no room, and the wait pays it back.
+    pub fn charge_shared(&mut self, failure: Failure, now_ms: i64) {
+        let settings = self.settings;
+        let at_ms = failure.failed_ms.min(now_ms);
+        self.shared_in_total += 1;
+        if let Some(login) = failure.login {
+            let interval_ms = settings.login_interval_ms();
+            let record = self.logins.get(&login);
+            let tat_ms = overrun(record.map(|record| record.tat_ms), at_ms, now_ms, settings.login_burst, interval_ms);
+            // A failure already spent makes no record.
+            if record.is_some() || tat_ms > now_ms {
+                if record.is_none() && make_room(&mut self.logins, settings.entries_max) {
+                    self.evicted_total += 1;
+                }
+                self.logins.entry(login).or_insert(LoginRecord { tat_ms, bypass_tat_ms: now_ms }).tat_ms = tat_ms;
+            }
+        }
+        if let Some(address) = failure.address {
+            let interval_ms = settings.address_interval_ms();
+            let record = self.addresses.get(&address);
+            let tat_ms =
+                overrun(record.map(|record| record.tat_ms), at_ms, now_ms, settings.address_burst, interval_ms);
+            let failed_ms = record.map_or(at_ms, |record| record.failed_ms.max(at_ms));
+            if record.is_some() || tat_ms > now_ms || now_ms - failed_ms < CLEAN_AFTER_MS {
+                if record.is_none() && make_room(&mut self.addresses, settings.entries_max) {
+                    self.evicted_total += 1;
+                }
+                self.addresses.insert(address, AddressRecord { tat_ms, failed_ms });
+            }
+        }
+    }
+
+    /// Takes the failures seen here since the last take, oldest first, for sharing.
+    pub fn take_unshared(&mut self) -> Vec<Failure> {
+        std::mem::take(&mut self.unshared)
+    }
+
+    /// Notes how a take ended: `written` were shared; `unwritten` (the writing failed) are kept
+    /// again for the next sync, before any failure since, as far as [`UNSHARED_MAX`] allows.
+    pub fn return_unshared(&mut self, written: usize, unwritten: Vec<Failure>) {
+        self.shared_out_total += written as u64;
+        if unwritten.is_empty() {
+            return;
+        }
+        let since = std::mem::replace(&mut self.unshared, unwritten);
+        for failure in since {
+            self.keep_unshared(failure);
+        }
+        if self.unshared.len() > UNSHARED_MAX {
+            self.unshared_dropped_total += (self.unshared.len() - UNSHARED_MAX) as u64;
+            self.unshared.truncate(UNSHARED_MAX);
+        }
+    }
+
+    fn keep_unshared(&mut self, failure: Failure) {
+        if failure.login.is_none() && failure.address.is_none() {
+            return;
+        }
+        if self.unshared.len() < UNSHARED_MAX {
+            self.unshared.push(failure);
+        } else {
+            self.unshared_dropped_total += 1;
         }
     }
 
@@ -265,8 +444,12 @@ mod tests {
     const HOME: Source = Source::V4(0x0a00_0001);
     const GUESSER: Source = Source::V4(0x0a00_0002);
 
+    fn keys() -> Keys {
+        Keys::new(b"the database's salt")
+    }
+
     fn throttle() -> Throttle {
-        Throttle::new(Settings::default())
+        Throttle::new(Settings::default(), keys())
     }
 
     /// Fails `count` attempts at `login` from `source` at `now_ms`; panics if one is refused.
@@ -380,7 +563,7 @@ mod tests {
 
     #[test]
     fn maps_stay_within_their_bound_and_purge_what_is_spent() {
-        let mut throttle = Throttle::new(Settings { entries_max: 1_000, ..Settings::default() });
+        let mut throttle = Throttle::new(Settings { entries_max: 1_000, ..Settings::default() }, keys());
         for index in 0..3_000u32 {
             fail(&mut throttle, &format!("user{index}"), Source::V4(index), 1, 0);
         }
@@ -391,5 +574,118 @@ mod tests {
         assert_eq!(throttle.entries(), (0, 1_000));
         throttle.purge(CLEAN_AFTER_MS);
         assert_eq!(throttle.entries(), (0, 0));
+    }
+    /// Charges every failure `from` has kept for sharing to `to`, at `now_ms`.
+    fn share(from: &mut Throttle, to: &mut Throttle, now_ms: i64) {
+        let failures = from.take_unshared();
+        from.return_unshared(failures.len(), Vec::new());
+        for failure in failures {
+            to.charge_shared(failure, now_ms);
+        }
+    }
+
+    #[test]
+    fn failures_on_another_server_count_here() {
+        let (mut one, mut other) = (throttle(), throttle());
+        fail(&mut one, "kim", GUESSER, 5, 0);
+        let before = other.begin(Some("kim"), Some(GUESSER), 500).unwrap();
+        other.abandoned(before);
+        share(&mut one, &mut other, 500);
+        let refusal = other.begin(Some("kim"), Some(GUESSER), 500).unwrap_err();
+        assert_eq!(refusal, Refusal { reason: Reason::Login, retry_after_s: 60 });
+        assert_eq!((one.shared_out_total, other.shared_in_total), (5, 5));
+        // The guesser's address failed, so it is not clean on the other server either; an
+        // address that did not fail still bypasses.
+        assert!(other.begin(Some("kim"), Some(GUESSER), 21_000).is_err());
+        assert!(other.begin(Some("kim"), Some(HOME), 21_000).is_ok());
+        // The address's failures count there too: 45 more anywhere, and it waits everywhere.
+        for index in 0..45 {
+            fail(&mut one, &format!("user{index}"), GUESSER, 1, 1_000);
+        }
+        share(&mut one, &mut other, 1_500);
+        assert_eq!(other.begin(Some("lee"), Some(GUESSER), 1_500).unwrap_err().reason, Reason::Address);
+    }
+
+    #[test]
+    fn guesses_spread_over_servers_within_one_sync_are_paid_back_by_waiting() {
+        let (mut one, mut other) = (throttle(), throttle());
+        // Both servers let the burst through before either hears of the other's.
+        fail(&mut one, "kim", GUESSER, 5, 0);
+        fail(&mut other, "kim", GUESSER, 5, 0);
+        share(&mut one, &mut other, 500);
+        share(&mut other, &mut one, 500);
+        // Ten failures against a budget of 5: the five over it are waited out, one a minute.
+        for throttle in [&mut one, &mut other] {
+            let refusal = throttle.begin(Some("kim"), Some(GUESSER), 500).unwrap_err();
+            assert_eq!(refusal, Refusal { reason: Reason::Login, retry_after_s: 360 });
+            assert!(throttle.begin(Some("kim"), Some(GUESSER), 359_999).is_err());
+            let attempt = throttle.begin(Some("kim"), Some(GUESSER), 360_000).unwrap();
+            throttle.abandoned(attempt);
+        }
+        // Charges beyond one burst over are not kept: the wait stays bounded.
+        let mut third = throttle();
+        for _ in 0..100 {
+            third.charge_shared(Failure { login: Some(keys().login("lee")), address: None, failed_ms: 0 }, 0);
+        }
+        assert_eq!(third.begin(Some("lee"), None, 0).unwrap_err().retry_after_s, 360);
+    }
+
+    #[test]
+    fn shared_failures_already_spent_make_no_record() {
+        let mut throttle = throttle();
+        let key = keys().login("kim");
+        let address = keys().address(GUESSER);
+        // A login's failure is spent after a minute; an address stays failing for 15 minutes.
+        throttle.charge_shared(Failure { login: Some(key), address: Some(address), failed_ms: 0 }, 60_000);
+        assert_eq!(throttle.entries(), (0, 1));
+        throttle.charge_shared(Failure { login: Some(key), address: Some(address), failed_ms: 0 }, CLEAN_AFTER_MS);
+        assert_eq!(throttle.entries(), (0, 1), "the record already held is updated");
+        throttle.purge(CLEAN_AFTER_MS);
+        assert_eq!(throttle.entries(), (0, 0));
+        // Another server's clock ahead of this one's: charged as now.
+        throttle.charge_shared(Failure { login: Some(key), address: None, failed_ms: 10_000_000 }, 0);
+        let refusal = throttle.begin(Some("kim"), Some(HOME), 0);
+        assert!(refusal.is_ok(), "one failure of five");
+        assert_eq!(throttle.shared_in_total, 3);
+    }
+
+    #[test]
+    fn keys_are_the_same_on_every_server_of_a_database_and_only_there() {
+        let (one, other) = (keys(), keys());
+        assert_eq!(one.login("kim"), other.login("kim"));
+        assert_eq!(one.address(GUESSER), other.address(GUESSER));
+        assert_ne!(one.login("kim"), one.login("lee"));
+        assert_ne!(one.address(GUESSER), one.address(HOME));
+        assert_ne!(one.address(Source::V4(7)).0, one.address(Source::V6Prefix(7)).0);
+        let elsewhere = Keys::new(b"another database's salt");
+        assert_ne!(one.login("kim"), elsewhere.login("kim"));
+        assert_ne!(one.address(GUESSER), elsewhere.address(GUESSER));
+    }
+
+    #[test]
+    fn failures_wait_for_sharing_within_their_bound() {
+        let mut throttle = throttle();
+        // A failure with neither key (a login that cannot exist, an unknown address) says
+        // nothing to another server.
+        let attempt = throttle.begin(None, None, 0).unwrap();
+        throttle.failed(attempt, 0);
+        assert!(throttle.take_unshared().is_empty());
+        for index in 0..UNSHARED_MAX + 5 {
+            let attempt = throttle.begin(Some(&format!("user{index}")), None, 0).unwrap();
+            throttle.failed(attempt, 0);
+        }
+        assert_eq!(throttle.unshared_dropped_total, 5);
+        let taken = throttle.take_unshared();
+        assert_eq!(taken.len(), UNSHARED_MAX);
+        assert_eq!(taken[0].login, Some(keys().login("user0")));
+        // A write that failed: its failures go back before the ones since, within the bound.
+        let attempt = throttle.begin(Some("later"), None, 1).unwrap();
+        throttle.failed(attempt, 1);
+        throttle.return_unshared(0, taken);
+        assert_eq!(throttle.unshared_dropped_total, 6);
+        let again = throttle.take_unshared();
+        assert_eq!((again.len(), again[0].login), (UNSHARED_MAX, Some(keys().login("user0"))));
+        throttle.return_unshared(again.len(), Vec::new());
+        assert_eq!(throttle.shared_out_total, UNSHARED_MAX as u64);
     }
 }

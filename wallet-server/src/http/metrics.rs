@@ -339,6 +339,19 @@ pub async fn scrape(state: State, requests: web::Data<RequestMetrics>) -> Result
             "Live throttle records dropped to stay within WALLET_THROTTLE_ENTRIES_MAX.",
             throttle.evicted_total,
         );
+        out.family(
+            "wallet_login_failures_shared_total",
+            "counter",
+            "Failed logins shared through the database: written for the other servers (out), theirs charged here (in).",
+        );
+        out.sample("wallet_login_failures_shared_total", &[("way", "out")], throttle.shared_out_total);
+        out.sample("wallet_login_failures_shared_total", &[("way", "in")], throttle.shared_in_total);
+        out.single(
+            "wallet_login_failures_unshared_total",
+            "counter",
+            "Failed logins never shared with the other servers: too many waited for a database that could not be written.",
+            throttle.unshared_dropped_total,
+        );
     }
     let (idempotency_swept, codes_swept) = state.swept.totals();
     out.family(

@@ -97,6 +97,7 @@ pub mod handover_exports;
 pub mod history;
 pub mod idempotency;
 pub mod ledger_state;
+pub mod login_failures;
 pub mod merchants;
 pub mod money;
 pub mod password_resets;

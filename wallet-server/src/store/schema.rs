@@ -124,6 +124,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    login_failures (seq) {
+        seq -> BigInt,
+        server_id -> BigInt,
+        login_key -> Nullable<BigInt>,
+        address_key -> Nullable<BigInt>,
+        failed_ms -> BigInt,
+    }
+}
+
+diesel::table! {
     merchants (merchant_id) {
         merchant_id -> Text,
         name -> Text,
@@ -280,6 +290,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    throttle_salt (id) {
+        id -> Integer,
+        salt -> Text,
+    }
+}
+
+diesel::table! {
     waiting_tickets (seq) {
         seq -> BigInt,
         ticket -> Text,
@@ -332,6 +349,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     history,
     idempotency,
     ledger_state,
+    login_failures,
     merchants,
     password_resets,
     payment_allowances,
@@ -346,6 +364,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     settlement_lines,
     settlements,
     test_clock,
+    throttle_salt,
     waiting_tickets,
     wallets,
 );

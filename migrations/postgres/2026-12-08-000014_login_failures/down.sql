@@ -1,0 +1,2 @@
+DROP TABLE throttle_salt;
+DROP TABLE login_failures;
