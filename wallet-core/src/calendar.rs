@@ -81,6 +81,11 @@ impl BusinessDate {
         self.0.pred_opt().map(BusinessDate)
     }
 
+    /// The instant the day begins: 00:00 KST (the previous day's [`BusinessDate::end`]).
+    pub fn start(self) -> Option<DateTime<Utc>> {
+        self.previous()?.end()
+    }
+
     /// The instant the day ends: 24:00 KST, the first instant of the next day. An allowance
     /// granted "until" a date may be spent up to, not including, this instant.
     pub fn end(self) -> Option<DateTime<Utc>> {

@@ -198,6 +198,12 @@ pub enum Rejection {
     UnknownMerchant(MerchantId),
     #[error("no payment {0} of this merchant")]
     UnknownPayment(TxId),
+    #[error("wallet {0} is locked by the city: it cannot pay, charge, gift or issue payment codes; the citizen must \
+             ask the city to unlock it")]
+    WalletLocked(WalletId),
+    #[error("merchant {0} is suspended by the city: it cannot take payments (refunds still work); ask the city to \
+             reinstate it")]
+    MerchantSuspended(MerchantId),
     #[error("a gift to one's own wallet is not possible; choose another wallet")]
     GiftToSelf,
     #[error("business date {date} cannot be closed yet: only dates before today ({today}, KST) can be closed")]

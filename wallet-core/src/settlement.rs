@@ -17,6 +17,10 @@ pub struct MerchantState {
     /// What programs decide eligibility by (PROGRAMS.md); the core only reads them.
     pub category: Option<String>,
     pub annual_revenue: Option<Won>,
+    /// The city suspended the merchant: it takes no payment, but still refunds (a citizen must
+    /// get money back) and is settled for what it sold. Set by the city, never by a command: the
+    /// core only reads it, as the server loads it with the balances.
+    pub suspended: bool,
 }
 
 /// One merchant's activity on one business date.

@@ -24,6 +24,11 @@ pub struct WalletState {
     pub bonus: Won,
     /// The month's counters, as of the month they name. A later month reads them as zero.
     pub counters: MonthCounters,
+    /// The city locked the wallet (a lost phone, suspected fraud): it charges, gifts, issues
+    /// payment codes and pays no more, and a code issued before the lock pays nothing; it still
+    /// receives (gifts, refunds, grants) and keeps its balance. Set by the city, never by a
+    /// command: the core only reads it, as the server loads it with the balance.
+    pub locked: bool,
 }
 
 /// A wallet's running totals for one KST month: what the monthly limits are measured against.
@@ -61,7 +66,7 @@ impl MonthCounters {
 impl WalletState {
     /// A new, empty wallet.
     pub fn new(month: Month) -> WalletState {
-        WalletState { balance: Won::ZERO, bonus: Won::ZERO, counters: MonthCounters::zero(month) }
+        WalletState { balance: Won::ZERO, bonus: Won::ZERO, counters: MonthCounters::zero(month), locked: false }
     }
 
     /// The own purse: what may be gifted.

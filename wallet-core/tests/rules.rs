@@ -653,4 +653,74 @@ fn a_grant_id_granted_before_is_refused_by_name_and_nothing_is_granted() {
     assert_eq!(refusal, Rejection::GrantsRefused { rows: vec![(1, GrantProblem::GrantExists)] });
     assert_eq!(ledger.book.program(&program).unwrap().budget, before, "nothing was granted");
     assert_eq!(ledger.shown("bob"), ledger.balance("bob"), "bob got no allowance");
+
+/// The city's lock, as the server loads it: the flag on the wallet's state.
+fn set_locked(ledger: &mut Ledger, name: &str, locked: bool) {
+    let mut state = ledger.book.wallet(&wallet_id(name)).unwrap().clone();
+    state.locked = locked;
+    ledger.book.load_wallet(wallet_id(name), state);
+}
+
+/// The city's suspension, as the server loads it: the flag on the merchant's state.
+fn set_suspended(ledger: &mut Ledger, name: &str, suspended: bool) {
+    let mut state = ledger.book.merchant(&merchant_id(name)).unwrap().clone();
+    state.suspended = suspended;
+    ledger.book.load_merchant(merchant_id(name), state);
+}
+
+#[test]
+fn a_locked_wallet_neither_pays_charges_gifts_nor_issues_codes_but_still_receives() {
+    let mut ledger = Ledger::new();
+    ledger.charge("alice", 50_000).unwrap();
+    let payment = ledger.pay("bakery", "alice", 10_000).unwrap();
+    let Receipt::Paid { payment_id, .. } = payment.receipt else { panic!("a payment receipt") };
+    // A code shown before the lock pays nothing after it.
+    let early = ledger.issue_code("alice");
+    set_locked(&mut ledger, "alice", true);
+    let before = ledger.book.clone();
+    let locked = Rejection::WalletLocked(wallet_id("alice"));
+    assert_eq!(ledger.pay_with("bakery", early.clone(), 100).unwrap_err(), locked);
+    assert_eq!(ledger.charge("alice", 100).unwrap_err(), locked);
+    assert_eq!(ledger.gift("alice", "bob", 100).unwrap_err(), locked);
+    let code = PaymentCode::parse("after-the-lock").unwrap();
+    assert_eq!(ledger.apply(Command::IssueCode { code, wallet: wallet_id("alice") }).unwrap_err(), locked);
+    assert_eq!(ledger.book, before, "every refusal changed nothing, the code stays unused");
+    assert!(locked.to_string().contains("ask the city to unlock it"), "{locked}");
+    // It still receives: a gift, and a refund of its payment (less the cashback it reverses).
+    let held = ledger.balance("alice");
+    ledger.charge("bob", 5_000).unwrap();
+    ledger.gift("bob", "alice", 5_000).unwrap();
+    assert_eq!(ledger.balance("alice"), held.checked_add(won(5_000)).unwrap());
+    let refund = ledger.refund("bakery", &payment_id, 10_000).unwrap();
+    let Receipt::Refunded { cashback_reversed, .. } = refund.receipt else { panic!("a refund receipt") };
+    let returned = won(10_000).checked_sub(cashback_reversed).unwrap();
+    assert_eq!(ledger.balance("alice"), held.checked_add(won(5_000)).unwrap().checked_add(returned).unwrap());
+    set_locked(&mut ledger, "alice", false);
+    ledger.pay_with("bakery", early, 100).unwrap();
+}
+
+#[test]
+fn a_suspended_merchant_takes_no_payment_but_refunds_and_is_settled() {
+    let mut ledger = Ledger::new();
+    ledger.charge("alice", 50_000).unwrap();
+    let payment = ledger.pay("bakery", "alice", 10_000).unwrap();
+    let Receipt::Paid { payment_id, .. } = payment.receipt else { panic!("a payment receipt") };
+    let code = ledger.issue_code("alice");
+    set_suspended(&mut ledger, "bakery", true);
+    let before = ledger.book.clone();
+    let suspended = Rejection::MerchantSuspended(merchant_id("bakery"));
+    assert_eq!(ledger.pay_with("bakery", code.clone(), 100).unwrap_err(), suspended);
+    // Said before the code is looked at: a fresh code would not help.
+    let unknown = PaymentCode::parse("never-issued").unwrap();
+    assert_eq!(ledger.pay_with("bakery", unknown, 100).unwrap_err(), suspended);
+    assert_eq!(ledger.book, before, "the refusal changed nothing, the code stays usable");
+    ledger.refund("bakery", &payment_id, 4_000).unwrap();
+    // Its sales of the day close as any merchant's.
+    ledger.advance(24 * 3_600);
+    let closed = ledger.close("2026-12-10").unwrap();
+    let Receipt::DayClosed { settlement, .. } = closed.receipt else { panic!("a close receipt") };
+    let line = settlement.lines.iter().find(|line| line.merchant_id == merchant_id("bakery")).expect("bakery's line");
+    assert_eq!((line.payments_amount, line.refunds_amount), (won(10_000), won(4_000)));
+    // Another merchant takes the code the suspended one could not.
+    ledger.pay_with("grocer", code, 100).unwrap();
 }

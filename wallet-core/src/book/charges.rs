@@ -32,6 +32,9 @@ impl Book {
         now: DateTime<Utc>,
     ) -> Result<Outcome, Rejection> {
         let wallet = self.wallets.get(wallet_id).ok_or_else(|| Rejection::UnknownWallet(wallet_id.clone()))?;
+        if wallet.locked {
+            return Err(Rejection::WalletLocked(wallet_id.clone()));
+        }
         let mut counters = wallet.counters_in(Month::of(now));
         let limit = self.policy.monthly_charge_limit;
         let charged_after = counters.charged.checked_add(amount.won())?;

@@ -417,6 +417,10 @@ impl Book {
         }
         let sender = self.wallets.get(from).ok_or_else(|| Rejection::UnknownWallet(from.clone()))?;
         let receiver = self.wallets.get(to).ok_or_else(|| Rejection::UnknownWallet(to.clone()))?;
+        // A locked wallet gives nothing; a gift to one still arrives (its balance is kept).
+        if sender.locked {
+            return Err(Rejection::WalletLocked(from.clone()));
+        }
         // Only the own purse may be gifted (PROGRAMS.md): bonus and allowances are city money.
         if sender.own() < amount.won() {
             return Err(Rejection::InsufficientFunds {
@@ -463,8 +467,9 @@ impl Book {
     }
 
     fn issue_code(&mut self, code: &PaymentCode, wallet: &WalletId, now: DateTime<Utc>) -> Result<Outcome, Rejection> {
-        if !self.wallets.contains_key(wallet) {
-            return Err(Rejection::UnknownWallet(wallet.clone()));
+        let state = self.wallets.get(wallet).ok_or_else(|| Rejection::UnknownWallet(wallet.clone()))?;
+        if state.locked {
+            return Err(Rejection::WalletLocked(wallet.clone()));
         }
         // The caller mints codes from 128 random bits: one issued twice is a broken caller.
         assert!(!self.codes.contains_key(code), "payment code issued twice");

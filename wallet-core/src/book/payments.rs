@@ -164,12 +164,22 @@ impl Book {
         amount: Amount,
         now: DateTime<Utc>,
     ) -> Result<PaymentPlan, Rejection> {
+        let merchant =
+            self.merchants.get(merchant_id).ok_or_else(|| Rejection::UnknownMerchant(merchant_id.clone()))?;
+        // A suspended merchant hears so whatever the code, so the terminal does not ask the
+        // customer for a fresh one in vain.
+        if merchant.suspended {
+            return Err(Rejection::MerchantSuspended(merchant_id.clone()));
+        }
         let code_state = self.codes.get(code).ok_or(Rejection::PaymentCodeInvalid(CodeProblem::Unknown))?;
         code_state.check(now).map_err(Rejection::PaymentCodeInvalid)?;
         let wallet_id = code_state.wallet.clone();
-        let merchant =
-            self.merchants.get(merchant_id).ok_or_else(|| Rejection::UnknownMerchant(merchant_id.clone()))?;
         let wallet = self.wallets.get(&wallet_id).ok_or_else(|| Rejection::UnknownWallet(wallet_id.clone()))?;
+        // Checked here, at commit, not when the code was issued: a code shown before the lock
+        // pays nothing after it.
+        if wallet.locked {
+            return Err(Rejection::WalletLocked(wallet_id));
+        }
 
         // Allowances the merchant is admitted by, in spending order, then bonus, then own.
         let spendable: Vec<(GrantId, Won)> = self

@@ -31,6 +31,8 @@ pub enum ErrorCode {
     Overloaded,
     WaitingRoom,
     InternalError,
+    WalletLocked,
+    MerchantSuspended,
 }
 
 impl ErrorCode {
@@ -59,6 +61,8 @@ impl ErrorCode {
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::WaitingRoom => "waiting_room",
             ErrorCode::InternalError => "internal_error",
+            ErrorCode::WalletLocked => "wallet_locked",
+            ErrorCode::MerchantSuspended => "merchant_suspended",
         }
     }
 }
@@ -167,6 +171,8 @@ pub fn rejection(rejection: &Rejection) -> ApiError {
         Rejection::UnknownWallet(_) | Rejection::UnknownMerchant(_) | Rejection::UnknownPayment(_) => {
             ApiError::not_found(message)
         }
+        Rejection::WalletLocked(_) => ApiError::new(422, ErrorCode::WalletLocked, message),
+        Rejection::MerchantSuspended(_) => ApiError::new(422, ErrorCode::MerchantSuspended, message),
         Rejection::GiftToSelf | Rejection::InvalidPolicy(_) => ApiError::validation(message),
         Rejection::DateNotClosable { .. } => ApiError::new(422, ErrorCode::DateNotClosed, message),
         Rejection::InvalidAmount(_) | Rejection::Overflow => ApiError::invalid_amount(message),

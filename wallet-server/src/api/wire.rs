@@ -951,6 +951,11 @@ pub enum AuditAction {
     ProgramBudgetToppedUp,
     AllowancesGranted,
     MerchantChanged,
+    MerchantSuspended,
+    MerchantReinstated,
+    WalletLocked,
+    WalletUnlocked,
+    PasswordChanged,
 }
 
 /// One admin action, written in the same transaction as the action.
@@ -1265,4 +1270,140 @@ pub struct Merchant {
     /// Whole won; null when unknown.
     #[schema(required = true, pattern = "^(0|-?[1-9][0-9]*)$", example = "250000000")]
     pub annual_revenue: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations of the city console and the merchant portal (docs/API.md, "Operations")
+
+/// Whether a merchant takes payments.
+#[derive(Serialize, ToSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MerchantStatus {
+    Active,
+    /// The city suspended it: payments answer 422 `merchant_suspended`; refunds and settlement
+    /// go on.
+    Suspended,
+}
+
+/// A merchant in the city's list.
+#[derive(Serialize, ToSchema)]
+pub struct MerchantListed {
+    #[schema(min_length = 1, max_length = 64)]
+    pub merchant_id: String,
+    #[schema(example = "bakery.jung")]
+    pub login: String,
+    pub name: String,
+    #[schema(example = "123-45-67890")]
+    pub business_number: String,
+    pub bank_account: String,
+    #[schema(required = true)]
+    pub category: Option<String>,
+    /// Whole won; null when unknown.
+    #[schema(required = true, pattern = "^(0|-?[1-9][0-9]*)$", example = "250000000")]
+    pub annual_revenue: Option<String>,
+    pub status: MerchantStatus,
+}
+
+/// One page of merchants, in login order.
+#[derive(Serialize, ToSchema)]
+pub struct MerchantPage {
+    pub items: Vec<MerchantListed>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// Whether a citizen's wallet is usable.
+#[derive(Serialize, ToSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CitizenStatus {
+    Active,
+    /// The city locked it: no session, no login (403 `wallet_locked`), no charge, gift, code or
+    /// payment (422 `wallet_locked`); it keeps its balance and still receives.
+    Locked,
+}
+
+/// A citizen in the city's list.
+#[derive(Serialize, ToSchema)]
+pub struct CitizenListed {
+    #[schema(min_length = 1, max_length = 64)]
+    pub citizen_id: String,
+    #[schema(example = "kim.minji")]
+    pub login: String,
+    #[schema(min_length = 1, max_length = 64)]
+    pub wallet_id: String,
+    /// What the citizen sees as the balance: own and bonus purses and live allowances.
+    #[schema(pattern = "^(0|[1-9][0-9]*)$", example = "52000")]
+    pub balance: String,
+    pub status: CitizenStatus,
+}
+
+/// One page of citizens, in login order.
+#[derive(Serialize, ToSchema)]
+pub struct CitizenPage {
+    pub items: Vec<CitizenListed>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// A new admin.
+#[derive(Serialize, ToSchema)]
+pub struct AdminCreated {
+    #[schema(min_length = 1, max_length = 64)]
+    pub admin_id: String,
+    pub login: String,
+}
+
+/// One closed business date of the merchant's settlement.
+#[derive(Serialize, ToSchema)]
+pub struct MerchantSettlementLine {
+    #[schema(format = Date, example = "2025-03-14")]
+    pub business_date: String,
+    #[schema(pattern = "^(0|[1-9][0-9]*)$", example = "150000")]
+    pub payments_amount: String,
+    #[schema(pattern = "^(0|[1-9][0-9]*)$", example = "5000")]
+    pub refunds_amount: String,
+    /// `floor(payments_amount × merchant_fee_rate)`.
+    #[schema(pattern = "^(0|[1-9][0-9]*)$", example = "0")]
+    pub fee: String,
+    /// The negative `net_payable` of the merchant's previous close, or 0.
+    #[schema(pattern = "^(0|-[1-9][0-9]*)$", example = "0")]
+    pub carried_in: String,
+    /// `payments_amount - refunds_amount - fee + carried_in`: paid out when positive, carried
+    /// into the next close when negative.
+    #[schema(pattern = "^(0|-?[1-9][0-9]*)$", example = "145000")]
+    pub net_payable: String,
+}
+
+/// The merchant's settlement lines of the closed dates in a range, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct MerchantSettlements {
+    pub items: Vec<MerchantSettlementLine>,
+}
+
+/// One of the merchant's payments.
+#[derive(Serialize, ToSchema)]
+pub struct MerchantPayment {
+    #[schema(min_length = 1, max_length = 64)]
+    pub payment_id: String,
+    #[schema(pattern = "^[1-9][0-9]*$", example = "15000")]
+    pub amount: String,
+    /// What refunds have given back so far.
+    #[schema(pattern = "^(0|[1-9][0-9]*)$", example = "0")]
+    pub refunded: String,
+    /// The cashback the payment earned the citizen.
+    #[schema(pattern = "^(0|[1-9][0-9]*)$", example = "1500")]
+    pub cashback: String,
+    #[schema(format = DateTime)]
+    pub at: String,
+}
+
+/// One page of the merchant's payments of a business date, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct MerchantPaymentPage {
+    pub items: Vec<MerchantPayment>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
 }

@@ -407,7 +407,8 @@ fn load_wallets(connection: &mut DbConn, book: &mut Book, rows: &Rows) -> Result
         };
         let balance = known.map_or(Won::ZERO, |wallet| wallet.balance);
         let bonus = known.map_or(Won::ZERO, |wallet| wallet.bonus);
-        book.load_wallet(row.wallet_id.clone(), WalletState { balance, bonus, counters });
+        // A carry is no payment: whether the city locked the wallet does not matter to it.
+        book.load_wallet(row.wallet_id.clone(), WalletState { balance, bonus, counters, locked: false });
     }
     for chunk in wallet_ids.chunks(IDS_PER_QUERY_MAX) {
         for (id, grant) in store::allowances::load_for_wallets(connection, chunk)? {

@@ -47,6 +47,7 @@ async fn citizen_wallet(state: &State, request: &HttpRequest) -> Result<(String,
         (status = 401, response = inline(Unauthorized)),
         (status = 403, response = inline(Forbidden)),
         (status = 404, description = "`not_found`: the citizen has no wallet (not expected).", body = ErrorBody),
+        (status = 422, description = "`wallet_locked`: the city locked the wallet.", body = ErrorBody),
         (status = 500, response = inline(InternalError)),
         (status = 503, response = inline(Overloaded))
     )
@@ -119,7 +120,7 @@ pub fn parse_charge(body: Value) -> Result<Amount, ApiError> {
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`invalid_amount`: `amount` is not a string of whole won from 1 to \
             1000000000000; `validation_failed`: an unknown or missing field; `limit_exceeded`: the monthly charge \
-            limit or the holding limit would be passed.", body = ErrorBody),
+            limit or the holding limit would be passed; `wallet_locked`: the city locked the wallet.", body = ErrorBody),
         (status = 500, response = inline(InternalError)),
         (status = 503, response = inline(Overloaded))
     )
@@ -175,7 +176,8 @@ pub fn parse_gift(body: Value) -> Result<(WalletId, Amount), ApiError> {
         (status = 422, description = "`invalid_amount`: `amount` is not a string of whole won from 1 to \
             1000000000000; `validation_failed`: an unknown or missing field, or a gift to the sender's own wallet; \
             `insufficient_funds`: the balance is below `amount`; `limit_exceeded`: the receiver's holding limit \
-            would be passed.", body = ErrorBody),
+            would be passed; `wallet_locked`: the city locked the sender's wallet (a gift to a locked one \
+            arrives).", body = ErrorBody),
         (status = 500, response = inline(InternalError)),
         (status = 503, response = inline(Overloaded))
     )

@@ -1,4 +1,5 @@
-//! Merchants' POS terminals: payments, refunds, the day's sales.
+//! Merchants' POS terminals and portal: payments, refunds, the day's sales, the merchant's own
+//! payments and settlement lines.
 
 use super::strict_json::StrictJson;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -7,10 +8,13 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use wallet_core::{Amount, BusinessDate, Command, MerchantId, PaymentCode, TxId};
 
-use super::{authenticate, authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, submit, Role, State};
+use super::{
+    authenticate, authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role, State,
+};
 use crate::api::wire::{
-    ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError, InvalidJsonOrKey, Overloaded,
-    PayloadTooLarge, PaymentReceipt, RefundReceipt, RequestTimeout, SalesSummary, Unauthorized,
+    ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError, InvalidJsonOrKey, MerchantPayment,
+    MerchantPaymentPage, MerchantSettlementLine, MerchantSettlements, Overloaded, PayloadTooLarge, PaymentReceipt,
+    RefundReceipt, RequestTimeout, SalesSummary, Unauthorized,
 };
 use crate::api::{ApiError, ErrorCode};
 use crate::store;
@@ -68,7 +72,9 @@ pub fn parse_payment(body: Value) -> Result<(PaymentCode, Amount), ApiError> {
         (status = 413, response = inline(PayloadTooLarge)),
         (status = 422, description = "`invalid_amount`: `amount` is not a string of whole won from 1 to \
             1000000000000; `validation_failed`: an unknown or missing field; `payment_code_invalid`: the code is \
-            unknown, expired or used; `insufficient_funds`: the wallet's balance is below `amount`.",
+            unknown, expired or used; `insufficient_funds`: the wallet's balance is below `amount`; \
+            `merchant_suspended`: the city suspended this merchant; `wallet_locked`: the city locked the code's \
+            wallet (also for a code shown before the lock).",
             body = ErrorBody),
         (status = 500, response = inline(InternalError)),
         (status = 503, response = inline(Overloaded))
@@ -208,4 +214,186 @@ pub(super) async fn sales(
         refunds_amount: sales.refunds_amount.to_string(),
         net: (sales.payments_amount - sales.refunds_amount).to_string(),
     }))
+}
+
+/// Most days one settlement listing covers: a year and a day (as the city's listing).
+const SETTLEMENT_DAYS_MAX: i64 = 366;
+/// The header line of the merchant's settlement CSV: the JSON items' fields, in their order.
+const SETTLEMENT_CSV_HEADER: &str = "business_date,payments_amount,refunds_amount,fee,carried_in,net_payable";
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct SettlementsQuery {
+    /// The first business date, `YYYY-MM-DD` in KST.
+    #[param(format = Date, example = "2025-03-01")]
+    from: String,
+    /// The last business date, `YYYY-MM-DD` in KST; at most 366 days from `from`, both counted.
+    #[param(format = Date, example = "2025-03-31")]
+    to: String,
+}
+
+/// The `from` and `to` of a settlement listing: dates, in order, at most [`SETTLEMENT_DAYS_MAX`]
+/// days both counted.
+fn parse_range(query: &SettlementsQuery) -> Result<(BusinessDate, BusinessDate), ApiError> {
+    let from = BusinessDate::parse(&query.from).map_err(|error| ApiError::validation(format!("from: {error}")))?;
+    let to = BusinessDate::parse(&query.to).map_err(|error| ApiError::validation(format!("to: {error}")))?;
+    let days = (to.naive() - from.naive()).num_days() + 1;
+    if !(1..=SETTLEMENT_DAYS_MAX).contains(&days) {
+        return Err(ApiError::validation(format!(
+            "to must be from `from` to {} days after it ({SETTLEMENT_DAYS_MAX} days at most); ask for a longer span in \
+             parts",
+            SETTLEMENT_DAYS_MAX - 1
+        )));
+    }
+    Ok((from, to))
+}
+
+/// Whether the request's `Accept` asks for CSV (as the city's settlement file decides).
+fn wants_csv(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get("Accept")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/csv"))
+}
+
+/// The merchant's own settlement: its line of each date closed from `from` through `to` (a date
+/// without activity or carry has none), oldest first, with fee, carried-in and net payable.
+///
+/// With `Accept: text/csv`, the same rows as CSV under the header line
+/// `business_date,payments_amount,refunds_amount,fee,carried_in,net_payable`.
+#[utoipa::path(get, path = "/v1/merchant/settlements", operation_id = "list_merchant_settlements", tag = "merchant",
+    security(("bearer" = [])),
+    params(SettlementsQuery),
+    responses(
+        (status = 200, description = "The merchant's settlement lines: JSON, or CSV when `Accept` names \
+            `text/csv`.",
+            content(
+                (MerchantSettlements = "application/json"),
+                (String = "text/csv")
+            )
+        ),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 422, description = "`validation_failed`: `from` or `to` missing or not a `YYYY-MM-DD` date, `to` \
+            before `from`, a range over 366 days, or an unknown query parameter.", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
+pub(super) async fn settlements(
+    state: State,
+    request: HttpRequest,
+    query: web::Query<SettlementsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = authenticate(&state, &request, Some(Role::Merchant)).await?;
+    let (from, to) = parse_range(&query)?;
+    let (from_text, to_text) = (from.to_string(), to.to_string());
+    let rows = with_connection(&state, move |connection, _| {
+        store::settlements::merchant_lines(connection, &principal.id, &from_text, &to_text)
+    })
+    .await?;
+    let items: Vec<MerchantSettlementLine> = rows
+        .into_iter()
+        .map(|row| MerchantSettlementLine {
+            business_date: row.business_date,
+            payments_amount: row.payments_amount.to_string(),
+            refunds_amount: row.refunds_amount.to_string(),
+            fee: row.fee.to_string(),
+            carried_in: row.carried_in.to_string(),
+            net_payable: row.net_payable.to_string(),
+        })
+        .collect();
+    if !wants_csv(&request) {
+        return Ok(HttpResponse::Ok().json(MerchantSettlements { items }));
+    }
+    // Every field is a date or a whole number: nothing to quote.
+    let mut csv = String::with_capacity(64 * (items.len() + 1));
+    csv.push_str(SETTLEMENT_CSV_HEADER);
+    csv.push('\n');
+    for item in &items {
+        let fields =
+            [&item.business_date, &item.payments_amount, &item.refunds_amount, &item.fee, &item.carried_in, &item.net_payable];
+        csv.push_str(&fields.map(String::as_str).join(","));
+        csv.push('\n');
+    }
+    Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(csv))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct PaymentsQuery {
+    /// The business date, `YYYY-MM-DD` in KST; today when left out.
+    #[param(format = Date, nullable = false, example = "2025-03-14")]
+    date: Option<String>,
+    /// Rows per page, 1 to 200; 50 when left out.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200, default = 50, nullable = false)]
+    limit: Option<String>,
+    /// The `next_cursor` of the previous page; left out for the newest payments.
+    #[param(nullable = false)]
+    cursor: Option<String>,
+}
+
+/// A payments cursor: `{at_ms}:{payment_id}` of the previous page's last row.
+fn parse_payments_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
+    let invalid = || ApiError::validation("cursor is not one this server gave; start again without it");
+    let (at_ms, payment_id) = cursor.split_once(':').ok_or_else(invalid)?;
+    let at_ms = at_ms.parse::<i64>().map_err(|_| invalid())?;
+    TxId::parse(payment_id).map_err(|_| invalid())?;
+    Ok((at_ms, payment_id.to_owned()))
+}
+
+/// The merchant's own payments of one business date, newest first, a page at a time: what the
+/// portal's refund screen picks from.
+#[utoipa::path(get, path = "/v1/merchant/payments", operation_id = "list_merchant_payments", tag = "merchant",
+    security(("bearer" = [])),
+    params(PaymentsQuery),
+    responses(
+        (status = 200, description = "A page of the day's payments.", body = MerchantPaymentPage),
+        (status = 401, response = inline(Unauthorized)),
+        (status = 403, response = inline(Forbidden)),
+        (status = 422, description = "`validation_failed`: `date` is not a `YYYY-MM-DD` date, `limit` is not a whole \
+            number from 1 to 200, `cursor` is not one this server gave, or an unknown query parameter.",
+            body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
+pub(super) async fn payments(
+    state: State,
+    request: HttpRequest,
+    query: web::Query<PaymentsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = authenticate(&state, &request, Some(Role::Merchant)).await?;
+    let date = match &query.date {
+        Some(text) => BusinessDate::parse(text).map_err(|error| ApiError::validation(format!("date: {error}")))?,
+        None => BusinessDate::of(state.clock.now()),
+    };
+    let limit = super::accounts::parse_limit(query.limit.as_deref())?;
+    let before = query.cursor.as_deref().map(parse_payments_cursor).transpose()?;
+    let (start, end) = date.start().zip(date.end()).ok_or_else(|| ApiError::validation("date: out of range"))?;
+    let span = (store::time::millis(start), store::time::millis(end));
+    let mut rows = with_connection(&state, move |connection, _| {
+        let before = before.as_ref().map(|(at_ms, id)| (*at_ms, id.as_str()));
+        store::payments::merchant_payments(connection, &principal.id, span, before, limit + 1)
+    })
+    .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(|row| format!("{}:{}", row.at_ms, row.payment_id)) } else { None };
+    let items = rows
+        .into_iter()
+        .map(|row| {
+            Ok(MerchantPayment {
+                payment_id: row.payment_id,
+                amount: row.amount.to_string(),
+                refunded: row.refunded.to_string(),
+                cashback: row.cashback.to_string(),
+                at: super::rfc3339(store::time::instant(row.at_ms)?),
+            })
+        })
+        .collect::<Result<Vec<_>, store::StoreError>>()?;
+    Ok(HttpResponse::Ok().json(MerchantPaymentPage { items, next_cursor }))
 }

@@ -2,6 +2,7 @@
 //! core types at the edge and to ask `auth` who the caller is. The state the handlers share is
 //! `crate::state`'s, handed to them as actix data.
 
+mod accounts;
 mod admin;
 mod audit;
 pub mod body_deadline;
@@ -33,7 +34,8 @@ pub mod requests {
     };
     pub use super::citizen::{parse_charge, parse_gift};
     pub use super::merchant::{parse_payment, parse_refund};
-    pub use super::password::{parse_new_password, NewPassword};
+    pub use super::accounts::{parse_admin, parse_reason, AdminBody, ReasonBody};
+    pub use super::password::{parse_new_password, parse_password_change, NewPassword, PasswordChange};
     pub use super::programs::{parse_grants, parse_program, parse_program_top_up, NewProgram};
     pub use super::session::{parse_login_body, parse_registration, LoginBody};
     pub use super::BODY_BYTES_MAX;

@@ -7,6 +7,9 @@
 //! sets a new password with `POST /v1/citizens/password`. A code is 128 random bits, kept only as
 //! a hash, valid for [`RESET_CODE_LIFETIME_S`], used once; setting the password ends the
 //! citizen's sessions.
+//!
+//! Anyone logged in changes their own password with the current one (`POST /v1/me/password`);
+//! that ends their other sessions, as a reset ends all of them.
 
 use super::strict_json::StrictJson;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -21,6 +24,7 @@ use crate::api::wire::{
     PayloadTooLarge, RequestTimeout, Unauthorized,
 };
 use crate::api::{ApiError, ErrorCode};
+use crate::auth::turns::Claim;
 use crate::store::{self, audit};
 
 /// How long a reset code stays valid: three days, time to reach the citizen.
@@ -155,5 +159,93 @@ pub(super) async fn set_password(state: State, body: web::Json<StrictJson>) -> R
     if !set {
         return Err(wrong());
     }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A password change by the one who knows the current password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    #[schema(format = Password)]
+    pub current_password: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128, format = Password)]
+    pub new_password: String,
+}
+
+/// The body of `POST /v1/me/password`: a new password of 8 to 128 characters (else 422), and a
+/// current one no longer than any password (a longer one is wrong, without hashing it).
+pub fn parse_password_change(body: Value) -> Result<PasswordChange, ApiError> {
+    let body: PasswordChange = parse_body(body)?;
+    parse_password(&body.new_password).map_err(|_| ApiError::validation("new_password must be 8 to 128 characters"))?;
+    Ok(body)
+}
+
+/// The longest password (`session::parse_password`).
+const PASSWORD_CHARS_MAX: usize = 128;
+
+/// Changes the caller's own password (any role); ends the caller's other sessions.
+///
+/// The current password is checked as a login checks it (the same password threads, a merchant's
+/// or admin's ahead of citizens'). An admin's change is audited.
+#[utoipa::path(post, path = "/v1/me/password", operation_id = "change_own_password", tag = "sessions",
+    security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "The password is changed; this session stays, the caller's others ended."),
+        (status = 400, response = inline(InvalidJson)),
+        (status = 401, description = "`unauthorized`: no live session. `invalid_credentials`: `current_password` \
+            is wrong.", body = ErrorBody),
+        (status = 408, response = inline(RequestTimeout)),
+        (status = 413, response = inline(PayloadTooLarge)),
+        (status = 422, description = "`validation_failed`: an unknown or missing field, or a `new_password` that is \
+            not 8 to 128 characters.", body = ErrorBody),
+        (status = 500, response = inline(InternalError)),
+        (status = 503, response = inline(Overloaded))
+    )
+)]
+pub(super) async fn change_own_password(
+    state: State,
+    request: HttpRequest,
+    body: web::Json<StrictJson>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = authenticate(&state, &request, None).await?;
+    let change = parse_password_change(body.into_inner().0)?;
+    let wrong = || ApiError::new(401, ErrorCode::InvalidCredentials, "current_password is wrong; nothing was changed");
+    if change.current_password.chars().count() > PASSWORD_CHARS_MAX {
+        return Err(wrong());
+    }
+    let id = principal.id.clone();
+    let stored = with_connection(&state, move |connection, _| store::principals::password_hash_of(connection, &id))
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    let claim = if principal.role == Role::Citizen { Claim::Citizen } else { Claim::Staff };
+    if !state.passwords.verify(change.current_password, Some(stored), claim).await?.matches {
+        return Err(wrong());
+    }
+    let hash = state.passwords.hash(change.new_password).await?;
+    let (id, keep) = (principal.id.clone(), principal.token_hash.clone());
+    let is_admin = principal.role == Role::Admin;
+    with_connection(&state, move |connection, state| {
+        let now = state.clock.now();
+        store::write_transaction(connection, |connection| {
+            store::principals::set_password_hash(connection, &id, &hash, store::time::millis(now))?;
+            store::sessions::end_sessions_of(connection, &id, Some(&keep))?;
+            if is_admin {
+                let entry = audit::Entry {
+                    at: now,
+                    actor: audit::Actor::Admin(&id),
+                    action: audit::Action::PasswordChanged,
+                    detail: json!({"admin_id": id}),
+                    idempotency_key: None,
+                };
+                audit::record(connection, entry)?;
+            }
+            Ok(())
+        })
+    })
+    .await?;
+    // The other sessions this server may have cached; this one is read again once, still live.
+    state.session_cache.forget_principal(&principal.id);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -20,7 +20,7 @@ use actix_web::http::Method;
 use actix_web::web;
 
 use super::metrics::RequestMetrics;
-use super::{admin, audit, citizen, console, merchant, metrics, openapi, password, programs, session, status};
+use super::{accounts, admin, audit, citizen, console, merchant, metrics, openapi, password, programs, session, status};
 use crate::admission::gate::Admit;
 use crate::admission::limiter::Class;
 
@@ -58,7 +58,7 @@ use Admit::{Exempt, In};
 use Class::{Admin, CitizenMoney, Logins, Pos, Reads};
 
 /// Every operation the server serves, in the order of the API document.
-pub static ROUTES: [Route; 36] = [
+pub static ROUTES: [Route; 48] = [
     // Never queued or shed: liveness, scraping and the document must answer under any load.
     route!(GET "/healthz" => super::healthz, Exempt),
     route!(GET "/metrics" => metrics::scrape, Exempt),
@@ -78,8 +78,19 @@ pub static ROUTES: [Route; 36] = [
     route!(POST "/v1/payments" => merchant::pay, In(Pos)),
     route!(POST "/v1/payments/{payment_id}/refunds" => merchant::refund, In(Pos)),
     route!(GET "/v1/merchant/sales" => merchant::sales, In(Reads)),
+    route!(GET "/v1/merchant/settlements" => merchant::settlements, In(Reads)),
+    route!(GET "/v1/merchant/payments" => merchant::payments, In(Reads)),
     route!(POST "/v1/admin/merchants" => admin::create_merchant, In(Admin)),
     route!(PATCH "/v1/admin/merchants/{merchant_id}" => admin::patch_merchant, In(Admin)),
+    route!(GET "/v1/admin/merchants" => accounts::list_merchants, In(Admin)),
+    route!(GET "/v1/admin/merchants/{merchant_id}" => accounts::get_merchant, In(Admin)),
+    route!(PUT "/v1/admin/merchants/{merchant_id}/suspension" => accounts::suspend_merchant, In(Admin)),
+    route!(DELETE "/v1/admin/merchants/{merchant_id}/suspension" => accounts::reinstate_merchant, In(Admin)),
+    route!(GET "/v1/admin/citizens" => accounts::list_citizens, In(Admin)),
+    route!(GET "/v1/admin/citizens/{login}" => accounts::get_citizen, In(Admin)),
+    route!(PUT "/v1/admin/citizens/{login}/lock" => accounts::lock_citizen, In(Admin)),
+    route!(DELETE "/v1/admin/citizens/{login}/lock" => accounts::unlock_citizen, In(Admin)),
+    route!(POST "/v1/admin/admins" => accounts::create_admin, In(Admin)),
     route!(GET "/v1/admin/policy" => admin::get_policy, In(Admin)),
     route!(PUT "/v1/admin/policy" => admin::put_policy, In(Admin)),
     route!(POST "/v1/admin/cashback-budget/top-ups" => admin::top_up, In(Admin)),
@@ -92,6 +103,8 @@ pub static ROUTES: [Route; 36] = [
     route!(PUT "/v1/admin/test-clock" => admin::test_clock, In(Admin)),
     route!(POST "/v1/admin/citizens/{login}/password-reset" => password::issue, In(Admin)),
     route!(POST "/v1/citizens/password" => password::set_password, In(Logins)),
+    // A password change hashes twice, as a login does: it waits with the logins, not the reads.
+    route!(POST "/v1/me/password" => password::change_own_password, In(Logins)),
     route!(GET "/v1/admin/status" => status::status, In(Admin)),
     route!(GET "/v1/admin/audit-log" => audit::audit_log, In(Admin)),
     route!(POST "/v1/admin/programs" => programs::create_program, In(Admin)),
@@ -294,7 +307,10 @@ mod tests {
 
     #[test]
     fn every_route_keeps_the_class_it_had_before_the_table() {
-        for route in &ROUTES {
+        // Rows added since, whose class was chosen in the row and which the old matching would
+        // have put with the reads.
+        let added_since = [(Method::POST, "/v1/me/password")];
+        for route in ROUTES.iter().filter(|route| !added_since.contains(&(route.method.clone(), route.path))) {
             let path = example_path(route.path);
             let before = match classify_before_the_table(&route.method, &path) {
                 None => Exempt,

@@ -171,6 +171,8 @@ pub(super) async fn register(state: State, body: web::Json<StrictJson>) -> Resul
             ask the city for a reset code and set one with `POST /v1/citizens/password`.", body = ErrorBody),
         (status = 408, response = inline(RequestTimeout)),
         (status = 413, response = inline(PayloadTooLarge)),
+        (status = 403, description = "`wallet_locked`: the city locked this citizen's wallet (said only to one \
+            who knows the password).", body = ErrorBody),
         (status = 422, description = "`validation_failed`: an unknown or missing field.", body = ErrorBody),
         (status = 429, response = inline(TooManyAttempts)),
         (status = 500, response = inline(InternalError)),
@@ -290,9 +292,30 @@ pub(super) async fn login(
             )?;
             true
         };
-        Ok(created.then_some(expires_at))
+        // A locked citizen gets no session. Checked after the session is made, so that a lock
+        // committing meanwhile either is seen here or ends the session itself
+        // (`store::directory::citizen_locked`).
+        if created
+            && principal.role == "citizen"
+            && store::directory::citizen_locked(connection, &principal.principal_id)?
+        {
+            store::sessions::delete_session(connection, &token_hash)?;
+            return Ok(Err(()));
+        }
+        Ok(Ok(created.then_some(expires_at)))
     })
     .await?;
+    let Ok(created) = created else {
+        drop(slot);
+        if let Some(ticket) = admitted_ticket {
+            lock_room(&state)?.settle(&ticket);
+        }
+        return Err(ApiError::new(
+            403,
+            ErrorCode::WalletLocked,
+            "this wallet is locked by the city; the citizen must ask the city to unlock it",
+        ));
+    };
     let Some(expires_at) = created else {
         // Another server took the last slot meanwhile: back in line, keeping any place held.
         drop(slot);

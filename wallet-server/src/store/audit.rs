@@ -33,6 +33,11 @@ pub enum Action {
     ProgramBudgetToppedUp,
     AllowancesGranted,
     MerchantChanged,
+    MerchantSuspended,
+    MerchantReinstated,
+    WalletLocked,
+    WalletUnlocked,
+    PasswordChanged,
 }
 
 impl Action {
@@ -51,6 +56,11 @@ impl Action {
             Action::ProgramBudgetToppedUp => "program_budget_topped_up",
             Action::AllowancesGranted => "allowances_granted",
             Action::MerchantChanged => "merchant_changed",
+            Action::MerchantSuspended => "merchant_suspended",
+            Action::MerchantReinstated => "merchant_reinstated",
+            Action::WalletLocked => "wallet_locked",
+            Action::WalletUnlocked => "wallet_unlocked",
+            Action::PasswordChanged => "password_changed",
         }
     }
 }

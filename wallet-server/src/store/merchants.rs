@@ -95,6 +95,7 @@ pub fn load_merchants(connection: &mut DbConn, ids: &[String]) -> StoreResult<Ve
                     carried_negative: db_won(row.carried_negative),
                     category: row.category,
                     annual_revenue: row.annual_revenue.map(db_won),
+                    suspended: row.suspended_at_ms.is_some(),
                 },
             ))
         })
@@ -110,6 +111,9 @@ struct MerchantBalanceRow {
     carried_negative: i64,
     category: Option<String>,
     annual_revenue: Option<i64>,
+    /// Since when the city has suspended the merchant (`store::directory`); the ledger refuses
+    /// its payments by it.
+    suspended_at_ms: Option<i64>,
 }
 
 /// A merchant's details, as stored and shown to the city.

@@ -90,6 +90,7 @@ pub mod changes;
 pub mod charge_bonuses;
 pub mod citizen_references;
 pub mod daily_sales;
+pub mod directory;
 pub mod expiry;
 pub mod fixed;
 pub mod handover_bundles;

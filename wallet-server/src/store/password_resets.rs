@@ -54,7 +54,7 @@ pub fn redeem_password_reset(
             return Ok(false);
         }
         principals::set_password_hash(connection, principal_id, password_hash, now_ms)?;
-        sessions::end_sessions_of(connection, principal_id)?;
+        sessions::end_sessions_of(connection, principal_id, None)?;
         Ok(true)
     })
 }

@@ -200,3 +200,40 @@ fn save_payments(connection: &mut DbConn, changed: &[(TxId, PaymentState)]) -> S
     }
     Ok(())
 }
+
+/// One of a merchant's payments as its portal lists them.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = payments, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct MerchantPaymentRow {
+    pub payment_id: String,
+    pub amount: i64,
+    pub refunded: i64,
+    pub cashback: i64,
+    pub at_ms: i64,
+}
+
+/// Up to `limit` of the merchant's payments made in `[from_ms, until_ms)`, newest first (ties
+/// by payment id, descending), after `before` = (at_ms, payment_id) of the previous page's last.
+/// Served by the index `payments_by_merchant`.
+pub fn merchant_payments(
+    connection: &mut DbConn,
+    merchant_id: &str,
+    (from_ms, until_ms): (i64, i64),
+    before: Option<(i64, &str)>,
+    limit: i64,
+) -> StoreResult<Vec<MerchantPaymentRow>> {
+    let mut query = payments::table
+        .filter(payments::merchant_id.eq(merchant_id))
+        .filter(payments::at_ms.ge(from_ms))
+        .filter(payments::at_ms.lt(until_ms))
+        .order((payments::at_ms.desc(), payments::payment_id.desc()))
+        .limit(limit)
+        .select(MerchantPaymentRow::as_select())
+        .into_boxed();
+    if let Some((at_ms, payment_id)) = before {
+        query = query.filter(
+            payments::at_ms.lt(at_ms).or(payments::at_ms.eq(at_ms).and(payments::payment_id.lt(payment_id.to_owned()))),
+        );
+    }
+    Ok(query.load(connection)?)
+}

@@ -55,6 +55,15 @@ pub fn find_principal(connection: &mut DbConn, login: &str) -> StoreResult<Optio
         .next())
 }
 
+/// The stored password hash of a principal (`None`: no such principal).
+pub fn password_hash_of(connection: &mut DbConn, principal_id: &str) -> StoreResult<Option<String>> {
+    Ok(principals::table
+        .filter(principals::principal_id.eq(principal_id))
+        .select(principals::password_hash)
+        .first(connection)
+        .optional()?)
+}
+
 pub fn set_password_hash(
     connection: &mut DbConn,
     principal_id: &str,

@@ -143,6 +143,7 @@ diesel::table! {
         receivable -> BigInt,
         carried_negative -> BigInt,
         annual_revenue -> Nullable<BigInt>,
+        suspended_at_ms -> Nullable<BigInt>,
     }
 }
 
@@ -318,6 +319,7 @@ diesel::table! {
         cashback_reversed -> BigInt,
         bonus -> BigInt,
         bonus_quota_used -> BigInt,
+        locked_at_ms -> Nullable<BigInt>,
     }
 }
 

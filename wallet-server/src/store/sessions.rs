@@ -126,11 +126,19 @@ pub fn sweep_citizen_sessions(connection: &mut DbConn, now_ms: i64, idle_timeout
     })
 }
 
-/// Ends every session of `principal_id` (a password reset); a citizen's give their slots back
-/// (the sweep makes the count exact anyway). Call it inside the caller's write transaction.
-pub fn end_sessions_of(connection: &mut DbConn, principal_id: &str) -> StoreResult<()> {
-    let ended = diesel::delete(sessions::table.filter(sessions::principal_id.eq(principal_id))).execute(connection)?;
-    let ended = i64::try_from(ended).unwrap_or(i64::MAX);
+/// Ends every session of `principal_id` but `keeping` (a token hash), if given: a password reset
+/// or a lock ends them all, a password change all but the caller's. A citizen's give their slots
+/// back (the sweep makes the count exact anyway). Call it inside the caller's write transaction.
+pub fn end_sessions_of(connection: &mut DbConn, principal_id: &str, keeping: Option<&str>) -> StoreResult<()> {
+    let ended: Vec<String> = diesel::delete(
+        sessions::table
+            .filter(sessions::principal_id.eq(principal_id))
+            .filter(sessions::token_hash.ne(keeping.unwrap_or(""))),
+    )
+    .returning(sessions::role)
+    .get_results(connection)?;
+    // Only citizens' sessions hold a slot.
+    let ended = i64::try_from(ended.iter().filter(|role| *role == "citizen").count()).unwrap_or(i64::MAX);
     if ended > 0 {
         diesel::update(session_slots::table.filter(session_slots::id.eq(1)).filter(session_slots::used.ge(ended)))
             .set(session_slots::used.eq(session_slots::used - ended))

@@ -256,3 +256,33 @@ pub fn settlement_totals(connection: &mut DbConn, business_date: &str) -> StoreR
         .into_iter()
         .next())
 }
+
+/// One merchant's line of a closed date, as the merchant's portal shows it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = settlement_lines, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct MerchantLineRow {
+    pub business_date: String,
+    pub payments_amount: i64,
+    pub refunds_amount: i64,
+    pub fee: i64,
+    pub carried_in: i64,
+    pub net_payable: i64,
+}
+
+/// The merchant's settlement lines of the dates closed from `from` through `to` (`YYYY-MM-DD`,
+/// which sort as dates), oldest first: a line exists only for a closed date with activity or a
+/// carry. The caller bounds the range, so the answer is at most one row a day.
+pub fn merchant_lines(
+    connection: &mut DbConn,
+    merchant_id: &str,
+    from: &str,
+    to: &str,
+) -> StoreResult<Vec<MerchantLineRow>> {
+    Ok(settlement_lines::table
+        .filter(settlement_lines::merchant_id.eq(merchant_id))
+        .filter(settlement_lines::business_date.ge(from))
+        .filter(settlement_lines::business_date.le(to))
+        .order(settlement_lines::business_date)
+        .select(MerchantLineRow::as_select())
+        .load(connection)?)
+}

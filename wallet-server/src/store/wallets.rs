@@ -53,6 +53,8 @@ struct WalletStateRow {
     cashback_earned: i64,
     cashback_reversed: i64,
     bonus_quota_used: i64,
+    /// Since when the city has locked the wallet (`store::directory`); the ledger refuses by it.
+    locked_at_ms: Option<i64>,
 }
 
 /// A wallet from its row.
@@ -68,6 +70,7 @@ fn wallet_state(row: WalletStateRow) -> StoreResult<WalletState> {
             cashback_reversed: db_won(row.cashback_reversed),
             bonus_quota_used: db_won(row.bonus_quota_used),
         },
+        locked: row.locked_at_ms.is_some(),
     })
 }
 
