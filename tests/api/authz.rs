@@ -238,6 +238,23 @@ fn matrix() -> Vec<Row> {
         row(GET,    "/v1/admin/programs/{program_id}",            ADMIN,    [U401, U401, U401, U401, F403, F403, S200, NA  ], |fixture, _| Request::to(format!("/v1/admin/programs/{}", fixture.program_id))),
         row(POST,   "/v1/admin/programs/{program_id}/budget-top-ups", ADMIN, [U401, U401, U401, U401, F403, F403, S201, NA  ], |fixture, _| Request::to(format!("/v1/admin/programs/{}/budget-top-ups", fixture.program_id)).json(amount_body(TOP_UP)).keyed()),
         row(POST,   "/v1/admin/programs/{program_id}/grants",     ADMIN,    [U401, U401, U401, U401, F403, F403, S201, NA  ], grant),
+        // Operations of the console (issue 19). The merchant rows have no ids: a merchant sees
+        // its own settlement lines and payments only, whatever it asks.
+        row(GET,    "/v1/merchant/settlements",                   MERCHANT, [U401, U401, U401, U401, F403, S200, F403, NA  ], |_, _| Request::to(format!("/v1/merchant/settlements?from={YESTERDAY}&to={TODAY}"))),
+        row(GET,    "/v1/merchant/payments",                      MERCHANT, [U401, U401, U401, U401, F403, S200, F403, NA  ], merchant_payments),
+        row(GET,    "/v1/admin/merchants",                        ADMIN,    [U401, U401, U401, U401, F403, F403, S200, NA  ], |_, _| Request::to("/v1/admin/merchants?q=shop")),
+        row(GET,    "/v1/admin/merchants/{merchant_id}",          ADMIN,    [U401, U401, U401, U401, F403, F403, S200, NA  ], |fixture, _| Request::to(format!("/v1/admin/merchants/{}", fixture.shop.id))),
+        // The cashier only logs in (above): suspended, then reinstated by the next row.
+        row(PUT,    "/v1/admin/merchants/{merchant_id}/suspension", ADMIN,  [U401, U401, U401, U401, F403, F403, S200, NA  ], |fixture, _| Request::to(format!("/v1/admin/merchants/{}/suspension", fixture.cashier_id)).json(json!({"reason": "matrix"}))),
+        row(DELETE, "/v1/admin/merchants/{merchant_id}/suspension", ADMIN,  [U401, U401, U401, U401, F403, F403, S200, NA  ], |fixture, _| Request::to(format!("/v1/admin/merchants/{}/suspension", fixture.cashier_id))),
+        row(GET,    "/v1/admin/citizens",                         ADMIN,    [U401, U401, U401, U401, F403, F403, S200, NA  ], |_, _| Request::to("/v1/admin/citizens?limit=2")),
+        row(GET,    "/v1/admin/citizens/{login}",                 ADMIN,    [U401, U401, U401, U401, F403, F403, S200, NA  ], |fixture, _| Request::to(format!("/v1/admin/citizens/{}", fixture.alice.login))),
+        // Forgetful has no session: locked, then unlocked by the next row (and logs in at the end).
+        row(PUT,    "/v1/admin/citizens/{login}/lock",            ADMIN,    [U401, U401, U401, U401, F403, F403, S200, NA  ], |_, _| Request::to(format!("/v1/admin/citizens/{FORGETFUL}/lock")).json(json!({"reason": "matrix"}))),
+        row(DELETE, "/v1/admin/citizens/{login}/lock",            ADMIN,    [U401, U401, U401, U401, F403, F403, S200, NA  ], |_, _| Request::to(format!("/v1/admin/citizens/{FORGETFUL}/lock"))),
+        row(POST,   "/v1/admin/admins",                           ADMIN,    [U401, U401, U401, U401, F403, F403, S201, NA  ], create_admin),
+        // Last: it ends the caller's other sessions. The password is changed to itself.
+        row(POST,   "/v1/me/password",                            AnyRole,  [U401, U401, U401, U401, S204, S204, S204, NA  ], |_, _| Request::to("/v1/me/password").json(json!({"current_password": PASSWORD, "new_password": PASSWORD}))),
     ]
 }
 
@@ -345,12 +362,29 @@ fn grant(fixture: &mut Fixture, _: Caller) -> Request {
 fn create_merchant(fixture: &mut Fixture, caller: Caller) -> Request {
     let login = fixture.fresh_login("applicant");
     if caller != Caller::Admin {
-        fixture.refused_merchant_logins.push(login.clone());
+        fixture.refused_logins.push(login.clone());
     }
     Request::to("/v1/admin/merchants").json(json!({
         "login": login, "password": PASSWORD, "name": "Applicant",
         "business_number": "214-86-12345", "bank_account": "004-21-12345-01",
     }))
+}
+
+fn create_admin(fixture: &mut Fixture, caller: Caller) -> Request {
+    let login = fixture.fresh_login("clerk");
+    if caller != Caller::Admin {
+        fixture.refused_logins.push(login.clone());
+    }
+    Request::to("/v1/admin/admins").json(json!({"login": login, "password": PASSWORD}))
+}
+
+fn merchant_payments(_: &mut Fixture, _: Caller) -> Request {
+    // Shop's own payments of today, newest first: the matrix's 2000, then setup's 10000; never
+    // other-shop's.
+    Request::to(format!("/v1/merchant/payments?date={TODAY}")).check(|reply| {
+        let amounts: Vec<&Value> = reply.json["items"].as_array().map(|items| items.iter().map(|item| &item["amount"]).collect()).unwrap_or_default();
+        (amounts == [&json!(PAYMENT), &json!("10000")]).then_some(()).ok_or(format!("not shop's payments: {amounts:?}"))
+    })
 }
 
 fn put_policy(_: &mut Fixture, _: Caller) -> Request {
@@ -395,6 +429,8 @@ struct Fixture<'a> {
     bob: Citizen,
     shop: Merchant,
     other_shop: Merchant,
+    /// The merchant that only logs in (the suspension rows suspend and reinstate it).
+    cashier_id: String,
     admin: String,
     /// Sessions for the logout row, which ends them.
     spare: BTreeMap<Role, String>,
@@ -414,7 +450,7 @@ struct Fixture<'a> {
     /// The test clock last set and when.
     clock: (chrono::DateTime<chrono::FixedOffset>, Instant),
     logins_made: usize,
-    refused_merchant_logins: Vec<String>,
+    refused_logins: Vec<String>,
     forgetful_password: String,
 }
 
@@ -464,7 +500,8 @@ impl Fixture<'_> {
                     Caller::Merchant => Role::Merchant,
                     _ => Role::Admin,
                 };
-                if row.serves == AnyRole {
+                // The logout row ends the session it is sent with: a spare one, not the live one.
+                if row.path == "/v1/sessions/current" {
                     vec![bearer(&self.spare[&role])]
                 } else {
                     vec![bearer(self.live_token(role))]
@@ -503,7 +540,7 @@ fn set_up(app: &TestApp, sessions_capacity: i64) -> Fixture<'_> {
     let bob = api.register_citizen("bob");
     let shop = api.create_merchant(&app.admin(), "shop");
     let other_shop = api.create_merchant(&app.admin(), "other-shop");
-    api.create_merchant(&app.admin(), CASHIER);
+    let cashier_id = api.create_merchant(&app.admin(), CASHIER).id;
     for login in [FORGETFUL, "filler"] {
         api.post("/v1/citizens", "", &json!({"login": login, "password": PASSWORD}), &[]).expect(201);
     }
@@ -521,6 +558,7 @@ fn set_up(app: &TestApp, sessions_capacity: i64) -> Fixture<'_> {
         bob,
         shop,
         other_shop,
+        cashier_id,
         admin: app.admin(),
         spare: BTreeMap::new(),
         expired: BTreeMap::new(),
@@ -532,7 +570,7 @@ fn set_up(app: &TestApp, sessions_capacity: i64) -> Fixture<'_> {
         filler_sessions: Vec::new(),
         clock: (chrono::DateTime::parse_from_rfc3339(CLOCK_AFTER_IDLE).expect("RFC 3339"), Instant::now()),
         logins_made: 0,
-        refused_merchant_logins: Vec::new(),
+        refused_logins: Vec::new(),
         forgetful_password: String::new(),
     };
     // Sessions that will have expired: one for each row that takes the role's token.
@@ -767,7 +805,7 @@ fn assert_nothing_refused_happened(fixture: &Fixture) {
     assert_eq!(api.get("/v1/admin/policy", admin).expect(200), Value::Object(policy));
     let budget = api.get("/v1/admin/cashback-budget", admin).expect(200);
     assert_eq!(budget, json!({"funded": "101000", "paid_out": "1400", "reversed": "100", "remaining": "99700"}));
-    for login in &fixture.refused_merchant_logins {
+    for login in &fixture.refused_logins {
         api.post("/v1/sessions", "", &json!({"login": login, "password": PASSWORD}), &[])
             .expect_error(401, "invalid_credentials");
     }

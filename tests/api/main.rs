@@ -27,6 +27,7 @@ mod health;
 mod history;
 mod idempotency;
 mod month;
+mod operations;
 mod oversight;
 mod payments;
 mod programs;
