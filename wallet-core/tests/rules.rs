@@ -714,6 +714,8 @@ fn a_suspended_merchant_takes_no_payment_but_refunds_and_is_settled() {
     let unknown = PaymentCode::parse("never-issued").unwrap();
     assert_eq!(ledger.pay_with("bakery", unknown, 100).unwrap_err(), suspended);
     assert_eq!(ledger.book, before, "the refusal changed nothing, the code stays usable");
+    // Another merchant takes the code the suspended one could not.
+    ledger.pay_with("grocer", code, 100).unwrap();
     ledger.refund("bakery", &payment_id, 4_000).unwrap();
     // Its sales of the day close as any merchant's.
     ledger.advance(24 * 3_600);
@@ -721,6 +723,4 @@ fn a_suspended_merchant_takes_no_payment_but_refunds_and_is_settled() {
     let Receipt::DayClosed { settlement, .. } = closed.receipt else { panic!("a close receipt") };
     let line = settlement.lines.iter().find(|line| line.merchant_id == merchant_id("bakery")).expect("bakery's line");
     assert_eq!((line.payments_amount, line.refunds_amount), (won(10_000), won(4_000)));
-    // Another merchant takes the code the suspended one could not.
-    ledger.pay_with("grocer", code, 100).unwrap();
 }
