@@ -653,6 +653,7 @@ fn a_grant_id_granted_before_is_refused_by_name_and_nothing_is_granted() {
     assert_eq!(refusal, Rejection::GrantsRefused { rows: vec![(1, GrantProblem::GrantExists)] });
     assert_eq!(ledger.book.program(&program).unwrap().budget, before, "nothing was granted");
     assert_eq!(ledger.shown("bob"), ledger.balance("bob"), "bob got no allowance");
+}
 
 /// The city's lock, as the server loads it: the flag on the wallet's state.
 fn set_locked(ledger: &mut Ledger, name: &str, locked: bool) {
