@@ -557,7 +557,11 @@ fn delta_city(
             };
             // A bundle of version 1 carries no purses: the importer carries each balance into
             // `own`, so a snapshot's wallets have an empty bonus purse there, and here.
-            (row.wallet_id.clone(), WalletState { balance: row.balance, bonus: Won::ZERO, counters, locked: false }, last_payment)
+            (
+                row.wallet_id.clone(),
+                WalletState { balance: row.balance, bonus: Won::ZERO, counters, locked: false },
+                last_payment,
+            )
         })
         .collect();
     let merchants = merchants

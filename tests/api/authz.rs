@@ -382,7 +382,10 @@ fn merchant_payments(_: &mut Fixture, _: Caller) -> Request {
     // Shop's own payments of today, newest first: the matrix's 2000, then setup's 10000; never
     // other-shop's.
     Request::to(format!("/v1/merchant/payments?date={TODAY}")).check(|reply| {
-        let amounts: Vec<&Value> = reply.json["items"].as_array().map(|items| items.iter().map(|item| &item["amount"]).collect()).unwrap_or_default();
+        let amounts: Vec<&Value> = reply.json["items"]
+            .as_array()
+            .map(|items| items.iter().map(|item| &item["amount"]).collect())
+            .unwrap_or_default();
         (amounts == [&json!(PAYMENT), &json!("10000")]).then_some(()).ok_or(format!("not shop's payments: {amounts:?}"))
     })
 }

@@ -97,7 +97,8 @@ fn merchants_and_citizens_are_listed_searched_and_walked_page_by_page(backend: B
     let page = api.get("/v1/admin/merchants?q=mx9", &admin).expect(200);
     let item = &page["items"][0];
     let fields: BTreeSet<&str> = item.as_object().expect("an object").keys().map(String::as_str).collect();
-    let expected = ["merchant_id", "login", "name", "business_number", "bank_account", "category", "annual_revenue", "status"];
+    let expected =
+        ["merchant_id", "login", "name", "business_number", "bank_account", "category", "annual_revenue", "status"];
     assert_eq!(fields, expected.into_iter().collect(), "{item}");
     assert_eq!((&item["name"], &item["status"]), (&json!("Bakery Jung"), &json!("active")));
     let one = api.get(&format!("/v1/admin/merchants/{}", string(&item["merchant_id"])), &admin).expect(200);
@@ -222,7 +223,8 @@ fn a_locked_wallet_loses_its_sessions_and_pays_nothing_but_keeps_its_balance(bac
     api.get("/v1/wallet", &alice.token).expect_error(401, "unauthorized");
     api.get("/v1/wallet", &second_session).expect_error(401, "unauthorized");
     // A login is refused as locked only with the right password.
-    api.post("/v1/sessions", "", &json!({"login": "alice", "password": PASSWORD}), &[]).expect_error(403, "wallet_locked");
+    api.post("/v1/sessions", "", &json!({"login": "alice", "password": PASSWORD}), &[])
+        .expect_error(403, "wallet_locked");
     api.post("/v1/sessions", "", &json!({"login": "alice", "password": "wrong-password"}), &[])
         .expect_error(401, "invalid_credentials");
     // The code shown before the lock pays nothing; the balance is kept and a gift still arrives.
@@ -299,7 +301,10 @@ fn a_second_admin_acts_and_anyone_changes_their_own_password(backend: Backend) {
     api.get("/v1/admin/merchants", &clerk).expect(200);
     let changed = audit_rows(&app, "password_changed");
     assert_eq!(changed.len(), 1, "{changed:?}");
-    assert_eq!((&changed[0]["login"], &changed[0]["detail"]), (&json!("park.clerk"), &json!({"admin_id": created["admin_id"]})));
+    assert_eq!(
+        (&changed[0]["login"], &changed[0]["detail"]),
+        (&json!("park.clerk"), &json!({"admin_id": created["admin_id"]}))
+    );
     api.login("park.clerk", "new-password-3");
     api.post("/v1/me/password", "", &json!({"current_password": PASSWORD, "new_password": "x-new-password"}), &[])
         .expect_error(401, "unauthorized");
@@ -342,7 +347,8 @@ fn a_merchant_sees_its_own_settlement_lines_and_payments_only(backend: Backend) 
 
     // The payments list: its own, newest first, the refund shown, every page walk the same.
     let page = api.get(&format!("/v1/merchant/payments?date={DAY_1}"), &shop.token).expect(200);
-    let ids: Vec<String> = page["items"].as_array().expect("items").iter().map(|item| string(&item["payment_id"])).collect();
+    let ids: Vec<String> =
+        page["items"].as_array().expect("items").iter().map(|item| string(&item["payment_id"])).collect();
     assert_eq!(ids, shop_day_1.iter().rev().cloned().collect::<Vec<_>>(), "{page}");
     assert_eq!(page["next_cursor"], Value::Null);
     let second = &page["items"][1];
@@ -351,7 +357,11 @@ fn a_merchant_sees_its_own_settlement_lines_and_payments_only(backend: Backend) 
     let mut walked = Vec::new();
     let mut cursor = String::new();
     loop {
-        let query = if cursor.is_empty() { String::new() } else { format!("&cursor={}", crate::support::query_escape(&cursor)) };
+        let query = if cursor.is_empty() {
+            String::new()
+        } else {
+            format!("&cursor={}", crate::support::query_escape(&cursor))
+        };
         let page = api.get(&format!("/v1/merchant/payments?date={DAY_1}&limit=1{query}"), &shop.token).expect(200);
         walked.extend(page["items"].as_array().expect("items").iter().map(|item| string(&item["payment_id"])));
         match &page["next_cursor"] {
@@ -422,7 +432,8 @@ fn a_merchant_sees_its_own_settlement_lines_and_payments_only(backend: Backend) 
     assert_eq!(none_csv.text, as_csv(&[]), "an empty CSV is its header line");
     // At most 366 days, both counted; dates in order.
     settlement_forms(api, &shop, "from=2029-01-12&to=2030-01-12");
-    for query in ["from=2029-01-11&to=2030-01-12", "from=2030-01-12&to=2030-01-11", "from=2030-01-12", "from=x&to=2030-01-12"]
+    for query in
+        ["from=2029-01-11&to=2030-01-12", "from=2030-01-12&to=2030-01-11", "from=2030-01-12", "from=x&to=2030-01-12"]
     {
         api.get(&format!("/v1/merchant/settlements?{query}"), &shop.token).expect_error(422, "validation_failed");
     }

@@ -487,9 +487,7 @@ fn grants_are_all_or_nothing(backend: Backend) {
     // is refused by that line, and one naming an id twice is refused; nothing granted by either.
     let relief = allowance_program(&app, "재난지원금", 30);
     top_up_program(&app, &relief, "10000");
-    let line = |citizen: &Citizen, grant_id: &str| {
-        json!({"wallet_id": citizen.wallet_id, "amount": "1000", "grant_id": grant_id})
-    };
+    let line = |citizen: &Citizen, grant_id: &str| json!({"wallet_id": citizen.wallet_id, "amount": "1000", "grant_id": grant_id});
     let grants = |lines: Vec<Value>| api.post_keyed(&grants_path(&relief), &admin, &json!({ "grants": lines }));
     grants(vec![line(&dave, "relief-file-1")]).expect(201);
     let again = grants(vec![line(&alice, "relief-file-2"), line(&dave, "relief-file-1")]);

@@ -198,11 +198,15 @@ pub enum Rejection {
     UnknownMerchant(MerchantId),
     #[error("no payment {0} of this merchant")]
     UnknownPayment(TxId),
-    #[error("wallet {0} is locked by the city: it cannot pay, charge, gift or issue payment codes; the citizen must \
-             ask the city to unlock it")]
+    #[error(
+        "wallet {0} is locked by the city: it cannot pay, charge, gift or issue payment codes; the citizen must \
+             ask the city to unlock it"
+    )]
     WalletLocked(WalletId),
-    #[error("merchant {0} is suspended by the city: it cannot take payments (refunds still work); ask the city to \
-             reinstate it")]
+    #[error(
+        "merchant {0} is suspended by the city: it cannot take payments (refunds still work); ask the city to \
+             reinstate it"
+    )]
     MerchantSuspended(MerchantId),
     #[error("a gift to one's own wallet is not possible; choose another wallet")]
     GiftToSelf,

@@ -637,7 +637,8 @@ fn a_grant_id_granted_before_is_refused_by_name_and_nothing_is_granted() {
         wallet: wallet_id(wallet),
         amount: won(10_000).try_into().unwrap(),
     };
-    let first = Command::Grant { id: ledger.fresh_id("grant"), program: program.clone(), lines: vec![line("gf-1", "carol")] };
+    let first =
+        Command::Grant { id: ledger.fresh_id("grant"), program: program.clone(), lines: vec![line("gf-1", "carol")] };
     ledger.apply(first).unwrap();
     let before = ledger.book.program(&program).unwrap().budget;
 

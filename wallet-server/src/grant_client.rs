@@ -129,9 +129,10 @@ impl GrantClient {
         if let Some(key) = key {
             request = request.header("Idempotency-Key", key);
         }
-        let mut response = request
-            .send(serde_json::to_vec(body).expect("a Value always serializes"))
-            .map_err(|error| format!("cannot reach the server at {}: {error}; is `wallet-server serve` running?", self.url))?;
+        let mut response =
+            request.send(serde_json::to_vec(body).expect("a Value always serializes")).map_err(|error| {
+                format!("cannot reach the server at {}: {error}; is `wallet-server serve` running?", self.url)
+            })?;
         let retry_after = response
             .headers()
             .get("Retry-After")
@@ -139,7 +140,11 @@ impl GrantClient {
             .and_then(|value| value.parse::<u64>().ok())
             .map(Duration::from_secs);
         let text = response.body_mut().read_to_string().map_err(|error| format!("{path}: {error}"))?;
-        Ok(Reply { status: response.status().as_u16(), retry_after, body: serde_json::from_str(&text).unwrap_or(Value::Null) })
+        Ok(Reply {
+            status: response.status().as_u16(),
+            retry_after,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        })
     }
 }
 

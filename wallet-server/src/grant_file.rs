@@ -25,8 +25,8 @@ use sha2::{Digest, Sha256};
 use wallet_core::{Amount, GrantId, GrantLine, ProgramId, WalletId, Won};
 
 use crate::config::Config;
-pub use crate::grant_client::Server;
 use crate::grant_client::GrantClient;
+pub use crate::grant_client::Server;
 use crate::handover::progress::Progress;
 use crate::store::{self, DbPool};
 
@@ -76,7 +76,9 @@ pub fn grant(pool: DbPool, config: &Config, server: &Server, program: &str, path
     drop(connection);
     if to_grant.is_empty() {
         // Nothing to send: the server need not even be running.
-        return Ok(format!("granted 0 wallets 0 won of program {program}; {done} lines were granted by an earlier run of this file"));
+        return Ok(format!(
+            "granted 0 wallets 0 won of program {program}; {done} lines were granted by an earlier run of this file"
+        ));
     }
     let client = GrantClient::log_in(server)?;
     let progress = Progress::rows("granting", to_grant.len() as u64);
@@ -95,7 +97,11 @@ pub fn grant(pool: DbPool, config: &Config, server: &Server, program: &str, path
                 }
                 let lines: Vec<GrantLine> = chunk
                     .iter()
-                    .map(|line| GrantLine { grant: line.grant.clone(), wallet: line.wallet.clone(), amount: line.amount })
+                    .map(|line| GrantLine {
+                        grant: line.grant.clone(),
+                        wallet: line.wallet.clone(),
+                        amount: line.amount,
+                    })
                     .collect();
                 match client.grant(&program, &lines) {
                     Ok(()) => progress.add(chunk.len() as u64),

@@ -188,17 +188,15 @@ fn main() -> ExitCode {
                 handover_format::output::say(format_args!("{}", target.finish(summary)?));
                 Ok(())
             }),
-        Commands::Programs { command: ProgramsCommand::Grant { program_id, file, login, server } } => {
-            read_password()
-                .map(|password| wallet_server::grant_file::Server {
-                    url: server.unwrap_or_else(|| local_url(&config.bind)),
-                    login,
-                    password,
-                })
-                .and_then(|server| Ok((server, open_database(&config)?)))
-                .and_then(|(server, pool)| wallet_server::grant_file::grant(pool, &config, &server, &program_id, &file))
-                .map(|summary| println!("{summary}"))
-        }
+        Commands::Programs { command: ProgramsCommand::Grant { program_id, file, login, server } } => read_password()
+            .map(|password| wallet_server::grant_file::Server {
+                url: server.unwrap_or_else(|| local_url(&config.bind)),
+                login,
+                password,
+            })
+            .and_then(|server| Ok((server, open_database(&config)?)))
+            .and_then(|(server, pool)| wallet_server::grant_file::grant(pool, &config, &server, &program_id, &file))
+            .map(|summary| println!("{summary}")),
         Commands::Handover { command: HandoverCommand::Status } => open_database(&config)
             .and_then(|pool| pool.get().map_err(|error| error.to_string()))
             .and_then(|mut connection| handover::status(&mut connection)),

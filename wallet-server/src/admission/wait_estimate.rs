@@ -59,8 +59,8 @@ impl Prior {
     /// the checks' pace before the next batch frees.
     pub fn wait_s(&self, position: usize) -> f64 {
         let checks_s = position as f64 / self.checks_per_s;
-        let turnover_s = position.saturating_sub(self.slots_free) as f64 * self.session_hold_s
-            / self.slots_capacity as f64;
+        let turnover_s =
+            position.saturating_sub(self.slots_free) as f64 * self.session_hold_s / self.slots_capacity as f64;
         checks_s + turnover_s
     }
 }
@@ -125,7 +125,11 @@ mod tests {
             [1, 20, 200, 20_000].iter().map(|&admissions| estimate_wait_s(600, &prior, measured(admissions))).collect();
         assert!(told.windows(2).all(|pair| pair[0] < pair[1]), "moves toward the measured wait: {told:?}");
         assert!(told[0] > prior_only && told[3] <= 180, "{prior_only} then {told:?}");
-        assert_eq!(told[1], ((prior.wait_s(600) + 120.0) / 2.0 * 1.5).ceil() as u64, "20 admissions weigh as the prior");
+        assert_eq!(
+            told[1],
+            ((prior.wait_s(600) + 120.0) / 2.0 * 1.5).ceil() as u64,
+            "20 admissions weigh as the prior"
+        );
         assert_eq!(estimate_wait_s(600, &prior, Some(Measured { admissions: 0, rate_per_s: 0.0 })), prior_only);
     }
 

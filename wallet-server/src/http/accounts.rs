@@ -260,7 +260,9 @@ async fn set_suspension(
             let at_ms = reason.as_ref().map(|_| store::time::millis(now));
             if directory::set_suspended(connection, &merchant_id, at_ms)? {
                 let (action, detail) = match &reason {
-                    Some(reason) => (audit::Action::MerchantSuspended, json!({"merchant_id": merchant_id, "reason": reason})),
+                    Some(reason) => {
+                        (audit::Action::MerchantSuspended, json!({"merchant_id": merchant_id, "reason": reason}))
+                    }
                     None => (audit::Action::MerchantReinstated, json!({"merchant_id": merchant_id})),
                 };
                 let entry = audit::Entry {
@@ -429,8 +431,13 @@ async fn set_lock(
                 let detail = json!({"citizen_id": entry.citizen_id, "login": entry.login, "wallet_id": entry.wallet_id,
                                     "reason": reason});
                 let action = if reason.is_some() { audit::Action::WalletLocked } else { audit::Action::WalletUnlocked };
-                let record =
-                    audit::Entry { at: now, actor: audit::Actor::Admin(&admin_id), action, detail, idempotency_key: key.as_deref() };
+                let record = audit::Entry {
+                    at: now,
+                    actor: audit::Actor::Admin(&admin_id),
+                    action,
+                    detail,
+                    idempotency_key: key.as_deref(),
+                };
                 audit::record(connection, record)?;
             }
             directory::citizen(connection, &login)
@@ -546,7 +553,8 @@ pub(super) async fn create_admin(
     let created = with_connection(&state, move |connection, state| {
         let now = state.clock.now();
         store::write_transaction(connection, |connection| {
-            if !store::principals::insert_principal(connection, &id, &login, "admin", &hash, store::time::millis(now))? {
+            if !store::principals::insert_principal(connection, &id, &login, "admin", &hash, store::time::millis(now))?
+            {
                 return Ok(false);
             }
             let entry = audit::Entry {

@@ -129,11 +129,7 @@ pub fn is_console_path(path: &str) -> bool {
 pub fn register(config: &mut web::ServiceConfig) {
     config
         .service(web::resource(PREFIX).route(web::get().to(redirect_to_index)).default_service(web::to(not_allowed)))
-        .service(
-            web::resource(FILE_PATTERN)
-                .route(web::get().to(serve))
-                .default_service(web::to(not_allowed)),
-        );
+        .service(web::resource(FILE_PATTERN).route(web::get().to(serve)).default_service(web::to(not_allowed)));
 }
 
 /// `/console` has relative links beneath it only with the slash.
@@ -269,7 +265,9 @@ mod tests {
                 assert!(!has_event_attribute(text), "{}: inline event handler attribute", file.name);
             }
             if file.name.ends_with(".js") {
-                for forbidden in ["innerHTML", "outerHTML", "insertAdjacentHTML", "eval(", "new Function", "document.write"] {
+                for forbidden in
+                    ["innerHTML", "outerHTML", "insertAdjacentHTML", "eval(", "new Function", "document.write"]
+                {
                     assert!(!text.contains(forbidden), "{}: {forbidden} (build nodes with dom.js)", file.name);
                 }
             }

@@ -9,7 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 use wallet_core::{Amount, BusinessDate, Command, MerchantId, PaymentCode, TxId};
 
 use super::{
-    authenticate, authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role, State,
+    authenticate, authenticate_with, idempotency, new_tx_id, parse_amount, parse_body, submit, with_connection, Role,
+    State,
 };
 use crate::api::wire::{
     ErrorBody, Forbidden, IdempotencyConflict, IdempotencyKey, InternalError, InvalidJsonOrKey, MerchantPayment,
@@ -313,8 +314,14 @@ pub(super) async fn settlements(
     csv.push_str(SETTLEMENT_CSV_HEADER);
     csv.push('\n');
     for item in &items {
-        let fields =
-            [&item.business_date, &item.payments_amount, &item.refunds_amount, &item.fee, &item.carried_in, &item.net_payable];
+        let fields = [
+            &item.business_date,
+            &item.payments_amount,
+            &item.refunds_amount,
+            &item.fee,
+            &item.carried_in,
+            &item.net_payable,
+        ];
         csv.push_str(&fields.map(String::as_str).join(","));
         csv.push('\n');
     }

@@ -28,13 +28,13 @@ pub use session::line_prior;
 /// handler does with its body, and what `fuzz/`'s `request_bodies` target feeds. Each turns a
 /// JSON value into domain types or an [`ApiError`] of status 4xx.
 pub mod requests {
+    pub use super::accounts::{parse_admin, parse_reason, AdminBody, ReasonBody};
     pub use super::admin::{
         parse_close_day, parse_merchant, parse_merchant_patch, parse_policy, parse_test_clock, parse_top_up,
         NewMerchant,
     };
     pub use super::citizen::{parse_charge, parse_gift};
     pub use super::merchant::{parse_payment, parse_refund};
-    pub use super::accounts::{parse_admin, parse_reason, AdminBody, ReasonBody};
     pub use super::password::{parse_new_password, parse_password_change, NewPassword, PasswordChange};
     pub use super::programs::{parse_grants, parse_program, parse_program_top_up, NewProgram};
     pub use super::session::{parse_login_body, parse_registration, LoginBody};

@@ -20,7 +20,9 @@ use actix_web::http::Method;
 use actix_web::web;
 
 use super::metrics::RequestMetrics;
-use super::{accounts, admin, audit, citizen, console, merchant, metrics, openapi, password, programs, session, status};
+use super::{
+    accounts, admin, audit, citizen, console, merchant, metrics, openapi, password, programs, session, status,
+};
 use crate::admission::gate::Admit;
 use crate::admission::limiter::Class;
 

@@ -505,11 +505,7 @@ fn lock_room_at(state: &State, room: Room) -> Result<std::sync::MutexGuard<'_, W
 
 /// What bounds the line's pace before it is measured: password checks a second, the session
 /// slots and how many are free, and how long a citizen is expected to hold one.
-pub fn line_prior(
-    config: &crate::config::Config,
-    passwords: &crate::auth::PasswordPool,
-    slots_free: usize,
-) -> Prior {
+pub fn line_prior(config: &crate::config::Config, passwords: &crate::auth::PasswordPool, slots_free: usize) -> Prior {
     let capacity = usize::try_from(config.sessions_capacity).unwrap_or(usize::MAX).max(1);
     let hold_s = config.session_hold_expected.as_secs_f64().max(1.0);
     Prior::new(passwords.checks_per_s(), capacity, slots_free, hold_s)

@@ -69,9 +69,8 @@ pub fn merchants_page(connection: &mut DbConn, page: &PageOf<'_>) -> StoreResult
         .into_boxed();
     if let Some(prefix) = page.prefix {
         let length = chars(prefix);
-        query = query.filter(
-            substr(principals::login, 1, length).eq(prefix).or(substr(merchants::name, 1, length).eq(prefix)),
-        );
+        query = query
+            .filter(substr(principals::login, 1, length).eq(prefix).or(substr(merchants::name, 1, length).eq(prefix)));
     }
     Ok(query.load(connection)?)
 }
@@ -97,7 +96,8 @@ pub fn citizens_page(connection: &mut DbConn, page: &PageOf<'_>) -> StoreResult<
         .select(CitizenEntry::as_select())
         .into_boxed();
     if let Some(prefix) = page.prefix {
-        query = query.filter(principals::login.ge(prefix)).filter(substr(principals::login, 1, chars(prefix)).eq(prefix));
+        query =
+            query.filter(principals::login.ge(prefix)).filter(substr(principals::login, 1, chars(prefix)).eq(prefix));
     }
     Ok(query.load(connection)?)
 }
